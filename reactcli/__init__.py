@@ -1,0 +1,3 @@
+"""reactcli: online appropriate facial reaction generation for REACT 2024."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,39 @@
+"""Options shared by several commands, so that flags are spelled the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reactcli.config import ReactConfig, load_config, parse_overrides
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config (e.g. configs/tiny.toml); flags and REACT_* env win."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one setting: --set section.key=value (repeatable)."),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+DataOption = Annotated[Path, typer.Option("--data", help="Dataset root (holds train.csv, val.csv, ...).")]
+SplitOption = Annotated[str, typer.Option("--split", help="train, val or test.")]
+
+
+def build_config(
+    config: Path | None, assignments: list[str] | None, **direct: dict[str, Any] | None
+) -> ReactConfig:
+    """Load a config with ``--set`` assignments and a command's own flags on top (flags win).
+
+    ``direct`` maps a section name to the settings a command's dedicated options set; ``None``
+    values mean "flag not given" and are dropped so they do not mask the file or environment.
+    """
+    overrides = parse_overrides(assignments or [])
+    for section, values in direct.items():
+        for key, value in (values or {}).items():
+            if value is not None:
+                overrides.setdefault(section, {})[key] = value
+    return load_config(config, overrides)

@@ -1,0 +1,254 @@
+"""Typed configuration: one pydantic-settings model per concern, filled from four layers.
+
+Precedence (highest first): CLI flags (``--set section.key=value`` and the dedicated options of
+each command) > ``REACT_<SECTION>__<KEY>`` environment variables > the TOML file given with
+``--config`` > the defaults below. Every model forbids unknown keys, and we check the TOML file
+ourselves first so that a typo is reported with the file name and the full dotted key instead of
+pydantic's anonymous "extra inputs are not permitted".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reactcli.errors import ReactError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "REACT_"
+ENV_DELIMITER = "__"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Where the dataset lives and how clips are windowed."""
+
+    root: Path | None = None
+    cache_dir: Path | None = Field(
+        default=None, description="feature/statistics cache; default <root>/.react_cache"
+    )
+    mean_face: Path | None = Field(
+        default=None, description="(58,) mean 3DMM .npy; default: the train mean computed by preprocess"
+    )
+    std_face: Path | None = Field(default=None, description="(58,) std 3DMM .npy; default: from preprocess")
+    splits: list[Literal["train", "val", "test"]] = ["train", "val"]
+    window_frames: int = Field(default=256, ge=8, description="training window length in frames")
+    num_workers: int = Field(default=0, ge=0)
+
+
+class AudioConfig(Section):
+    """Speaker audio front end; features are computed once by ``react preprocess``."""
+
+    encoder: Literal["mfcc", "logmel", "wav2vec2"] = "mfcc"
+    pretrained: Path | None = Field(default=None, description="local wav2vec2 folder (save_pretrained)")
+    sample_rate: int = Field(default=16000, gt=0, description="rate the encoder sees after resampling")
+    n_mfcc: int = Field(default=26, gt=0, description="MFCC coefficients; with deltas the feature is 3x")
+    n_mels: int = Field(default=80, gt=0)
+
+
+class TokenizerConfig(Section):
+    """FSQ face tokenizer (stage 1)."""
+
+    dim: int = 252
+    depth: int = 12
+    decoder_depth: int = 12
+    heads: int = 12
+    levels: list[int] = [8, 5, 5, 5]
+    window: int = Field(default=32, description="frames per tokenizer window")
+    dropout: float = 0.1
+    normalize_std: bool = Field(default=False, description="divide by std_face as well as subtract mean")
+
+
+class PredictorConfig(Section):
+    """Cross-modal reaction predictor (stage 2)."""
+
+    dim: int = 360
+    heads: int = 12
+    self_depth: int = 8
+    cross_depth: int = 8
+    context: int = Field(default=256, description="frames of context")
+    patch: int = Field(default=32, description="frames predicted per step")
+    dropout: float = 0.1
+
+
+class TrainingConfig(Section):
+    """Optimisation settings shared by both training stages."""
+
+    tokenizer_lr: float = 1e-3
+    predictor_lr: float = 1e-3
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    tokenizer_warmup_steps: int = 300
+    predictor_warmup_steps: int = 200
+    tokenizer_max_steps: int = 20000
+    predictor_max_steps: int = 20000
+    tokenizer_batch_size: int = 8
+    predictor_batch_size: int = 16
+    predictor_window: int = 288
+    emotion_only_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    truncate_prob: float = 0.5
+    grad_clip: float = 1.0
+    val_every: int = 500
+    log_every: int = 50
+
+
+class GenerationConfig(Section):
+    samples: int = Field(default=10, ge=1)
+    top_k: int = Field(default=512, ge=1)
+    temperature: float = Field(default=1.0, gt=0.0)
+
+
+class RenderConfig(Section):
+    backend: Literal["builtin", "pytorch3d"] = "builtin"
+    face_model: Path | None = Field(default=None, description="faceverse_simple_v2.npy")
+    reference: Path | None = Field(default=None, description="reference_full.npy (identity)")
+    size: int = 224
+    fps: int = 25
+
+
+class ReactConfig(BaseSettings):
+    """All settings of the toolkit; each command reads the sections it needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", case_sensitive=False
+    )
+
+    data: DataConfig = DataConfig()
+    audio: AudioConfig = AudioConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    predictor: PredictorConfig = PredictorConfig()
+    training: TrainingConfig = TrainingConfig()
+    generation: GenerationConfig = GenerationConfig()
+    render: RenderConfig = RenderConfig()
+
+
+SECTIONS: dict[str, type[Section]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in ReactConfig.model_fields.items()
+}
+
+
+def _check_known_keys(data: Mapping[str, Any], origin: str) -> None:
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ReactError(f"{origin}: unknown config section '{section}' (known: {', '.join(SECTIONS)})")
+        if not isinstance(values, Mapping):
+            raise ReactError(f"{origin}: '{section}' must be a table of settings, got {values!r}")
+        fields = SECTIONS[section].model_fields
+        for key in values:
+            if key not in fields:
+                raise ReactError(
+                    f"{origin}: unknown config key '{section}.{key}' (known in [{section}]: {', '.join(fields)})"
+                )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a config file and reject unknown keys, naming the file."""
+    if not path.is_file():
+        raise ReactError(f"{path}: config file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ReactError(f"{path}: not valid TOML ({exc})") from None
+    _check_known_keys(data, str(path))
+    return data
+
+
+def read_env(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Collect ``REACT_SECTION__KEY`` variables; an unknown one is an error naming the variable."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX) or ENV_DELIMITER not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition(ENV_DELIMITER)
+        if section not in SECTIONS or key not in SECTIONS[section].model_fields:
+            raise ReactError(f"environment variable {name}: no such setting '{section}.{key}'")
+        found.setdefault(section, {})[key] = value
+    return found
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """Turn ``--set section.key=value`` strings into a nested dict (values parsed as TOML if possible)."""
+    result: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        dotted, sep, raw = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not sep or not dot:
+            raise ReactError(f"--set {item}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        result.setdefault(section, {})[key] = value
+    _check_known_keys(result, "--set")
+    return result
+
+
+def _merge(layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]]) -> tuple[dict, dict]:
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    for name, layer in layers:
+        for section, values in layer.items():
+            for key, value in values.items():
+                merged.setdefault(section, {})[key] = value
+                origin[(section, key)] = name
+    return merged, origin
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ReactConfig:
+    """Build the configuration from defaults < file < environment < CLI overrides."""
+    layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]] = []
+    if path is not None:
+        layers.append((str(path), read_toml(Path(path))))
+    env = read_env(environ)
+    layers.append(("environment", env))
+    if overrides:
+        _check_known_keys(overrides, "command line")
+        layers.append(("command line", overrides))
+    merged, origin = _merge(layers)
+    return ReactConfig.model_construct(
+        **{name: _validate_section(name, merged.get(name, {}), origin) for name in SECTIONS}
+    )
+
+
+def _validate_section(name: str, values: Mapping[str, Any], origin: Mapping[tuple[str, str], str]) -> Section:
+    try:
+        return SECTIONS[name].model_validate(dict(values))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        source = origin.get((name, key), "config")
+        raise ReactError(f"{source}: {name}.{key}: {err['msg']} (got {values.get(key)!r})") from None
+
+
+def config_to_dict(cfg: ReactConfig) -> dict[str, Any]:
+    """A JSON/TOML-friendly dict (paths as strings), used to store configs inside checkpoints."""
+    return cfg.model_dump(mode="json")
+
+
+def config_from_dict(data: Mapping[str, Any]) -> ReactConfig:
+    """Rebuild a config stored by :func:`config_to_dict` (e.g. from a checkpoint)."""
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ReactError(f"stored config has unknown sections: {sorted(unknown)}")
+    return ReactConfig.model_construct(
+        **{name: _validate_section(name, data.get(name, {}), {}) for name in SECTIONS}
+    )

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# reactcli entry point: `bash run.bash demo` (set up, then the whole pipeline on synthetic data)
+# and `bash run.bash test` (set up, then the test suite). `setup` alone just builds .venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PY="$VENV/bin/python"
+TORCH_VERSION=2.13.0
+
+setup() {
+    if [ ! -x "$PY" ]; then
+        echo "== creating $VENV"
+        python3 -m venv "$VENV"
+        "$PY" -m pip install --quiet --upgrade pip
+    fi
+    # Install the pinned CPU torch first: an unpinned torch (or one pulled in by a dependency)
+    # downloads gigabytes of CUDA packages. With 2.13.0 present, our `torch>=2.1` is satisfied.
+    if ! "$PY" -c "import torch" 2>/dev/null; then
+        echo "== installing torch==$TORCH_VERSION"
+        "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
+    fi
+    local stamp="$VENV/.reactcli-installed"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! "$VENV/bin/react" --version >/dev/null 2>&1; then
+        echo "== installing reactcli with its test extra"
+        "$PY" -m pip install --quiet -e ".[test]"
+        touch "$stamp"
+    fi
+}
+
+demo() {
+    setup
+    local run=runs/demo data=runs/demo/data cfg=configs/tiny.toml
+    local react="$VENV/bin/react"
+    mkdir -p "$run"
+    "$react" synth --out "$data" --train-pairs 24 --val-pairs 12 --test-pairs 4 --video mp4 --seed 0
+    "$react" preprocess --data "$data" --config "$cfg" --splits train,val
+    "$react" train-tokenizer --config "$cfg" --data "$data" --out "$run" --seed 0
+    "$react" train-predictor --config "$cfg" --data "$data" --tokenizer "$run/tokenizer.ckpt" --out "$run" --seed 0
+    "$react" generate --checkpoint "$run/predictor.ckpt" --data "$data" --split val --samples 10 \
+        --out "$run/predictions" --seed 0
+    "$react" baselines --data "$data" --split val --out "$run/baselines.json" --seed 0
+    "$react" evaluate --data "$data" --split val --predictions "$run/predictions" --out "$run/metrics.json"
+    "$react" render --data "$data" --split val --predictions "$run/predictions" --out "$run/videos" --submit-only
+    "$react" package-submission --run "$run" --out "$run/submission.zip"
+    "$react" package-submission --check "$run/submission.zip"
+    echo
+    echo "metrics:     $run/metrics.json (table above)"
+    echo "videos:      $run/videos/"
+    echo "submission:  $run/submission.zip"
+}
+
+run_tests() {
+    setup
+    "$PY" -m pytest "$@"
+}
+
+case "${1:-}" in
+    setup) setup ;;
+    demo) demo ;;
+    test) shift; run_tests "$@" ;;
+    *) echo "usage: bash run.bash {demo|test|setup}" >&2; exit 2 ;;
+esac
