@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reactcli.errors import ReactError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def seed_everything(seed: int) -> None:
@@ -20,7 +24,7 @@ def seed_everything(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-def resolve_device(name: str) -> "torch.device":  # noqa: F821
+def resolve_device(name: str) -> torch.device:
     """Map ``auto|cpu|cuda|cuda:N`` to a torch device; ``auto`` prefers CUDA when present."""
     import torch
 
