@@ -1,0 +1,90 @@
+"""Torch datasets over the preprocessing cache, in the mirrored sample order.
+
+Windows are drawn at a random start that depends only on (seed, epoch, index), so a run is
+reproducible whatever the number of data-loader workers or DDP ranks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from reactcli.config import ReactConfig
+from reactcli.data.cache import FeatureCache
+from reactcli.data.layout import CLIP_FRAMES, Sample, mirrored, read_pairs
+from reactcli.errors import file_error
+
+
+class _ClipStore:
+    """Loads (and memoises) the cached arrays of one clip, validating their shapes."""
+
+    def __init__(self, root: Path, split: str, cfg: ReactConfig) -> None:
+        self.cache = FeatureCache(root, cfg)
+        self.split = split
+        self.arrays = lru_cache(maxsize=8192)(self._load)
+
+    def _load(self, clip: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        audio_path, face_path, emotion_path = self.cache.clip_paths(self.split, clip)
+        audio, face, emotion = (self.cache.load(p) for p in (audio_path, face_path, emotion_path))
+        if audio.shape[0] != CLIP_FRAMES or face.shape != (CLIP_FRAMES, 58) or emotion.shape[1] != 25:
+            raise file_error(audio_path.parent, f"cached arrays of {clip} have unexpected shapes; rerun preprocess")
+        # Emotion has 750 rows for 751 video frames: repeat the last row so every frame has one.
+        emotion = np.concatenate([emotion, emotion[-1:].repeat(CLIP_FRAMES - len(emotion), 0)])
+        return audio.astype(np.float32), face.astype(np.float32), emotion.astype(np.float32)
+
+
+class ReactClipDataset(Dataset):
+    """Whole 751-frame clips (for generation and evaluation)."""
+
+    def __init__(self, root: Path, split: str, cfg: ReactConfig) -> None:
+        self.root = Path(root)
+        self.split = split
+        self.samples: list[Sample] = mirrored(read_pairs(self.root, split))
+        self.store = _ClipStore(self.root, split, cfg)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def clip(self, index: int) -> dict[str, np.ndarray]:
+        sample = self.samples[index]
+        s_audio, s_face, s_emotion = self.store.arrays(sample.speaker)
+        _, l_face, l_emotion = self.store.arrays(sample.listener)
+        return {
+            "speaker_audio": s_audio,
+            "speaker_3dmm": s_face,
+            "speaker_emotion": s_emotion,
+            "listener_3dmm": l_face,
+            "listener_emotion": l_emotion,
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = {k: torch.from_numpy(v) for k, v in self.clip(index).items()}
+        item["index"] = torch.tensor(index)
+        return item
+
+
+class ReactWindowDataset(ReactClipDataset):
+    """Aligned training windows of ``window`` frames from every mirrored sample."""
+
+    def __init__(self, root: Path, split: str, cfg: ReactConfig, window: int, seed: int = 0) -> None:
+        super().__init__(root, split, cfg)
+        if not 1 <= window <= CLIP_FRAMES:
+            raise ValueError(f"window must be in 1..{CLIP_FRAMES}, got {window}")
+        self.window = window
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        start = int(rng.integers(0, CLIP_FRAMES - self.window + 1))
+        item = {k: torch.from_numpy(v[start : start + self.window]) for k, v in self.clip(index).items()}
+        item["index"] = torch.tensor(index)
+        item["start"] = torch.tensor(start)
+        return item

@@ -1,0 +1,204 @@
+"""Per-frame speaker audio features at 25 fps, strictly causal.
+
+The online contract says listener frame t may use speaker input up to frame t only, so every
+feature here for frame t is computed from audio samples before the end of frame t,
+``(t + 1) / 25`` s: analysis windows end at the frame boundary, deltas are backward differences,
+and nothing is normalised with whole-clip statistics (the released code did, defect 7).
+
+- ``mfcc``: 26 MFCC + delta + delta-delta = 78-D, the REACT baselines' audio feature.
+- ``logmel``: log mel energies.
+- ``wav2vec2``: the convolutional ``extract_features`` (512-d at 50 Hz) of a local wav2vec2
+  checkpoint, max-pooled over the two 50 Hz frames that end inside each 25 fps frame. Its first
+  conv layer uses GroupNorm over *time* in the base models (whole-clip statistics); we replace
+  those statistics by running (cumulative) ones so that the features stay causal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reactcli.data.layout import CLIP_FRAMES, FPS
+from reactcli.data.loaders import resample
+from reactcli.errors import ReactError, file_error
+
+if TYPE_CHECKING:
+    from reactcli.config import AudioConfig
+
+N_FFT = 1024
+MFCC_MELS = 40
+
+
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels: int, rate: int, n_fft: int = N_FFT) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular HTK-style mel filters."""
+    freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(20.0), _hz_to_mel(rate / 2), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs[None] - lower) / (centre - lower)
+    falling = (upper - freqs[None]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def causal_frames(wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES, n_fft: int = N_FFT) -> np.ndarray:
+    """(frames, n_fft) windows, window t ending 2 ms before the end of video frame t.
+
+    The 2 ms guard covers the look-ahead of the polyphase resampler's FIR filter (under 1 ms),
+    so that audio after frame t cannot leak into frame t's feature even through resampling.
+    """
+    hop = rate // FPS
+    guard = rate // 500
+    padded = np.concatenate([np.zeros(n_fft, np.float32), wave.astype(np.float32), np.zeros(hop * frames, np.float32)])
+    ends = n_fft + hop * (np.arange(frames) + 1) - guard
+    idx = ends[:, None] - n_fft + np.arange(n_fft)[None]
+    return padded[idx]
+
+
+def log_mel(wave: np.ndarray, rate: int, n_mels: int, frames: int = CLIP_FRAMES) -> np.ndarray:
+    windows = causal_frames(wave, rate, frames) * np.hanning(N_FFT).astype(np.float32)
+    power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
+    return np.log(power @ mel_filterbank(n_mels, rate).T + 1e-10)
+
+
+def backward_delta(x: np.ndarray) -> np.ndarray:
+    """x[t] - x[t-1] (0 at t = 0): a delta that never looks ahead."""
+    out = np.zeros_like(x)
+    out[1:] = x[1:] - x[:-1]
+    return out
+
+
+def mfcc(wave: np.ndarray, rate: int, n_mfcc: int, frames: int = CLIP_FRAMES) -> np.ndarray:
+    from scipy.fft import dct
+
+    coeffs = dct(log_mel(wave, rate, MFCC_MELS, frames), type=2, norm="ortho", axis=1)[:, :n_mfcc]
+    delta = backward_delta(coeffs)
+    return np.concatenate([coeffs, delta, backward_delta(delta)], axis=1)
+
+
+class Wav2Vec2Features:
+    """Causal conv features of a local wav2vec2 model (no download, ``local_files_only=True``)."""
+
+    def __init__(self, folder: Path, device: str = "cpu") -> None:
+        import torch
+        from transformers import Wav2Vec2Model
+
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise file_error(folder, "not a wav2vec2 model folder (no config.json; save one with save_pretrained)")
+        try:
+            model = Wav2Vec2Model.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise file_error(folder, f"cannot load wav2vec2 weights ({exc})") from None
+        self.model = model.eval().to(device)
+        self.device = device
+        self.dim = int(model.config.conv_dim[-1])
+        self.torch = torch
+
+    def conv_features(self, wave16k: np.ndarray) -> np.ndarray:
+        """(T50, dim) extract_features with GroupNorm statistics accumulated causally."""
+        torch = self.torch
+        x = torch.from_numpy(wave16k.astype(np.float32))[None, None].to(self.device)
+        with torch.inference_mode():
+            for layer in self.model.feature_extractor.conv_layers:
+                x = layer.conv(x)
+                norm = getattr(layer, "layer_norm", None)
+                if isinstance(norm, torch.nn.GroupNorm):
+                    x = _running_group_norm(x, norm)
+                elif isinstance(norm, torch.nn.LayerNorm):
+                    x = norm(x.transpose(-2, -1)).transpose(-2, -1)
+                x = layer.activation(x)
+            feats = self.model.feature_projection.layer_norm(x.transpose(1, 2))
+        return feats[0].double().cpu().numpy()
+
+    def __call__(self, wave16k: np.ndarray, frames: int = CLIP_FRAMES) -> np.ndarray:
+        hop = 16000 // FPS  # 640 samples per video frame, two 50 Hz frames of 320
+        needed = frames * hop
+        wave16k = np.concatenate([wave16k, np.zeros(max(0, needed - len(wave16k)), np.float32)])[:needed]
+        feats = self.conv_features(wave16k)
+        # 50 Hz frame i covers samples [320 i, 320 i + 400): the last one ending inside video frame t
+        # is i = 2t, so frame t pools 50 Hz frames 2t - 1 and 2t.
+        last = np.minimum(2 * np.arange(frames), len(feats) - 1)
+        prev = np.maximum(last - 1, 0)
+        return np.maximum(feats[last], feats[prev])
+
+
+def _running_group_norm(x: "torch.Tensor", norm: "torch.nn.GroupNorm") -> "torch.Tensor":  # noqa: F821
+    """GroupNorm with one channel per group, using statistics of samples up to t only."""
+    import torch
+
+    if norm.num_groups != norm.num_channels:
+        raise ReactError("wav2vec2 GroupNorm with several channels per group is not supported")
+    xd = x.double()
+    count = torch.arange(1, x.shape[-1] + 1, dtype=torch.float64, device=x.device)
+    mean = xd.cumsum(-1) / count
+    var = (xd * xd).cumsum(-1) / count - mean * mean
+    out = (xd - mean) / torch.sqrt(var.clamp_min(0) + norm.eps)
+    return (out * norm.weight[:, None].double() + norm.bias[:, None].double()).to(x.dtype)
+
+
+def _folder_tag(folder: Path) -> str:
+    digest = hashlib.sha1((folder / "config.json").read_bytes()).hexdigest()[:8] if folder.is_dir() else "missing"
+    return f"wav2vec2-{folder.name}-{digest}"
+
+
+def audio_feature_dim(cfg: AudioConfig) -> int:
+    if cfg.encoder == "mfcc":
+        return 3 * cfg.n_mfcc
+    if cfg.encoder == "logmel":
+        return cfg.n_mels
+    folder = _require_pretrained(cfg)
+    import json
+
+    return int(json.loads((folder / "config.json").read_text())["conv_dim"][-1])
+
+
+def feature_tag(cfg: AudioConfig) -> str:
+    """A cache folder name that changes whenever the features would."""
+    if cfg.encoder == "mfcc":
+        return f"mfcc{cfg.n_mfcc}-sr{cfg.sample_rate}"
+    if cfg.encoder == "logmel":
+        return f"logmel{cfg.n_mels}-sr{cfg.sample_rate}"
+    return _folder_tag(_require_pretrained(cfg))
+
+
+def _require_pretrained(cfg: AudioConfig) -> Path:
+    if cfg.pretrained is None:
+        raise ReactError("audio.encoder = 'wav2vec2' needs audio.pretrained = <local wav2vec2 folder>")
+    folder = Path(cfg.pretrained)
+    if not (folder / "config.json").is_file():
+        raise file_error(folder, "not a wav2vec2 model folder (no config.json; save one with save_pretrained)")
+    return folder
+
+
+class FeatureExtractor:
+    """Turn a waveform at any rate into (frames, D) causal features as configured."""
+
+    def __init__(self, cfg: AudioConfig, device: str = "cpu") -> None:
+        self.cfg = cfg
+        self.dim = audio_feature_dim(cfg)
+        self.tag = feature_tag(cfg)
+        rate = 16000 if cfg.encoder == "wav2vec2" else cfg.sample_rate
+        if rate % FPS:
+            raise ReactError(f"audio.sample_rate {rate} must be a multiple of {FPS}")
+        self.rate = rate
+        self._w2v = Wav2Vec2Features(_require_pretrained(cfg), device) if cfg.encoder == "wav2vec2" else None
+
+    def __call__(self, wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES) -> np.ndarray:
+        wave = resample(wave, rate, self.rate)
+        if self._w2v is not None:
+            feats = self._w2v(wave, frames)
+        elif self.cfg.encoder == "mfcc":
+            feats = mfcc(wave, self.rate, self.cfg.n_mfcc, frames)
+        else:
+            feats = log_mel(wave, self.rate, self.cfg.n_mels, frames)
+        return np.ascontiguousarray(feats, dtype=np.float32)

@@ -1,0 +1,171 @@
+"""Readers for every REACT file format, each validating what it reads.
+
+Every loader names the file and the problem in its error (wrong shape, NaN/inf, truncated audio,
+unreadable file), because a corrupt clip among thousands is otherwise found only as a NaN loss
+hours into training.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from reactcli.data.layout import CLIP_FRAMES, EMOTION_DIM, EMOTION_FRAMES, FACE_DIM
+from reactcli.errors import file_error
+
+#: The shortest audio accepted: 30 s clips at 25 fps need 751 frames; allow one frame of slack.
+MIN_AUDIO_SECONDS = (CLIP_FRAMES - 1) / 25.0
+
+
+def _check_finite(path: Path, array: np.ndarray) -> np.ndarray:
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise file_error(path, f"contains {bad} NaN/inf values")
+    return array
+
+
+def load_face3dmm(path: str | Path, frames: int = CLIP_FRAMES) -> np.ndarray:
+    """A (frames, 58) float32 array from a (T, 1, 58) or (T, 58) ``.npy`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "3DMM file not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    if array.ndim == 3 and array.shape[1] == 1:
+        array = array[:, 0, :]
+    if array.ndim != 2 or array.shape[1] != FACE_DIM:
+        raise file_error(path, f"3DMM has shape {array.shape}, expected ({frames}, 1, {FACE_DIM}) or ({frames}, {FACE_DIM})")
+    if array.shape[0] < frames:
+        raise file_error(path, f"3DMM has {array.shape[0]} frames, expected {frames}")
+    return _check_finite(path, np.ascontiguousarray(array[:frames], dtype=np.float32))
+
+
+def load_emotion(path: str | Path, frames: int = EMOTION_FRAMES) -> np.ndarray:
+    """A (frames, 25) float32 array from an emotion CSV with a header row."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "emotion file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            array = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+    except (ValueError, UserWarning) as exc:
+        raise file_error(path, f"not a numeric emotion CSV with a header row ({exc})") from None
+    if array.shape[1] != EMOTION_DIM:
+        raise file_error(path, f"emotion CSV has {array.shape[1]} columns, expected {EMOTION_DIM}")
+    if array.shape[0] < frames:
+        raise file_error(path, f"emotion CSV has {array.shape[0]} rows, expected {frames}")
+    return _check_finite(path, np.ascontiguousarray(array[:frames], dtype=np.float32))
+
+
+def load_audio(path: str | Path, min_seconds: float = MIN_AUDIO_SECONDS) -> tuple[np.ndarray, int]:
+    """Mono float32 samples in [-1, 1] and the sample rate; stereo is averaged to mono."""
+    from scipy.io import wavfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "audio file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            rate, data = wavfile.read(path)
+    except (ValueError, OSError, EOFError) as exc:
+        raise file_error(path, f"not a readable wav file ({exc})") from None
+    if np.issubdtype(data.dtype, np.integer):
+        scale = float(np.iinfo(data.dtype).max) + 1.0
+        wave = data.astype(np.float32) / scale
+        if data.dtype == np.uint8:
+            wave = (data.astype(np.float32) - 128.0) / 128.0
+    else:
+        wave = data.astype(np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1)
+    if wave.ndim != 1 or wave.size == 0:
+        raise file_error(path, f"audio has shape {data.shape}, expected (samples,) or (samples, channels)")
+    seconds = wave.size / rate
+    if seconds < min_seconds:
+        raise file_error(path, f"audio is {seconds:.2f} s long, expected at least {min_seconds:.2f} s (truncated?)")
+    return _check_finite(path, wave), int(rate)
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling (scipy), the replacement for torchaudio's resampler here."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    if rate == target:
+        return wave.astype(np.float32, copy=False)
+    g = gcd(int(rate), int(target))
+    return resample_poly(wave, target // g, rate // g).astype(np.float32)
+
+
+def _frame_number(path: Path) -> int:
+    match = re.search(r"(\d+)$", path.stem)
+    return int(match.group(1)) if match else -1
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """Numbered PNG/JPG frames of a frame folder, in numeric (not lexical) order."""
+    files = [p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}]
+    if not files:
+        raise file_error(folder, "video frame folder has no .png/.jpg frames")
+    return sorted(files, key=_frame_number)
+
+
+def read_video_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames from an mp4 (imageio-ffmpeg) or a folder of numbered images."""
+    path = Path(path)
+    if path.is_dir():
+        from PIL import Image
+
+        files = list_frame_files(path)[:max_frames]
+        frames = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        if len({f.shape for f in frames}) != 1:
+            raise file_error(path, "video frames have different sizes")
+        return np.stack(frames)
+    if not path.is_file():
+        raise file_error(path, "video not found")
+    import imageio_ffmpeg
+
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = []
+        for raw in reader:
+            frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+        reader.close()
+    except (RuntimeError, OSError, StopIteration) as exc:
+        raise file_error(path, f"not a readable video ({exc})") from None
+    if not frames:
+        raise file_error(path, "video has no frames")
+    return np.stack(frames)
+
+
+def load_neighbours(path: str | Path, n_samples: int) -> np.ndarray:
+    """The (N, N) appropriateness matrix as bool; a size other than N is an error naming both."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "neighbour (appropriateness) matrix not found")
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise file_error(path, f"neighbour matrix has shape {matrix.shape}, expected square ({n_samples}, {n_samples})")
+    if matrix.shape[0] != n_samples:
+        raise file_error(
+            path,
+            f"neighbour matrix is {matrix.shape[0]} x {matrix.shape[1]} but the split has {n_samples} "
+            f"mirrored samples (2 x {n_samples // 2} rows)",
+        )
+    _check_finite(path, matrix.astype(np.float64))
+    return matrix.astype(bool)

@@ -1,0 +1,59 @@
+"""Shared fixtures: small synthetic datasets in the real REACT layout, built once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reactcli.data.synth import make_synthetic_dataset
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: ``make_synth(train=2, val=4, test=0, video="none", emotion_dirs="roles", seed=0)``."""
+    made: dict[tuple, Path] = {}
+
+    def build(
+        train: int = 2, val: int = 4, test: int = 0, video: str = "none", emotion_dirs: str = "roles", seed: int = 0
+    ) -> Path:
+        key = (train, val, test, video, emotion_dirs, seed)
+        if key not in made:
+            root = tmp_path_factory.mktemp("synth")
+            make_synthetic_dataset(
+                root, {"train": train, "val": val, "test": test}, video=video, emotion_dirs=emotion_dirs, seed=seed
+            )
+            made[key] = root
+        return made[key]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def synth_root(make_synth: Callable[..., Path]) -> Path:
+    """train 6, val 6 (incl. the four submission clips), test 2 pairs; mp4 video. Do not modify it."""
+    return make_synth(train=6, val=6, test=2, video="mp4")
+
+
+@pytest.fixture(scope="session")
+def preprocessed_root(synth_root: Path) -> Path:
+    """``synth_root`` after ``react preprocess --splits train,val,test`` (default MFCC features)."""
+    from reactcli.cli import main
+
+    try:
+        main(["preprocess", "--data", str(synth_root), "--splits", "train,val,test"])
+    except SystemExit as exc:  # typer exits 0 on success
+        if exc.code not in (0, None):
+            raise
+    return synth_root
+
+
+def copy_dataset(src: Path, dst: Path) -> Path:
+    """A private copy of a fixture dataset for tests that damage files."""
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".react_cache"))
+    return dst
