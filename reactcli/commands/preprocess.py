@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 
 from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, build_config
+from reactcli.errors import ReactError
+
+if TYPE_CHECKING:
+    from reactcli.data.cache import FeatureCache
+    from reactcli.data.layout import DatasetLayout
 
 
-def _finished(path: Path, rows: int, cols: int | None) -> bool:
-    """A cache file counts as done only if it is a readable array of the right shape."""
-    if not path.is_file():
+def _source_mtime(layout: DatasetLayout, split: str, clip: str) -> float | None:
+    """Newest modification time of a clip's source files (None if one is missing)."""
+    try:
+        sources = [layout.face3dmm(split, clip), layout.emotion(split, clip), layout.audio(split, clip)]
+        return max(p.stat().st_mtime for p in sources)
+    except (ReactError, OSError):
+        return None
+
+
+def _finished(path: Path, rows: int, cols: int | None, newer_than: float | None) -> bool:
+    """A cache file counts as done only if it is a readable array of the right shape that is
+    newer than its sources (a dataset regenerated in place must not reuse stale features)."""
+    if newer_than is None or not path.is_file() or path.stat().st_mtime < newer_than:
         return False
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -28,7 +43,7 @@ def preprocess(
     splits: Annotated[str, typer.Option("--splits", help="Comma-separated splits to check and cache.")] = "train,val",
     set_: SetOption = None,
     seed: SeedOption = 0,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = "auto",
 ) -> None:
     """Check every clip (table of problems), compute train 3DMM mean/std, cache per-frame audio features."""
     from rich.table import Table
@@ -38,7 +53,6 @@ def preprocess(
     from reactcli.data.features import FeatureExtractor
     from reactcli.data.layout import CLIP_FRAMES, EMOTION_FRAMES, DatasetLayout, check_split, mirrored, read_pairs
     from reactcli.data.validate import Problem, check_clip, check_neighbours
-    from reactcli.errors import ReactError
     from reactcli.progress import console, make_progress
     from reactcli.runtime import resolve_device, seed_everything
 
@@ -67,10 +81,11 @@ def preprocess(
         for split, clip in jobs:
             counts[split]["clips"] += 1
             audio_path, face_path, emotion_path = cache.clip_paths(split, clip)
+            source_time = _source_mtime(layout, split, clip)
             if (
-                _finished(audio_path, CLIP_FRAMES, extractor.dim)
-                and _finished(face_path, CLIP_FRAMES, 58)
-                and _finished(emotion_path, EMOTION_FRAMES, 25)
+                _finished(audio_path, CLIP_FRAMES, extractor.dim, source_time)
+                and _finished(face_path, CLIP_FRAMES, 58, source_time)
+                and _finished(emotion_path, EMOTION_FRAMES, 25, source_time)
             ):
                 counts[split]["skipped"] += 1
                 progress.advance(task)

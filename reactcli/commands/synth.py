@@ -13,7 +13,9 @@ from reactcli.commands.common import SeedOption
 def synth(
     out: Annotated[Path, typer.Option("--out", help="Dataset root to create.")],
     train_pairs: Annotated[int, typer.Option("--train-pairs", min=0, help="Conversation rows in train.")] = 24,
-    val_pairs: Annotated[int, typer.Option("--val-pairs", min=4, help="Rows in val (>= 4: the submission clips).")] = 12,
+    val_pairs: Annotated[
+        int, typer.Option("--val-pairs", min=4, help="Rows in val (>= 4: it holds the 4 submission clips).")
+    ] = 12,
     test_pairs: Annotated[int, typer.Option("--test-pairs", min=0, help="Rows in test.")] = 4,
     video: Annotated[str, typer.Option("--video", help="mp4, frames (PNG folders) or none.")] = "mp4",
     emotion_dirs: Annotated[str, typer.Option("--emotion-dirs", help="roles (Expert_video/P25...) or p1p2.")] = "roles",

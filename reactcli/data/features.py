@@ -26,6 +26,8 @@ from reactcli.data.loaders import resample
 from reactcli.errors import ReactError, file_error
 
 if TYPE_CHECKING:
+    import torch
+
     from reactcli.config import AudioConfig
 
 N_FFT = 1024
@@ -97,8 +99,12 @@ class Wav2Vec2Features:
             raise file_error(folder, "not a wav2vec2 model folder (no config.json; save one with save_pretrained)")
         try:
             model = Wav2Vec2Model.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise file_error(folder, f"cannot load wav2vec2 weights ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - any failure here means the user's folder is unusable
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise file_error(folder, f"cannot load wav2vec2 weights ({reason})") from None
+        stride = int(np.prod(model.config.conv_stride))
+        if stride != 320:
+            raise file_error(folder, f"wav2vec2 conv stride is {stride} samples, expected 320 (50 Hz at 16 kHz)")
         self.model = model.eval().to(device)
         self.device = device
         self.dim = int(model.config.conv_dim[-1])
@@ -132,7 +138,7 @@ class Wav2Vec2Features:
         return np.maximum(feats[last], feats[prev])
 
 
-def _running_group_norm(x: "torch.Tensor", norm: "torch.nn.GroupNorm") -> "torch.Tensor":  # noqa: F821
+def _running_group_norm(x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
     """GroupNorm with one channel per group, using statistics of samples up to t only."""
     import torch
 

@@ -39,7 +39,8 @@ def load_face3dmm(path: str | Path, frames: int = CLIP_FRAMES) -> np.ndarray:
     if array.ndim == 3 and array.shape[1] == 1:
         array = array[:, 0, :]
     if array.ndim != 2 or array.shape[1] != FACE_DIM:
-        raise file_error(path, f"3DMM has shape {array.shape}, expected ({frames}, 1, {FACE_DIM}) or ({frames}, {FACE_DIM})")
+        expected = f"({frames}, 1, {FACE_DIM}) or ({frames}, {FACE_DIM})"
+        raise file_error(path, f"3DMM has shape {array.shape}, expected {expected}")
     if array.shape[0] < frames:
         raise file_error(path, f"3DMM has {array.shape[0]} frames, expected {frames}")
     return _check_finite(path, np.ascontiguousarray(array[:frames], dtype=np.float32))

@@ -2,36 +2,46 @@
 
 The real data is licence-gated, so demos and tests need a stand-in that exercises every code path
 *and* rewards a model that learns. The generator works per conversation clip (one CSV row, two
-people A and B) and per 25 fps frame (751 frames, 30.04 s):
+people A and B), frame by frame at 25 fps (751 frames):
 
-1. **Latent behaviour.** Each person gets, per clip, one of four behaviour types
-   (cheerful, talkative, brow-expressive, calm) that set the rates of their own *driver* events:
-   speech turns (with 4 Hz syllables), smiles (1.5 s bumps) and brow raises.
-2. **Listening style.** Each person has a fixed listening style across their session (mirror
-   smiler, nodder, brow raiser) and a reaction delay of 0.2-1.0 s. Their face adds a delayed
-   reaction to the *other* person's drivers in that style: smiling back after a smile, nodding
-   (head pitch) to speech energy, raising brows after the other's brow raises or smiles.
-3. **Face.** 52 expression coefficients = real mean + 0.25 std of Ornstein-Uhlenbeck noise +
-   own drivers (jaw open from speech, smile, brows, random blinks) + reactions, clipped to
-   [0, 1]; rotation/translation = real mean + small noise + nods. The real per-dim mean/std of
-   REACT 2024 (``resources/face_stats_react2024.npz``) set the scales.
-4. **Emotion** (750 x 25) is derived from the face, as a facial-analysis tool would: AUs fire when
-   their blendshapes exceed mean + 0.8 std (some rarely or never fire, like real AUs), valence
-   follows smile minus brow-lowering, arousal follows motion energy, and the 8 expression
-   probabilities are a softmax of expression evidence.
-5. **Audio** (44.1 kHz, 16-bit, some stereo) is a harmonic voice whose envelope is the same
-   speech x syllable signal that opens the jaw, so audio correlates with the speaker's face.
-6. **Video** (optional, 256x256 at 25 fps, mp4 or PNG frame folders) is a drawn face following
-   blinks, jaw, smile, brows and head motion.
+1. **Latent behaviour.** Each person gets, per clip, one of four behaviour types (cheerful,
+   talkative, brow-expressive, serious); the two people of a clip always get different types.
+   The type sets how long the person's speaking turns last and the rates of its own expressive
+   events *while speaking*: smiles (1.5 s bumps), brow raises and frowns.
+2. **Turn taking.** The conversation is generated turn by turn: one person holds the floor
+   (speech with a 3.5-5 Hz syllable rhythm), a 0.2-0.8 s pause, then usually the other. So each
+   clip is a speaker while it talks and a listener while the other talks, and both directions of
+   the mirrored order carry the same structure.
+3. **Listening style.** Each person (session + role) has a fixed style (mirror smiler, nodder,
+   brow raiser) and a reaction delay of 0.2-1.0 s. Its face adds a delayed reaction to the other
+   person's events in that style: smiling back, nodding (head pitch) to speech energy, raising the
+   brows at smiles and brow raises, a concerned frown at frowns. No style copies the speaker: the
+   listener's jaw is closed while the other talks, and a smile may be answered by raised brows.
+4. **Face** (``3D_FV_files``): the real per-dim mean + 0.25 real std of Ornstein-Uhlenbeck noise +
+   own events (jaw open from the voice, smile, brows, frown, random blinks) + reactions, expression
+   clipped to [0, 1]; rotation/translation = real mean + noise + nods. The real REACT 2024 mean and
+   std (``resources/face_stats_react2024.npz``; rotation x about pi) set every scale.
+5. **Emotion** (750 x 25) is derived from the face, as a facial-analysis tool would: an AU fires
+   when its blendshapes exceed mean + 0.8 std (some never fire, as some real AUs rarely do),
+   valence follows smile minus brow-lowering and frown, arousal follows face and head motion and
+   jaw opening, and the 8 expression probabilities are a softmax of expression evidence.
+6. **Audio** (44.1 kHz 16-bit PCM, 30.02 s, every other clip stereo) is a harmonic voice whose
+   envelope is the same speech x syllable signal that opens the jaw: audio follows the face.
+7. **Video** (optional; 256x256, 25 fps, 751 frames, H.264 mp4 or 1.png..751.png folders) is a
+   cheaply drawn face whose eyes, brows, mouth and head follow the 3DMM.
 
-Because both people have drivers and reactions, both directions of the mirrored order carry the
-same structure: the listener's reaction is predictable from the speaker's face and voice (up to
-the style, which a good model should sample from), but it is not a copy of the speaker's face.
-The appropriateness matrix marks, for sample n, exactly the samples j whose *speaker* had the
-same behaviour type in that clip (diagonal included), in the mirrored order of the split.
+What a model can learn: the listener's face at frame t is predictable from the speaker's voice and
+face up to t (reaction timing, turn taking) but not equal to it (styles differ from the speaker's
+own behaviour, jaw anti-correlated). On 24 train / 12 val pairs a causal ridge regression from the
+speaker's last 1.6 s of emotion beats Mime (a copy of the speaker) and Random on FRC and FRD.
+
+The appropriateness matrix marks, for sample n, exactly the samples j whose *speaker* had the same
+behaviour type in its clip (so the diagonal is 1), in the mirrored order of the split.
 
 Clip names come from the real pair lists (``resources/*_pairs.csv``); the val split always
-contains the four clips the challenge asked teams to render.
+contains the four clips the challenge asked teams to render, and every split of 4+ rows a RECOLA pair.
+3DMM files are stored as (751, 1, 58) or (751, 58) (both occur), every fourth row with a
+``_full.npy`` twin; ``emotion_dirs="p1p2"`` writes the 2024 P1/P2 Emotion folder names.
 """
 
 from __future__ import annotations
@@ -63,13 +73,21 @@ N_BEHAVIOURS = 4
 N_STYLES = 3
 VIDEO_SIZE = 256
 
-# driver rates per behaviour type: (speech fraction, smiles per 10 s, brow raises per 10 s)
+# per behaviour type: (mean turn length s, smiles, brow raises, frowns per 10 s of speaking)
 BEHAVIOUR_RATES = np.array(
     [
-        [0.40, 3.0, 0.5],  # cheerful
-        [0.75, 0.5, 1.0],  # talkative
-        [0.50, 1.0, 3.0],  # brow-expressive
-        [0.25, 0.3, 0.3],  # calm
+        [3.0, 3.0, 0.5, 0.2],  # cheerful
+        [6.0, 0.7, 1.0, 0.5],  # talkative
+        [3.5, 0.8, 3.0, 0.3],  # brow-expressive
+        [2.0, 0.3, 0.3, 2.0],  # serious
+    ]
+)
+# per listening style: gains of (smile back, nod to speech, brow raise, concern at frowns)
+STYLE_GAINS = np.array(
+    [
+        [0.9, 0.3, 0.1, 0.6],  # mirror smiler
+        [0.3, 1.0, 0.3, 0.3],  # nodder
+        [0.2, 0.4, 0.9, 0.9],  # brow raiser
     ]
 )
 
@@ -90,55 +108,107 @@ def real_pairs(split: str) -> list[Pair]:
 
 @dataclass
 class Person:
-    """One side of a conversation clip: its drivers (own behaviour) and fixed traits."""
+    """One side of a conversation clip: its turns and own events, and its fixed listening traits."""
 
     behaviour: int
     style: int
-    delay: int  # frames
+    delay: int  # reaction delay in frames
     f0: float
-    speech: np.ndarray  # (T,) 0/1 speaking
-    syllable: np.ndarray  # (T,) in [0, 1]
-    smile: np.ndarray  # (T,) event bumps
-    brow: np.ndarray  # (T,)
+    speech: np.ndarray  # (T,) 1 while holding the floor
+    syllable: np.ndarray  # (T,) in [0, 1], 4 Hz-ish syllable rhythm
+    smile: np.ndarray  # (T,) own smile events
+    brow: np.ndarray  # (T,) own brow raises
+    frown: np.ndarray  # (T,) own frowns
 
     @property
     def voice(self) -> np.ndarray:
         return self.speech * self.syllable
 
 
-def _bumps(rng: np.random.Generator, rate_per_10s: float, length: int, amplitude: tuple[float, float]) -> np.ndarray:
-    """Raised-cosine events of 1.5 s at Poisson times."""
+def _bumps(
+    rng: np.random.Generator,
+    rate_per_10s: float,
+    length: int,
+    amplitude: tuple[float, float],
+    where: np.ndarray | None = None,
+) -> np.ndarray:
+    """Raised-cosine events of ``length`` frames at Poisson times (only where ``where`` is 1)."""
     signal = np.zeros(CLIP_FRAMES + length)
     n = rng.poisson(rate_per_10s * CLIP_FRAMES / (10 * FPS))
     shape = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / (length - 1))
     for start in rng.integers(0, CLIP_FRAMES, size=n):
-        signal[start : start + length] += rng.uniform(*amplitude) * shape
+        if where is None or where[start] > 0:
+            signal[start : start + length] += rng.uniform(*amplitude) * shape
     return np.minimum(signal[:CLIP_FRAMES], 1.2)
 
 
-def _speech(rng: np.random.Generator, fraction: float) -> np.ndarray:
-    """Alternating speaking / silent turns of 1-4 s with the given speaking fraction."""
-    out = np.zeros(CLIP_FRAMES)
-    t = 0
-    speaking = rng.random() < fraction
+def pair_behaviours(rng: np.random.Generator) -> tuple[int, int]:
+    """Two *different* behaviour types for the two people of a clip.
+
+    Were they equal, the mirrored twin of a sample (same clip, roles swapped) would be its
+    neighbour, and its listener is this sample's speaker: copying the speaker (Mime) would then
+    score like the ground truth on a quarter of the samples.
+    """
+    first = int(rng.integers(N_BEHAVIOURS))
+    return first, (first + 1 + int(rng.integers(N_BEHAVIOURS - 1))) % N_BEHAVIOURS
+
+
+def conversation(rng: np.random.Generator, behaviour_a: int, behaviour_b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Turn-taking: who holds the floor, frame by frame (a gap of 0.2-0.8 s between turns)."""
+    talk = (BEHAVIOUR_RATES[behaviour_a, 0], BEHAVIOUR_RATES[behaviour_b, 0])
+    floor = np.zeros((2, CLIP_FRAMES))
+    t = int(rng.integers(0, FPS))
+    holder = int(rng.random() < talk[1] / (talk[0] + talk[1]))
     while t < CLIP_FRAMES:
-        mean_len = 2.5 * FPS * (fraction if speaking else 1 - fraction) / 0.5
-        length = int(np.clip(rng.exponential(mean_len), FPS // 2, 6 * FPS))
-        out[t : t + length] = float(speaking)
-        t += length
-        speaking = not speaking
-    return out
+        length = int(np.clip(rng.exponential(talk[holder] * FPS), FPS, 8 * FPS))
+        floor[holder, t : t + length] = 1.0
+        t += length + int(rng.integers(FPS // 5, 4 * FPS // 5))
+        holder = 1 - holder if rng.random() < 0.85 else holder
+    return floor[0], floor[1]
 
 
-def _ou(rng: np.random.Generator, shape: tuple[int, ...], theta: float = 0.08) -> np.ndarray:
-    """Ornstein-Uhlenbeck noise with unit stationary variance (smooth, like real face jitter)."""
-    out = np.empty(shape)
-    out[0] = rng.standard_normal(shape[1:])
-    scale = np.sqrt(1 - (1 - theta) ** 2)
-    noise = rng.standard_normal(shape) * scale
-    for t in range(1, shape[0]):
-        out[t] = (1 - theta) * out[t - 1] + noise[t]
-    return out
+def make_person(
+    rng: np.random.Generator, behaviour: int, style: int, delay: int, f0: float, speech: np.ndarray
+) -> Person:
+    """Own events of one person: mostly while holding the floor, at the rates of its behaviour type."""
+    _, smile_rate, brow_rate, frown_rate = BEHAVIOUR_RATES[behaviour]
+    phase = rng.uniform(0, 2 * np.pi)
+    rate = rng.uniform(3.5, 5.0)
+    t = np.arange(CLIP_FRAMES) / FPS
+    syllable = 0.5 + 0.5 * np.sin(2 * np.pi * rate * t + phase + 0.5 * np.sin(2 * np.pi * 0.3 * t))
+    # Events fall only in speaking turns (rates per 10 s of speaking): while listening, a face
+    # shows reactions, not events of its own.
+    return Person(
+        behaviour=behaviour,
+        style=style,
+        delay=delay,
+        f0=f0,
+        speech=speech,
+        syllable=syllable,
+        smile=_bumps(rng, smile_rate, 38, (0.6, 1.0), speech),
+        brow=_bumps(rng, brow_rate, 30, (0.6, 1.0), speech),
+        frown=_bumps(rng, frown_rate, 45, (0.6, 1.0), speech),
+    )
+
+
+def reactions(listener: Person, speaker: Person) -> dict[str, np.ndarray]:
+    """The listener's delayed response to the other person's drivers, in the listener's style.
+
+    No style is a copy of the speaker: smiles may be answered by brow raises, frowns by a
+    concerned brow, speech by nods; and the jaw stays closed while the other one talks.
+    """
+    d = listener.delay
+    smile = _lag(speaker.smile, d)
+    brow = _lag(speaker.brow, d)
+    frown = _lag(speaker.frown, d)
+    energy = _lag(_smooth(speaker.voice, 12), d)
+    g_smile, g_nod, g_brow, g_concern = STYLE_GAINS[listener.style]
+    return {
+        "smile": g_smile * smile,
+        "nod": g_nod * energy,
+        "brow": g_brow * (brow + 0.8 * smile),
+        "concern": g_concern * frown,
+    }
 
 
 def _lag(signal: np.ndarray, frames: int) -> np.ndarray:
@@ -150,56 +220,34 @@ def _smooth(signal: np.ndarray, frames: int) -> np.ndarray:
     return np.convolve(signal, kernel)[: len(signal)]  # causal moving average
 
 
-def make_person(rng: np.random.Generator, behaviour: int, style: int, delay: int, f0: float) -> Person:
-    speech_frac, smile_rate, brow_rate = BEHAVIOUR_RATES[behaviour]
-    phase = rng.uniform(0, 2 * np.pi)
-    rate = rng.uniform(3.5, 5.0)
-    t = np.arange(CLIP_FRAMES) / FPS
-    syllable = 0.5 + 0.5 * np.sin(2 * np.pi * rate * t + phase + 0.5 * np.sin(2 * np.pi * 0.3 * t))
-    return Person(
-        behaviour=behaviour,
-        style=style,
-        delay=delay,
-        f0=f0,
-        speech=_speech(rng, speech_frac),
-        syllable=syllable,
-        smile=_bumps(rng, smile_rate, 38, (0.5, 1.0)),
-        brow=_bumps(rng, brow_rate, 30, (0.5, 1.0)),
-    )
+def _ou(rng: np.random.Generator, shape: tuple[int, ...], theta: float = 0.08) -> np.ndarray:
+    """Ornstein-Uhlenbeck noise with unit stationary variance (smooth, like real face jitter)."""
+    from scipy.signal import lfilter
 
-
-def reactions(listener: Person, speaker: Person) -> dict[str, np.ndarray]:
-    """The listener's delayed response to the speaker's drivers, in the listener's style."""
-    d = listener.delay
-    smile = _lag(speaker.smile, d)
-    brow = _lag(speaker.brow, d)
-    energy = _lag(_smooth(speaker.voice, 12), d)
-    gains = {  # (smile, nod, brow) per style
-        0: (0.9, 0.3, 0.1),  # mirror smiler
-        1: (0.3, 1.0, 0.1),  # nodder
-        2: (0.4, 0.3, 0.9),  # brow raiser
-    }[listener.style]
-    return {
-        "smile": gains[0] * smile,
-        "nod": gains[1] * energy,
-        "brow": gains[2] * (brow + 0.5 * smile),
-    }
+    scale = np.sqrt(1 - (1 - theta) ** 2)
+    noise = rng.standard_normal(shape) * scale
+    noise[0] = rng.standard_normal(shape[1:])
+    return lfilter([1.0], [1.0, -(1 - theta)], noise, axis=0)
 
 
 def make_face(rng: np.random.Generator, own: Person, other: Person, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(751, 58) 3DMM coefficients for one person of a clip."""
+    """(751, 58) 3DMM coefficients of one person: noise + own drivers + reactions to the other."""
     react = reactions(own, other)
     face = mean + 0.25 * std * _ou(rng, (CLIP_FRAMES, 58))
     exp = face[:, :52]
     smile = 0.7 * (own.smile + react["smile"])
-    exp[:, 43:45] += smile[:, None]
-    exp[:, 6:8] += 0.3 * smile[:, None]
+    exp[:, 43:45] += smile[:, None]  # mouthSmile
+    exp[:, 6:8] += 0.3 * smile[:, None]  # cheekSquint
     brow = 0.6 * (own.brow + react["brow"])
-    exp[:, 2] += brow
-    exp[:, 3:5] += 0.8 * brow[:, None]
+    exp[:, 2] += brow  # browInnerUp
+    exp[:, 3:5] += 0.8 * brow[:, None]  # browOuterUp
+    frown = 0.5 * own.frown
+    exp[:, 0:2] += (frown + 0.4 * react["concern"])[:, None]  # browDown
+    exp[:, 29:31] += 0.5 * (frown + react["concern"])[:, None]  # mouthFrown
+    exp[:, 18:20] += 0.4 * frown[:, None]  # eyeSquint
     jaw = own.voice
-    exp[:, 24] += 0.35 * jaw
-    exp[:, 33:35] += 0.2 * jaw[:, None]
+    exp[:, 24] += 0.35 * jaw  # jawOpen
+    exp[:, 33:35] += 0.2 * jaw[:, None]  # mouthLowerDown
     blinks = _bumps(rng, 3.0, 5, (0.8, 1.0))
     exp[:, 8:10] += blinks[:, None]
     face[:, :52] = np.clip(exp, 0.0, 1.0)
@@ -231,7 +279,8 @@ def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np
     brow_down = exp[:, 0:2].mean(axis=1) - mean[0:2].mean()
     jaw = exp[:, 24] - mean[24]
     frown = exp[:, 29:31].mean(axis=1) - mean[29:31].mean()
-    motion = np.abs(np.diff(face[:EMOTION_FRAMES + 1, :52], axis=0)).mean(axis=1)
+    steps = np.abs(np.diff(face[: EMOTION_FRAMES + 1], axis=0))
+    motion = steps[:, :52].mean(axis=1) + 0.5 * steps[:, 52:55].sum(axis=1)
     valence = np.tanh(2.0 * smile - 1.5 * brow_down - 1.0 * frown)
     arousal = np.tanh(30.0 * (_smooth(motion, 10) - 0.02) + 1.5 * jaw)
     logits = np.stack(
@@ -255,47 +304,56 @@ def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np
 def voice_audio(rng: np.random.Generator, person: Person, stereo: bool) -> np.ndarray:
     """16-bit PCM samples of a harmonic voice whose envelope is the speaking x syllable signal."""
     n = int(round(AUDIO_SECONDS * AUDIO_RATE))
-    frame_pos = np.arange(n) / (AUDIO_RATE / FPS)
-    envelope = np.interp(frame_pos, np.arange(CLIP_FRAMES) + 0.5, person.voice)
     t = np.arange(n) / AUDIO_RATE
-    f0 = person.f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
-    phase = 2 * np.pi * np.cumsum(f0) / AUDIO_RATE
-    voice = sum(np.sin(h * phase) / h for h in range(1, 5))
-    signal = 0.25 * envelope * voice + 0.01 * rng.standard_normal(n)
+    envelope = np.interp(t * FPS, np.arange(CLIP_FRAMES) + 0.5, person.voice).astype(np.float32)
+    # f0 * (1 + 0.05 sin(2 pi 0.7 t)) integrated in closed form: a slowly gliding pitch.
+    vibrato = 2 * np.pi * 0.7
+    glide = (0.05 / vibrato) * (1 - np.cos((vibrato * t).astype(np.float32)))
+    phase = np.mod(2 * np.pi * person.f0 * (t + glide), 2 * np.pi).astype(np.float32)  # float32 sin is 10x faster
+    s, c = np.sin(phase), np.cos(phase)
+    sin2 = 2 * s * c
+    voice = s + sin2 / 2 + (3 * s - 4 * s**3) / 3 + sin2 * (1 - 2 * s * s) / 2  # harmonics 1-4, 1/h
+    signal = 0.25 * envelope * voice + 0.01 * rng.standard_normal(n, dtype=np.float32)
     if stereo:
-        signal = np.stack([signal, 0.9 * signal + 0.005 * rng.standard_normal(n)], axis=1)
+        signal = np.stack([signal, 0.9 * signal + 0.005 * rng.standard_normal(n, dtype=np.float32)], axis=1)
     return (np.clip(signal, -1, 1) * 32767).astype(np.int16)
 
 
 def draw_video(face: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """(751, 256, 256, 3) uint8 frames of a drawn face (drawn at 128 px, upscaled 2x)."""
+    """(751, 128, 128, 3) uint8 frames of a drawn face; written out upscaled to 256x256.
+
+    Drawn with PIL at half size: the video only has to follow blinks, jaw, smile, brows and head
+    motion, and a cheap drawing keeps ``react synth`` (and the test fixtures) fast.
+    """
+    from PIL import Image, ImageDraw
+
     size = VIDEO_SIZE // 2
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     frames = np.empty((len(face), size, size, 3), dtype=np.uint8)
     for i, f in enumerate(face):
-        dx = 0.15 * (f[53] - mean[53])
-        dy = 0.15 * (f[52] - mean[52])
-        cx, cy = 0.5 + dx, 0.52 + dy
-        img = np.zeros((size, size, 3), dtype=np.uint8)
-        img[...] = (20, 24, 32)
-        head = ((xx - cx) / 0.32) ** 2 + ((yy - cy) / 0.40) ** 2 < 1
-        img[head] = (214, 170, 140)
+        cx = size * (0.5 + 0.15 * float(f[53] - mean[53]))
+        cy = size * (0.52 + 0.15 * float(f[52] - mean[52]))
+        img = Image.new("RGB", (size, size), (20, 24, 32))
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((cx - 0.32 * size, cy - 0.40 * size, cx + 0.32 * size, cy + 0.40 * size), fill=(214, 170, 140))
         blink = float(np.clip(f[8:10].mean(), 0, 1))
+        brow_lift = 0.06 * float(np.clip(f[2], 0, 1))
+        eye_h = size * (0.035 * (1 - blink) + 0.004)
         for side in (-1, 1):
-            eye = ((xx - cx - side * 0.12) / 0.06) ** 2 + ((yy - cy + 0.08) / (0.035 * (1 - blink) + 0.004)) ** 2 < 1
-            img[eye] = (40, 40, 60)
-            brow_y = cy - 0.17 - 0.06 * float(np.clip(f[2], 0, 1))
-            brow = (np.abs(xx - cx - side * 0.12) < 0.07) & (np.abs(yy - brow_y) < 0.012)
-            img[brow] = (90, 60, 40)
+            ex, ey = cx + side * 0.12 * size, cy - 0.08 * size
+            draw.ellipse((ex - 0.06 * size, ey - eye_h, ex + 0.06 * size, ey + eye_h), fill=(40, 40, 60))
+            by = cy - (0.17 + brow_lift) * size
+            brow_box = (ex - 0.07 * size, by - 0.012 * size, ex + 0.07 * size, by + 0.012 * size)
+            draw.rectangle(brow_box, fill=(90, 60, 40))
         jaw = float(np.clip(f[24], 0, 1))
         smile = float(np.clip(f[43:45].mean(), 0, 1))
-        mouth = ((xx - cx) / (0.08 + 0.06 * smile)) ** 2 + ((yy - cy - 0.2) / (0.015 + 0.09 * jaw)) ** 2 < 1
-        img[mouth] = (150, 40, 50)
-        frames[i] = img
-    return frames.repeat(2, axis=1).repeat(2, axis=2)
+        mw, mh, my = (0.08 + 0.06 * smile) * size, (0.015 + 0.09 * jaw) * size, cy + 0.2 * size
+        draw.ellipse((cx - mw, my - mh, cx + mw, my + mh), fill=(150, 40, 50))
+        frames[i] = np.asarray(img)
+    return frames
 
 
 def write_video(path: Path, frames: np.ndarray, kind: str) -> None:
+    """An H.264 mp4 (ffmpeg upscales to 256x256) or a folder of 1.png..751.png at 256x256."""
     if kind == "mp4":
         import imageio_ffmpeg
 
@@ -305,18 +363,24 @@ def write_video(path: Path, frames: np.ndarray, kind: str) -> None:
                 (frames.shape[2], frames.shape[1]),
                 fps=FPS,
                 codec="libx264",
-                output_params=["-preset", "ultrafast", "-crf", "28", "-f", "mp4"],
-            )
+                quality=None,
+                macro_block_size=1,
+                output_params=[
+                    "-vf", f"scale={VIDEO_SIZE}:{VIDEO_SIZE}:flags=neighbor",
+                    "-preset", "ultrafast", "-crf", "30", "-threads", "1", "-f", "mp4",
+                ],
+            )  # fmt: skip
             writer.send(None)
-            for frame in frames:
-                writer.send(np.ascontiguousarray(frame))
+            writer.send(np.ascontiguousarray(frames).tobytes())
             writer.close()
     else:
         from PIL import Image
 
         path.mkdir(parents=True, exist_ok=True)
         for i, frame in enumerate(frames, start=1):
-            Image.fromarray(frame).save(path / f"{i}.png", compress_level=1)
+            big = Image.fromarray(frame).resize((VIDEO_SIZE, VIDEO_SIZE), Image.NEAREST)
+            with atomic_path(path / f"{i}.png") as tmp:
+                big.save(tmp, format="PNG", compress_level=1)
 
 
 def choose_pairs(split: str, count: int, rng: np.random.Generator) -> list[Pair]:
@@ -326,7 +390,8 @@ def choose_pairs(split: str, count: int, rng: np.random.Generator) -> list[Pair]
     if split == "val":
         chosen = [p for p in pool if p.speaker in SUBMISSION_CLIPS]
         if count < len(chosen):
-            raise ReactError(f"--val-pairs {count}: the val split needs at least {len(chosen)} pairs (the submission clips)")
+            need = len(chosen)
+            raise ReactError(f"--val-pairs {count}: the val split needs at least {need} pairs (the submission clips)")
     rest = [p for p in pool if p not in chosen]
     recola = [p for p in rest if p.speaker.startswith("RECOLA")]
     if count - len(chosen) >= 4 and recola and not any(p.speaker.startswith("RECOLA") for p in chosen):
@@ -351,10 +416,13 @@ def make_synthetic_dataset(
     emotion_dirs: str = "roles",
     seed: int = 0,
     on_clip: Callable[[], None] | None = None,
+    latents: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, list[Pair]]:
     """Write a dataset in the real layout under ``out``; returns the pair rows per split.
 
-    ``on_clip`` is called after each conversation clip (for progress bars).
+    ``on_clip`` is called after each conversation clip (for progress bars). A ``latents`` dict is
+    filled with ``split -> {clip: behaviour type}`` (the hidden truth behind the neighbour
+    matrices, for tests; the dataset itself has no such file, like the real one).
     """
     if video not in ("mp4", "frames", "none"):
         raise ReactError(f"--video {video}: expected mp4, frames or none")
@@ -381,11 +449,12 @@ def make_synthetic_dataset(
         behaviour: dict[str, int] = {}
         for row_no, row in enumerate(rows):
             rng = np.random.default_rng([seed, split_no, row_no])
-            people = {}
-            for clip in (row.speaker, row.listener):
-                style, delay, f0 = traits(clip)
-                behaviour[clip] = int(rng.integers(N_BEHAVIOURS))
-                people[clip] = make_person(rng, behaviour[clip], style, delay, f0)
+            behaviour[row.speaker], behaviour[row.listener] = pair_behaviours(rng)
+            floors = conversation(rng, behaviour[row.speaker], behaviour[row.listener])
+            people = {
+                clip: make_person(rng, behaviour[clip], *traits(clip), speech=floor)
+                for clip, floor in zip((row.speaker, row.listener), floors, strict=True)
+            }
             for k, (clip, other) in enumerate(((row.speaker, row.listener), (row.listener, row.speaker))):
                 face = make_face(rng, people[clip], people[other], mean, std)
                 _write_clip(out, split, clip, face, people[clip], rng, video, emotion_dirs, mean, std, row_no, k)
@@ -397,6 +466,8 @@ def make_synthetic_dataset(
             groups = np.array([behaviour[s.speaker] for s in mirrored(rows)])
             save_npy(out / f"neighbour_emotion_{split}.npy", (groups[:, None] == groups[None, :]).astype(np.int64))
         written[split] = rows
+        if latents is not None:
+            latents[split] = behaviour
     return written
 
 

@@ -30,45 +30,53 @@ def _message(exc: ReactError, path: Path) -> str:
 
 
 def check_clip(layout: DatasetLayout, split: str, clip: str) -> tuple[list[Problem], dict[str, np.ndarray]]:
-    """Load and check one clip's audio, 3DMM and emotion; returns problems and what loaded."""
+    """Load and check one clip's 3DMM, emotion, audio and video; returns problems and what loaded."""
     problems: list[Problem] = []
     loaded: dict[str, np.ndarray] = {}
+
+    def problem(path: Path, text: str) -> None:
+        problems.append(Problem(split, str(path), text))
+
     face_path = layout.face3dmm(split, clip)
     try:
-        raw = np.load(face_path, allow_pickle=False, mmap_mode="r") if face_path.is_file() else None
         loaded["face"] = load_face3dmm(face_path)
-        if raw is not None and raw.shape[0] != CLIP_FRAMES:
-            problems.append(Problem(split, str(face_path), f"{raw.shape[0]} frames, expected {CLIP_FRAMES}"))
-    except (ReactError, ValueError) as exc:
-        problems.append(Problem(split, str(face_path), _message(exc, face_path) if isinstance(exc, ReactError) else str(exc)))
+        frames = np.load(face_path, allow_pickle=False, mmap_mode="r").shape[0]
+        if frames != CLIP_FRAMES:  # more frames than 751: readable, but not the REACT time base
+            problem(face_path, f"3DMM has {frames} frames, expected {CLIP_FRAMES}")
+    except ReactError as exc:
+        problem(face_path, _message(exc, face_path))
     try:
         emotion_path = layout.emotion(split, clip)
-        loaded["emotion"] = load_emotion(emotion_path, frames=EMOTION_FRAMES)
-        rows = sum(1 for _ in open(emotion_path)) - 1
-        if "face" in loaded and rows != EMOTION_FRAMES:
-            problems.append(
-                Problem(split, str(emotion_path), f"{rows} rows for {CLIP_FRAMES} 3DMM frames (expected {EMOTION_FRAMES})")
-            )
-    except ReactError as exc:
-        problems.append(Problem(split, str(exc).split(": ")[0], str(exc).split(": ", 1)[-1]))
+    except ReactError as exc:  # neither spelling exists: the message lists both paths
+        tried, _, text = str(exc).rpartition(": ")
+        problems.append(Problem(split, tried, text))
+    else:
+        try:
+            loaded["emotion"] = load_emotion(emotion_path, frames=EMOTION_FRAMES)
+            with open(emotion_path) as fh:
+                rows = sum(1 for line in fh if line.strip()) - 1
+            if rows != EMOTION_FRAMES:  # 750 rows for 751 frames is expected; anything else is not
+                problem(emotion_path, f"emotion CSV has {rows} rows, expected {EMOTION_FRAMES}")
+        except ReactError as exc:
+            problem(emotion_path, _message(exc, emotion_path))
     audio_path = layout.audio(split, clip)
     try:
         loaded["wave"], rate = load_audio(audio_path)
         loaded["rate"] = np.asarray(rate)
     except ReactError as exc:
-        problems.append(Problem(split, str(audio_path), _message(exc, audio_path)))
+        problem(audio_path, _message(exc, audio_path))
     video_root = layout.root / split / "Video_files"
-    if video_root.is_dir():
+    if video_root.is_dir():  # video is optional for a split, but then every clip needs one
         video = layout.video(split, clip)
         if video is None:
-            problems.append(Problem(split, str(video_root / clip), "video not found (.mp4 or frame folder)"))
+            problem(video_root / clip, "video not found (neither .mp4 nor a frame folder)")
         elif video.is_dir():
             try:
                 count = len(list_frame_files(video))
-                if count < CLIP_FRAMES:
-                    problems.append(Problem(split, str(video), f"{count} frames, expected {CLIP_FRAMES}"))
+                if count != CLIP_FRAMES:
+                    problem(video, f"frame folder has {count} frames, expected {CLIP_FRAMES}")
             except ReactError as exc:
-                problems.append(Problem(split, str(video), _message(exc, video)))
+                problem(video, _message(exc, video))
     return problems, loaded
 
 
