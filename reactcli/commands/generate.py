@@ -1,0 +1,46 @@
+"""``react generate``: K online reactions per speaker, for a dataset split or for one clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reactcli.commands.common import DeviceOption, SeedOption
+
+
+def generate(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="predictor.ckpt from train-predictor.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (dataset mode) or .npz file (single clip).")],
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (dataset mode).")] = None,
+    split: Annotated[str, typer.Option("--split", help="val or test (dataset mode).")] = "val",
+    speaker_audio: Annotated[Path | None, typer.Option("--speaker-audio", help="Speaker wav (single clip).")] = None,
+    speaker_3dmm: Annotated[Path | None, typer.Option("--speaker-3dmm", help="Speaker 3DMM .npy.")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", min=1, help="Reactions per speaker.")] = None,
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+) -> None:
+    """Generate listener reactions frame by frame (strictly online) with the trained model.
+
+    Dataset mode writes OUT/emotion.npy (N, K, 750, 25), OUT/face3dmm.npy (N, K, 751, 58) (raw 3DMM
+    coefficients) in the mirrored sample order, and OUT/generation.json. Single-clip mode writes an
+    .npz with emotion (K, 751, 25) and face3dmm (K, 751, 58).
+    """
+    from reactcli.errors import ReactError
+    from reactcli.runtime import resolve_device
+
+    single = speaker_audio is not None or speaker_3dmm is not None
+    if single and data is not None:
+        raise ReactError("give either --data (dataset mode) or --speaker-audio/--speaker-3dmm (single clip), not both")
+    if single and (speaker_audio is None or speaker_3dmm is None):
+        raise ReactError("single-clip mode needs both --speaker-audio and --speaker-3dmm")
+    if not single and data is None:
+        raise ReactError("give --data ROOT (dataset mode) or --speaker-audio and --speaker-3dmm (single clip)")
+    from reactcli.generate import generate_clip_file, generate_split
+
+    dev = resolve_device(device)
+    if single:
+        generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, samples, seed, dev)
+    else:
+        generate_split(checkpoint, data, split, out, samples, seed, dev)

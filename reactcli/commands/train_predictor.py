@@ -1,0 +1,51 @@
+"""``react train-predictor``: stage 2, the cross-modal reaction predictor (torchrun-ready)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, build_config
+
+
+def train_predictor(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", help="Run folder for predictor.ckpt and predictor_last.ckpt.")],
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="tokenizer.ckpt from train-tokenizer (not needed with --resume).")
+    ] = None,
+    config: ConfigOption = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Total training steps.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    set_: SetOption = None,
+) -> None:
+    """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes."""
+    from rich.table import Table
+
+    from reactcli.progress import console
+    from reactcli.training.ddp import init_distributed, shutdown
+    from reactcli.training.predictor_stage import train_predictor as run
+
+    cfg = build_config(config, set_, data={"root": data}, training={"predictor_max_steps": max_steps})
+    ctx = init_distributed(device)
+    try:
+        report = run(data, cfg, tokenizer, out, seed, ctx, resume=resume)
+    finally:
+        shutdown(ctx)
+    if not ctx.is_main:
+        return
+    table = Table(title="reaction predictor")
+    for col in ("parameters", "steps", "final train loss", "best val loss", "best step", "valid codes", "time"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{report.parameters / 1e6:.2f} M",
+        f"{report.start_step}->{report.steps}" if report.start_step else str(report.steps),
+        f"{report.final_loss:.4f}", f"{report.best_val_loss:.4f}", str(report.best_step), str(report.codes_valid),
+        f"{report.seconds:.0f} s",
+    )
+    console.print(table)
+    console.print(f"best checkpoint [bold]{out / 'predictor.ckpt'}[/], last [bold]{out / 'predictor_last.ckpt'}[/]")

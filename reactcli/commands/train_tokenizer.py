@@ -1,0 +1,48 @@
+"""``react train-tokenizer``: stage 1, the FSQ face tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, build_config
+
+
+def train_tokenizer(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", help="Run folder; tokenizer.ckpt is written there.")],
+    config: ConfigOption = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Total training steps.")] = None,
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    set_: SetOption = None,
+) -> None:
+    """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage."""
+    from rich.table import Table
+
+    from reactcli.progress import console
+    from reactcli.runtime import resolve_device
+    from reactcli.training.tokenizer_stage import train_tokenizer as run
+
+    cfg = build_config(config, set_, data={"root": data}, training={"tokenizer_max_steps": max_steps})
+    report = run(data, cfg, out, seed, resolve_device(device))
+
+    table = Table(title=f"tokenizer reconstruction ({report.split} split, L1 in raw 3DMM units)")
+    table.add_column("face part")
+    table.add_column("mean |error|", justify="right")
+    for name, value in report.group_l1.items():
+        table.add_row(name, f"{value:.4f}")
+    table.add_row("[bold]all 58 dims[/]", f"[bold]{report.face_l1:.4f}[/]")
+    table.add_row("[bold]emotion (25)[/]", f"[bold]{report.emotion_l1:.4f}[/]")
+    console.print(table)
+    usage = Table(title="codebook usage (train split)")
+    for col in ("codes", "used", "perplexity", "steps", "time"):
+        usage.add_column(col, justify="right")
+    usage.add_row(
+        str(report.codebook_size), f"{report.codes_used_pct:.1f} %", f"{report.perplexity:.1f}",
+        str(report.steps), f"{report.seconds:.0f} s",
+    )
+    console.print(usage)
+    console.print(f"tokenizer written to [bold]{out / 'tokenizer.ckpt'}[/]")

@@ -1,0 +1,310 @@
+"""Strictly online reaction generation: speaker frames in, listener frames out, with a KV cache.
+
+:class:`ReactionStream` receives speaker audio features and 3DMM frame by frame or in chunks
+(``push``) and returns every listener frame that has become computable. Listener token t needs
+speaker frames <= t and listener tokens <= t - patch, so a chunk of up to ``patch`` tokens is
+sampled per step; frame-by-frame input yields one frame per push with no added latency.
+
+Each step runs only the new frames through the tokenizer encoder, the speaker and listener streams
+and the decoders: every attention layer keeps a sliding KV cache (see ``models/layers.py``), so a
+step costs O(new tokens x context) instead of re-running the whole context. ``use_cache=False``
+recomputes everything from frame 0 each step — the reference the cache is tested and benchmarked
+against.
+
+Sampling is per sample: each of the K reactions has its own top-k and temperature, and PAD, MASK
+and codes never seen in training are masked out before the top-k threshold (defect 6). Noise is
+Gumbel-max with uniform draws seeded by (seed, frame), so the draw for frame t never depends on how
+the input was chunked or on any later speaker input — which is what makes the online contract
+("changing speaker input after t leaves frames <= t unchanged") exactly testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from reactcli.errors import ReactError
+from reactcli.models.checkpoint import ReactionModel
+
+
+@dataclass
+class ListenerFrames:
+    """Newly generated listener frames for all K samples: raw 3DMM (K, m, 58) and emotion (K, m, 25)."""
+
+    face3dmm: Tensor
+    emotion: Tensor
+    start: int  # frame index of the first row
+
+
+def _per_sample(value: float | int | Sequence, samples: int, name: str, dtype: torch.dtype) -> Tensor:
+    t = torch.as_tensor(value, dtype=dtype)
+    if t.ndim == 0:
+        t = t.expand(samples).clone()
+    if t.shape != (samples,):
+        raise ReactError(f"{name}: expected one value or {samples} values (one per sample), got {tuple(t.shape)}")
+    return t
+
+
+def sample_tokens(
+    logits: Tensor, valid: Tensor, top_k: Tensor, temperature: Tensor, uniform: Tensor
+) -> Tensor:
+    """Per-sample top-k / temperature Gumbel-max sampling over valid ids only.
+
+    logits (K, n, V); valid (V,) bool; top_k (K,) long; temperature (K,) float; uniform (K, n, V)
+    in (0, 1). Returns token ids (K, n). The top-k threshold is taken per sample and frame, never
+    over the batch.
+    """
+    logits = logits.float().masked_fill(~valid, float("-inf"))
+    k = top_k.clamp(1, int(valid.sum())).to(logits.device)
+    kth = logits.topk(int(k.max()), dim=-1).values  # (K, n, kmax), descending
+    threshold = kth.gather(-1, (k - 1).view(-1, 1, 1).expand(logits.shape[0], logits.shape[1], 1))
+    logits = logits.masked_fill(logits < threshold, float("-inf"))
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1.0 - 1e-7)))
+    return (logits / temperature.to(logits.device).view(-1, 1, 1) + gumbel).argmax(-1)
+
+
+class ReactionStream:
+    """Generate K listener reactions online for one speaker stream."""
+
+    def __init__(
+        self,
+        model: ReactionModel,
+        samples: int | None = None,
+        top_k: int | Sequence[int] | None = None,
+        temperature: float | Sequence[float] | None = None,
+        seed: int = 0,
+        use_cache: bool = True,
+    ) -> None:
+        gen = model.config.generation
+        self.model = model
+        self.tok = model.tokenizer
+        self.pred = model.predictor
+        self.device = next(self.pred.parameters()).device
+        self.samples = samples or gen.samples
+        self.top_k = _per_sample(gen.top_k if top_k is None else top_k, self.samples, "top_k", torch.long)
+        self.temperature = _per_sample(
+            gen.temperature if temperature is None else temperature, self.samples, "temperature", torch.float32
+        )
+        if bool((self.temperature <= 0).any()) or bool((self.top_k < 1).any()):
+            raise ReactError("temperature must be > 0 and top_k >= 1 for every sample")
+        self.seed = int(seed)
+        self.use_cache = use_cache
+        self.patch = self.pred.cfg.patch
+        self.received = 0  # speaker frames seen
+        self.done = 0  # listener frames produced
+        # raw inputs (kept for the no-cache reference path)
+        self._audio: list[Tensor] = []
+        self._face: list[Tensor] = []
+        self.speaker_tokens = torch.empty(1, 0, dtype=torch.long, device=self.device)
+        self.tokens = torch.empty(self.samples, 0, dtype=torch.long, device=self.device)
+        self._enc_cache = self.tok.new_encoder_cache()
+        self._spk_cache: dict = {}
+        self._lst_cache: dict = {}
+        self._dec_cache = self.tok.new_decoder_cache()
+        self._memory = torch.empty(1, 0, self.pred.cfg.dim, device=self.device)
+        self._memory_start = 0  # frame of self._memory[:, 0]
+
+    # -- public ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def push(self, audio: Tensor | np.ndarray, face3dmm: Tensor | np.ndarray) -> ListenerFrames:
+        """Feed speaker frames (n, A) audio features and (n, 58) raw 3DMM; get the new listener frames."""
+        audio = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
+        face = torch.as_tensor(np.asarray(face3dmm, dtype=np.float32), device=self.device)
+        if audio.ndim != 2 or audio.shape[1] != self.pred.audio_dim:
+            raise ReactError(f"speaker audio features: expected (n, {self.pred.audio_dim}), got {tuple(audio.shape)}")
+        if face.ndim != 2 or face.shape[1] != 58:
+            raise ReactError(f"speaker 3DMM: expected (n, 58), got {tuple(face.shape)}")
+        if audio.shape[0] != face.shape[0]:
+            raise ReactError(f"speaker audio has {audio.shape[0]} frames but 3DMM has {face.shape[0]}")
+        if not (torch.isfinite(audio).all() and torch.isfinite(face).all()):
+            raise ReactError("speaker input contains NaN or inf")
+        n = audio.shape[0]
+        start = self.done
+        if n:
+            self._speaker_step(audio, face)
+        faces, emotions = [], []
+        while self.done < self.received:
+            f, e = self._listener_step(min(self.received, self.done + self.patch))
+            faces.append(f)
+            emotions.append(e)
+        if not faces:
+            k = self.samples
+            return ListenerFrames(torch.empty(k, 0, 58), torch.empty(k, 0, 25), start)
+        return ListenerFrames(torch.cat(faces, 1).cpu(), torch.cat(emotions, 1).cpu(), start)
+
+    # -- speaker side ----------------------------------------------------------------------------
+    def _speaker_step(self, audio: Tensor, face: Tensor) -> None:
+        n = audio.shape[0]
+        pos = torch.arange(self.received, self.received + n, device=self.device)
+        self._audio.append(audio)
+        self._face.append(face)
+        if self.use_cache:
+            _, toks = self.tok.encode(face[None], pos, self._enc_cache)
+            self.speaker_tokens = torch.cat((self.speaker_tokens, toks), 1)
+            memory = self.pred.speaker(audio[None], toks, pos, cache=self._spk_cache)
+            self._memory = torch.cat((self._memory, memory), 1)
+        self.received += n
+
+    def _full_speaker(self, upto: int) -> tuple[Tensor, Tensor]:
+        """No-cache reference: tokens and memory of frames [0, upto) recomputed from scratch."""
+        audio = torch.cat(self._audio)[:upto][None]
+        face = torch.cat(self._face)[:upto][None]
+        _, toks = self.tok.encode(face)
+        pos = torch.arange(upto, device=self.device)
+        return toks, self.pred.speaker(audio, toks, pos)
+
+    # -- listener side ---------------------------------------------------------------------------
+    def _listener_inputs(self, lo: int, hi: int) -> Tensor:
+        src = torch.arange(lo, hi, device=self.device) - self.patch
+        out = torch.full((self.samples, hi - lo), self.pred.mask_id, dtype=torch.long, device=self.device)
+        ok = src >= 0
+        if bool(ok.any()):
+            out[:, ok] = self.tokens[:, src[ok]]
+        return out
+
+    def _uniform(self, lo: int, hi: int) -> Tensor:
+        """Sampling noise for frames [lo, hi), drawn per frame from (seed, frame) on the CPU."""
+        rows = []
+        for frame in range(lo, hi):
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + frame)
+            rows.append(torch.rand(self.samples, self.pred.vocab_size, generator=g))
+        return torch.stack(rows, 1).to(self.device)
+
+    def _listener_step(self, hi: int) -> tuple[Tensor, Tensor]:
+        lo = self.done
+        pos = torch.arange(lo, hi, device=self.device)
+        if self.use_cache:
+            mem = self._memory[:, : hi - self._memory_start]
+            mem_pos = torch.arange(self._memory_start, hi, device=self.device)
+            self._memory = self._memory[:, hi - self._memory_start :]
+            self._memory_start = hi
+            logits = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
+        else:
+            _, memory = self._full_speaker(hi)
+            full = torch.arange(hi, device=self.device)
+            lin = self._listener_inputs(0, hi)
+            logits = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
+        new = sample_tokens(
+            logits, self.model.valid_codes, self.top_k, self.temperature, self._uniform(lo, hi)
+        )
+        self.tokens = torch.cat((self.tokens, new), 1)
+        self.done = hi
+        if self.use_cache:
+            face, emotion = self.tok.decode_tokens(new, pos, self._dec_cache)
+        else:
+            face, emotion = self.tok.decode_tokens(self.tokens)
+            face, emotion = face[:, lo:], emotion[:, lo:]
+        return face, emotion
+
+
+def generate_reactions(
+    model: ReactionModel,
+    audio: Tensor | np.ndarray,
+    face3dmm: Tensor | np.ndarray,
+    samples: int | None = None,
+    seed: int = 0,
+    chunk: int | None = None,
+    use_cache: bool = True,
+    top_k: int | Sequence[int] | None = None,
+    temperature: float | Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stream one speaker clip through a :class:`ReactionStream`; returns (face3dmm (K,T,58), emotion (K,T,25)).
+
+    ``chunk`` is how many speaker frames are pushed at a time (default: the model's patch), as a
+    live system would receive them; the result does not depend on it beyond float rounding.
+    """
+    stream = ReactionStream(model, samples, top_k, temperature, seed, use_cache)
+    audio = np.asarray(audio, dtype=np.float32)
+    face3dmm = np.asarray(face3dmm, dtype=np.float32)
+    step = chunk or stream.patch
+    faces, emotions = [], []
+    for lo in range(0, len(audio), step):
+        out = stream.push(audio[lo : lo + step], face3dmm[lo : lo + step])
+        faces.append(out.face3dmm)
+        emotions.append(out.emotion)
+    return torch.cat(faces, 1).numpy(), torch.cat(emotions, 1).numpy()
+
+
+# -- batch drivers used by ``react generate`` ------------------------------------------------------
+def generate_split(
+    checkpoint: Path, root: Path, split: str, out: Path, samples: int | None, seed: int, device: torch.device
+) -> dict:
+    """Generate K reactions for every mirrored sample of ``split``; write emotion/face3dmm .npy + JSON.
+
+    Arrays are stacked speaker-major: ``emotion[n, k]`` is reaction k to speaker sample n (the
+    released code reshaped pass-major output as speaker-major, defect 4). Sample n uses seed
+    (seed, n), so a clip's reactions do not depend on which other clips are generated.
+    """
+    from reactcli.data.dataset import ReactClipDataset
+    from reactcli.data.layout import EMOTION_FRAMES, SPLITS
+    from reactcli.models.checkpoint import load_reaction_model
+    from reactcli.progress import console, track
+
+    if split not in SPLITS:
+        raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
+    model, _ = load_reaction_model(checkpoint, device)
+    cfg = model.config.model_copy(deep=True)
+    cfg.data.root = Path(root)
+    dataset = ReactClipDataset(Path(root), split, cfg)
+    k = samples or model.config.generation.samples
+    emotions, faces = [], []
+    for n in track(range(len(dataset)), f"generating {split} reactions (K={k})"):
+        clip = dataset.clip(n)
+        face, emotion = generate_reactions(
+            model, clip["speaker_audio"], clip["speaker_3dmm"], k, seed=seed * 100_003 + n
+        )
+        faces.append(face)
+        emotions.append(emotion[:, :EMOTION_FRAMES])
+    emotion_arr = np.stack(emotions).astype(np.float32)  # (N, K, 750, 25)
+    face_arr = np.stack(faces).astype(np.float32)  # (N, K, 751, 58)
+    meta = {
+        "split": split, "N": int(emotion_arr.shape[0]), "K": k, "seed": seed, "checkpoint": str(checkpoint),
+        "emotion_shape": list(emotion_arr.shape), "face3dmm_shape": list(face_arr.shape),
+        "order": "mirrored samples (rows, then roles swapped); reactions along dim 1",
+        "top_k": model.config.generation.top_k, "temperature": model.config.generation.temperature,
+    }
+    from reactcli.atomic import save_json, save_npy
+
+    save_npy(Path(out) / "emotion.npy", emotion_arr)
+    save_npy(Path(out) / "face3dmm.npy", face_arr)
+    save_json(Path(out) / "generation.json", meta)
+    console.print(
+        f"{meta['N']} x {k} reactions written to [bold]{out}[/] (emotion {tuple(emotion_arr.shape)}, "
+        f"face3dmm {tuple(face_arr.shape)})"
+    )
+    return meta
+
+
+def generate_clip_file(
+    checkpoint: Path, audio_path: Path, face_path: Path, out: Path, samples: int | None, seed: int,
+    device: torch.device,
+) -> None:
+    """Single-clip mode: features computed with the checkpoint's stored extractor settings."""
+    from reactcli.atomic import atomic_path
+    from reactcli.data.features import FeatureExtractor
+    from reactcli.data.loaders import load_audio, load_face3dmm
+    from reactcli.models.checkpoint import load_reaction_model
+    from reactcli.progress import console
+
+    if Path(out).suffix != ".npz":
+        raise ReactError(f"{out}: single-clip output must be an .npz file")
+    model, _ = load_reaction_model(checkpoint, device)
+    face = load_face3dmm(face_path)
+    wave, rate = load_audio(audio_path)
+    extractor = FeatureExtractor(model.config.audio)
+    if extractor.dim != model.predictor.audio_dim:
+        raise ReactError(
+            f"{checkpoint}: audio settings give {extractor.dim}-d features but the model expects "
+            f"{model.predictor.audio_dim}"
+        )
+    audio = extractor(wave, rate, frames=len(face))
+    k = samples or model.config.generation.samples
+    face_out, emotion = generate_reactions(model, audio, face, k, seed=seed)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, emotion=emotion.astype(np.float32), face3dmm=face_out.astype(np.float32))
+    console.print(f"{k} reactions written to [bold]{out}[/] (emotion {emotion.shape}, face3dmm {face_out.shape})")

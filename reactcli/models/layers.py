@@ -1,0 +1,231 @@
+"""Transformer pieces shared by the tokenizer and the predictor, built for strictly online use.
+
+Every attention layer here is *causal by construction*: a query at frame ``q`` may only see keys at
+frames ``k`` with ``q - window < k <= q`` (and, in "blocked" mode, only keys of its own block of
+``block`` frames, which is how the tokenizer restarts every window). The mask is computed from
+explicit frame positions rather than from tensor indices, so exactly the same rule holds in
+training (a whole window at once) and in streaming generation (a few new queries against a KV
+cache) — the released code's train/inference misalignment (defect 8) cannot reappear.
+
+Key-padding masks have shape (B, Tk) and are broadcast as (B, 1, 1, Tk) (defect 2 of the released
+code reshaped them so samples received each other's masks). A query whose every key is padded
+still sees itself, so softmax never produces NaN; such positions are excluded from the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def attention_mask(q_pos: Tensor, k_pos: Tensor, window: int, block: int | None = None) -> Tensor:
+    """Boolean (Tq, Tk) mask, True where query frame may attend key frame (causal, windowed)."""
+    q = q_pos[:, None]
+    k = k_pos[None, :]
+    allowed = (k <= q) & (k > q - window)
+    if block is not None:
+        allowed &= torch.div(k, block, rounding_mode="floor") == torch.div(q, block, rounding_mode="floor")
+    return allowed
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding: attention depends on frame *offsets* only.
+
+    That makes a sliding-window KV cache exact — keys are rotated once with their absolute frame
+    index when they enter the cache and never need re-encoding as the window slides — and it lets a
+    model trained on 288-frame windows run over clips of any length.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embedding needs an even head dimension, got {head_dim}")
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+        """Rotate ``x`` (B, H, T, D) by the angles of frame positions ``pos`` (T,)."""
+        angles = pos.to(torch.float32)[:, None] * self.inv_freq[None, :]
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+@dataclass
+class KVCache:
+    """Keys/values (already projected and rotated) and their frame positions for one attention layer."""
+
+    k: Tensor | None = None
+    v: Tensor | None = None
+    pos: Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    def extend(self, k: Tensor, v: Tensor, pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if self.k is not None:
+            k = torch.cat((self.k, k), dim=2)
+            v = torch.cat((self.v, v), dim=2)
+            pos = torch.cat((self.pos, pos))
+        self.k, self.v, self.pos = k, v, pos
+        return k, v, pos
+
+    def trim(self, next_query: int, window: int, block: int | None) -> None:
+        """Drop keys that no query at frame >= ``next_query`` can see any more."""
+        if self.pos is None:
+            return
+        keep = self.pos > next_query - window
+        if block is not None:
+            keep &= self.pos >= (next_query // block) * block
+        if not bool(keep.all()):
+            self.k, self.v, self.pos = self.k[:, :, keep], self.v[:, :, keep], self.pos[keep]
+
+
+class Attention(nn.Module):
+    """Multi-head attention without biases, causal/windowed by frame positions, optional KV cache."""
+
+    def __init__(
+        self, dim: int, heads: int, dropout: float, window: int, block: int | None = None, rotary: bool = False
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.window = window
+        self.block = block
+        self.dropout = dropout
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+        self.rotary = RotaryEmbedding(dim // heads) if rotary else None
+
+    def _split(self, x: Tensor) -> Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor,
+        q_pos: Tensor,
+        k_pos: Tensor,
+        key_padding: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Attend from ``x`` (B, Tq, D) at frames ``q_pos`` to ``context`` (B|1, Tk, D) at ``k_pos``.
+
+        ``key_padding`` (B, Tk) is True for padded keys. With a ``cache`` the new keys are appended
+        to the cached ones, and keys that later queries cannot reach are dropped afterwards.
+        """
+        q = self._split(self.to_q(x))
+        k, v = self._kv(context)
+        if self.rotary is not None:
+            q = self.rotary(q, q_pos)
+            k = self.rotary(k, k_pos)
+        if cache is not None:
+            if key_padding is not None:
+                raise ValueError("key padding is a training-time feature; the KV cache does not take it")
+            k, v, k_pos = cache.extend(k, v, k_pos)
+        mask = attention_mask(q_pos, k_pos, self.window, self.block)[None, None]  # (1, 1, Tq, Tk)
+        if key_padding is not None:
+            mask = mask & ~key_padding[:, None, None, :]  # (B, 1, Tq, Tk): each sample its own mask
+            mask = mask | (q_pos[:, None] == k_pos[None, :])[None, None]  # never an empty row
+        if k.shape[0] != q.shape[0]:
+            k = k.expand(q.shape[0], -1, -1, -1)
+            v = v.expand(q.shape[0], -1, -1, -1)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        if cache is not None:
+            cache.trim(int(q_pos.max()) + 1, self.window, self.block)
+        b, h, t, dh = out.shape
+        return self.to_out(out.transpose(1, 2).reshape(b, t, h * dh))
+
+    def _kv(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        k, v = self.to_kv(context).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
+
+class FeedForward(nn.Module):
+    """Pre-LN GELU MLP with 4x expansion and no biases (as in the paper's blocks)."""
+
+    def __init__(self, dim: int, dropout: float, mult: int = 4) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, bias=False)
+        self.net = nn.Sequential(
+            nn.Linear(dim, mult * dim, bias=False),
+            nn.GELU(),
+            nn.Linear(mult * dim, dim, bias=False),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.norm(x))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + SelfAttn(LN x), then x + MLP(LN x)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, window: int, block: int | None, rotary: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, bias=False)
+        self.attn = Attention(dim, heads, dropout, window, block, rotary)
+        self.drop = nn.Dropout(dropout)
+        self.ff = FeedForward(dim, dropout)
+
+    def forward(
+        self, x: Tensor, pos: Tensor, key_padding: Tensor | None = None, cache: dict | None = None
+    ) -> Tensor:
+        h = self.norm(x)
+        x = x + self.drop(self.attn(h, h, pos, pos, key_padding, _slot(cache, "self")))
+        return x + self.ff(x)
+
+
+class CrossBlock(nn.Module):
+    """FIBER-style gated fusion: x + SelfAttn(LN x) + alpha * CrossAttn(LN x, LN y), then x + MLP.
+
+    ``alpha`` starts at 0 so the block begins as a plain self-attention block and learns how much
+    of the other stream to let in. The block returns its fused output exactly once (defect 3 of the
+    released code returned it twice, so only the first block ever fused the streams). Cross
+    attention is causal too: a query at frame t sees the other stream only at frames <= t.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, window: int, rotary: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, bias=False)
+        self.norm_ctx = nn.LayerNorm(dim, bias=False)
+        self.self_attn = Attention(dim, heads, dropout, window, None, rotary)
+        self.cross_attn = Attention(dim, heads, dropout, window, None, rotary)
+        self.alpha = nn.Parameter(torch.zeros(1))
+        self.drop = nn.Dropout(dropout)
+        self.ff = FeedForward(dim, dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        y: Tensor,
+        pos: Tensor,
+        y_pos: Tensor,
+        key_padding: Tensor | None = None,
+        y_padding: Tensor | None = None,
+        cache: dict | None = None,
+    ) -> Tensor:
+        h = self.norm(x)
+        hy = self.norm_ctx(y)
+        fused = self.self_attn(h, h, pos, pos, key_padding, _slot(cache, "self"))
+        fused = fused + self.alpha * self.cross_attn(h, hy, pos, y_pos, y_padding, _slot(cache, "cross"))
+        x = x + self.drop(fused)
+        return x + self.ff(x)
+
+
+def _slot(cache: dict | None, name: str) -> KVCache | None:
+    if cache is None:
+        return None
+    if name not in cache:
+        cache[name] = KVCache()
+    return cache[name]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

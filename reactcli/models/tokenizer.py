@@ -1,0 +1,184 @@
+"""Stage 1: the FSQ face tokenizer — one discrete token per 3DMM frame, decodable to 3DMM and emotion.
+
+Encoder: Linear(58 -> d) + learned in-window position, pre-LN blocks, final LayerNorm; Finite
+Scalar Quantization (vector-quantize-pytorch's ``FSQ``: project d -> len(levels), tanh-bound,
+round with a straight-through estimator, project back) gives prod(levels) codes with no auxiliary
+loss; two decoders of the same shape map the quantized latent to the 58-D 3DMM and 25-D emotion.
+
+Online by construction (defect 7 of the released code): every block attends *causally within
+aligned windows* of ``window`` frames — frame t sees frames ``window*floor(t/window) .. t`` only.
+So the token of a speaker frame never depends on later frames, and a streaming caller can encode
+or decode frame by frame with a KV cache and get exactly the tokens of a whole-clip pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from vector_quantize_pytorch import FSQ
+
+from reactcli.config import TokenizerConfig
+from reactcli.models.layers import Block
+
+FACE_DIM = 58
+EMOTION_DIM = 25
+
+# Face-part groups of the 58-D FaceVerse vector (spec/dataset.md), for the grouped loss and reports.
+FACE_GROUPS: tuple[tuple[str, int, int], ...] = (
+    ("brow", 0, 5),
+    ("cheek", 5, 8),
+    ("eyeBlink", 8, 10),
+    ("eyeLook", 10, 18),
+    ("eyeSquint", 18, 20),
+    ("eyeWide", 20, 22),
+    ("jaw", 22, 26),
+    ("mouth", 26, 43),
+    ("smile", 43, 45),
+    ("mouth45", 45, 49),
+    ("nose+tongue", 49, 52),
+    ("rotation", 52, 55),
+    ("translation", 55, 58),
+)
+
+
+def grouped_l1(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Sum over face-part groups of each group's mean L1, and the per-group means (13,).
+
+    ``weight`` (B, T) restricts the mean to valid frames. Summing group means (rather than one
+    mean over 58 dims) keeps the small groups — blinks, smile — from being drowned by the 17 mouth
+    coefficients.
+    """
+    err = (pred - target).abs()
+    if weight is None:
+        weight = torch.ones(err.shape[:-1], device=err.device, dtype=err.dtype)
+    denom = weight.sum().clamp_min(1.0)
+    groups = torch.stack([(err[..., a:b].mean(-1) * weight).sum() / denom for _, a, b in FACE_GROUPS])
+    return groups.sum(), groups
+
+
+class _Stack(nn.Module):
+    """Input projection + in-window position + causal windowed blocks + LayerNorm."""
+
+    def __init__(self, cfg: TokenizerConfig, depth: int, in_dim: int | None) -> None:
+        super().__init__()
+        self.window = cfg.window
+        self.proj = nn.Linear(in_dim, cfg.dim) if in_dim is not None else nn.Identity()
+        self.pos = nn.Embedding(cfg.window, cfg.dim)
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.heads, cfg.dropout, cfg.window, cfg.window, rotary=False) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, x: Tensor, pos: Tensor, cache: list[dict] | None = None) -> Tensor:
+        x = self.proj(x) + self.pos(torch.remainder(pos, self.window))
+        for i, block in enumerate(self.blocks):
+            x = block(x, pos, cache=None if cache is None else cache[i])
+        return self.norm(x)
+
+
+class FaceTokenizer(nn.Module):
+    """Encoder -> FSQ -> (3DMM decoder, emotion decoder); works on 3DMM minus the mean face."""
+
+    def __init__(self, cfg: TokenizerConfig, mean_face: Tensor | None = None, std_face: Tensor | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("mean_face", torch.zeros(FACE_DIM) if mean_face is None else mean_face.float())
+        self.register_buffer("std_face", torch.ones(FACE_DIM) if std_face is None else std_face.float())
+        self.encoder = _Stack(cfg, cfg.depth, FACE_DIM)
+        self.fsq = FSQ(levels=list(cfg.levels), dim=cfg.dim)
+        self.face_decoder = _Stack(cfg, cfg.decoder_depth, None)
+        self.face_head = nn.Linear(cfg.dim, FACE_DIM)
+        self.emotion_decoder = _Stack(cfg, cfg.decoder_depth, None)
+        self.emotion_head = nn.Linear(cfg.dim, EMOTION_DIM)
+
+    @property
+    def codebook_size(self) -> int:
+        return math.prod(self.cfg.levels)
+
+    # -- normalisation ---------------------------------------------------------------------------
+    def normalize(self, face: Tensor) -> Tensor:
+        """Raw 3DMM -> model space (minus mean face; also divided by std when configured)."""
+        x = face - self.mean_face
+        return x / self.std_face.clamp_min(1e-6) if self.cfg.normalize_std else x
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        if self.cfg.normalize_std:
+            x = x * self.std_face.clamp_min(1e-6)
+        return x + self.mean_face
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def encode(self, face: Tensor, pos: Tensor | None = None, cache: list[dict] | None = None) -> tuple[Tensor, Tensor]:
+        """Raw 3DMM (B, T, 58) at frames ``pos`` -> quantized latent (B, T, d) and token ids (B, T)."""
+        pos = _positions(face, pos)
+        h = self.encoder(self.normalize(face), pos, cache)
+        latent, indices = self.fsq(h)
+        return latent, indices.long()
+
+    def latent(self, tokens: Tensor) -> Tensor:
+        """Token ids (B, T) -> quantized latent (B, T, d)."""
+        return self.fsq.indices_to_codes(tokens)
+
+    def decode_latent(
+        self, latent: Tensor, pos: Tensor | None = None, cache: dict | None = None, face: bool = True
+    ) -> tuple[Tensor | None, Tensor]:
+        """Latent -> (normalised 3DMM or None, emotion). ``cache`` holds per-decoder KV caches."""
+        pos = _positions(latent, pos)
+        emotion = self.emotion_head(self.emotion_decoder(latent, pos, None if cache is None else cache["emotion"]))
+        if not face:
+            return None, emotion
+        rec = self.face_head(self.face_decoder(latent, pos, None if cache is None else cache["face"]))
+        return rec, emotion
+
+    def decode_tokens(
+        self, tokens: Tensor, pos: Tensor | None = None, cache: dict | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Token ids (B, T) -> raw 3DMM (B, T, 58) (mean added back) and emotion (B, T, 25)."""
+        rec, emotion = self.decode_latent(self.latent(tokens), pos, cache)
+        return self.denormalize(rec), emotion
+
+    def new_encoder_cache(self) -> list[dict]:
+        return [{} for _ in self.encoder.blocks]
+
+    def new_decoder_cache(self) -> dict:
+        return {
+            "face": [{} for _ in self.face_decoder.blocks],
+            "emotion": [{} for _ in self.emotion_decoder.blocks],
+        }
+
+    # -- training --------------------------------------------------------------------------------
+    def loss(self, face: Tensor, emotion: Tensor, emotion_only: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        """Grouped L1 on 3DMM + L1 on emotion; in the emotion-only phase only the emotion decoder learns."""
+        target = self.normalize(face)
+        if emotion_only:
+            with torch.no_grad():
+                latent, indices = self.encode(face)
+            _, emo = self.decode_latent(latent, face=False)
+            emo_l1 = (emo - emotion).abs().mean()
+            return emo_l1, {"emotion": emo_l1.detach(), "indices": indices}
+        latent, indices = self.encode(face)
+        rec, emo = self.decode_latent(latent)
+        face_loss, groups = grouped_l1(rec, target)
+        emo_l1 = (emo - emotion).abs().mean()
+        return face_loss + emo_l1, {
+            "face": face_loss.detach(),
+            "groups": groups.detach(),
+            "emotion": emo_l1.detach(),
+            "indices": indices,
+        }
+
+    def emotion_only_parameters(self) -> list[nn.Parameter]:
+        return list(self.emotion_decoder.parameters()) + list(self.emotion_head.parameters())
+
+
+def _positions(x: Tensor, pos: Tensor | None) -> Tensor:
+    return torch.arange(x.shape[1], device=x.device) if pos is None else pos
+
+
+def codebook_usage(counts: Tensor) -> tuple[float, float]:
+    """(% of codes used, perplexity) from a histogram of token ids — the collapse check."""
+    total = counts.sum().clamp_min(1)
+    p = counts.double() / total
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return float((counts > 0).double().mean() * 100.0), float(entropy.exp())

@@ -1,0 +1,1 @@
+"""Plain PyTorch training for both stages: optimiser/schedule, in-memory corpora, the loop, DDP helpers."""

@@ -1,0 +1,238 @@
+"""Stage 2 training: the reaction predictor on tokenised clips, with best/last checkpoints and resume.
+
+Speaker and listener faces of every clip are tokenised once with the frozen tokenizer, exactly as
+generation does it (whole clips, windows aligned to frame 0). Each step draws windows of
+``predictor_window`` frames; with probability ``truncate_prob`` a window is left-truncated (the
+cut part becomes key padding, the first listener inputs after it become MASK) so the model also
+learns from short contexts, as at the start of a conversation. Validation is the cross-entropy
+over whole val clips with the same windowed causal attention as generation.
+
+``predictor_last.ckpt`` holds the optimiser and scheduler state and the step; batches and dropout
+noise are functions of (seed, step, rank), so ``--resume`` after a kill continues the very same
+run. ``predictor.ckpt`` is the best by validation loss. Both are written by rank 0 only, atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from reactcli.config import ReactConfig, config_to_dict
+from reactcli.data.features import audio_feature_dim
+from reactcli.errors import ReactError, file_error
+from reactcli.models.checkpoint import (
+    PREDICTOR_KIND,
+    load_reaction_model,
+    load_tokenizer,
+    predictor_payload,
+    read_checkpoint,
+    save_checkpoint,
+    stored_config,
+)
+from reactcli.models.layers import count_parameters
+from reactcli.models.predictor import ReactionPredictor
+from reactcli.models.tokenizer import FaceTokenizer
+from reactcli.training.corpus import WindowBatches, load_clips
+from reactcli.training.ddp import DistContext, barrier
+from reactcli.training.loop import LoopConfig, run_loop
+from reactcli.training.schedule import make_optimizer, make_scheduler
+
+KEYS = ("speaker_audio", "speaker_3dmm", "listener_3dmm")
+IGNORE = -100
+
+
+@dataclass
+class PredictorReport:
+    steps: int
+    start_step: int
+    final_loss: float
+    best_val_loss: float
+    best_step: int
+    parameters: int
+    codes_valid: int
+    seconds: float
+
+
+@torch.no_grad()
+def tokenize_corpus(tokenizer: FaceTokenizer, clips: dict[str, np.ndarray], device: torch.device) -> dict:
+    """Whole-clip speaker/listener tokens (N, T) as generation computes them, plus audio (N, T, A)."""
+    tokenizer.eval()
+    out: dict[str, list[torch.Tensor]] = {"speaker_tokens": [], "listener_tokens": []}
+    for lo in range(0, len(clips["speaker_3dmm"]), 16):
+        for side in ("speaker", "listener"):
+            face = torch.from_numpy(clips[f"{side}_3dmm"][lo : lo + 16]).to(device)
+            out[f"{side}_tokens"].append(tokenizer.encode(face)[1].cpu())
+    return {
+        "speaker_audio": torch.from_numpy(clips["speaker_audio"]),
+        **{k: torch.cat(v) for k, v in out.items()},
+    }
+
+
+def make_batch(
+    batch: dict[str, torch.Tensor], rngs: list[np.random.Generator], model: ReactionPredictor, truncate_prob: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(audio, speaker tokens, listener inputs, key padding or None, targets) for one batch of windows."""
+    audio = batch["speaker_audio"]
+    speaker = batch["speaker_tokens"].clone()
+    targets = batch["listener_tokens"].clone()
+    listener_in = model.shift_listener(targets)
+    b, w = targets.shape
+    patch = model.cfg.patch
+    padding = torch.zeros(b, w, dtype=torch.bool)
+    for j, rng in enumerate(rngs):
+        if w > patch + 1 and rng.random() < truncate_prob:
+            cut = int(rng.integers(1, w - patch))
+            padding[j, :cut] = True
+            listener_in[j, cut : cut + patch] = model.mask_id
+    if bool(padding.any()):
+        speaker[padding] = model.pad_id
+        listener_in[padding] = model.pad_id
+        targets[padding] = IGNORE
+        return audio, speaker, listener_in, padding, targets
+    return audio, speaker, listener_in, None, targets
+
+
+@torch.no_grad()
+def validation_loss(model: ReactionPredictor, corpus: dict, device: torch.device, batch: int = 8) -> float:
+    """Mean next-patch cross-entropy over whole clips (teacher forcing, generation's attention)."""
+    model.eval()
+    total, count = 0.0, 0
+    for lo in range(0, len(corpus["listener_tokens"]), batch):
+        tokens = corpus["listener_tokens"][lo : lo + batch].to(device)
+        logits = model(
+            corpus["speaker_audio"][lo : lo + batch].to(device),
+            corpus["speaker_tokens"][lo : lo + batch].to(device),
+            model.shift_listener(tokens),
+        )
+        total += float(F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten(), reduction="sum"))
+        count += tokens.numel()
+    return total / max(1, count)
+
+
+def _check_resume_config(path: Path, stored: ReactConfig, given: ReactConfig) -> None:
+    """A resumed run must be the same run: architecture, features and optimiser settings unchanged."""
+    a, b = config_to_dict(stored), config_to_dict(given)
+    for section in ("audio", "predictor"):
+        for key, value in a[section].items():
+            if b[section].get(key) != value:
+                raise file_error(
+                    path, f"--resume: this run used {section}.{key} = {value!r} but the config now says "
+                    f"{b[section].get(key)!r}; resume with the same settings or start a new --out folder",
+                )
+
+
+def train_predictor(
+    root: Path,
+    cfg: ReactConfig,
+    tokenizer_path: Path | None,
+    out_dir: Path,
+    seed: int,
+    ctx: DistContext,
+    resume: bool = False,
+    on_step: Callable[[int], None] | None = None,
+) -> PredictorReport:
+    """Train (or resume) the predictor; rank 0 writes ``predictor.ckpt`` and ``predictor_last.ckpt``."""
+    t0 = time.perf_counter()
+    device = ctx.device
+    last_path, best_path = out_dir / "predictor_last.ckpt", out_dir / "predictor.ckpt"
+    state: dict | None = None
+    if resume:
+        if not last_path.is_file():
+            raise file_error(last_path, "--resume: no checkpoint of an interrupted run here (train without --resume)")
+        data = read_checkpoint(last_path, PREDICTOR_KIND)
+        state = data.get("training_state")
+        if not isinstance(state, dict):
+            raise file_error(last_path, "--resume: checkpoint holds no training state")
+        stored = stored_config(last_path, data)
+        _check_resume_config(last_path, stored, cfg)
+        max_steps = cfg.training.predictor_max_steps
+        cfg = stored
+        cfg.training.predictor_max_steps = max_steps
+        seed = int(state["seed"])
+        bundle, _ = load_reaction_model(last_path, "cpu", data)
+        tokenizer, model, valid = bundle.tokenizer, bundle.predictor, bundle.valid_codes
+    else:
+        if tokenizer_path is None:
+            raise ReactError("train-predictor needs --tokenizer DIR/tokenizer.ckpt (or --resume)")
+        tokenizer, tok_cfg, _ = load_tokenizer(tokenizer_path)
+        cfg.tokenizer = tok_cfg.tokenizer  # the checkpoint's tokenizer is the one we train with
+        model = None
+        valid = None
+    tokenizer.to(device)
+    torch.manual_seed(seed)
+    audio_dim = audio_feature_dim(cfg.audio)
+    train = tokenize_corpus(tokenizer, load_clips(root, "train", cfg, KEYS), device)
+    val = tokenize_corpus(tokenizer, load_clips(root, "val", cfg, KEYS), device)
+    if train["speaker_audio"].shape[-1] != audio_dim:
+        raise file_error(root, f"cached audio features have {train['speaker_audio'].shape[-1]} dims, "
+                         f"the audio config gives {audio_dim}; rerun `react preprocess` with this config")
+    if model is None:
+        model = ReactionPredictor(cfg.predictor, audio_dim, tokenizer.codebook_size)
+        flat = train["speaker_audio"].flatten(0, 1)
+        model.audio_mean.copy_(flat.mean(0))
+        model.audio_std.copy_(flat.std(0).clamp_min(1e-3))
+        valid = torch.zeros(model.vocab_size, dtype=torch.bool)
+        valid[: tokenizer.codebook_size] = torch.bincount(
+            train["listener_tokens"].flatten(), minlength=tokenizer.codebook_size
+        )[: tokenizer.codebook_size] > 0
+    model.to(device)
+    tc = cfg.training
+    optimizer = make_optimizer(model, tc.predictor_lr, tc.weight_decay, tc.betas)
+    scheduler = make_scheduler(optimizer, tc.predictor_warmup_steps, tc.predictor_max_steps)
+    start = 0
+    best_val, best_step = float("inf"), 0
+    if state is not None:
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise file_error(last_path, f"--resume: optimiser state does not fit the model ({exc})") from None
+        start = int(state["step"])
+        best_val, best_step = float(state["best_val"]), int(state["best_step"])
+    train_model = DistributedDataParallel(model) if ctx.distributed else model
+    windows = WindowBatches(
+        {k: train[k] for k in ("speaker_audio", "speaker_tokens", "listener_tokens")},
+        tc.predictor_window, tc.predictor_batch_size, seed, ctx.rank, ctx.world,
+    )
+
+    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        batch, rngs = windows.batch(step)
+        audio, speaker, listener_in, padding, targets = make_batch(batch, rngs, model, tc.truncate_prob)
+        logits = train_model(
+            audio.to(device), speaker.to(device), listener_in.to(device),
+            None if padding is None else padding.to(device),
+        )
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten(), ignore_index=IGNORE)
+        return loss, {}
+
+    def on_eval(step: int, train_loss: float) -> None:
+        nonlocal best_val, best_step
+        if ctx.is_main:
+            val_loss = validation_loss(model, val, device)
+            extra = {"step": step, "seed": seed, "val_loss": val_loss, "train_loss": train_loss}
+            if val_loss < best_val:
+                best_val, best_step = val_loss, step
+                save_checkpoint(best_path, PREDICTOR_KIND, predictor_payload(cfg, tokenizer, model, valid, **extra))
+            training_state = {
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                "seed": seed, "best_val": best_val, "best_step": best_step,
+            }
+            save_checkpoint(
+                last_path, PREDICTOR_KIND,
+                predictor_payload(cfg, tokenizer, model, valid, training_state=training_state, **extra),
+            )
+        barrier(ctx)
+
+    loop = LoopConfig("train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed)
+    result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step)
+    return PredictorReport(
+        tc.predictor_max_steps, start, result.last_loss, best_val, best_step, count_parameters(model),
+        int(valid.sum()), time.perf_counter() - t0,
+    )

@@ -1,0 +1,113 @@
+"""Stage 1 training: fit the FSQ tokenizer on listener faces, then report what it learned.
+
+Steps before ``(1 - emotion_only_fraction) * max_steps`` train everything on grouped 3DMM L1 +
+emotion L1; the rest train only the emotion decoder (encoder, codes and 3DMM decoder frozen), as
+in the paper. The report is computed on whole clips, tokenised exactly as generation does it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reactcli.config import ReactConfig
+from reactcli.data.cache import load_face_stats
+from reactcli.models.checkpoint import TOKENIZER_KIND, save_checkpoint, tokenizer_payload
+from reactcli.models.tokenizer import FACE_GROUPS, FaceTokenizer, codebook_usage
+from reactcli.runtime import seed_everything
+from reactcli.training.corpus import WindowBatches, load_clips
+from reactcli.training.ddp import DistContext
+from reactcli.training.loop import LoopConfig, run_loop
+from reactcli.training.schedule import make_optimizer, make_scheduler
+
+FACE_KEYS = ("listener_3dmm", "listener_emotion")
+
+
+@dataclass
+class TokenizerReport:
+    split: str
+    group_l1: dict[str, float]  # mean |error| per face-part group, raw coefficient units
+    face_l1: float
+    emotion_l1: float
+    codes_used_pct: float
+    perplexity: float
+    codebook_size: int
+    steps: int
+    seconds: float
+    final_loss: float
+
+
+@torch.no_grad()
+def evaluate_tokenizer(
+    model: FaceTokenizer, faces: torch.Tensor, emotions: torch.Tensor, batch: int = 16
+) -> tuple[dict[str, float], float, float, torch.Tensor]:
+    """Per-group L1 (raw units), 3DMM L1, emotion L1 and code counts over whole clips."""
+    model.eval()
+    device = next(model.parameters()).device
+    sums = np.zeros(len(FACE_GROUPS))
+    face_sum = emo_sum = 0.0
+    counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    n = 0
+    for lo in range(0, len(faces), batch):
+        face = faces[lo : lo + batch].to(device)
+        emo = emotions[lo : lo + batch].to(device)
+        _, tokens = model.encode(face)
+        rec, emo_hat = model.decode_tokens(tokens)
+        err = (rec - face).abs()
+        sums += np.array([float(err[..., a:b].mean(-1).sum()) for _, a, b in FACE_GROUPS])
+        face_sum += float(err.mean(-1).sum())
+        emo_sum += float((emo_hat - emo).abs().mean(-1).sum())
+        counts += torch.bincount(tokens.flatten().cpu(), minlength=model.codebook_size)
+        n += face.shape[0] * face.shape[1]
+    groups = {name: float(s / n) for (name, _, _), s in zip(FACE_GROUPS, sums, strict=True)}
+    return groups, face_sum / n, emo_sum / n, counts
+
+
+def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, device: torch.device) -> TokenizerReport:
+    """Train, write ``out_dir/tokenizer.ckpt`` atomically, and return the reconstruction report."""
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    mean, std = load_face_stats(cfg, root)
+    train = {k: torch.from_numpy(v) for k, v in load_clips(root, "train", cfg, FACE_KEYS).items()}
+    report_split = "val" if "val" in cfg.data.splits else "train"
+    held = train if report_split == "train" else {
+        k: torch.from_numpy(v) for k, v in load_clips(root, "val", cfg, FACE_KEYS).items()
+    }
+    model = FaceTokenizer(cfg.tokenizer, torch.from_numpy(mean), torch.from_numpy(std)).to(device)
+    tc = cfg.training
+    optimizer = make_optimizer(model, tc.tokenizer_lr, tc.weight_decay, tc.betas)
+    scheduler = make_scheduler(optimizer, tc.tokenizer_warmup_steps, tc.tokenizer_max_steps)
+    batches = WindowBatches(train, cfg.tokenizer.window, tc.tokenizer_batch_size, seed)
+    emotion_from = int(round(tc.tokenizer_max_steps * (1.0 - tc.emotion_only_fraction)))
+
+    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        batch, _ = batches.batch(step)
+        loss, parts = model.loss(
+            batch["listener_3dmm"].to(device), batch["listener_emotion"].to(device), emotion_only=step >= emotion_from
+        )
+        return loss, {"emotion_l1": float(parts["emotion"])}
+
+    loop = LoopConfig("train tokenizer", tc.tokenizer_max_steps, 0, tc.grad_clip, tc.tokenizer_max_steps,
+                      tc.log_every, seed)
+    result = run_loop(loop, DistContext(0, 1, 0, device), model, optimizer, scheduler, loss_at)
+    groups, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
+    *_, train_counts = evaluate_tokenizer(model, train["listener_3dmm"], train["listener_emotion"])
+    used, perplexity = codebook_usage(train_counts)
+    report = TokenizerReport(
+        report_split, groups, face_l1, emo_l1, used, perplexity, model.codebook_size, tc.tokenizer_max_steps,
+        time.perf_counter() - t0, result.last_loss,
+    )
+    save_checkpoint(
+        out_dir / "tokenizer.ckpt",
+        TOKENIZER_KIND,
+        tokenizer_payload(
+            cfg, model.cpu(), seed=seed, steps=tc.tokenizer_max_steps, code_counts=train_counts,
+            report={"split": report_split, "group_l1": groups, "face_l1": face_l1, "emotion_l1": emo_l1,
+                    "codes_used_pct": used, "perplexity": perplexity},
+        ),
+    )
+    return report

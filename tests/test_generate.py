@@ -1,0 +1,91 @@
+"""Streaming generation: KV cache equals recomputation, chunking does not matter, sampling masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _model_fixtures import random_model
+
+from reactcli.errors import ReactError
+from reactcli.generate import ReactionStream, generate_reactions, sample_tokens
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_model()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(45, 10)).astype(np.float32), rng.normal(size=(45, 58)).astype(np.float32)
+
+
+def test_kv_cache_matches_full_recomputation(model, clip) -> None:
+    face, emo = generate_reactions(model, *clip, samples=3, seed=4)
+    face_ref, emo_ref = generate_reactions(model, *clip, samples=3, seed=4, use_cache=False)
+    assert face.shape == (3, 45, 58) and emo.shape == (3, 45, 25)
+    np.testing.assert_allclose(face, face_ref, atol=1e-4)
+    np.testing.assert_allclose(emo, emo_ref, atol=1e-4)
+
+
+def test_frame_by_frame_equals_chunks(model, clip) -> None:
+    face1, _ = generate_reactions(model, *clip, samples=2, seed=1, chunk=1)
+    face7, _ = generate_reactions(model, *clip, samples=2, seed=1, chunk=7)
+    face_all, _ = generate_reactions(model, *clip, samples=2, seed=1, chunk=45)
+    np.testing.assert_allclose(face1, face7, atol=1e-4)
+    np.testing.assert_allclose(face1, face_all, atol=1e-4)
+
+
+def test_stream_returns_frames_as_soon_as_possible(model, clip) -> None:
+    stream = ReactionStream(model, samples=2, seed=0)
+    out = stream.push(clip[0][:1], clip[1][:1])
+    assert out.face3dmm.shape == (2, 1, 58) and out.start == 0
+    out = stream.push(clip[0][1:10], clip[1][1:10])
+    assert out.face3dmm.shape == (2, 9, 58) and out.start == 1
+    assert stream.push(clip[0][:0], clip[1][:0]).face3dmm.shape == (2, 0, 58)
+
+
+def test_same_seed_same_output_other_seed_differs(model, clip) -> None:
+    a = generate_reactions(model, *clip, samples=3, seed=9)[1]
+    b = generate_reactions(model, *clip, samples=3, seed=9)[1]
+    c = generate_reactions(model, *clip, samples=3, seed=10)[1]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a[0], a[1])  # the K reactions differ from each other
+
+
+def test_sampling_is_per_sample_and_masks_invalid_ids() -> None:
+    vocab = 12
+    logits = torch.zeros(3, 5, vocab)
+    logits[..., 10:] = 50.0  # PAD/MASK would win if not masked
+    logits[0, :, 3] = 5.0
+    logits[1, :, 7] = 5.0
+    logits[2, :, 7] = -50.0  # sample 2 must not be influenced by the other samples' scores
+    valid = torch.ones(vocab, dtype=torch.bool)
+    valid[10:] = False
+    valid[4] = False  # an unused code
+    uniform = torch.rand(3, 5, vocab, generator=torch.Generator().manual_seed(0))
+    top1 = sample_tokens(logits, valid, torch.tensor([1, 1, 1]), torch.ones(3), uniform)
+    assert (top1[0] == 3).all() and (top1[1] == 7).all()
+    assert not (top1[2] == 7).any()
+    logits = torch.randn(3, 400, vocab, generator=torch.Generator().manual_seed(2))
+    many = sample_tokens(logits, valid, torch.tensor([1, 3, 12]), torch.tensor([1.0, 1.0, 5.0]),
+                         torch.rand(3, 400, vocab, generator=torch.Generator().manual_seed(1)))
+    assert not bool(((many == 4) | (many >= 10)).any())
+    ranked = logits.masked_fill(~valid, float("-inf")).argsort(-1, descending=True)
+    assert torch.equal(many[0], ranked[0, :, 0])  # top-1 is the per-row argmax
+    assert (ranked[1, :, :3] == many[1][:, None]).any(-1).all()  # top-3 per sample and frame
+    assert not (ranked[2, :, :3] == many[2][:, None]).any(-1).all()  # sample 2 has its own, larger k
+
+
+def test_per_sample_top_k_and_temperature_are_checked(model) -> None:
+    with pytest.raises(ReactError, match="one per sample"):
+        ReactionStream(model, samples=3, top_k=[5, 5])
+    with pytest.raises(ReactError, match="temperature"):
+        ReactionStream(model, samples=2, temperature=0.0)
+    stream = ReactionStream(model, samples=2)
+    with pytest.raises(ReactError, match="expected"):
+        stream.push(np.zeros((3, 9), np.float32), np.zeros((3, 58), np.float32))
+    with pytest.raises(ReactError, match="NaN"):
+        stream.push(np.full((3, 10), np.nan, np.float32), np.zeros((3, 58), np.float32))

@@ -1,0 +1,48 @@
+# ruff: noqa: F811  (pytest fixtures imported from _model_fixtures are parameters by design)
+"""The online contract: changing speaker input after frame t leaves every generated frame <= t unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _model_fixtures import random_model
+
+from reactcli.generate import generate_reactions
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 32])
+def test_future_speaker_input_cannot_change_past_frames(chunk: int) -> None:
+    model = random_model(patch=4, context=16)
+    rng = np.random.default_rng(3)
+    audio = rng.normal(size=(60, 10)).astype(np.float32)
+    face = rng.normal(size=(60, 58)).astype(np.float32)
+    ref_face, ref_emo = generate_reactions(model, audio, face, samples=3, seed=5, chunk=chunk)
+    for t in (0, 9, 31, 47):
+        a2, f2 = audio.copy(), face.copy()
+        a2[t + 1 :] += rng.normal(size=a2[t + 1 :].shape).astype(np.float32) * 2
+        f2[t + 1 :] -= 1.5
+        out_face, out_emo = generate_reactions(model, a2, f2, samples=3, seed=5, chunk=chunk)
+        assert np.array_equal(out_face[:, : t + 1], ref_face[:, : t + 1])
+        assert np.array_equal(out_emo[:, : t + 1], ref_emo[:, : t + 1])
+        assert not np.array_equal(out_face[:, t + 1 :], ref_face[:, t + 1 :])  # the test can fail
+
+
+def test_trained_checkpoint_is_online(trained_run, preprocessed_root) -> None:
+    from reactcli.data.dataset import ReactClipDataset
+    from reactcli.models.checkpoint import load_reaction_model
+
+    model, _ = load_reaction_model(trained_run / "predictor.ckpt")
+    cfg = model.config.model_copy(deep=True)
+    clip = ReactClipDataset(preprocessed_root, "val", cfg).clip(0)
+    audio, face = clip["speaker_audio"][:120], clip["speaker_3dmm"][:120]
+    ref = generate_reactions(model, audio, face, samples=2, seed=1)
+    t = 70
+    a2, f2 = audio.copy(), face.copy()
+    a2[t + 1 :] = a2[t + 1 :][::-1]
+    f2[t + 1 :] = f2[t + 1 :][::-1]
+    out = generate_reactions(model, a2, f2, samples=2, seed=1)
+    assert np.array_equal(out[0][:, : t + 1], ref[0][:, : t + 1])
+    assert np.array_equal(out[1][:, : t + 1], ref[1][:, : t + 1])
+
+
+from _model_fixtures import trained_run  # noqa: E402,F401  (session fixture)

@@ -1,0 +1,162 @@
+# ruff: noqa: F811  (pytest fixtures imported from _model_fixtures are parameters by design)
+"""Training stages and their commands: schedule, checkpoints (errors included), resume, generate CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _model_fixtures import TINY, fast_config, run_cli, trained_run  # noqa: F401
+
+from reactcli.errors import ReactError
+from reactcli.models.checkpoint import load_reaction_model, load_tokenizer
+from reactcli.training.schedule import make_optimizer, make_scheduler, warmup_cosine_factor
+
+
+def test_warmup_then_cosine_stepped_once_per_step() -> None:
+    model = torch.nn.Linear(4, 4)
+    opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95))
+    sched = make_scheduler(opt, warmup=10, total=110)
+    lrs = []
+    for _ in range(110):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[10] == pytest.approx(1e-3) and lrs[60] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert lrs[-1] < lrs[60] and warmup_cosine_factor(1000, 10, 110) == pytest.approx(0.1)
+
+
+def test_weight_decay_only_on_matrices() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    decay, no_decay = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95)).param_groups
+    assert decay["weight_decay"] == 0.1 and all(p.ndim == 2 for p in decay["params"])
+    assert no_decay["weight_decay"] == 0.0 and all(p.ndim == 1 for p in no_decay["params"])
+
+
+def test_checkpoint_errors_name_the_file(trained_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReactError, match="missing.ckpt: checkpoint not found"):
+        load_reaction_model(tmp_path / "missing.ckpt")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes((trained_run / "predictor.ckpt").read_bytes()[:2000])
+    with pytest.raises(ReactError, match="bad.ckpt: not a readable checkpoint"):
+        load_reaction_model(bad)
+    with pytest.raises(ReactError, match="is a tokenizer checkpoint, expected a predictor checkpoint"):
+        load_reaction_model(trained_run / "tokenizer.ckpt")
+    with pytest.raises(ReactError, match="is a predictor checkpoint, expected a tokenizer"):
+        load_tokenizer(trained_run / "predictor.ckpt")
+    data = torch.load(trained_run / "predictor.ckpt", weights_only=True)
+    data["config"]["predictor"]["dim"] = 48
+    torch.save(data, tmp_path / "mismatch.ckpt")
+    with pytest.raises(ReactError, match="mismatch.ckpt: predictor weights do not match"):
+        load_reaction_model(tmp_path / "mismatch.ckpt")
+
+
+def test_predictor_checkpoint_is_self_contained(trained_run: Path) -> None:
+    data = torch.load(trained_run / "predictor.ckpt", weights_only=True)
+    assert data["kind"] == "reactcli.predictor" and "training_state" not in data
+    assert data["config"]["audio"]["encoder"] == "mfcc" and data["audio_dim"] == 78
+    assert "tokenizer_state" in data and "mean_face" in "".join(data["tokenizer_state"])
+    assert not any("wav2vec" in k for k in data["predictor_state"])
+    last = torch.load(trained_run / "predictor_last.ckpt", weights_only=True)
+    assert last["training_state"]["step"] == 8 and "optimizer" in last["training_state"]
+    model, _ = load_reaction_model(trained_run / "predictor.ckpt")
+    assert not bool(model.valid_codes[model.predictor.pad_id]) and not bool(model.valid_codes[model.predictor.mask_id])
+
+
+def test_resume_continues_the_same_run(preprocessed_root: Path, trained_run: Path, tmp_path: Path) -> None:
+    from reactcli.training.ddp import DistContext
+    from reactcli.training.predictor_stage import train_predictor
+
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train_predictor(preprocessed_root, fast_config(preprocessed_root), trained_run / "tokenizer.ckpt", full, 3, ctx)
+
+    def kill(step: int) -> None:
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_predictor(preprocessed_root, fast_config(preprocessed_root), trained_run / "tokenizer.ckpt", killed, 3,
+                        ctx, on_step=kill)
+    assert torch.load(killed / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == 4
+    report = train_predictor(preprocessed_root, fast_config(preprocessed_root), None, killed, 0, ctx, resume=True)
+    assert report.start_step == 4
+    a = torch.load(full / "predictor_last.ckpt", weights_only=True)
+    b = torch.load(killed / "predictor_last.ckpt", weights_only=True)
+    for key, value in a["predictor_state"].items():
+        assert torch.equal(value, b["predictor_state"][key]), key
+    assert a["val_loss"] == b["val_loss"]
+
+
+def test_resume_errors(preprocessed_root: Path, trained_run: Path, tmp_path: Path) -> None:
+    from reactcli.training.ddp import DistContext
+    from reactcli.training.predictor_stage import train_predictor
+
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+    with pytest.raises(ReactError, match="predictor_last.ckpt: --resume: no checkpoint"):
+        train_predictor(preprocessed_root, fast_config(preprocessed_root), None, tmp_path, 0, ctx, resume=True)
+    cfg = fast_config(preprocessed_root)
+    cfg.predictor.dim = 64
+    with pytest.raises(ReactError, match="predictor.dim"):
+        train_predictor(preprocessed_root, cfg, None, trained_run, 0, ctx, resume=True)
+
+
+def test_generate_dataset_mode(trained_run: Path, preprocessed_root: Path, tmp_path: Path) -> None:
+    run_cli("generate", "--checkpoint", trained_run / "predictor.ckpt", "--data", preprocessed_root,
+            "--split", "val", "--samples", "2", "--out", tmp_path / "a", "--seed", "7", "--device", "cpu")
+    emotion = np.load(tmp_path / "a" / "emotion.npy")
+    face = np.load(tmp_path / "a" / "face3dmm.npy")
+    assert emotion.shape == (12, 2, 750, 25) and face.shape == (12, 2, 751, 58)
+    assert np.isfinite(emotion).all() and np.isfinite(face).all()
+    assert abs(float(face[..., 52].mean()) - np.pi) < 1.0  # raw coefficients: rotation x about pi
+    meta = json.loads((tmp_path / "a" / "generation.json").read_text())
+    assert (meta["split"], meta["N"], meta["K"], meta["seed"]) == ("val", 12, 2, 7)
+    # speaker-major: sample n's reactions are generated from speaker n alone
+    from reactcli.data.dataset import ReactClipDataset
+    from reactcli.generate import generate_reactions
+
+    model, _ = load_reaction_model(trained_run / "predictor.ckpt")
+    clip = ReactClipDataset(preprocessed_root, "val", model.config).clip(5)
+    _, emo5 = generate_reactions(model, clip["speaker_audio"], clip["speaker_3dmm"], 2, seed=7 * 100_003 + 5)
+    np.testing.assert_allclose(emotion[5], emo5[:, :750], atol=1e-5)
+    run_cli("generate", "--checkpoint", trained_run / "predictor.ckpt", "--data", preprocessed_root,
+            "--split", "val", "--samples", "2", "--out", tmp_path / "b", "--seed", "7", "--device", "cpu")
+    assert np.array_equal(np.load(tmp_path / "b" / "emotion.npy"), emotion)
+
+
+def test_generate_single_clip(trained_run: Path, preprocessed_root: Path, tmp_path: Path) -> None:
+    from reactcli.data.layout import DatasetLayout, read_pairs
+
+    pair = read_pairs(preprocessed_root, "val")[0]
+    layout = DatasetLayout(preprocessed_root)
+    out = tmp_path / "one.npz"
+    run_cli("generate", "--checkpoint", trained_run / "predictor.ckpt", "--speaker-audio",
+            layout.audio("val", pair.speaker), "--speaker-3dmm", layout.face3dmm("val", pair.speaker),
+            "--samples", "3", "--out", out, "--device", "cpu")
+    with np.load(out) as arrays:
+        assert arrays["emotion"].shape == (3, 751, 25) and arrays["face3dmm"].shape == (3, 751, 58)
+
+
+def test_generate_cli_errors(trained_run: Path, tmp_path: Path) -> None:
+    from reactcli.cli import main
+
+    for args in (
+        ["generate", "--checkpoint", str(tmp_path / "nope.ckpt"), "--data", str(tmp_path), "--out", str(tmp_path)],
+        ["generate", "--checkpoint", str(trained_run / "predictor.ckpt"), "--out", str(tmp_path)],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 1
+
+
+def test_tokenizer_checkpoint_reports_usage(trained_run: Path) -> None:
+    model, cfg, data = load_tokenizer(trained_run / "tokenizer.ckpt")
+    report = data["report"]
+    assert set(report["group_l1"]) >= {"brow", "smile", "rotation", "translation"}
+    assert 0 < report["codes_used_pct"] <= 100 and report["perplexity"] >= 1
+    assert int(data["code_counts"].sum()) == 2 * 6 * 751  # every train listener frame counted
+    assert cfg.tokenizer.dim == 32 and TINY.is_file()
