@@ -112,11 +112,15 @@ class GenerationConfig(Section):
 
 
 class RenderConfig(Section):
+    """Mesh videos (``react render``): official camera at ``size``, 25 fps by default."""
+
     backend: Literal["builtin", "pytorch3d"] = "builtin"
     face_model: Path | None = Field(default=None, description="faceverse_simple_v2.npy")
     reference: Path | None = Field(default=None, description="reference_full.npy (identity)")
-    size: int = 224
-    fps: int = 25
+    size: int = Field(default=224, ge=32, le=2048, description="panel size in pixels (even)")
+    fps: int = Field(default=25, ge=1)
+    chunk: int = Field(default=16, ge=1, description="frames rasterized/encoded per step")
+    threads: int = Field(default=1, ge=0, description="torch CPU threads while rendering (0 = torch default)")
 
 
 class ReactConfig(BaseSettings):

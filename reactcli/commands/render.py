@@ -1,0 +1,103 @@
+"""``react render``: mesh videos (with the speaker's sound) and emotion plots of generated reactions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, SplitOption
+
+
+def render(
+    data: DataOption,
+    predictions: Annotated[
+        Path, typer.Option("--predictions", help="Folder of `react generate` (face3dmm.npy, emotion.npy).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the mp4s and PNG plots.")],
+    split: SplitOption = "val",
+    submit_only: Annotated[
+        bool, typer.Option("--submit-only", help="Only the four clips the challenge asks teams to render.")
+    ] = False,
+    face_model: Annotated[
+        Path | None, typer.Option("--face-model", help="faceverse_simple_v2.npy (default: the built-in face).")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="reference_full.npy: identity for --face-model.")
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", min=0, help="Which of the K reactions to show (default: drawn by seed).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Render at most this many clips.")] = None,
+    max_frames: Annotated[
+        int | None, typer.Option("--max-frames", min=1, help="Only the first N frames of each clip (preview).")
+    ] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="builtin (default) or pytorch3d.")] = None,
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    config: ConfigOption = None,
+    sets: SetOption = None,
+) -> None:
+    """One 25 fps mp4 per clip with the speaker's audio: speaker video, listener video, listener
+    ground-truth mesh and generated mesh side by side, plus a PNG of the emotion curves.
+
+    Videos are named after the speaker clip (OUT/<clip>.mp4); finished ones are skipped on a rerun.
+    """
+    import torch
+
+    from reactcli.commands.common import build_config
+    from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
+    from reactcli.progress import console
+    from reactcli.render.camera import Camera
+    from reactcli.render.clips import RenderContext, load_predictions, render_jobs, select_jobs
+    from reactcli.render.face_model import load_face_model
+    from reactcli.runtime import resolve_device, seed_everything
+
+    cfg = build_config(
+        config, sets, render={"backend": backend, "face_model": face_model, "reference": reference}
+    ).render
+    dev = resolve_device(device)
+    seed_everything(seed)
+    layout = DatasetLayout(data)
+    n_samples = len(mirrored(read_pairs(data, split)))
+    jobs, missing = select_jobs(data, split, submit_only, limit)
+    if missing:
+        console.print(
+            f"[yellow]submission clips not in {split}: {', '.join(missing)}; rendering the first "
+            f"{len(jobs)} samples instead[/]"
+        )
+    preds = load_predictions(predictions, n_samples)
+    if preds.emotion is None:
+        console.print(f"[yellow]no emotion.npy in {predictions}: emotion plots are skipped[/]")
+    model = load_face_model(cfg.face_model, cfg.reference).to(dev)
+    camera = Camera(size=cfg.size)
+    if cfg.backend == "pytorch3d":
+        from reactcli.render.p3d import Pytorch3dRenderer as Renderer
+    else:
+        from reactcli.render.raster import MeshRenderer as Renderer
+    renderer = Renderer(model.tri, camera=camera, albedo=model.albedo, device=dev, chunk=cfg.chunk)
+    ctx = RenderContext(
+        layout=layout, split=split, predictions=preds, model=model, renderer=renderer, camera=camera,
+        out=Path(out), fps=cfg.fps, chunk=cfg.chunk, max_frames=max_frames, sample=sample, seed=seed, device=dev,
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    if dev.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)  # small tensors: one thread beats two (ffmpeg uses the other core)
+    try:
+        results = render_jobs(ctx, jobs)
+    finally:
+        torch.set_num_threads(threads)
+
+    from rich.table import Table
+
+    table = Table(title=f"react render: {split}, {model.name}, {cfg.backend} backend")
+    for col in ("sample", "speaker clip", "reaction", "video", "plot", "status"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(
+            str(r.job.index), r.job.speaker, str(r.reaction), r.video.name,
+            r.plot.name if r.plot else "(no emotion.npy)", r.status,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"videos in [bold]{out}[/]")

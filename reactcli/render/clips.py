@@ -1,0 +1,294 @@
+"""``react render`` over a split: which clips, which predictions, one mp4 + one PNG per clip.
+
+A clip's video has up to four equal 224 x 224 panels, left to right: the speaker's video, the
+listener's ground-truth video (when the dataset has video), the listener's ground-truth 3DMM mesh
+and the generated reaction mesh, at 25 fps with the speaker's audio. Sample ``n`` of the mirrored
+order (rows, then roles swapped) is named after its speaker clip: ``<out>/<clip slug>.mp4`` and
+``<out>/<clip slug>_emotion.png``. Frames are produced in chunks (video decode -> rasterize ->
+compose -> encode) so memory stays flat, and finished files are skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reactcli.atomic import atomic_path
+from reactcli.data.layout import (
+    CLIP_FRAMES,
+    EMOTION_DIM,
+    EVAL_FRAMES,
+    FACE_DIM,
+    SUBMISSION_CLIPS,
+    DatasetLayout,
+    clip_slug,
+    mirrored,
+    read_pairs,
+)
+from reactcli.errors import ReactError, file_error
+from reactcli.render.camera import Camera
+from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
+from reactcli.render.face_model import FaceModel
+from reactcli.render.video import Mp4Writer, iter_video
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One video to make: mirrored sample ``index`` (speaker drives, listener reacts)."""
+
+    index: int
+    speaker: str
+    listener: str
+
+    @property
+    def name(self) -> str:
+        return clip_slug(self.speaker)
+
+
+def video_name(clip: str) -> str:
+    """The file name ``react render`` gives the video of the sample whose speaker is ``clip``."""
+    return f"{clip_slug(clip)}.mp4"
+
+
+def plot_name(clip: str) -> str:
+    return f"{clip_slug(clip)}_emotion.png"
+
+
+def select_jobs(root: Path, split: str, submit_only: bool, limit: int | None) -> tuple[list[ClipJob], list[str]]:
+    """The samples to render and, for ``submit_only``, the submission clips the split lacks.
+
+    Submission clips are speaker paths of CSV rows, i.e. the first half of the mirrored order. If
+    any is missing (a split other than val, or a reduced val list), the first four samples are
+    rendered instead so that the command still shows something.
+    """
+    pairs = read_pairs(root, split)
+    samples = mirrored(pairs)
+    jobs = [ClipJob(n, s.speaker, s.listener) for n, s in enumerate(samples)]
+    missing: list[str] = []
+    if submit_only:
+        row_of = {p.speaker: i for i, p in enumerate(pairs)}
+        missing = [clip for clip in SUBMISSION_CLIPS if clip not in row_of]
+        jobs = [jobs[row_of[clip]] for clip in SUBMISSION_CLIPS] if not missing else jobs[:4]
+    if limit is not None:
+        jobs = jobs[:limit]
+    return jobs, missing
+
+
+@dataclass
+class Predictions:
+    """Generated reactions of ``react generate``: (N, K, T, 58) 3DMM and optionally (N, K, 750, 25) emotion."""
+
+    face3dmm: np.ndarray
+    emotion: np.ndarray | None
+    face_path: Path
+    emotion_path: Path
+
+    @property
+    def samples(self) -> int:
+        return int(self.face3dmm.shape[1])
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise file_error(path, f"not a readable .npy file ({exc})") from None
+
+
+def load_predictions(folder: Path, n_samples: int) -> Predictions:
+    """Open (memory-mapped) and check the prediction arrays against the split's sample count."""
+    folder = Path(folder)
+    face_path, emotion_path = folder / "face3dmm.npy", folder / "emotion.npy"
+    if not face_path.is_file():
+        raise file_error(face_path, "generated 3DMM not found (the --out folder of `react generate`)")
+    face = _load_array(face_path)
+    if face.ndim != 4 or face.shape[-1] != FACE_DIM or face.shape[2] < EVAL_FRAMES:
+        raise file_error(face_path, f"has shape {face.shape}, expected (N, K, {CLIP_FRAMES}, {FACE_DIM})")
+    if face.shape[0] != n_samples:
+        raise file_error(
+            face_path, f"has {face.shape[0]} samples but the split has {n_samples} (2 x rows, mirrored order)"
+        )
+    emotion = None
+    if emotion_path.is_file():
+        emotion = _load_array(emotion_path)
+        if emotion.ndim != 4 or emotion.shape[-1] != EMOTION_DIM or emotion.shape[2] < EVAL_FRAMES:
+            raise file_error(emotion_path, f"has shape {emotion.shape}, expected (N, K, {EVAL_FRAMES}, {EMOTION_DIM})")
+        if emotion.shape[:2] != face.shape[:2]:
+            raise file_error(
+                emotion_path, f"has (N, K) = {emotion.shape[:2]} but {face_path.name} has {face.shape[:2]}"
+            )
+    return Predictions(face, emotion, face_path, emotion_path)
+
+
+class _ChunkReader:
+    """Hands out exactly ``n`` frames at a time from a video, resized to the panel size."""
+
+    def __init__(self, path: Path | None, size: int, chunk: int) -> None:
+        self.size = size
+        self._it: Iterator[np.ndarray] | None = None if path is None else iter_video(path, chunk)
+        self._buf = np.zeros((0, size, size, 3), np.uint8)
+        self._last: np.ndarray | None = None
+
+    def take(self, n: int) -> np.ndarray:
+        while self._it is not None and len(self._buf) < n:
+            nxt = next(self._it, None)
+            if nxt is None:
+                self._it = None
+                break
+            self._buf = np.concatenate([self._buf, fit_square(nxt, self.size)])
+        out, self._buf = self._buf[:n], self._buf[n:]
+        if len(out):
+            self._last = out[-1:]
+        return pad_frames(out if len(out) else self._last, n, self.size)
+
+    def close(self) -> None:
+        """Stop the decoder (its ffmpeg process) when a clip ends before the video does."""
+        if self._it is not None:
+            self._it.close()  # type: ignore[attr-defined]
+            self._it = None
+
+
+@dataclass
+class RenderContext:
+    """Everything shared by the clips of one ``react render`` call."""
+
+    layout: DatasetLayout
+    split: str
+    predictions: Predictions
+    model: FaceModel
+    renderer: object  # MeshRenderer or Pytorch3dRenderer: .render(vertices) -> (B, S, S, 3) uint8
+    camera: Camera
+    out: Path
+    fps: int = 25
+    chunk: int = 16
+    max_frames: int | None = None
+    sample: int | None = None
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def sample_for(self, job: ClipJob) -> int:
+        return choose_reaction(self.predictions.samples, self.sample, self.seed, job.index)
+
+
+def choose_reaction(samples: int, sample: int | None, seed: int, index: int) -> int:
+    """``--sample`` when given, else one of the K reactions drawn from (seed, sample index)."""
+    if sample is not None:
+        if not 0 <= sample < samples:
+            raise ReactError(f"--sample {sample}: the predictions hold K = {samples} reactions (0..{samples - 1})")
+        return sample
+    return int(np.random.default_rng([seed, index]).integers(samples))
+
+
+def _clip_coeffs(ctx: RenderContext, job: ClipJob, k: int) -> tuple[np.ndarray, np.ndarray]:
+    from reactcli.data.loaders import load_face3dmm
+
+    gt = load_face3dmm(ctx.layout.face3dmm(ctx.split, job.listener))
+    gen = np.asarray(ctx.predictions.face3dmm[job.index, k], dtype=np.float32)
+    if not np.isfinite(gen).all():
+        raise file_error(ctx.predictions.face_path, f"sample {job.index} reaction {k} contains NaN/inf values")
+    frames = min(len(gen), len(gt), ctx.max_frames or len(gt))
+    return gt[:frames], gen[:frames]
+
+
+def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> tuple[Path, int]:
+    """Write ``<out>/<slug>.mp4`` for one sample; returns the path and the reaction index shown.
+
+    ``on_frames(n)`` is called after each chunk (progress reporting).
+    """
+    k = ctx.sample_for(job)
+    gt, gen = _clip_coeffs(ctx, job, k)
+    audio = ctx.layout.audio(ctx.split, job.speaker)
+    if not audio.is_file():
+        raise file_error(audio, "speaker audio not found (needed for the video's sound)")
+    size = ctx.camera.size
+    sources = []
+    for clip, label in ((job.speaker, "speaker"), (job.listener, "listener (real)")):
+        path = ctx.layout.video(ctx.split, clip)
+        if path is not None:
+            sources.append((_ChunkReader(path, size, ctx.chunk), Label.make(label, size)))
+    mesh_labels = [Label.make("listener GT 3DMM", size), Label.make(f"generated reaction #{k}", size)]
+    width = size * (len(sources) + 2)
+    target = ctx.out / video_name(job.speaker)
+    frames = len(gt)
+    with atomic_path(target) as tmp:
+        writer = Mp4Writer(tmp, width, size, fps=ctx.fps, audio=audio)
+        try:
+            for start in range(0, frames, ctx.chunk):
+                n = min(ctx.chunk, frames - start)
+                coeffs = torch.from_numpy(np.concatenate([gt[start : start + n], gen[start : start + n]]))
+                meshes = ctx.renderer.render(ctx.model.vertices(coeffs.to(ctx.device))).cpu().numpy()  # type: ignore[attr-defined]
+                panels = [reader.take(n) for reader, _ in sources] + [meshes[:n], meshes[n:]]
+                labels = [label for _, label in sources] + mesh_labels
+                writer.write(side_by_side(panels, labels))
+                if callable(on_frames):
+                    on_frames(n)
+        finally:
+            for reader, _ in sources:
+                reader.close()
+            writer.close()
+    return target, k
+
+
+def render_plot(ctx: RenderContext, job: ClipJob, k: int) -> Path | None:
+    """``<out>/<slug>_emotion.png`` (None when the predictions have no emotion.npy)."""
+    from reactcli.data.loaders import load_emotion
+    from reactcli.render.plots import plot_emotion
+
+    if ctx.predictions.emotion is None:
+        return None
+    generated = np.asarray(ctx.predictions.emotion[job.index, :, :EVAL_FRAMES], dtype=np.float32)
+    if not np.isfinite(generated).all():
+        raise file_error(ctx.predictions.emotion_path, f"sample {job.index} contains NaN/inf values")
+    truth = load_emotion(ctx.layout.emotion(ctx.split, job.listener))
+    target = ctx.out / plot_name(job.speaker)
+    plot_emotion(target, generated, truth, k, f"{ctx.split} sample {job.index}: {job.speaker} -> {job.listener}")
+    return target
+
+
+@dataclass
+class ClipResult:
+    job: ClipJob
+    video: Path
+    plot: Path | None
+    reaction: int
+    status: str  # "rendered" or "skipped (exists)"
+
+
+def _finished(video: Path, frames: int) -> bool:
+    """A video from an earlier run counts as done only if it has the frame count asked for now."""
+    from reactcli.render.video import probe
+
+    try:
+        return probe(video).frames == frames
+    except ReactError:
+        return False
+
+
+def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
+    """Render every job with a progress bar over clips and one over the current clip's frames."""
+    from reactcli.progress import make_progress
+
+    results: list[ClipResult] = []
+    with make_progress() as progress:
+        clips_task = progress.add_task("clips", total=len(jobs), info="")
+        total = min(int(ctx.predictions.face3dmm.shape[2]), CLIP_FRAMES, ctx.max_frames or CLIP_FRAMES)
+        frames_task = progress.add_task("frames", total=total, info="")
+        for job in jobs:
+            video = ctx.out / video_name(job.speaker)
+            k = ctx.sample_for(job)
+            if video.is_file() and _finished(video, total):
+                status = "skipped (exists)"
+            else:
+                progress.reset(frames_task, total=total, info=job.name)
+                video, k = render_clip(ctx, job, on_frames=lambda n: progress.advance(frames_task, n))
+                status = "rendered"
+            plot = ctx.out / plot_name(job.speaker)
+            if not plot.is_file():
+                plot = render_plot(ctx, job, k)
+            results.append(ClipResult(job, video, plot, k, status))
+            progress.advance(clips_task)
+    return results

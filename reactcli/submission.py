@@ -1,0 +1,400 @@
+"""``react package-submission``: a validated, self-describing REACT 2024 submission archive.
+
+The run folder it reads (what ``bash run.bash demo`` writes to ``runs/demo/``)::
+
+    RUN/predictions/emotion.npy     (N, 10, 750, 25) float, mirrored sample order     required
+    RUN/predictions/face3dmm.npy    (N, 10, 751 or 750, 58) raw 3DMM coefficients     required
+    RUN/predictions/generation.json what `react generate` recorded (split, seed, ...)  optional
+    RUN/videos/<clip>.mp4           `react render` output; the four submission clips   required
+    RUN/videos/*_emotion.png        emotion plots                                       optional
+    RUN/metrics.json                `react evaluate` output                             required
+    RUN/baselines.json              `react baselines` output                            optional
+    RUN/*.ckpt                      checkpoints (tokenizer.ckpt, predictor.ckpt)        optional
+    RUN/*.toml                      configs used                                        optional
+
+The archive keeps those relative paths and adds ``manifest.json`` (every file with its sha256 and
+size, arrays with shape and dtype, model type "online", N, K, T, split, toolkit version) and a
+short ``README.md``. Everything is validated *before* writing (shapes, K = 10, T = 750, no
+NaN/inf, the four videos present, 25 fps and with sound); a failure lists every problem and leaves
+no zip behind (the archive is written to a temp name and renamed). ``check_archive`` re-reads an
+archive and verifies hashes, shapes and the same rules. Zip entries carry a fixed timestamp, so
+the same run folder gives a byte-identical archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from reactcli import __version__
+from reactcli.atomic import atomic_path
+from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, FACE_DIM, FPS, SUBMISSION_CLIPS
+from reactcli.errors import ReactError, file_error
+
+SUBMISSION_K = 10
+FORMAT = "reactcli-submission/1"
+MANIFEST = "manifest.json"
+README = "README.md"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_CHUNK = 1 << 22
+_STORED_SUFFIXES = {".mp4", ".png", ".ckpt", ".pt", ".zip"}  # already compressed
+
+
+def submission_video(clip: str) -> str:
+    """Archive path of the rendered video of a submission clip (as ``react render`` names it)."""
+    from reactcli.render.clips import video_name
+
+    return f"videos/{video_name(clip)}"
+
+
+class _HashingReader:
+    """A read-only file wrapper that feeds every byte read into a sha256."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.sha.update(data)
+        self.bytes += len(data)
+        return data
+
+
+@dataclass
+class FileFacts:
+    """What the manifest records for one file; arrays add shape, dtype and whether all are finite."""
+
+    sha256: str
+    bytes: int
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    finite: bool | None = None
+
+    def manifest_entry(self, path: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": path, "sha256": self.sha256, "bytes": self.bytes}
+        if self.shape is not None:
+            entry.update(shape=list(self.shape), dtype=self.dtype)
+        return entry
+
+
+def scan(fh: IO[bytes], is_npy: bool) -> FileFacts:
+    """Hash a stream in one pass; for ``.npy`` also read its header and check every value is finite."""
+    reader = _HashingReader(fh)
+    if not is_npy:
+        while reader.read(_CHUNK):
+            pass
+        return FileFacts(reader.sha.hexdigest(), reader.bytes)
+    version = np.lib.format.read_magic(reader)  # type: ignore[arg-type]
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(reader)  # type: ignore[arg-type]
+    if dtype.hasobject:
+        raise ValueError("holds Python objects (pickled), not numbers")
+    finite = True
+    step = max(dtype.itemsize, (_CHUNK // dtype.itemsize) * dtype.itemsize)
+    expected = int(np.prod(shape)) * dtype.itemsize
+    seen = 0
+    while True:
+        data = reader.read(step)
+        if not data:
+            break
+        seen += len(data)
+        if finite and np.issubdtype(dtype, np.inexact):
+            usable = len(data) - len(data) % dtype.itemsize
+            finite = bool(np.isfinite(np.frombuffer(data[:usable], dtype=dtype)).all())
+    if seen != expected:
+        raise ValueError(f"array data is {seen} bytes, its header says {expected} (truncated?)")
+    return FileFacts(reader.sha.hexdigest(), reader.bytes, tuple(int(s) for s in shape), dtype.str, finite)
+
+
+def scan_file(path: Path) -> FileFacts:
+    try:
+        with open(path, "rb") as fh:
+            return scan(fh, path.suffix == ".npy")
+    except (ValueError, OSError, EOFError) as exc:
+        raise file_error(path, f"not readable ({exc})") from None
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def prediction_problems(name: str, facts: FileFacts, kind: str) -> list[str]:
+    """Shape/dtype/NaN problems of ``emotion`` or ``face3dmm`` predictions (empty list = fine)."""
+    shape = facts.shape or ()
+    dim, frames = (EMOTION_DIM, (EVAL_FRAMES,)) if kind == "emotion" else (FACE_DIM, (EVAL_FRAMES + 1, EVAL_FRAMES))
+    want = f"(N, {SUBMISSION_K}, {' or '.join(map(str, frames))}, {dim})"
+    problems = []
+    if len(shape) != 4:
+        return [f"{name}: shape {shape}, expected {want}"]
+    if shape[1] != SUBMISSION_K:
+        problems.append(f"{name}: K = {shape[1]} reactions per speaker, the challenge expects K = {SUBMISSION_K}")
+    if shape[2] not in frames:
+        problems.append(f"{name}: T = {shape[2]} frames, expected {' or '.join(map(str, frames))}")
+    if shape[3] != dim:
+        problems.append(f"{name}: last dimension {shape[3]}, expected {dim}")
+    if shape[0] == 0 or shape[0] % 2:
+        problems.append(f"{name}: N = {shape[0]} samples, expected an even number (2 x rows, mirrored order)")
+    if facts.dtype is None or np.dtype(facts.dtype).kind != "f":
+        problems.append(f"{name}: dtype {facts.dtype}, expected floating point")
+    elif facts.finite is False:
+        problems.append(f"{name}: contains NaN/inf values")
+    return problems
+
+
+def video_problems(name: str, path: Path) -> list[str]:
+    from reactcli.render.video import probe
+
+    try:
+        info = probe(path)
+    except ReactError as exc:
+        return [f"{name}: {exc}"]
+    problems = []
+    if abs(info.fps - FPS) > 1e-3:
+        problems.append(f"{name}: {info.fps:g} fps, expected {FPS}")
+    if info.audio_codec is None:
+        problems.append(f"{name}: no audio stream (render with the speaker's audio)")
+    if info.frames == 0:
+        problems.append(f"{name}: no frames")
+    return problems
+
+
+def _read_json(path: Path, problems: list[str], label: str) -> Any:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(f"{label}: not valid JSON ({exc})")
+        return None
+    if not isinstance(data, dict):
+        problems.append(f"{label}: expected a JSON object, got {type(data).__name__}")
+        return None
+    return data
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+@dataclass
+class RunContents:
+    """Files of a run folder to archive (archive path -> local path) and the facts checked so far."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    facts: dict[str, FileFacts] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    split: str | None = None
+    n: int | None = None
+    t: int = EVAL_FRAMES
+    metrics: dict[str, Any] | None = None
+
+
+def collect_run(run: Path) -> RunContents:
+    """Find, scan and validate everything a submission needs; ``problems`` lists what is wrong."""
+    run = Path(run)
+    if not run.is_dir():
+        raise file_error(run, "run folder not found")
+    rc = RunContents()
+    for rel, kind in (("predictions/emotion.npy", "emotion"), ("predictions/face3dmm.npy", "face3dmm")):
+        path = run / rel
+        if not path.is_file():
+            rc.problems.append(f"{rel}: missing (write it with `react generate --out {run}/predictions`)")
+            continue
+        try:
+            facts = scan_file(path)
+        except ReactError as exc:
+            rc.problems.append(str(exc))
+            continue
+        rc.files[rel], rc.facts[rel] = path, facts
+        rc.problems += prediction_problems(rel, facts, kind)
+    shapes = [rc.facts[r].shape for r in ("predictions/emotion.npy", "predictions/face3dmm.npy") if r in rc.facts]
+    if len(shapes) == 2 and shapes[0] and shapes[1] and shapes[0][:2] != shapes[1][:2]:
+        rc.problems.append(f"predictions: emotion.npy has (N, K) = {shapes[0][:2]}, face3dmm.npy {shapes[1][:2]}")
+    if shapes and shapes[0]:
+        rc.n = int(shapes[0][0])
+
+    splits: dict[str, str] = {}
+    generation = run / "predictions" / "generation.json"
+    if generation.is_file():
+        rc.files["predictions/generation.json"] = generation
+        meta = _read_json(generation, rc.problems, "predictions/generation.json")
+        if meta and "split" in meta:
+            splits["predictions/generation.json"] = str(meta["split"])
+    metrics = run / "metrics.json"
+    if not metrics.is_file():
+        rc.problems.append(f"metrics.json: missing (write it with `react evaluate --out {metrics}`)")
+    else:
+        rc.files["metrics.json"] = metrics
+        rc.metrics = _read_json(metrics, rc.problems, "metrics.json")
+        if rc.metrics:
+            if "split" in rc.metrics:
+                splits["metrics.json"] = str(rc.metrics["split"])
+            for key, have in (("N", rc.n), ("K", shapes[0][1] if shapes and shapes[0] else None)):
+                if key in rc.metrics and have is not None and rc.metrics[key] != have:
+                    rc.problems.append(
+                        f"metrics.json: {key} = {rc.metrics[key]} but the predictions have {key} = {have}"
+                    )
+    if (run / "baselines.json").is_file():
+        rc.files["baselines.json"] = run / "baselines.json"
+        _read_json(run / "baselines.json", rc.problems, "baselines.json")
+    if len(set(splits.values())) > 1:
+        rc.problems.append("split disagrees: " + ", ".join(f"{k} says '{v}'" for k, v in splits.items()))
+    rc.split = next(iter(splits.values()), None)
+
+    for clip in SUBMISSION_CLIPS:
+        rel = submission_video(clip)
+        if not (run / rel).is_file():
+            rc.problems.append(f"{rel}: missing (render it with `react render --submit-only --out {run}/videos`)")
+        else:
+            rc.problems += video_problems(rel, run / rel)
+    videos = run / "videos"
+    if videos.is_dir():
+        for path in sorted(videos.iterdir()):
+            if path.is_file() and path.suffix in (".mp4", ".png") and not path.name.startswith("."):
+                rc.files[f"videos/{path.name}"] = path
+    for path in sorted(run.iterdir()):
+        if path.is_file() and path.suffix in (".ckpt", ".toml") and not path.name.startswith("."):
+            rc.files[path.name] = path
+    return rc
+
+
+def _readme(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str:
+    lines = [
+        "# REACT 2024 submission",
+        "",
+        f"Made by reactcli {manifest['toolkit_version']} (`react package-submission`). Model type: "
+        f"{manifest['model_type']} (listener frame t uses speaker input up to frame t only).",
+        "",
+        f"- split: {manifest['split']}, N = {manifest['N']} samples in the mirrored order (CSV rows as listed, "
+        f"then roles swapped), K = {manifest['K']} reactions each, T = {manifest['T']} frames",
+        "- `predictions/emotion.npy` (N, K, 750, 25) and `predictions/face3dmm.npy` (N, K, T, 58, raw FaceVerse "
+        "coefficients)",
+        "- `videos/`: 25 fps mp4s with the speaker's audio (speaker | listener | listener GT mesh | generated "
+        "mesh) and emotion-curve PNGs",
+        "- `metrics.json` (and `baselines.json`): `react evaluate` / `react baselines` output",
+        "- `*.ckpt`, `*.toml`: checkpoints and configs of the run",
+        "- `manifest.json`: sha256, size and array shapes of every file",
+        "",
+        "Verify with `react package-submission --check <this zip>`.",
+    ]
+    if metrics:
+        shown = {k: metrics[k] for k in ("FRC", "FRD", "FRDiv", "FRVar", "FRDvs", "FRSyn", "FRRea") if k in metrics}
+        if shown:
+            lines += ["", "## Metrics", "", *(f"- {k}: {v}" for k, v in shown.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _zip_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.external_attr = 0o644 << 16
+    stored = Path(name).suffix in _STORED_SUFFIXES
+    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    return info
+
+
+def build_manifest(rc: RunContents) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "challenge": "REACT 2024",
+        "toolkit": "reactcli",
+        "toolkit_version": __version__,
+        "model_type": "online",
+        "split": rc.split,
+        "N": rc.n,
+        "K": SUBMISSION_K,
+        "T": rc.t,
+        "sample_order": "mirrored: CSV rows as listed, then the same rows with roles swapped",
+        "submission_videos": [submission_video(c) for c in SUBMISSION_CLIPS],
+        "files": [rc.facts[name].manifest_entry(name) for name in sorted(rc.files)],
+    }
+
+
+def package_run(run: Path, out: Path) -> dict[str, Any]:
+    """Validate ``run`` and write the archive to ``out`` (atomically); returns the manifest."""
+    from reactcli.progress import make_progress
+
+    rc = collect_run(run)
+    if rc.problems:
+        raise ReactError(f"{run}: not packaged, {len(rc.problems)} problem(s): " + "; ".join(rc.problems))
+    for name, path in rc.files.items():
+        if name not in rc.facts:
+            rc.facts[name] = scan_file(path)
+    manifest = build_manifest(rc)
+    readme = _readme(manifest, rc.metrics)
+    readme_bytes = readme.encode()
+    rc.facts[README] = FileFacts(hashlib.sha256(readme_bytes).hexdigest(), len(readme_bytes))
+    manifest["files"].append(rc.facts[README].manifest_entry(README))
+    total = sum(rc.facts[name].bytes for name in rc.files)
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf, make_progress() as progress:
+        task = progress.add_task("packaging", total=total, info="")
+        for name in sorted(rc.files):
+            with open(rc.files[name], "rb") as src, zf.open(_zip_info(name), "w", force_zip64=True) as dst:
+                reader = _HashingReader(src)
+                while chunk := reader.read(_CHUNK):
+                    dst.write(chunk)
+                    progress.advance(task, len(chunk))
+            if reader.sha.hexdigest() != rc.facts[name].sha256:
+                raise file_error(rc.files[name], "changed while it was being packaged; run again")
+        zf.writestr(_zip_info(README), readme_bytes)
+        zf.writestr(_zip_info(MANIFEST), json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def check_archive(path: Path) -> tuple[list[str], dict[str, Any] | None]:
+    """Problems found in a submission zip (empty = OK) and its manifest (None if unreadable)."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "archive not found")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise file_error(path, f"not a zip archive ({exc})") from None
+    problems: list[str] = []
+    with zf:
+        names = set(zf.namelist())
+        if MANIFEST not in names:
+            return [f"{MANIFEST} missing"], None
+        try:
+            manifest = json.loads(zf.read(MANIFEST))
+            entries = {e["path"]: e for e in manifest["files"]}
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            return [f"{MANIFEST}: unreadable ({exc})"], None
+        for key, want in (("format", FORMAT), ("model_type", "online"), ("K", SUBMISSION_K), ("T", EVAL_FRAMES)):
+            if manifest.get(key) != want:
+                problems.append(f"{MANIFEST}: {key} = {manifest.get(key)!r}, expected {want!r}")
+        for extra in sorted(names - set(entries) - {MANIFEST}):
+            problems.append(f"{extra}: in the archive but not in the manifest")
+        for name, entry in sorted(entries.items()):
+            if name not in names:
+                problems.append(f"{name}: listed in the manifest but missing from the archive")
+                continue
+            try:
+                with zf.open(name) as fh:
+                    facts = scan(fh, name.endswith(".npy"))
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                problems.append(f"{name}: unreadable ({exc})")
+                continue
+            if facts.sha256 != entry.get("sha256"):
+                problems.append(f"{name}: sha256 {facts.sha256[:12]}... does not match the manifest (modified?)")
+            if facts.bytes != entry.get("bytes"):
+                problems.append(f"{name}: {facts.bytes} bytes, the manifest says {entry.get('bytes')}")
+            if facts.shape is not None and list(facts.shape) != entry.get("shape"):
+                problems.append(f"{name}: shape {list(facts.shape)}, the manifest says {entry.get('shape')}")
+            if name == "predictions/emotion.npy":
+                problems += prediction_problems(name, facts, "emotion")
+            elif name == "predictions/face3dmm.npy":
+                problems += prediction_problems(name, facts, "face3dmm")
+        for required in ("predictions/emotion.npy", "predictions/face3dmm.npy", "metrics.json"):
+            if required not in entries:
+                problems.append(f"{required}: not in the archive")
+        for clip in SUBMISSION_CLIPS:
+            if submission_video(clip) not in entries:
+                problems.append(f"{submission_video(clip)}: submission video not in the archive")
+    return problems, manifest
