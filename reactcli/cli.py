@@ -25,6 +25,15 @@ app = typer.Typer(
 
 # (command name, module under reactcli.commands, function name)
 COMMANDS: list[tuple[str, str, str]] = [
+    ("synth", "synth", "synth"),
+    ("preprocess", "preprocess", "preprocess"),
+    ("train-tokenizer", "train_tokenizer", "train_tokenizer"),
+    ("train-predictor", "train_predictor", "train_predictor"),
+    ("generate", "generate", "generate"),
+    ("render", "render", "render"),
+    ("package-submission", "package_submission", "package_submission"),
+    ("evaluate", "evaluate", "evaluate"),
+    ("baselines", "baselines", "baselines"),
 ]
 
 for _name, _module, _func in COMMANDS:

@@ -1,0 +1,179 @@
+"""`react evaluate` and `react baselines` on the synthetic dataset: outputs, and every input error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import copy_dataset
+
+from reactcli.cli import main
+from reactcli.data.layout import mirrored, read_pairs
+from reactcli.metrics.evaluate import METRIC_KEYS, load_truth
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def truth(synth_root: Path):
+    return load_truth(synth_root, "val")
+
+
+def gt_predictions(truth, k: int = 2, frames: int = 751) -> np.ndarray:
+    preds = np.repeat(truth.listener[:, None], k, axis=1)
+    return np.concatenate([preds, preds[:, :, -1:].repeat(frames - 750, axis=2)], axis=2)
+
+
+def test_truth_is_in_mirrored_order(synth_root: Path, truth) -> None:
+    samples = mirrored(read_pairs(synth_root, "val"))
+    assert truth.listener.shape == (len(samples), 750, 25)
+    m = len(samples) // 2
+    # the swapped half: listener of sample m + i is the speaker of sample i
+    np.testing.assert_array_equal(truth.listener[m:], truth.speaker[:m])
+    assert truth.neighbours.shape == (len(samples), len(samples))
+
+
+def test_evaluate_writes_every_key_and_ground_truth_scores_zero_frd(
+    synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred = tmp_path / "pred.npy"
+    np.save(pred, gt_predictions(truth))
+    out = tmp_path / "m" / "metrics.json"
+    args = ["evaluate", "--data", str(synth_root), "--predictions", str(pred), "--out", str(out)]
+    code, stdout, err = run(args, capsys)
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    for key in (*METRIC_KEYS, "N", "K", "T", "split", "timings"):
+        assert key in result
+    assert (result["N"], result["K"], result["T"], result["split"]) == (truth.listener.shape[0], 2, 750, "val")
+    assert result["FRD"] == 0.0 and result["FRDiv"] == 0.0
+    assert result["FRRea"] is None and "FRRea" in result["notes"]
+    assert set(result["timings"]) >= {"FRC", "FRD", "FRDiv", "FRVar", "FRDvs", "FRSyn"}
+    assert "FRD" in stdout and "FRSyn_all" in stdout
+    assert "FRRea" in err  # says why it is null
+
+
+def test_evaluate_reads_torch_files_and_generate_folders(
+    synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    rng = np.random.default_rng(0)
+    preds = rng.random((truth.listener.shape[0], 2, 750, 25), dtype=np.float32)
+    torch.save(torch.from_numpy(preds), tmp_path / "p.pt")
+    (tmp_path / "gen").mkdir()
+    np.save(tmp_path / "gen" / "emotion.npy", preds)
+    results = []
+    for source in (tmp_path / "p.pt", tmp_path / "gen"):
+        out = tmp_path / f"{source.stem}.json"
+        args = ["evaluate", "--data", str(synth_root), "--predictions", str(source), "--out", str(out)]
+        code, _, err = run(args, capsys)
+        assert code == 0, err
+        results.append(json.loads(out.read_text()))
+    for key in METRIC_KEYS:
+        assert results[0][key] == results[1][key]
+
+
+def bad_prediction_cases(n: int) -> dict[str, tuple[np.ndarray, str]]:
+    ok = np.zeros((n, 2, 750, 25), dtype=np.float32)
+    nan = ok.copy()
+    nan[1, 0, 3, 4] = np.nan
+    inf = ok.copy()
+    inf[0, 1, 0, 0] = np.inf
+    return {
+        "short": (ok[:, :, :700], "expected at least 750"),
+        "wrong_n": (ok[:-2], f"expected N = {n}"),
+        "nan": (nan, "NaN/inf"),
+        "inf": (inf, "NaN/inf"),
+        "ndim": (ok[:, 0], "expected (N, K, T, 25)"),
+        "dims": (ok[..., :24], "expected (N, K, T, 25)"),
+    }
+
+
+@pytest.mark.parametrize("case", ["short", "wrong_n", "nan", "inf", "ndim", "dims"])
+def test_evaluate_rejects_bad_predictions_in_one_line(
+    case: str, synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    array, expected = bad_prediction_cases(truth.listener.shape[0])[case]
+    pred = tmp_path / "bad.npy"
+    np.save(pred, array)
+    out = tmp_path / "metrics.json"
+    out.write_text("previous results")
+    code, _, err = run(["evaluate", "--data", str(synth_root), "--predictions", str(pred), "--out", str(out)], capsys)
+    assert code == 1
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(pred) in lines[0]
+    assert expected in lines[0]
+    assert out.read_text() == "previous results"  # nothing written over
+
+
+def test_evaluate_rejects_unreadable_inputs(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "p.txt").write_text("1 2 3")
+    (tmp_path / "broken.npy").write_bytes(b"not numpy")
+    for source, expected in [
+        (tmp_path / "empty", "no emotion.npy"),
+        (tmp_path / "p.txt", ".npy or .pt"),
+        (tmp_path / "broken.npy", "not a readable"),
+        (tmp_path / "missing.npy", "not found"),
+    ]:
+        code, _, err = run(["evaluate", "--data", str(synth_root), "--predictions", str(source)], capsys)
+        assert code == 1 and expected in err, err
+
+
+def test_evaluate_rejects_a_neighbour_matrix_of_the_wrong_size(
+    synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_dataset(synth_root, tmp_path / "data")
+    n = truth.listener.shape[0]
+    np.save(root / "neighbour_emotion_val.npy", np.eye(n + 2, dtype=np.int64))
+    pred = tmp_path / "pred.npy"
+    np.save(pred, np.zeros((n, 1, 750, 25), dtype=np.float32))
+    code, _, err = run(["evaluate", "--data", str(root), "--predictions", str(pred)], capsys)
+    assert code == 1
+    assert f"{n + 2} x {n + 2}" in err and f"{n} mirrored samples" in err
+
+
+def test_baselines_table_and_json(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "baselines.json"
+    code, stdout, err = run(["baselines", "--data", str(synth_root), "--out", str(out), "--seed", "3"], capsys)
+    assert code == 0, err
+    rows = json.loads(out.read_text())["rows"]
+    assert list(rows) == ["GT", "Mime", "Random", "MeanSeq", "MeanFr"]
+    assert rows["GT"]["FRD"] == 0.0 and rows["GT"]["FRDiv"] == 0.0
+    assert rows["GT"]["FRC"] > rows["Random"]["FRC"]
+    assert rows["Random"]["FRDiv"] == pytest.approx(1 / 6, abs=0.01)
+    assert rows["MeanFr"]["FRVar"] == 0.0 and rows["MeanFr"]["FRSyn_all"] is None  # constant: no usable dim
+    assert rows["Mime"]["FRSyn_all"] == 0.0  # a copy of the speaker is in sync at lag 0
+    for name in rows:
+        assert name in stdout
+    # same seed, same numbers
+    out2 = tmp_path / "again.json"
+    run(["baselines", "--data", str(synth_root), "--out", str(out2), "--seed", "3"], capsys)
+    assert json.loads(out2.read_text())["rows"]["Random"]["FRD"] == rows["Random"]["FRD"]
+
+
+def test_baselines_say_when_train_has_no_emotion(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_dataset(synth_root, tmp_path / "data")
+    shutil.rmtree(root / "train" / "Emotion")
+    out = tmp_path / "b.json"
+    code, stdout, err = run(["baselines", "--data", str(root), "--out", str(out), "--samples", "2"], capsys)
+    assert code == 0, err
+    payload = json.loads(out.read_text())
+    assert list(payload["rows"]) == ["GT", "Mime", "Random"]
+    assert "train" in payload["skipped"]["MeanSeq"] and "left out" in err
