@@ -41,7 +41,7 @@ demo() {
         --out "$run/predictions" --seed 0
     "$react" baselines --data "$data" --split val --out "$run/baselines.json" --seed 0
     "$react" evaluate --data "$data" --split val --predictions "$run/predictions" --out "$run/metrics.json"
-    "$react" render --data "$data" --split val --predictions "$run/predictions" --out "$run/videos" --submit-only
+    "$react" render --data "$data" --split val --predictions "$run/predictions" --out "$run/videos" --submit-only --seed 0
     "$react" package-submission --run "$run" --out "$run/submission.zip"
     "$react" package-submission --check "$run/submission.zip"
     echo
