@@ -57,3 +57,14 @@ def copy_dataset(src: Path, dst: Path) -> Path:
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".react_cache"))
     return dst
+
+
+def run_cli(args: list[str]) -> int:
+    """Run ``react`` in-process and return its exit code (0 when it returns normally)."""
+    from reactcli.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from scipy.io import wavfile
 
 from reactcli import __version__
-from reactcli.cli import main
 from reactcli.data.layout import SUBMISSION_CLIPS
 from reactcli.errors import ReactError
 from reactcli.render.video import Mp4Writer
@@ -22,12 +22,6 @@ from reactcli.submission import check_archive, package_run, submission_video
 N = 4
 
 
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def write_video(path: Path, wav: Path | None, fps: int = 25) -> None:
@@ -73,7 +67,7 @@ def run_copy(good_run: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def good_zip(good_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("zip") / "submission.zip"
-    assert run(["package-submission", "--run", str(good_run), "--out", str(out)]) == 0
+    assert run_cli(["package-submission", "--run", str(good_run), "--out", str(out)]) == 0
     return out
 
 
@@ -103,7 +97,7 @@ def test_archive_holds_everything_with_a_manifest(good_zip: Path, good_run: Path
 
 
 def test_check_accepts_a_good_archive(good_zip: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["package-submission", "--check", str(good_zip)]) == 0
+    assert run_cli(["package-submission", "--check", str(good_zip)]) == 0
     assert "OK" in capsys.readouterr().out
     assert check_archive(good_zip)[0] == []
 
@@ -115,7 +109,7 @@ def test_packaging_is_reproducible(good_run: Path, good_zip: Path, tmp_path: Pat
 
 
 def test_default_output_is_inside_the_run(run_copy: Path) -> None:
-    assert run(["package-submission", "--run", str(run_copy)]) == 0
+    assert run_cli(["package-submission", "--run", str(run_copy)]) == 0
     assert (run_copy / "submission.zip").is_file()
 
 
@@ -201,7 +195,7 @@ def test_every_validation_error_is_named_and_leaves_no_zip(
     change, message = CASES[case]
     change(run_copy)
     out = tmp_path / "out" / "submission.zip"
-    assert run(["package-submission", "--run", str(run_copy), "--out", str(out)]) == 1
+    assert run_cli(["package-submission", "--run", str(run_copy), "--out", str(out)]) == 1
     err = capsys.readouterr().err.replace("\n", " ")
     assert message in err
     assert not out.exists()
@@ -217,11 +211,11 @@ def test_all_problems_are_listed_at_once(run_copy: Path, tmp_path: Path) -> None
 
 
 def test_missing_run_folder_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["package-submission", "--run", str(tmp_path / "nope")]) == 1
+    assert run_cli(["package-submission", "--run", str(tmp_path / "nope")]) == 1
     assert "run folder not found" in capsys.readouterr().err
-    assert run(["package-submission"]) == 1
+    assert run_cli(["package-submission"]) == 1
     assert "give --run DIR" in capsys.readouterr().err
-    assert run(["package-submission", "--check", "a.zip", "--run", str(tmp_path)]) == 1
+    assert run_cli(["package-submission", "--check", "a.zip", "--run", str(tmp_path)]) == 1
     assert "--check takes an archive on its own" in capsys.readouterr().err
 
 
@@ -263,7 +257,7 @@ def test_check_reports_a_tampered_archive(
     good_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit, add, message: str
 ) -> None:
     bad = _rewrite(good_zip, tmp_path / "bad.zip", edit, add)
-    assert run(["package-submission", "--check", str(bad)]) == 1
+    assert run_cli(["package-submission", "--check", str(bad)]) == 1
     captured = capsys.readouterr()
     assert message in (captured.out + captured.err).replace("\n", " ")
 
@@ -296,7 +290,7 @@ def test_check_recomputes_shapes_and_nan_of_arrays(good_zip: Path, tmp_path: Pat
 
 def test_check_rejects_non_archives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "x.zip").write_text("not a zip")
-    assert run(["package-submission", "--check", str(tmp_path / "x.zip")]) == 1
+    assert run_cli(["package-submission", "--check", str(tmp_path / "x.zip")]) == 1
     assert "not a zip archive" in capsys.readouterr().err
-    assert run(["package-submission", "--check", str(tmp_path / "absent.zip")]) == 1
+    assert run_cli(["package-submission", "--check", str(tmp_path / "absent.zip")]) == 1
     assert "archive not found" in capsys.readouterr().err

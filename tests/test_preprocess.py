@@ -8,23 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_dataset
+from conftest import copy_dataset, run_cli
 from scipy.io import wavfile
 
-from reactcli.cli import main
 from reactcli.config import load_config
 from reactcli.data.cache import FeatureCache
 from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_face3dmm
 from reactcli.progress import console
-
-
-def _run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _clips(root: Path, split: str) -> list[str]:
@@ -59,7 +50,7 @@ def test_rerun_skips_finished_clips(preprocessed_root: Path, capsys: pytest.Capt
     target = cache.audio_features("val", _clips(preprocessed_root, "val")[0])
     before = target.stat().st_mtime_ns
     capsys.readouterr()
-    assert _run(["preprocess", "--data", str(preprocessed_root), "--splits", "val"]) == 0
+    assert run_cli(["preprocess", "--data", str(preprocessed_root), "--splits", "val"]) == 0
     out = capsys.readouterr().out
     assert "│ val   │    12 │          0 │             12 │" in out
     assert target.stat().st_mtime_ns == before
@@ -67,7 +58,7 @@ def test_rerun_skips_finished_clips(preprocessed_root: Path, capsys: pytest.Capt
 
 def test_partial_files_do_not_count_as_finished(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
-    assert _run(["preprocess", "--data", str(root), "--splits", "train,val"]) == 0
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "train,val"]) == 0
     cache = FeatureCache(root, load_config())
     clips = _clips(root, "val")
     killed = cache.audio_features("val", clips[0])
@@ -77,7 +68,7 @@ def test_partial_files_do_not_count_as_finished(make_synth, tmp_path: Path, caps
     truncated = cache.face3dmm("val", clips[1])
     truncated.write_bytes(truncated.read_bytes()[:1000])  # ... or a file cut short by a full disk
     capsys.readouterr()
-    assert _run(["preprocess", "--data", str(root), "--splits", "val"]) == 0
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
     assert "│ val   │     8 │          2 │              6 │" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(killed), good)
     assert np.load(truncated).shape == (751, 58)
@@ -126,7 +117,7 @@ def test_every_problem_is_listed(
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
     expected = _damage(root)
     capsys.readouterr()
-    assert _run(["preprocess", "--data", str(root), "--splits", "train,val"]) == 1
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "train,val"]) == 1
     captured = capsys.readouterr()
     for path, problem in expected.items():
         line = next((ln for ln in captured.out.splitlines() if path in ln), None)
@@ -150,7 +141,7 @@ def test_video_checks(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[
     for i in range(1, 11):
         (folder / f"{i}.png").write_bytes(b"")
     capsys.readouterr()
-    assert _run(["preprocess", "--data", str(root), "--splits", "val"]) == 1
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 1
     out = capsys.readouterr().out
     assert "frame folder has 10 frames, expected 751" in out
     assert f"{root / 'val' / 'Video_files' / clips[1]}" in out and "video not found" in out
@@ -159,16 +150,17 @@ def test_video_checks(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_p1p2_folders_and_frame_videos_preprocess(make_synth, tmp_path: Path) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none", emotion_dirs="p1p2"), tmp_path / "p")
     assert (root / "val" / "Emotion" / "NoXI/001_2016-03-17_Paris/P1/21.csv").is_file()
-    assert _run(["preprocess", "--data", str(root), "--splits", "train,val"]) == 0
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "train,val"]) == 0
     frames = make_synth(train=0, val=4, video="frames")
     cache_dir = tmp_path / "cache"  # the fixture dataset stays untouched: cache elsewhere
-    assert _run(["preprocess", "--data", str(frames), "--splits", "val", "--set", f"data.cache_dir='{cache_dir}'"]) == 0
+    args = ["preprocess", "--data", str(frames), "--splits", "val", "--set", f"data.cache_dir='{cache_dir}'"]
+    assert run_cli(args) == 0
     assert len(list((cache_dir / "face3dmm" / "val").rglob("*.npy"))) == 8
 
 
 def test_logmel_cache_is_separate(make_synth, tmp_path: Path) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
-    assert _run(["preprocess", "--data", str(root), "--splits", "val", "--set", "audio.encoder=logmel"]) == 0
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val", "--set", "audio.encoder=logmel"]) == 0
     cfg = load_config(overrides={"audio": {"encoder": "logmel"}})
     path = FeatureCache(root, cfg).audio_features("val", _clips(root, "val")[0])
     assert "logmel80" in str(path) and np.load(path).shape == (751, 80)
@@ -177,16 +169,16 @@ def test_logmel_cache_is_separate(make_synth, tmp_path: Path) -> None:
 def test_user_errors(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str], wide_console: None) -> None:
     root = make_synth(train=1, val=4, video="none")
     capsys.readouterr()
-    assert _run(["preprocess", "--data", str(tmp_path / "none")]) == 1
+    assert run_cli(["preprocess", "--data", str(tmp_path / "none")]) == 1
     assert "dataset root not found" in capsys.readouterr().err
-    assert _run(["preprocess", "--data", str(root), "--splits", "dev"]) == 1
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "dev"]) == 1
     assert "unknown split 'dev'" in capsys.readouterr().err
     args = ["preprocess", "--data", str(root), "--set", "audio.encoder=wav2vec2"]
-    assert _run(args + ["--set", f"audio.pretrained='{tmp_path}'"]) == 1
+    assert run_cli(args + ["--set", f"audio.pretrained='{tmp_path}'"]) == 1
     assert f"{tmp_path}: not a wav2vec2 model folder" in capsys.readouterr().err
     ds = copy_dataset(root, tmp_path / "ds")
     os.remove(ds / "val.csv")
-    assert _run(["preprocess", "--data", str(ds), "--splits", "val"]) == 1
+    assert run_cli(["preprocess", "--data", str(ds), "--splits", "val"]) == 1
     assert "pair list for split 'val' not found" in capsys.readouterr().out
     shutil.rmtree(ds)
 
@@ -196,13 +188,13 @@ def test_regenerated_dataset_is_not_served_from_a_stale_cache(tmp_path: Path) ->
     root = tmp_path / "ds"
     base = ["synth", "--out", str(root), "--train-pairs", "0", "--val-pairs", "4", "--test-pairs", "0"]
     base += ["--video", "none"]
-    assert _run(base + ["--seed", "1"]) == 0
-    assert _run(["preprocess", "--data", str(root), "--splits", "val"]) == 0
+    assert run_cli(base + ["--seed", "1"]) == 0
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
     cache = FeatureCache(root, load_config())
     clip = _clips(root, "val")[0]
     old = np.load(cache.face3dmm("val", clip))
-    assert _run(base + ["--seed", "2"]) == 0
-    assert _run(["preprocess", "--data", str(root), "--splits", "val"]) == 0
+    assert run_cli(base + ["--seed", "2"]) == 0
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
     new = np.load(cache.face3dmm("val", clip))
     np.testing.assert_array_equal(new, load_face3dmm(DatasetLayout(root).face3dmm("val", clip)))
     assert not np.array_equal(old, new)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from reactcli.cli import main
 from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion, load_face3dmm
 from reactcli.errors import ReactError
@@ -18,12 +18,6 @@ from reactcli.render.video import Mp4Writer, ffmpeg_exe, iter_video, probe
 FRAMES = 20
 
 
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def make_predictions(root: Path, split: str, out: Path, k: int = 3, emotion: bool = True) -> Path:
@@ -50,7 +44,7 @@ def val_predictions(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) 
 def submit_render(synth_root: Path, val_predictions: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("videos")
     args = ["render", "--data", str(synth_root), "--predictions", str(val_predictions), "--out", str(out)]
-    assert run([*args, "--submit-only", "--max-frames", str(FRAMES), "--seed", "3"]) == 0
+    assert run_cli([*args, "--submit-only", "--max-frames", str(FRAMES), "--seed", "3"]) == 0
     return out
 
 
@@ -85,10 +79,10 @@ def test_panels_show_videos_and_meshes(submit_render: Path) -> None:
 def test_rerun_skips_finished_videos(submit_render: Path, synth_root: Path, val_predictions: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in submit_render.glob("*.mp4")}
     args = ["render", "--data", str(synth_root), "--predictions", str(val_predictions), "--out", str(submit_render)]
-    assert run([*args, "--submit-only", "--max-frames", str(FRAMES), "--seed", "3"]) == 0
+    assert run_cli([*args, "--submit-only", "--max-frames", str(FRAMES), "--seed", "3"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in submit_render.glob("*.mp4")} == before
     # a different frame count is not "finished": that clip is rendered again
-    assert run([*args, "--submit-only", "--max-frames", "10", "--limit", "1"]) == 0
+    assert run_cli([*args, "--submit-only", "--max-frames", "10", "--limit", "1"]) == 0
     first = submit_render / video_name(SUBMISSION_CLIPS[0])
     assert first.stat().st_mtime_ns != before[first.name]
     assert probe(first).frames == 10
@@ -100,7 +94,7 @@ def test_missing_submission_clips_fall_back_to_the_first_four(
     pred = make_predictions(synth_root, "test", tmp_path / "pred", k=2, emotion=False)
     out = tmp_path / "videos"
     args = ["render", "--data", str(synth_root), "--split", "test", "--predictions", str(pred), "--out", str(out)]
-    assert run([*args, "--submit-only", "--max-frames", "5", "--sample", "1"]) == 0
+    assert run_cli([*args, "--submit-only", "--max-frames", "5", "--sample", "1"]) == 0
     text = capsys.readouterr().out
     assert "submission clips not in test" in text and SUBMISSION_CLIPS[0] in text
     speakers = [s.speaker for s in mirrored(read_pairs(synth_root, "test"))][:4]
@@ -168,7 +162,7 @@ def test_render_errors(
         np.save(pred / "face3dmm.npy", face.astype(np.float32))
     out = tmp_path / "videos"
     args = ["render", "--data", str(synth_root), "--predictions", str(pred), "--out", str(out), "--max-frames", "3"]
-    assert run(args + extra) == 1
+    assert run_cli(args + extra) == 1
     assert message in capsys.readouterr().err.replace("\n", " ")
     assert not list(out.glob("*.mp4")) if out.exists() else True
 
@@ -196,7 +190,7 @@ def test_render_with_a_faceverse_file_and_reference(synth_root: Path, val_predic
     out = tmp_path / "videos"
     args = ["render", "--data", str(synth_root), "--predictions", str(val_predictions), "--out", str(out)]
     extra = ["--face-model", str(model), "--reference", str(tmp_path / "reference_full.npy")]
-    assert run([*args, *extra, "--limit", "1", "--max-frames", "4", "--sample", "0"]) == 0
+    assert run_cli([*args, *extra, "--limit", "1", "--max-frames", "4", "--sample", "0"]) == 0
     frames = next(iter_video(out / video_name(mirrored(read_pairs(synth_root, "val"))[0].speaker), 4))
     mesh = frames[:, 40:, 3 * 224 :].astype(int)
     grey = mesh[(mesh.sum(-1) > 60)]
@@ -210,9 +204,9 @@ def test_pytorch3d_backend_is_optional(synth_root: Path, val_predictions: Path, 
     if pytorch3d_available():
         pytest.skip("pytorch3d is installed here")
     args = ["render", "--data", str(synth_root), "--predictions", str(val_predictions), "--out", str(tmp_path)]
-    assert run([*args, "--backend", "pytorch3d", "--limit", "1"]) == 1
+    assert run_cli([*args, "--backend", "pytorch3d", "--limit", "1"]) == 1
     assert "pytorch3d is not importable" in capsys.readouterr().err
-    assert run([*args, "--backend", "opengl", "--limit", "1"]) == 1
+    assert run_cli([*args, "--backend", "opengl", "--limit", "1"]) == 1
     assert "render.backend" in capsys.readouterr().err
 
 

@@ -6,21 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from scipy.io import wavfile
 
-from reactcli.cli import main
 from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion, load_face3dmm, load_neighbours
 from reactcli.data.synth import face_stats, make_synthetic_dataset, real_pairs
 from reactcli.errors import ReactError
-
-
-def _run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_layout_matches_the_real_release(synth_root: Path) -> None:
@@ -181,11 +173,11 @@ def test_frame_folder_video(make_synth) -> None:
 def test_cli_synth(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     args = ["synth", "--out", str(out), "--train-pairs", "1", "--val-pairs", "4", "--test-pairs", "0"]
-    assert _run(args + ["--video", "none", "--emotion-dirs", "p1p2", "--seed", "5"]) == 0
+    assert run_cli(args + ["--video", "none", "--emotion-dirs", "p1p2", "--seed", "5"]) == 0
     assert len(read_pairs(out, "val")) == 4 and not (out / "test.csv").exists()
     assert not (out / "val" / "Video_files").exists()
     assert (out / "val" / "Emotion" / "NoXI/001_2016-03-17_Paris/P1/21.csv").is_file()
-    assert _run(["synth", "--out", str(tmp_path / "x"), "--val-pairs", "3"]) != 0  # < the 4 submission clips
+    assert run_cli(["synth", "--out", str(tmp_path / "x"), "--val-pairs", "3"]) != 0  # < the 4 submission clips
 
 
 def test_bad_options(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from reactcli.config import ReactConfig
 from reactcli.data.features import feature_tag
 from reactcli.data.layout import FACE_DIM
+from reactcli.data.loaders import load_npy
 from reactcli.errors import ReactError, file_error
 
 
@@ -49,12 +50,7 @@ class FeatureCache:
 
 
 def _load_vector(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise file_error(path, f"{what} file not found")
-    try:
-        vec = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
-    except (ValueError, OSError, EOFError) as exc:
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    vec = load_npy(path, f"{what} file").astype(np.float32).reshape(-1)
     if vec.shape != (FACE_DIM,) or not np.isfinite(vec).all():
         raise file_error(path, f"{what} must be {FACE_DIM} finite values, got shape {vec.shape}")
     return vec

@@ -27,15 +27,21 @@ def _check_finite(path: Path, array: np.ndarray) -> np.ndarray:
     return array
 
 
+def load_npy(path: str | Path, what: str) -> np.ndarray:
+    """``np.load`` without pickles; a missing or unreadable file is a ReactError naming ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, f"{what} not found")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise file_error(path, f"not a readable .npy file ({exc})") from None
+
+
 def load_face3dmm(path: str | Path, frames: int = CLIP_FRAMES) -> np.ndarray:
     """A (frames, 58) float32 array from a (T, 1, 58) or (T, 58) ``.npy`` file."""
     path = Path(path)
-    if not path.is_file():
-        raise file_error(path, "3DMM file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    array = load_npy(path, "3DMM file")
     if array.ndim == 3 and array.shape[1] == 1:
         array = array[:, 0, :]
     if array.ndim != 2 or array.shape[1] != FACE_DIM:
@@ -154,12 +160,7 @@ def read_video_frames(path: str | Path, max_frames: int | None = None) -> np.nda
 def load_neighbours(path: str | Path, n_samples: int) -> np.ndarray:
     """The (N, N) appropriateness matrix as bool; a size other than N is an error naming both."""
     path = Path(path)
-    if not path.is_file():
-        raise file_error(path, "neighbour (appropriateness) matrix not found")
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    matrix = load_npy(path, "neighbour (appropriateness) matrix")
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise file_error(path, f"neighbour matrix has shape {matrix.shape}, expected square ({n_samples}, {n_samples})")
     if matrix.shape[0] != n_samples:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reactcli.data.loaders import load_npy
 from reactcli.errors import ReactError, file_error
 
 EXP_DIM = 52
@@ -140,12 +141,7 @@ def _array(path: Path, data: dict, key: str) -> np.ndarray:
 def load_reference_identity(path: str | Path) -> np.ndarray:
     """The 150 identity coefficients of ``reference_full.npy`` ((1, 1, 486): first 150 of the last axis)."""
     path = Path(path)
-    if not path.is_file():
-        raise file_error(path, "reference identity file not found")
-    try:
-        ref = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    ref = load_npy(path, "reference identity file")
     if ref.ndim == 0 or ref.shape[-1] < ID_DIM or not np.issubdtype(ref.dtype, np.number):
         raise file_error(path, f"reference has shape {ref.shape}, expected (..., >= {ID_DIM}) e.g. (1, 1, 486)")
     ident = ref.reshape(-1, ref.shape[-1])[0, :ID_DIM].astype(np.float32)
