@@ -66,7 +66,7 @@ def evaluate(
     title = f"REACT 2024 metrics, {split} (N={result['N']}, K={result['K']})"
     console.print(metrics_table({Path(predictions).name or str(predictions): result}, title))
     for key, note in result["notes"].items():
-        err_console.print(f"[dim]{key}: {note}[/dim]")
+        err_console.print(f"{key}: {note}", style="dim", markup=False)
     times = ", ".join(f"{k} {v:.2f}s" for k, v in result["timings"].items() if k != "FRSyn_all")
     err_console.print(f"[dim]wall time: {times}[/dim]")
     if out is not None:
