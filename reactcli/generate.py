@@ -231,8 +231,28 @@ def generate_reactions(
 
 
 # -- batch drivers used by ``react generate`` ------------------------------------------------------
+def _load_for_generation(checkpoint: Path, device: torch.device, generation: dict | None) -> ReactionModel:
+    """The stored model, with the user's ``generation`` overrides (top_k, temperature, samples) applied."""
+    from pydantic import ValidationError
+
+    from reactcli.config import GenerationConfig
+    from reactcli.models.checkpoint import load_reaction_model
+
+    model, _ = load_reaction_model(checkpoint, device)
+    if generation:
+        try:
+            model.config.generation = GenerationConfig.model_validate(
+                {**model.config.generation.model_dump(), **generation}
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ReactError(f"generation.{err['loc'][0]}: {err['msg']}") from None
+    return model
+
+
 def generate_split(
-    checkpoint: Path, root: Path, split: str, out: Path, samples: int | None, seed: int, device: torch.device
+    checkpoint: Path, root: Path, split: str, out: Path, samples: int | None, seed: int, device: torch.device,
+    generation: dict | None = None,
 ) -> dict:
     """Generate K reactions for every mirrored sample of ``split``; write emotion/face3dmm .npy + JSON.
 
@@ -242,12 +262,11 @@ def generate_split(
     """
     from reactcli.data.dataset import ReactClipDataset
     from reactcli.data.layout import EMOTION_FRAMES, SPLITS
-    from reactcli.models.checkpoint import load_reaction_model
     from reactcli.progress import console, track
 
     if split not in SPLITS:
         raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
-    model, _ = load_reaction_model(checkpoint, device)
+    model = _load_for_generation(checkpoint, device, generation)
     cfg = model.config.model_copy(deep=True)
     cfg.data.root = Path(root)
     dataset = ReactClipDataset(Path(root), split, cfg)
@@ -282,18 +301,17 @@ def generate_split(
 
 def generate_clip_file(
     checkpoint: Path, audio_path: Path, face_path: Path, out: Path, samples: int | None, seed: int,
-    device: torch.device,
+    device: torch.device, generation: dict | None = None,
 ) -> None:
     """Single-clip mode: features computed with the checkpoint's stored extractor settings."""
     from reactcli.atomic import atomic_path
     from reactcli.data.features import FeatureExtractor
     from reactcli.data.loaders import load_audio, load_face3dmm
-    from reactcli.models.checkpoint import load_reaction_model
     from reactcli.progress import console
 
     if Path(out).suffix != ".npz":
         raise ReactError(f"{out}: single-clip output must be an .npz file")
-    model, _ = load_reaction_model(checkpoint, device)
+    model = _load_for_generation(checkpoint, device, generation)
     face = load_face3dmm(face_path)
     wave, rate = load_audio(audio_path)
     extractor = FeatureExtractor(model.config.audio)

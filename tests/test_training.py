@@ -160,3 +160,27 @@ def test_tokenizer_checkpoint_reports_usage(trained_run: Path) -> None:
     assert 0 < report["codes_used_pct"] <= 100 and report["perplexity"] >= 1
     assert int(data["code_counts"].sum()) == 2 * 6 * 751  # every train listener frame counted
     assert cfg.tokenizer.dim == 32 and TINY.is_file()
+
+
+def test_generate_sampling_overrides(
+    trained_run: Path, preprocessed_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags beat REACT_GENERATION__* variables; model sections cannot be overridden; bad keys are named."""
+    from reactcli.cli import main
+
+    base = ["generate", "--checkpoint", str(trained_run / "predictor.ckpt"), "--data", str(preprocessed_root),
+            "--split", "val", "--samples", "1", "--device", "cpu"]
+    monkeypatch.setenv("REACT_GENERATION__TOP_K", "3")
+    run_cli(*base, "--out", tmp_path / "env")
+    assert json.loads((tmp_path / "env" / "generation.json").read_text())["top_k"] == 3
+    run_cli(*base, "--out", tmp_path / "flag", "--top-k", "9", "--temperature", "0.5")
+    meta = json.loads((tmp_path / "flag" / "generation.json").read_text())
+    assert (meta["top_k"], meta["temperature"]) == (9, 0.5)
+    for extra in (["--set", "predictor.dim=8"], ["--temperature", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*base, "--out", str(tmp_path / "bad"), *extra])
+        assert exc.value.code == 1
+    monkeypatch.setenv("REACT_GENERATION__TOPK", "3")
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--out", str(tmp_path / "bad")])
+    assert exc.value.code == 1

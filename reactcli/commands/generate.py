@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import DeviceOption, SeedOption
+from reactcli.commands.common import DeviceOption, SeedOption, SetOption
 
 
 def generate(
@@ -18,6 +18,9 @@ def generate(
     speaker_audio: Annotated[Path | None, typer.Option("--speaker-audio", help="Speaker wav (single clip).")] = None,
     speaker_3dmm: Annotated[Path | None, typer.Option("--speaker-3dmm", help="Speaker 3DMM .npy.")] = None,
     samples: Annotated[int | None, typer.Option("--samples", min=1, help="Reactions per speaker.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Sample among the k likeliest codes.")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature (> 0).")] = None,
+    set_: SetOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
 ) -> None:
@@ -27,8 +30,18 @@ def generate(
     coefficients) in the mirrored sample order, and OUT/generation.json. Single-clip mode writes an
     .npz with emotion (K, 751, 25) and face3dmm (K, 751, 58).
     """
+    from reactcli.config import parse_overrides, read_env
     from reactcli.errors import ReactError
     from reactcli.runtime import resolve_device
+
+    # The model's settings come from the checkpoint; only sampling (generation.*) can change here,
+    # with the usual precedence: flags > --set > REACT_GENERATION__* environment variables.
+    overrides = parse_overrides(set_ or [])
+    other = sorted(set(overrides) - {"generation"})
+    if other:
+        raise ReactError(f"--set {other[0]}.*: model settings come from the checkpoint; only generation.* can be set")
+    generation = {**read_env().get("generation", {}), **overrides.get("generation", {})}
+    generation.update({k: v for k, v in {"top_k": top_k, "temperature": temperature}.items() if v is not None})
 
     single = speaker_audio is not None or speaker_3dmm is not None
     if single and data is not None:
@@ -41,6 +54,6 @@ def generate(
 
     dev = resolve_device(device)
     if single:
-        generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, samples, seed, dev)
+        generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, samples, seed, dev, generation)
     else:
-        generate_split(checkpoint, data, split, out, samples, seed, dev)
+        generate_split(checkpoint, data, split, out, samples, seed, dev, generation)
