@@ -45,7 +45,8 @@ demo() {
     "$react" package-submission --run "$run" --out "$run/submission.zip"
     "$react" package-submission --check "$run/submission.zip"
     echo
-    echo "metrics:     $run/metrics.json (table above)"
+    "$react" compare "$run/metrics.json" "$run/baselines.json" --title "demo: generated reactions vs baselines (val)"
+    echo "metrics:     $run/metrics.json"
     echo "videos:      $run/videos/"
     echo "submission:  $run/submission.zip"
 }

@@ -30,10 +30,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train-tokenizer", "train_tokenizer", "train_tokenizer"),
     ("train-predictor", "train_predictor", "train_predictor"),
     ("generate", "generate", "generate"),
-    ("render", "render", "render"),
-    ("package-submission", "package_submission", "package_submission"),
     ("evaluate", "evaluate", "evaluate"),
     ("baselines", "baselines", "baselines"),
+    ("compare", "compare", "compare"),
+    ("render", "render", "render"),
+    ("package-submission", "package_submission", "package_submission"),
 ]
 
 for _name, _module, _func in COMMANDS:

@@ -19,6 +19,7 @@ EXPECTED = {
     "generate",
     "evaluate",
     "baselines",
+    "compare",
     "render",
     "package-submission",
 }
@@ -79,3 +80,19 @@ def test_atomic_outputs_get_normal_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_compare_reads_metrics_and_baselines(tmp_path: Path) -> None:
+    import json
+
+    run = tmp_path / "myrun"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"FRC": 0.5, "FRD": 60.0, "FRDiv": 0.02}))
+    (run / "baselines.json").write_text(json.dumps({"rows": {"Mime": {"FRC": 0.25, "FRD": 70.0}}}))
+    result = react("compare", str(run / "metrics.json"), str(run / "baselines.json"))
+    assert result.returncode == 0, result.stderr
+    assert "myrun" in result.stdout and "Mime" in result.stdout
+    assert "0.5000" in result.stdout and "70.00" in result.stdout
+    (run / "other.json").write_text("[1, 2]")
+    bad = react("compare", str(run / "other.json"))
+    assert bad.returncode == 1 and "other.json: expected the JSON written by" in bad.stderr
