@@ -86,6 +86,13 @@ def test_rerun_skips_finished_videos(submit_render: Path, synth_root: Path, val_
     first = submit_render / video_name(SUBMISSION_CLIPS[0])
     assert first.stat().st_mtime_ns != before[first.name]
     assert probe(first).frames == 10
+    # predictions newer than the video (a new model's output) are not hidden behind the old video
+    import os
+
+    stamp = first.stat().st_mtime_ns
+    os.utime(val_predictions / "face3dmm.npy", ns=(stamp + 10**9, stamp + 10**9))
+    assert run_cli([*args, "--submit-only", "--max-frames", "10", "--limit", "1"]) == 0
+    assert first.stat().st_mtime_ns != stamp
 
 
 def test_missing_submission_clips_fall_back_to_the_first_four(

@@ -258,10 +258,14 @@ class ClipResult:
     status: str  # "rendered" or "skipped (exists)"
 
 
-def _finished(video: Path, frames: int) -> bool:
-    """A video from an earlier run counts as done only if it has the frame count asked for now."""
+def _finished(video: Path, frames: int, source: Path) -> bool:
+    """A video from an earlier run counts as done only if it is newer than the predictions it shows
+    (a retrained model's reactions must not hide behind old videos) and has the frame count asked for now.
+    """
     from reactcli.render.video import probe
 
+    if video.stat().st_mtime_ns < source.stat().st_mtime_ns:
+        return False
     try:
         return probe(video).frames == frames
     except ReactError:
@@ -280,14 +284,14 @@ def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
         for job in jobs:
             video = ctx.out / video_name(job.speaker)
             k = ctx.sample_for(job)
-            if video.is_file() and _finished(video, total):
+            if video.is_file() and _finished(video, total, ctx.predictions.face_path):
                 status = "skipped (exists)"
             else:
                 progress.reset(frames_task, total=total, info=job.name)
                 video, k = render_clip(ctx, job, on_frames=lambda n: progress.advance(frames_task, n))
                 status = "rendered"
             plot = ctx.out / plot_name(job.speaker)
-            if not plot.is_file():
+            if status == "rendered" or not plot.is_file():
                 plot = render_plot(ctx, job, k)
             results.append(ClipResult(job, video, plot, k, status))
             progress.advance(clips_task)
