@@ -27,13 +27,13 @@ def _check_finite(path: Path, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def load_npy(path: str | Path, what: str) -> np.ndarray:
+def load_npy(path: str | Path, what: str, mmap_mode: str | None = None) -> np.ndarray:
     """``np.load`` without pickles; a missing or unreadable file is a ReactError naming ``what``."""
     path = Path(path)
     if not path.is_file():
         raise file_error(path, f"{what} not found")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise file_error(path, f"not a readable .npy file ({exc})") from None
 

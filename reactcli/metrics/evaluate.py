@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, DatasetLayout, mirrored, read_pairs
-from reactcli.data.loaders import load_emotion, load_neighbours
+from reactcli.data.loaders import load_emotion, load_neighbours, load_npy
 from reactcli.errors import file_error
 
 METRIC_KEYS = ("FRC", "FRD", "FRDiv", "FRVar", "FRDvs", "FRSyn", "FRSyn_all", "FRRea")
@@ -60,10 +60,7 @@ def load_predictions(path: Path) -> np.ndarray:
         raise file_error(path, "predictions not found")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise file_error(path, f"not a readable .npy array ({exc})") from None
+        array = load_npy(path, "predictions")
     elif suffix in (".pt", ".pth"):
         import torch
 

@@ -29,6 +29,7 @@ from reactcli.data.layout import (
     mirrored,
     read_pairs,
 )
+from reactcli.data.loaders import load_npy
 from reactcli.errors import ReactError, file_error
 from reactcli.render.camera import Camera
 from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
@@ -92,20 +93,13 @@ class Predictions:
         return int(self.face3dmm.shape[1])
 
 
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
-
-
 def load_predictions(folder: Path, n_samples: int) -> Predictions:
     """Open (memory-mapped) and check the prediction arrays against the split's sample count."""
     folder = Path(folder)
     face_path, emotion_path = folder / "face3dmm.npy", folder / "emotion.npy"
     if not face_path.is_file():
         raise file_error(face_path, "generated 3DMM not found (the --out folder of `react generate`)")
-    face = _load_array(face_path)
+    face = load_npy(face_path, "generated 3DMM", mmap_mode="r")
     if face.ndim != 4 or face.shape[-1] != FACE_DIM or face.shape[2] < EVAL_FRAMES:
         raise file_error(face_path, f"has shape {face.shape}, expected (N, K, {CLIP_FRAMES}, {FACE_DIM})")
     if face.shape[0] != n_samples:
@@ -114,7 +108,7 @@ def load_predictions(folder: Path, n_samples: int) -> Predictions:
         )
     emotion = None
     if emotion_path.is_file():
-        emotion = _load_array(emotion_path)
+        emotion = load_npy(emotion_path, "generated emotion", mmap_mode="r")
         if emotion.ndim != 4 or emotion.shape[-1] != EMOTION_DIM or emotion.shape[2] < EVAL_FRAMES:
             raise file_error(emotion_path, f"has shape {emotion.shape}, expected (N, K, {EVAL_FRAMES}, {EMOTION_DIM})")
         if emotion.shape[:2] != face.shape[:2]:
