@@ -10,10 +10,10 @@ from conftest import run_cli
 from PIL import Image
 
 from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, mirrored, read_pairs
-from reactcli.data.loaders import load_emotion, load_face3dmm
+from reactcli.data.loaders import iter_video_frames, load_emotion, load_face3dmm
 from reactcli.errors import ReactError
 from reactcli.render.clips import plot_name, video_name
-from reactcli.render.video import Mp4Writer, ffmpeg_exe, iter_video, probe
+from reactcli.render.video import Mp4Writer, ffmpeg_exe, probe
 
 FRAMES = 20
 
@@ -64,7 +64,7 @@ def test_submit_only_renders_the_four_clips_at_25_fps_with_audio(submit_render: 
 
 
 def test_panels_show_videos_and_meshes(submit_render: Path) -> None:
-    frames = next(iter_video(submit_render / video_name(SUBMISSION_CLIPS[0]), FRAMES))
+    frames = next(iter_video_frames(submit_render / video_name(SUBMISSION_CLIPS[0]), FRAMES))
     assert frames.shape == (FRAMES, 224, 896, 3)
     panels = [frames[:, 30:, i * 224 : (i + 1) * 224].astype(float) for i in range(4)]
     for panel in panels:  # every panel has content below the label
@@ -198,7 +198,7 @@ def test_render_with_a_faceverse_file_and_reference(synth_root: Path, val_predic
     args = ["render", "--data", str(synth_root), "--predictions", str(val_predictions), "--out", str(out)]
     extra = ["--face-model", str(model), "--reference", str(tmp_path / "reference_full.npy")]
     assert run_cli([*args, *extra, "--limit", "1", "--max-frames", "4", "--sample", "0"]) == 0
-    frames = next(iter_video(out / video_name(mirrored(read_pairs(synth_root, "val"))[0].speaker), 4))
+    frames = next(iter_video_frames(out / video_name(mirrored(read_pairs(synth_root, "val"))[0].speaker), 4))
     mesh = frames[:, 40:, 3 * 224 :].astype(int)
     grey = mesh[(mesh.sum(-1) > 60)]
     assert len(grey) > 2000  # the FaceVerse mesh is drawn in the official flat grey
@@ -224,7 +224,7 @@ def test_frame_folders_are_read_in_numeric_order_resized_and_padded(tmp_path: Pa
     folder.mkdir()
     for i in (1, 2, 10):  # lexical order would put 10 before 2
         Image.fromarray(np.full((256, 256, 3), i * 20, np.uint8)).save(folder / f"{i}.png")
-    chunks = list(iter_video(folder, 2))
+    chunks = list(iter_video_frames(folder, 2))
     assert [c.shape[0] for c in chunks] == [2, 1]
     assert [int(c[0, 0, 0, 0]) for c in chunks] == [20, 200]
     reader = _ChunkReader(folder, 224, 2)

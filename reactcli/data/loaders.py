@@ -7,8 +7,10 @@ hours into training.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -125,17 +127,24 @@ def list_frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=_frame_number)
 
 
-def read_video_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames from an mp4 (imageio-ffmpeg) or a folder of numbered images."""
+def iter_video_frames(path: str | Path, chunk: int) -> Iterator[np.ndarray]:
+    """(t, H, W, 3) uint8 chunks of an mp4 (imageio-ffmpeg) or a folder of numbered images.
+
+    Streaming keeps memory flat when a 751-frame clip is composed into a video frame by frame.
+    """
     path = Path(path)
     if path.is_dir():
         from PIL import Image
 
-        files = list_frame_files(path)[:max_frames]
-        frames = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-        if len({f.shape for f in frames}) != 1:
-            raise file_error(path, "video frames have different sizes")
-        return np.stack(frames)
+        files = list_frame_files(path)
+        size = None
+        for start in range(0, len(files), chunk):
+            frames = [np.asarray(Image.open(f).convert("RGB")) for f in files[start : start + chunk]]
+            size = size or frames[0].shape
+            if any(f.shape != size for f in frames):
+                raise file_error(path, "video frames have different sizes")
+            yield np.stack(frames)
+        return
     if not path.is_file():
         raise file_error(path, "video not found")
     import imageio_ffmpeg
@@ -143,18 +152,37 @@ def read_video_frames(path: str | Path, max_frames: int | None = None) -> np.nda
     try:
         reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(reader)
-        width, height = meta["size"]
-        frames = []
-        for raw in reader:
-            frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3))
-            if max_frames is not None and len(frames) >= max_frames:
-                break
-        reader.close()
     except (RuntimeError, OSError, StopIteration) as exc:
-        raise file_error(path, f"not a readable video ({exc})") from None
-    if not frames:
+        raise file_error(path, f"not a readable video ({str(exc).strip()[-200:]})") from None
+    width, height = meta["size"]
+    buf: list[np.ndarray] = []
+    try:
+        for raw in reader:
+            buf.append(np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3))
+            if len(buf) == chunk:
+                yield np.stack(buf)
+                buf = []
+    except RuntimeError as exc:
+        raise file_error(path, f"video could not be decoded ({str(exc).strip()[-200:]})") from None
+    finally:
+        reader.close()
+    if buf:
+        yield np.stack(buf)
+
+
+def read_video_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of an mp4 or a frame folder (the first ``max_frames`` if given)."""
+    blocks: list[np.ndarray] = []
+    count = 0
+    with contextlib.closing(iter_video_frames(path, chunk=min(max_frames or 64, 64))) as chunks:
+        for block in chunks:
+            blocks.append(block)
+            count += len(block)
+            if max_frames is not None and count >= max_frames:
+                break
+    if not blocks:
         raise file_error(path, "video has no frames")
-    return np.stack(frames)
+    return np.concatenate(blocks)[:max_frames]
 
 
 def load_neighbours(path: str | Path, n_samples: int) -> np.ndarray:

@@ -29,12 +29,12 @@ from reactcli.data.layout import (
     mirrored,
     read_pairs,
 )
-from reactcli.data.loaders import load_npy
+from reactcli.data.loaders import iter_video_frames, load_npy
 from reactcli.errors import ReactError, file_error
 from reactcli.render.camera import Camera
 from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
 from reactcli.render.face_model import FaceModel
-from reactcli.render.video import Mp4Writer, iter_video
+from reactcli.render.video import Mp4Writer
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class _ChunkReader:
 
     def __init__(self, path: Path | None, size: int, chunk: int) -> None:
         self.size = size
-        self._it: Iterator[np.ndarray] | None = None if path is None else iter_video(path, chunk)
+        self._it: Iterator[np.ndarray] | None = None if path is None else iter_video_frames(path, chunk)
         self._buf = np.zeros((0, size, size, 3), np.uint8)
         self._last: np.ndarray | None = None
 

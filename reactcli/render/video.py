@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,43 +69,6 @@ class Mp4Writer:
             self._gen.close()
         except (RuntimeError, OSError) as exc:
             raise file_error(self.path, f"ffmpeg failed to write the video ({str(exc).strip()[-300:]})") from None
-
-
-def iter_video(path: Path, chunk: int) -> Iterator[np.ndarray]:
-    """(t, H, W, 3) uint8 chunks of an mp4 or a folder of numbered frames, without loading it all."""
-    path = Path(path)
-    if path.is_dir():
-        from PIL import Image
-
-        from reactcli.data.loaders import list_frame_files
-
-        files = list_frame_files(path)
-        for start in range(0, len(files), chunk):
-            yield np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[start : start + chunk]])
-        return
-    if not path.is_file():
-        raise file_error(path, "video not found")
-    import imageio_ffmpeg
-
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-        meta = next(reader)
-    except (RuntimeError, OSError, StopIteration) as exc:
-        raise file_error(path, f"not a readable video ({str(exc).strip()[-200:]})") from None
-    width, height = meta["size"]
-    buf: list[np.ndarray] = []
-    try:
-        for raw in reader:
-            buf.append(np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3))
-            if len(buf) == chunk:
-                yield np.stack(buf)
-                buf = []
-    except RuntimeError as exc:
-        raise file_error(path, f"video could not be decoded ({str(exc).strip()[-200:]})") from None
-    finally:
-        reader.close()
-    if buf:
-        yield np.stack(buf)
 
 
 @dataclass(frozen=True)
