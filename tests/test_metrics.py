@@ -10,7 +10,8 @@ from tslearn.metrics import dtw as tslearn_dtw
 
 from reactcli.metrics.appropriateness import ccc_matrix, frc, frd, frd_per_reaction, neighbour_lists
 from reactcli.metrics.diversity import frdiv, frdvs, frvar
-from reactcli.metrics.dtw import LANES, dtw_single, frd_lanes
+from reactcli.metrics.dtw import EXACT_LANES, SEARCH_LANES, dtw_single, frd_exact_lanes, frd_search, path_upper_bound
+from reactcli.metrics.nearest import au_row_ids
 from reactcli.metrics.realism import frechet_distance, frechet_distance_features
 from reactcli.metrics.synchrony import frsyn, lag_correlations
 
@@ -115,32 +116,68 @@ def test_dtw_single_equals_tslearn_at_750_frames() -> None:
 
 
 @pytest.mark.parametrize("tx,ty", [(1, 1), (2, 5), (9, 4), (40, 40)])
-def test_lane_kernel_equals_three_tslearn_dtws(tx: int, ty: int) -> None:
+def test_exact_lane_kernel_equals_three_tslearn_dtws(tx: int, ty: int) -> None:
     rng = np.random.default_rng(tx + 7 * ty)
-    x = emotion_like(rng, (LANES, tx))
+    x = emotion_like(rng, (EXACT_LANES, tx))
     y = emotion_like(rng, (ty,))
-    lanes = np.ascontiguousarray(x.transpose(1, 2, 0))
-    got = frd_lanes(lanes, y, np.full(LANES, np.inf), 0)
-    want = np.array([ref_d(x[lane], y) for lane in range(LANES)])
+    got = frd_exact_lanes(np.ascontiguousarray(x.transpose(1, 2, 0)), y)
+    want = np.array([ref_d(x[lane], y) for lane in range(EXACT_LANES)])
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-def test_lane_kernel_abandons_only_when_every_lane_is_beaten() -> None:
+@pytest.mark.parametrize("tx,ty,au_values", [(1, 1, "binary"), (3, 8, "binary"), (40, 40, "binary"), (40, 40, "real")])
+def test_search_kernel_without_abandoning_matches_tslearn(tx: int, ty: int, au_values: str) -> None:
+    """More neighbours than lanes, so lanes are refilled; continuous AUs take the untabulated path."""
+    rng = np.random.default_rng(tx * 3 + ty)
+    gts = emotion_like(rng, (SEARCH_LANES + 9, tx))
+    if au_values == "real":
+        gts[..., :15] = rng.random(gts[..., :15].shape)
+    y = emotion_like(rng, (ty,))
+    ids, rows = au_row_ids(gts)
+    cand = rng.permutation(gts.shape[0])
+    got, stats = frd_search(y, gts, cand, ids, rows, 0, np.inf)
+    want = np.array([ref_d(gts[j], y) for j in cand])
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    assert stats.tolist() == [cand.size, 0, cand.size * tx]
+
+
+def test_search_kernel_abandons_losers_but_never_the_best() -> None:
     rng = np.random.default_rng(3)
-    x = emotion_like(rng, (LANES, 60))
     y = emotion_like(rng, (60,))
-    lanes = np.ascontiguousarray(x.transpose(1, 2, 0))
-    exact = frd_lanes(lanes, y, np.full(LANES, np.inf), 0)
-    assert np.isinf(frd_lanes(lanes, y, exact * 0.5, 4)).all()  # nobody can win: abandoned
-    thr = exact * 0.5
-    thr[3] = exact[3] * 1.01  # one lane can still win: the batch is finished exactly
-    np.testing.assert_allclose(frd_lanes(lanes, y, thr, 4), exact, rtol=0)
+    gts = emotion_like(rng, (40, 60))
+    gts[17] = y + rng.normal(0, 0.01, y.shape).astype(np.float32)  # one neighbour far closer than the rest
+    ids, rows = au_row_ids(gts)
+    cand = np.arange(40)
+    full, _ = frd_search(y, gts, cand, ids, rows, 0, np.inf)
+    upper = path_upper_bound(y, gts[17], 3)
+    assert full[17] <= upper * (1 + 1e-6) and np.argmin(full) == 17
+    for bound in (np.inf, upper):  # without a bound only lanes started after the first finish can abandon
+        got, stats = frd_search(y, gts, cand, ids, rows, 4, bound)
+        assert got[17] == full[17]
+        assert np.isinf(got).sum() == stats[1] > (5 if bound == np.inf else 30)
+        finished = np.isfinite(got)
+        np.testing.assert_array_equal(got[finished], full[finished])
+    assert stats[2] < 0.5 * 40 * 60
+
+
+def test_coarse_path_bound_is_an_upper_bound_and_exact_at_full_resolution() -> None:
+    rng = np.random.default_rng(8)
+    for t_len, step in [(1, 1), (7, 3), (60, 5), (61, 4)]:
+        y, g = emotion_like(rng, (t_len,)), emotion_like(rng, (t_len,))
+        exact = ref_d(g, y)
+        assert path_upper_bound(y, g, step) >= exact * (1 - 1e-9)
+    # a shifted copy of a smooth series: the coarse path follows the shift, far below the diagonal
+    y = np.cumsum(rng.normal(0, 0.1, (120, 25)), axis=0).astype(np.float32)
+    g = np.concatenate([y[:1].repeat(9, axis=0), y[:-9]]) + rng.normal(0, 0.01, y.shape).astype(np.float32)
+    diagonal = sum(w * np.sqrt(((g[:, a:b] - y[:, a:b]).astype(np.float64) ** 2).sum()) for a, b, w in BLOCKS)
+    exact = ref_d(g, y)
+    assert exact * (1 - 1e-9) <= path_upper_bound(y, g, 5) < 0.5 * diagonal
 
 
 # ---------------------------------------------------------------- FRD and FRC
 @pytest.mark.parametrize("n_samples,k,density", [(5, 3, 0.5), (4, 17, 0.6), (40, 2, 0.9)])
 def test_frd_equals_tslearn_reference(n_samples: int, k: int, density: float) -> None:
-    """Covers both packing modes (reactions in lanes; neighbours in lanes), K > 16 and abandoning."""
+    """Few and many neighbours (lanes idle or refilled), K > 16, duplicated reactions, abandoning."""
     rng = np.random.default_rng(n_samples + k)
     t_len = 30
     gt = emotion_like(rng, (n_samples, t_len))
@@ -156,7 +193,9 @@ def test_frd_equals_tslearn_reference(n_samples: int, k: int, density: float) ->
         got, counts = frd_per_reaction(preds, gt, nbrs, workers=2, early_abandon=early)
         np.testing.assert_allclose(got[sub], want, rtol=1e-5)
         assert got[0, 0] == 0.0
-        assert counts["visited"] > 0
+        assert counts["pairs"] == counts["full_rows"] // t_len > 0
+        if not early:
+            assert counts["abandoned"] == 0 and counts["rows"] == counts["full_rows"]
     assert frd(preds[sub], gt, nbrs[sub]) == pytest.approx(want.sum(axis=1).mean(), rel=1e-5)
 
 

@@ -12,8 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from reactcli.metrics.dtw import CHECK_EVERY, LANES
-
 #: Added to the CCC denominator by the official code.
 CCC_EPS = 1e-8
 
@@ -64,23 +62,6 @@ def frc(preds: np.ndarray, listener: np.ndarray, neighbours: list[np.ndarray]) -
     return total / len(neighbours)
 
 
-def pack_lanes(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(G, T, D, LANES) float32 batches of (M, T, D) series, lanes innermost, plus used lanes per batch.
-
-    Padding lanes repeat the batch's first series (finite data; the kernel ignores them).
-    """
-    m = series.shape[0]
-    n_groups = -(-m // LANES)
-    packed = np.empty((n_groups, *series.shape[1:], LANES), dtype=np.float32)
-    n_valid = np.empty(n_groups, dtype=np.int64)
-    for g in range(n_groups):
-        chunk = series[g * LANES : (g + 1) * LANES]
-        n_valid[g] = chunk.shape[0]
-        packed[g, ..., : chunk.shape[0]] = np.moveaxis(chunk, 0, -1)
-        packed[g, ..., chunk.shape[0] :] = chunk[0][..., None]
-    return packed, n_valid
-
-
 def frd_per_reaction(
     preds: np.ndarray,
     listener: np.ndarray,
@@ -93,45 +74,39 @@ def frd_per_reaction(
 
     Identical reactions of a speaker (the K copies of a baseline) are computed once. Speakers
     run on a thread pool (the numba kernels release the GIL). A speaker without any neighbour
-    gets NaN; :func:`frd` counts it as 0 in the mean, as the official script does.
+    gets NaN; :func:`frd` counts it as 0 in the mean, as the official script does. Counts:
+    ``pairs`` searched, ``abandoned`` early, DP ``rows`` computed out of ``full_rows``, and
+    ``exact`` float64 recomputations.
     """
-    from reactcli.metrics.dtw import frd_by_neighbour_lanes, frd_by_reaction_lanes
+    from reactcli.metrics.nearest import COUNT_KEYS, NeighbourIndex
 
     n_total, k_total = preds.shape[:2]
-    gts = np.asarray(listener, dtype=np.float32)
+    index = NeighbourIndex.build(listener)
     result = np.full((n_total, k_total), np.nan)
-    counts = {"visited": 0, "abandoned": 0}
-    check = CHECK_EVERY if early_abandon else 0
+    counts = dict.fromkeys(COUNT_KEYS, 0)
 
-    def one(n: int) -> tuple[int, np.ndarray, np.ndarray]:
+    def one(n: int) -> tuple[int, np.ndarray, dict[str, int]]:
         idx = np.asarray(neighbours[n], dtype=np.int64)
         values = np.full(k_total, np.nan)
-        stats = np.zeros(2, dtype=np.int64)
+        mine = dict.fromkeys(COUNT_KEYS, 0)
         if idx.size:
             reactions = np.ascontiguousarray(preds[n], dtype=np.float32)
             flat = reactions.reshape(k_total, -1)
             _, first, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
-            unique = np.ascontiguousarray(reactions[first])
-            n_unique, m = unique.shape[0], idx.size
-            best = np.empty(n_unique)
-            if n_unique * -(-m // LANES) <= -(-n_unique // LANES) * m:
-                groups, n_valid = pack_lanes(gts[idx])
-                best, stats = frd_by_neighbour_lanes(unique, groups, n_valid, check)
-            else:
-                lanes, n_valid = pack_lanes(unique)
-                for g in range(lanes.shape[0]):
-                    part, st = frd_by_reaction_lanes(lanes[g], int(n_valid[g]), gts, idx, check)
-                    best[g * LANES : g * LANES + n_valid[g]] = part[: n_valid[g]]
-                    stats += st
+            best = np.empty(first.size)
+            for u, k in enumerate(first):
+                best[u], stats = index.nearest(reactions[k], idx, early_abandon)
+                for key, value in stats.items():
+                    mine[key] += value
             values = best[np.asarray(inverse).reshape(-1)]
-        return n, values, stats
+        return n, values, mine
 
     workers = max(1, workers or os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for n, values, stats in pool.map(one, range(n_total)):
+        for n, values, mine in pool.map(one, range(n_total)):
             result[n] = values
-            counts["visited"] += int(stats[0])
-            counts["abandoned"] += int(stats[1])
+            for key, value in mine.items():
+                counts[key] += value
             if on_speaker is not None:
                 on_speaker()
     return result, counts

@@ -155,8 +155,9 @@ def evaluate_arrays(
                     f"{syn.scored} scored"
                 ),
                 "FRD_search": (
-                    f"{search['visited']} neighbour batches visited, {search['abandoned']} abandoned early "
-                    "(exact: an abandoned batch cannot hold the minimum)"
+                    f"{search['pairs']} (reaction, neighbour) DTWs, {search['abandoned']} abandoned early, "
+                    f"{search['rows'] / max(search['full_rows'], 1):.1%} of their rows computed, {search['exact']} "
+                    "recomputed in float64 (exact: an abandoned neighbour cannot hold the minimum)"
                 ),
             },
             "FRSyn_all_excluded": syn.excluded,
