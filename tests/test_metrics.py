@@ -10,8 +10,8 @@ from tslearn.metrics import dtw as tslearn_dtw
 
 from reactcli.metrics.appropriateness import ccc_matrix, frc, frd, frd_per_reaction, neighbour_lists
 from reactcli.metrics.diversity import frdiv, frdvs, frvar
-from reactcli.metrics.dtw import EXACT_LANES, SEARCH_LANES, dtw_single, frd_exact_lanes, frd_search, path_upper_bound
-from reactcli.metrics.nearest import au_row_ids
+from reactcli.metrics.dtw import EXACT_LANES, SEARCH_LANES, dtw_single, frd_exact_lanes, frd_search_column
+from reactcli.metrics.nearest import NeighbourIndex, au_row_ids
 from reactcli.metrics.realism import frechet_distance, frechet_distance_features
 from reactcli.metrics.synchrony import frsyn, lag_correlations
 
@@ -127,51 +127,54 @@ def test_exact_lane_kernel_equals_three_tslearn_dtws(tx: int, ty: int) -> None:
 
 @pytest.mark.parametrize("tx,ty,au_values", [(1, 1, "binary"), (3, 8, "binary"), (40, 40, "binary"), (40, 40, "real")])
 def test_search_kernel_without_abandoning_matches_tslearn(tx: int, ty: int, au_values: str) -> None:
-    """More neighbours than lanes, so lanes are refilled; continuous AUs take the untabulated path."""
+    """More reactions than lanes, so lanes are refilled; continuous AUs make every column row distinct."""
     rng = np.random.default_rng(tx * 3 + ty)
-    gts = emotion_like(rng, (SEARCH_LANES + 9, tx))
+    gts = emotion_like(rng, (2, ty))
     if au_values == "real":
         gts[..., :15] = rng.random(gts[..., :15].shape)
-    y = emotion_like(rng, (ty,))
+    reactions = emotion_like(rng, (SEARCH_LANES + 9, tx))
     ids, rows = au_row_ids(gts)
-    cand = rng.permutation(gts.shape[0])
-    got, stats = frd_search(y, gts, cand, ids, rows, 0, np.inf)
-    want = np.array([ref_d(gts[j], y) for j in cand])
-    np.testing.assert_allclose(got, want, rtol=2e-6)
-    assert stats.tolist() == [cand.size, 0, cand.size * tx]
+    items = rng.permutation(reactions.shape[0])
+    out = np.full(items.size, np.inf)
+    stats = frd_search_column(gts[1], ids[1], rows, reactions, items, np.full(items.size, np.inf), 0, out)
+    want = np.array([ref_d(reactions[i], gts[1]) for i in items])
+    np.testing.assert_allclose(out, want, rtol=2e-6)
+    assert stats.tolist() == [items.size, 0, items.size * tx]
 
 
-def test_search_kernel_abandons_losers_but_never_the_best() -> None:
+def test_search_kernel_abandons_only_pairs_that_cannot_win() -> None:
     rng = np.random.default_rng(3)
-    y = emotion_like(rng, (60,))
-    gts = emotion_like(rng, (40, 60))
-    gts[17] = y + rng.normal(0, 0.01, y.shape).astype(np.float32)  # one neighbour far closer than the rest
-    ids, rows = au_row_ids(gts)
-    cand = np.arange(40)
-    full, _ = frd_search(y, gts, cand, ids, rows, 0, np.inf)
-    upper = path_upper_bound(y, gts[17], 3)
-    assert full[17] <= upper * (1 + 1e-6) and np.argmin(full) == 17
-    for bound in (np.inf, upper):  # without a bound only lanes started after the first finish can abandon
-        got, stats = frd_search(y, gts, cand, ids, rows, 4, bound)
-        assert got[17] == full[17]
-        assert np.isinf(got).sum() == stats[1] > (5 if bound == np.inf else 30)
-        finished = np.isfinite(got)
-        np.testing.assert_array_equal(got[finished], full[finished])
-    assert stats[2] < 0.5 * 40 * 60
+    gt = emotion_like(rng, (1, 60))
+    reactions = emotion_like(rng, (40, 60))
+    ids, rows = au_row_ids(gt)
+    items = np.arange(40)
+    full = np.full(40, np.inf)
+    frd_search_column(gt[0], ids[0], rows, reactions, items, np.full(40, np.inf), 0, full)
+    # each reaction's threshold: its own distance for half of them (they must finish, exactly as
+    # without abandoning), half of it for the others (they cannot win: abandoned, or finished late)
+    thr = np.where(items % 2 == 0, full, full / 2)
+    got = np.full(40, np.inf)
+    stats = frd_search_column(gt[0], ids[0], rows, reactions, items, thr.copy(), 4, got)
+    np.testing.assert_array_equal(got[::2], full[::2])
+    losers = got[1::2]
+    assert np.isinf(losers).sum() == stats[1] >= 15
+    np.testing.assert_array_equal(losers[np.isfinite(losers)], full[1::2][np.isfinite(losers)])
+    assert stats[2] < 20 * 60 + 0.7 * 20 * 60  # the winners in full, the losers stopped well before the end
 
 
-def test_coarse_path_bound_is_an_upper_bound_and_exact_at_full_resolution() -> None:
-    rng = np.random.default_rng(8)
-    for t_len, step in [(1, 1), (7, 3), (60, 5), (61, 4)]:
-        y, g = emotion_like(rng, (t_len,)), emotion_like(rng, (t_len,))
-        exact = ref_d(g, y)
-        assert path_upper_bound(y, g, step) >= exact * (1 - 1e-9)
-    # a shifted copy of a smooth series: the coarse path follows the shift, far below the diagonal
-    y = np.cumsum(rng.normal(0, 0.1, (120, 25)), axis=0).astype(np.float32)
-    g = np.concatenate([y[:1].repeat(9, axis=0), y[:-9]]) + rng.normal(0, 0.01, y.shape).astype(np.float32)
-    diagonal = sum(w * np.sqrt(((g[:, a:b] - y[:, a:b]).astype(np.float64) ** 2).sum()) for a, b, w in BLOCKS)
-    exact = ref_d(g, y)
-    assert exact * (1 - 1e-9) <= path_upper_bound(y, g, 5) < 0.5 * diagonal
+def test_nearest_equals_the_plain_minimum_and_mostly_skips_work() -> None:
+    """The ranked, exact-head search returns the float64 minimum and leaves most rows uncomputed."""
+    rng = np.random.default_rng(11)
+    base = np.cumsum(rng.normal(0, 0.1, (60, 25)), axis=0).astype(np.float32)
+    gts = base[None] + rng.normal(0, 0.3, (50, 60, 25)).astype(np.float32)
+    gts[..., :15] = gts[..., :15] > 0.5
+    reactions = gts[[7, 30]] + rng.normal(0, 0.02, (2, 60, 25)).astype(np.float32)
+    index = NeighbourIndex.build(gts)
+    cands = [np.arange(50), np.arange(20, 50)]
+    got, counts = index.nearest_many(reactions, np.array([0, 1]), cands, workers=2)
+    want = [min(ref_d(reactions[a], gts[j]) for j in cands[a]) for a in range(2)]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert counts["pairs"] == 80 and counts["abandoned"] > 30 and counts["rows"] < 0.7 * counts["full_rows"]
 
 
 # ---------------------------------------------------------------- FRD and FRC

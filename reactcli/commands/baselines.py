@@ -42,7 +42,9 @@ def baselines(
                 continue
             preds = baseline_predictions(name, truth.listener, truth.speaker, samples, seed, train)
             task = progress.add_task(f"{name}: FRD", total=preds.shape[0], info="")
-            rows[name] = evaluate_arrays(preds, truth, workers, on_frd_speaker=lambda t=task: progress.advance(t))
+            rows[name] = evaluate_arrays(
+                preds, truth, workers, on_frd_progress=lambda amount, t=task: progress.advance(t, amount)
+            )
     n = truth.listener.shape[0]
     console.print(metrics_table(rows, f"REACT 2024 baselines, {split} (N={n}, K={samples})"))
     if skipped:

@@ -65,7 +65,9 @@ def evaluate(
     del raw
     with make_progress() as progress:
         task = progress.add_task("FRD (DTW)", total=preds.shape[0], info="")
-        result = evaluate_arrays(preds, truth, workers, on_frd_speaker=lambda: progress.advance(task))
+        result = evaluate_arrays(
+            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount)
+        )
     title = f"REACT 2024 metrics, {split} (N={result['N']}, K={result['K']})"
     console.print(metrics_table({Path(predictions).name or str(predictions): result}, title))
     for key, note in result["notes"].items():

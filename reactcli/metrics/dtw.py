@@ -2,27 +2,24 @@
 
 The official FRD calls ``tslearn.metrics.dtw`` three times (dims 0:15, 15:17, 17:25) for every
 speaker x reaction x appropriate neighbour, about 8 ms per pair of 750-frame series: hours on a
-CPU. FRD keeps only the *minimum* over neighbours, so most of that work decides nothing. This
-module returns the same numbers (square root of the minimum, over monotone paths with steps
-(1,0), (0,1), (1,1) and no window, of the summed squared Euclidean distances; float32 inputs, path
-sums in float64) in two passes:
+CPU. FRD keeps only the *minimum* over neighbours, so most of that work decides nothing. These
+kernels return the same numbers (square root of the minimum, over monotone paths with steps
+(1,0), (0,1), (1,1) and no window, of the summed squared Euclidean distances; float32 inputs,
+path sums in float64); :mod:`reactcli.metrics.nearest` decides what they run on.
 
-1. **Search** (:func:`frd_search`, float32). One reaction against all its neighbours: each of
-   ``SEARCH_LANES`` SIMD lanes runs one (reaction, neighbour) DTW row by row, the reaction being
-   the shared column series. Every warping path crosses every row, so the smallest accumulated
-   cost in a row bounds the final one; a lane whose weighted bound ``sum_b w_b sqrt(rowmin_b)``
-   exceeds the best distance found so far (started at the best lock-step, i.e. diagonal-path,
-   distance) is abandoned and *refilled* with the next neighbour at once, so lanes stay busy
-   however unevenly neighbours are abandoned. Neighbours are visited best lock-step first.
-   Ground-truth AUs are 0/1, so a clip has a few dozen distinct AU rows: the 15-dim AU cost of
-   every distinct row against every reaction frame is tabulated once per reaction and the lanes
-   read it instead of recomputing it per cell (a ~3x cheaper cell).
-2. **Exact** (:func:`frd_exact_lanes`, float64 path sums like tslearn's). Float32 path sums are
-   within about 1e-4 (relative) of the float64 ones, so the neighbours that finished within
-   ``MARGIN`` of the best float32 distance (usually one) are recomputed exactly and the minimum
-   of those is the result. Abandoning uses the same margin, so it never drops the true winner.
+* **Search** (:func:`frd_search_column`, float32). One real listener reaction is the shared
+  column series; each of ``SEARCH_LANES`` SIMD lanes runs one predicted reaction against it, row
+  by row. Every warping path crosses every row, so the smallest accumulated cost in a row bounds
+  the final one; a lane whose weighted bound ``sum_b w_b sqrt(rowmin_b)`` exceeds its reaction's
+  best distance so far is abandoned and *refilled* with the next reaction at once, so lanes stay
+  busy however unevenly pairs are abandoned. Ground-truth AUs are 0/1, so a column series has a
+  few dozen distinct AU rows: each step costs every lane's row against those few rows once, and
+  the cells read that tiny table instead of computing 15 dims (a ~3x cheaper cell).
+* **Exact** (:func:`frd_exact_lanes`, float64 path sums like tslearn's). Float32 path sums are
+  within about 1e-4 (relative) of the float64 ones; the pairs that matter are recomputed here,
+  and abandoning keeps a margin of ``MARGIN``, so it never drops the true winner.
 
-Kernels release the GIL (``nogil``); the caller runs speakers on a thread pool.
+Kernels release the GIL (``nogil``); the caller runs them on a thread pool.
 """
 
 from __future__ import annotations
@@ -42,8 +39,6 @@ EXACT_LANES = 16
 CHECK_EVERY = 8
 #: Relative slack for float32 decisions: at least 10x the float32 path-sum error at 750 frames.
 MARGIN = 1e-3
-#: Most distinct AU rows tabulated per reaction; beyond it the AU cost is computed per lane row.
-MAX_AU_TABLE = 4096
 _INF32 = np.float32(np.inf)
 _U32 = 2.0**-24
 
@@ -154,144 +149,6 @@ def frd_exact_lanes(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no c
     return out
 
 
-# ----------------------------------------------------------------------------- search, float32
-@njit(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
-def _search_step(
-    prev: np.ndarray,
-    cur: np.ndarray,
-    xrow: np.ndarray,
-    y: np.ndarray,
-    au: np.ndarray,
-    cost: np.ndarray,
-    left: np.ndarray,
-) -> None:  # pragma: no cover - compiled
-    """One DP row for every lane: ``prev``/``cur`` (Ty + 1, 3 * SEARCH_LANES) accumulated costs,
-    ``xrow`` (10, SEARCH_LANES) the lanes' current valence..expression values, ``y`` the shared
-    (Ty, 25) column series, ``au`` (Ty, SEARCH_LANES) the AU-block cost of each lane's row.
-
-    Costs first, recursion second: fused, LLVM cannot prove the arrays apart and stays scalar.
-    ``left`` carries each cell's left neighbour (see :func:`frd_exact_lanes`).
-    """
-    lanes = SEARCH_LANES
-    q_len = 3 * lanes
-    for q in range(q_len):
-        cur[0, q] = _INF32
-        left[q] = _INF32
-    for j in range(y.shape[0]):
-        y15 = y[j, 15]
-        y16 = y[j, 16]
-        y17 = y[j, 17]
-        y18 = y[j, 18]
-        y19 = y[j, 19]
-        y20 = y[j, 20]
-        y21 = y[j, 21]
-        y22 = y[j, 22]
-        y23 = y[j, 23]
-        y24 = y[j, 24]
-        for lane in range(lanes):
-            e15 = xrow[0, lane] - y15
-            e16 = xrow[1, lane] - y16
-            e17 = xrow[2, lane] - y17
-            e18 = xrow[3, lane] - y18
-            e19 = xrow[4, lane] - y19
-            e20 = xrow[5, lane] - y20
-            e21 = xrow[6, lane] - y21
-            e22 = xrow[7, lane] - y22
-            e23 = xrow[8, lane] - y23
-            e24 = xrow[9, lane] - y24
-            cost[lane] = au[j, lane]
-            cost[lanes + lane] = e15 * e15 + e16 * e16
-            cost[2 * lanes + lane] = ((e17 * e17 + e18 * e18) + (e19 * e19 + e20 * e20)) + (
-                (e21 * e21 + e22 * e22) + (e23 * e23 + e24 * e24)
-            )
-        for q in range(q_len):
-            v = cost[q] + min(min(prev[j, q], prev[j + 1, q]), left[q])
-            left[q] = v
-            cur[j + 1, q] = v
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _au_cost_column(g: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Squared AU-block distance of one 15-dim row ``g`` to every frame of ``y``."""
-    for j in range(y.shape[0]):
-        acc = np.float32(0.0)
-        for d in range(15):
-            e = g[d] - y[j, d]
-            acc += e * e
-        out[j] = acc
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _block_costs(a: np.ndarray, i: int, b: np.ndarray, j: int, out: np.ndarray) -> None:  # pragma: no cover
-    """Squared distances of frame ``i`` of ``a`` and frame ``j`` of ``b`` per dim block, float64."""
-    for blk in range(3):
-        acc = 0.0
-        for d in range(BLOCKS[blk][0], BLOCKS[blk][1]):
-            e = np.float64(a[i, d] - b[j, d])
-            acc += e * e
-        out[blk] = acc
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def path_upper_bound(y: np.ndarray, g: np.ndarray, step: int) -> float:  # pragma: no cover - compiled
-    """An upper bound of FRD's distance between equal-length ``y`` and ``g``, from a coarse warping path.
-
-    Any warping path bounds every block's DTW from above. The path is the optimal one between
-    every ``step``-th frame of both series (one path for the three blocks, on their weighted
-    cost), stretched back to full resolution; the diagonal path is tried too. Cheap (1/step^2 of
-    a DTW) and usually within a few tens of percent of the true distance, which lets the search
-    abandon losers from its first lanes on instead of waiting for the first finished DTW.
-    """
-    t = y.shape[0]
-    tc = (t - 1) // step + 1
-    block = np.empty(3)
-    acc = np.full((tc + 1, tc + 1), np.inf)
-    acc[0, 0] = 0.0
-    for i in range(tc):
-        for j in range(tc):
-            _block_costs(g, i * step, y, j * step, block)
-            c = WEIGHTS[0] * block[0] + WEIGHTS[1] * block[1] + WEIGHTS[2] * block[2]
-            acc[i + 1, j + 1] = c + min(acc[i, j], min(acc[i, j + 1], acc[i + 1, j]))
-    # backtrack the coarse path, then walk it at full resolution summing each block's costs
-    path_i = np.empty(2 * tc, dtype=np.int64)
-    path_j = np.empty(2 * tc, dtype=np.int64)
-    n = 0
-    i, j = tc, tc
-    while i > 0 and j > 0:
-        path_i[n] = i - 1
-        path_j[n] = j - 1
-        n += 1
-        diag, up, left = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
-        if diag <= up and diag <= left:
-            i, j = i - 1, j - 1
-        elif up <= left:
-            i -= 1
-        else:
-            j -= 1
-    sums = np.zeros(3)
-    diagonal = np.zeros(3)
-    fi, fj = 0, 0
-    _block_costs(g, 0, y, 0, block)
-    sums += block
-    for k in range(n - 2, -1, -1):
-        di = path_i[k] - path_i[k + 1]
-        dj = path_j[k] - path_j[k + 1]
-        for _ in range(step):
-            fi += di
-            fj += dj
-            _block_costs(g, fi, y, fj, block)
-            sums += block
-    while fi < t - 1 or fj < t - 1:
-        fi = min(fi + 1, t - 1)
-        fj = min(fj + 1, t - 1)
-        _block_costs(g, fi, y, fj, block)
-        sums += block
-    for k in range(t):
-        _block_costs(g, k, y, k, block)
-        diagonal += block
-    return min(_weighted(sums[0], sums[1], sums[2]), _weighted(diagonal[0], diagonal[1], diagonal[2]))
-
-
 @njit(cache=True, nogil=True)
 def search_margin(tx: int, ty: int) -> float:  # pragma: no cover - compiled
     """Relative slack of float32 decisions: ``MARGIN``, or 8x the path-sum rounding bound if larger."""
@@ -308,61 +165,136 @@ def _reset_lane(prev: np.ndarray, lane: int) -> None:  # pragma: no cover - comp
         prev[0, b * SEARCH_LANES + lane] = np.float32(0.0)
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
-def frd_search(
-    y: np.ndarray,
-    gts: np.ndarray,
-    cand: np.ndarray,
-    au_ids: np.ndarray,
-    au_rows: np.ndarray,
-    check_every: int,
-    upper: float,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """Float32 FRD distance of reaction ``y`` (Ty, 25) to each neighbour ``gts[cand[c]]`` (Tx, 25).
+# ----------------------------------------------------------------------------- search, float32
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
+def _column_step(
+    prev: np.ndarray,
+    cur: np.ndarray,
+    xrow: np.ndarray,
+    col: np.ndarray,
+    col_local: np.ndarray,
+    au_cost: np.ndarray,
+    cost: np.ndarray,
+    left: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """One DP row for every lane against the shared column series ``col`` (Tc, 25).
 
-    Neighbours are started in the order of ``cand`` (best first pays: the threshold tightens
-    early); ``upper`` is a known upper bound of the best distance (``inf`` if none).
-    ``au_ids`` (N, Tx) numbers the distinct AU rows of ``gts``, listed in ``au_rows`` (U, 15).
-    Returns (M,) distances (``inf``: abandoned, it cannot be within MARGIN of the best) and counts
-    (pairs, abandoned, rows computed). ``check_every`` 0 computes every pair in full.
+    ``xrow`` (10, SEARCH_LANES) holds the lanes' current valence..expression values; the AU-block
+    cost of a lane's row against column ``jj`` is ``au_cost[col_local[jj], lane]`` (a column has
+    only a few distinct AU rows, so that table is tiny and read, never copied).
     """
     lanes = SEARCH_LANES
-    m = cand.shape[0]
-    tx, ty = gts.shape[1], y.shape[0]
-    out = np.full(m, np.inf)
+    q_len = 3 * lanes
+    for q in range(q_len):
+        cur[0, q] = _INF32
+        left[q] = _INF32
+    for jj in range(col.shape[0]):
+        u = col_local[jj]
+        y15 = col[jj, 15]
+        y16 = col[jj, 16]
+        y17 = col[jj, 17]
+        y18 = col[jj, 18]
+        y19 = col[jj, 19]
+        y20 = col[jj, 20]
+        y21 = col[jj, 21]
+        y22 = col[jj, 22]
+        y23 = col[jj, 23]
+        y24 = col[jj, 24]
+        for lane in range(lanes):
+            e15 = xrow[0, lane] - y15
+            e16 = xrow[1, lane] - y16
+            e17 = xrow[2, lane] - y17
+            e18 = xrow[3, lane] - y18
+            e19 = xrow[4, lane] - y19
+            e20 = xrow[5, lane] - y20
+            e21 = xrow[6, lane] - y21
+            e22 = xrow[7, lane] - y22
+            e23 = xrow[8, lane] - y23
+            e24 = xrow[9, lane] - y24
+            cost[lane] = au_cost[u, lane]
+            cost[lanes + lane] = e15 * e15 + e16 * e16
+            cost[2 * lanes + lane] = ((e17 * e17 + e18 * e18) + (e19 * e19 + e20 * e20)) + (
+                (e21 * e21 + e22 * e22) + (e23 * e23 + e24 * e24)
+            )
+        for q in range(q_len):
+            v = cost[q] + min(min(prev[jj, q], prev[jj + 1, q]), left[q])
+            left[q] = v
+            cur[jj + 1, q] = v
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
+def _au_costs(xau: np.ndarray, patterns: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """AU-block cost of every lane's current row (``xau`` (15, lanes)) to each of a column's AU rows."""
+    for u in range(patterns.shape[0]):
+        p0, p1, p2, p3, p4 = patterns[u, 0], patterns[u, 1], patterns[u, 2], patterns[u, 3], patterns[u, 4]
+        p5, p6, p7, p8, p9 = patterns[u, 5], patterns[u, 6], patterns[u, 7], patterns[u, 8], patterns[u, 9]
+        p10, p11, p12, p13, p14 = patterns[u, 10], patterns[u, 11], patterns[u, 12], patterns[u, 13], patterns[u, 14]
+        for lane in range(SEARCH_LANES):
+            e0 = xau[0, lane] - p0
+            e1 = xau[1, lane] - p1
+            e2 = xau[2, lane] - p2
+            e3 = xau[3, lane] - p3
+            e4 = xau[4, lane] - p4
+            e5 = xau[5, lane] - p5
+            e6 = xau[6, lane] - p6
+            e7 = xau[7, lane] - p7
+            e8 = xau[8, lane] - p8
+            e9 = xau[9, lane] - p9
+            e10 = xau[10, lane] - p10
+            e11 = xau[11, lane] - p11
+            e12 = xau[12, lane] - p12
+            e13 = xau[13, lane] - p13
+            e14 = xau[14, lane] - p14
+            out[u, lane] = (
+                ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)) + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7))
+            ) + (((e8 * e8 + e9 * e9) + (e10 * e10 + e11 * e11)) + ((e12 * e12 + e13 * e13) + e14 * e14))
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def frd_search_column(
+    col: np.ndarray,
+    col_ids: np.ndarray,
+    au_rows: np.ndarray,
+    reactions: np.ndarray,
+    items: np.ndarray,
+    thr: np.ndarray,
+    check_every: int,
+    out: np.ndarray,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Float32 FRD distance of one real reaction ``col`` (Tc, 25) to each ``reactions[items[e]]``.
+
+    ``col_ids`` (Tc,) numbers ``col``'s AU rows in ``au_rows`` (U, 15). ``thr`` (I,) is each
+    reaction's best distance so far (an upper bound of its minimum, ``inf`` if none), lowered
+    here when a DTW finishes below it; a lane is abandoned once its row bound exceeds its own
+    reaction's ``thr`` by the float32 margin. Writes ``out[e]`` (``inf``: abandoned) and returns
+    counts (pairs, abandoned, rows). ``check_every`` 0 computes every pair in full.
+    """
+    lanes = SEARCH_LANES
+    m = items.shape[0]
+    tc, tr = col.shape[0], reactions.shape[1]
     stats = np.zeros(3, dtype=np.int64)
     if m == 0:
-        return out, stats
-    margin = search_margin(tx, ty)
-    thr = upper * (1.0 + margin)
-    # the distinct AU rows these neighbours use, tabulated against every reaction frame
-    local = np.full(au_rows.shape[0], -1, dtype=np.int64)
-    n_local = 0
-    for c in range(m):
-        ids = au_ids[cand[c]]
-        for i in range(tx):
-            if local[ids[i]] < 0:
-                local[ids[i]] = n_local
-                n_local += 1
-    tabulate = n_local <= MAX_AU_TABLE
-    table = np.empty((n_local if tabulate else 0, ty), dtype=np.float32)
-    if tabulate:
-        for p in range(au_rows.shape[0]):
-            if local[p] >= 0:
-                _au_cost_column(au_rows[p], y, table[local[p]])
+        return stats
+    margin = search_margin(tc, tr)
+    # the column's distinct AU rows, numbered locally
+    distinct = np.unique(col_ids)
+    col_local = np.searchsorted(distinct, col_ids)
+    n_local = distinct.shape[0]
+    patterns = np.empty((n_local, 15), dtype=np.float32)
+    for jj in range(tc):
+        for d in range(15):
+            patterns[col_local[jj], d] = au_rows[col_ids[jj], d]
+    au_cost = np.empty((n_local, lanes), dtype=np.float32)
 
-    prev = np.empty((ty + 1, 3 * lanes), dtype=np.float32)
-    cur = np.empty((ty + 1, 3 * lanes), dtype=np.float32)
-    au = np.zeros((ty, lanes), dtype=np.float32)
+    prev = np.empty((tc + 1, 3 * lanes), dtype=np.float32)
+    cur = np.empty((tc + 1, 3 * lanes), dtype=np.float32)
     xrow = np.zeros((10, lanes), dtype=np.float32)
+    xau = np.zeros((15, lanes), dtype=np.float32)
     cost = np.empty(3 * lanes, dtype=np.float32)
     left = np.empty(3 * lanes, dtype=np.float32)
     rowmin = np.empty(3 * lanes, dtype=np.float32)
     lane_pair = np.full(lanes, -1)
     lane_row = np.zeros(lanes, dtype=np.int64)
-    lane_au = np.full(lanes, -1)
-    changed = np.empty(lanes, dtype=np.int64)
-    source = np.empty(lanes, dtype=np.int64)
     for lane in range(lanes):
         _reset_lane(prev, lane)
     queued = 0
@@ -374,67 +306,46 @@ def frd_search(
                 lane_pair[lane] = queued
                 queued += 1
                 lane_row[lane] = 0
-                lane_au[lane] = -1
                 active += 1
         if active == 0:
             break
-        n_changed = 0
         for lane in range(lanes):
-            c = lane_pair[lane]
-            if c < 0:
+            e = lane_pair[lane]
+            if e < 0:
                 continue
-            # plain indexing only: a view per lane and step costs atomic refcounts shared by threads
-            nb = cand[c]
+            it = items[e]
             i = lane_row[lane]
             for d in range(10):
-                xrow[d, lane] = gts[nb, i, 15 + d]
-            p = au_ids[nb, i]
-            if p != lane_au[lane]:
-                lane_au[lane] = p
-                changed[n_changed] = lane
-                if tabulate:
-                    source[n_changed] = local[p]
-                n_changed += 1
-        # new AU rows: refill those lanes' AU costs, all lanes per column at once (cache-line friendly)
-        if tabulate:
-            for j in range(ty):
-                for a in range(n_changed):
-                    au[j, changed[a]] = table[source[a], j]
-        else:
-            for a in range(n_changed):
-                lane = changed[a]
-                nb = cand[lane_pair[lane]]
-                i = lane_row[lane]
-                for j in range(ty):
-                    acc = np.float32(0.0)
-                    for d in range(15):
-                        e = gts[nb, i, d] - y[j, d]
-                        acc += e * e
-                    au[j, lane] = acc
-        _search_step(prev, cur, xrow, y, au, cost, left)
+                xrow[d, lane] = reactions[it, i, 15 + d]
+            for d in range(15):
+                xau[d, lane] = reactions[it, i, d]
+        _au_costs(xau, patterns, au_cost)
+        _column_step(prev, cur, xrow, col, col_local, au_cost, cost, left)
         prev, cur = cur, prev
         steps += 1
         check = check_every > 0 and steps % check_every == 0
         if check:
             for q in range(3 * lanes):
                 rowmin[q] = _INF32
-            for j in range(1, ty + 1):
+            for jj in range(1, tc + 1):
                 for q in range(3 * lanes):
-                    rowmin[q] = min(rowmin[q], prev[j, q])
+                    rowmin[q] = min(rowmin[q], prev[jj, q])
         for lane in range(lanes):
-            c = lane_pair[lane]
-            if c < 0:
+            e = lane_pair[lane]
+            if e < 0:
                 continue
+            it = items[e]
             stats[2] += 1
             lane_row[lane] += 1
-            if lane_row[lane] == tx:
-                value = _weighted(prev[ty, lane], prev[ty, lanes + lane], prev[ty, 2 * lanes + lane])
-                out[c] = value
-                thr = min(thr, value)
+            if lane_row[lane] == tr:
+                value = _weighted(prev[tc, lane], prev[tc, lanes + lane], prev[tc, 2 * lanes + lane])
+                out[e] = value
+                thr[it] = min(thr[it], value)
             elif check:
                 bound_now = _weighted(rowmin[lane], rowmin[lanes + lane], rowmin[2 * lanes + lane])
-                if bound_now <= thr * (1.0 + margin):
+                if bound_now <= thr[it] * (1.0 + margin):
                     continue
+                out[e] = np.inf
                 stats[1] += 1
             else:
                 continue
@@ -442,4 +353,4 @@ def frd_search(
             _reset_lane(prev, lane)
             lane_pair[lane] = -1
             active -= 1
-    return out, stats
+    return stats

@@ -108,7 +108,7 @@ def evaluate_arrays(
     preds: np.ndarray,
     truth: SplitTruth,
     workers: int | None = None,
-    on_frd_speaker: Callable[[], None] | None = None,
+    on_frd_progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """All metrics for validated predictions; the dict is the metrics.json content."""
     from reactcli.metrics.appropriateness import frc, frd_per_reaction, neighbour_lists
@@ -129,7 +129,7 @@ def evaluate_arrays(
 
     out["FRC"] = timed("FRC", lambda: frc(preds, truth.listener, neighbours))
     per, search = timed(
-        "FRD", lambda: frd_per_reaction(preds, truth.listener, neighbours, workers, on_speaker=on_frd_speaker)
+        "FRD", lambda: frd_per_reaction(preds, truth.listener, neighbours, workers, on_progress=on_frd_progress)
     )
     out["FRD"] = float(np.nansum(per) / n)
     out["FRDiv"] = timed("FRDiv", lambda: frdiv(preds))

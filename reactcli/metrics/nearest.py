@@ -11,11 +11,13 @@ than the one exact call, and the float32 search abandons losers from its first l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from reactcli.metrics.dtw import CHECK_EVERY, EXACT_LANES, frd_exact_lanes, frd_search, search_margin
+from reactcli.metrics.dtw import CHECK_EVERY, EXACT_LANES, frd_exact_lanes, frd_search_column, search_margin
 
 #: Frame step of the ranking pass and of the coarse warping path (5 frames = 0.2 s).
 COARSE_STEP = 5
@@ -68,33 +70,7 @@ class NeighbourIndex:
         coarse_ids = np.ascontiguousarray(au_ids[:, ::COARSE_STEP])
         return cls(gts, au_ids, au_rows, coarse_gts, coarse_ids)
 
-    def nearest(self, reaction: np.ndarray, idx: np.ndarray, early_abandon: bool = True) -> tuple[float, dict]:
-        """min over ``idx`` of FRD's distance d(reaction, G[j]), exact, and the search counts.
-
-        ``early_abandon=False`` computes every pair in full (the slow path tests compare with).
-        """
-        y = np.ascontiguousarray(reaction, dtype=np.float32)
-        idx = np.asarray(idx, dtype=np.int64)
-        t_len = self.gts.shape[1]
-        counts = dict.fromkeys(COUNT_KEYS, 0)
-        counts["full_rows"] = idx.size * t_len
-        if not early_abandon:
-            d32, stats = frd_search(y, self.gts, idx, self.au_ids, self.au_rows, 0, np.inf)
-            return self._exact_within_margin(y, idx, d32, np.inf, counts, stats)
-        order = idx
-        if y.shape[0] == t_len and idx.size > EXACT_LANES:
-            coarse, _ = frd_search(
-                np.ascontiguousarray(y[::COARSE_STEP]), self.coarse_gts, idx, self.coarse_ids, self.au_rows, 0, np.inf
-            )
-            order = idx[np.argsort(coarse, kind="stable")]
-        # the best-ranked neighbours exactly first: their minimum is a tight threshold from row one
-        head, rest = order[:EXACT_LANES], order[EXACT_LANES:]
-        best = self._exact(y, head)
-        counts["exact"] = head.size
-        d32, stats = frd_search(y, self.gts, rest, self.au_ids, self.au_rows, CHECK_EVERY, best)
-        return self._exact_within_margin(y, rest, d32, best, counts, stats)
-
-    def _exact(self, y: np.ndarray, cand: np.ndarray) -> float:
+    def exact_min(self, y: np.ndarray, cand: np.ndarray) -> float:
         """Float64 minimum of d(y, G[j]) over ``cand``, 16 neighbours per kernel call."""
         best = np.inf
         for start, group in zip(range(0, cand.size, EXACT_LANES), pack_lanes(self.gts[cand]), strict=True):
@@ -102,16 +78,127 @@ class NeighbourIndex:
             best = min(best, float(frd_exact_lanes(group, y)[:used].min()))
         return best
 
-    def _exact_within_margin(
-        self, y: np.ndarray, cand: np.ndarray, d32: np.ndarray, best: float, counts: dict, stats: np.ndarray
-    ) -> tuple[float, dict]:
-        """Recompute in float64 the searched neighbours that may beat ``best`` given float32 rounding."""
-        limit = min(best, float(d32.min()) if d32.size else np.inf)
-        margin = 1.0 + search_margin(self.gts.shape[1], y.shape[0])
-        # all of them if float32 overflowed (absurd magnitudes): float64 decides
-        near = cand[d32 <= limit * margin] if np.isfinite(limit) else cand
-        counts["pairs"] += int(stats[0]) + counts["exact"]
-        counts["abandoned"] += int(stats[1])
-        counts["rows"] += int(stats[2]) + counts["exact"] * self.gts.shape[1]
-        counts["exact"] += near.size
-        return min(best, self._exact(y, near)), counts
+    def nearest_many(
+        self,
+        reactions: np.ndarray,
+        items: np.ndarray,
+        cands: list[np.ndarray],
+        early_abandon: bool = True,
+        on_column: Callable[[float], None] | None = None,
+        workers: int = 1,
+    ) -> tuple[np.ndarray, dict]:
+        """min over ``cands[a]`` of d(reactions[items[a]], G[j]) for every a, exact, and search counts.
+
+        ``reactions`` (R, T, 25) float32; ``items`` (A,) rows of it; ``cands`` A index arrays into G.
+        All pairs with the same real reaction j go through one kernel call (they share its columns),
+        so the more reactions are asked at once, the fuller the SIMD lanes. Calls run on ``workers``
+        threads; two threads may race to lower the same threshold, which can only leave it a little
+        high (still a real distance, so still a valid bound). ``early_abandon=False`` computes every
+        pair in full. ``on_column`` gets the fraction of the main pass done after each real reaction.
+        """
+        t_len = self.gts.shape[1]
+        sizes = np.array([c.size for c in cands], dtype=np.int64)
+        owner = np.repeat(np.arange(len(cands)), sizes)
+        nbs = np.concatenate(cands).astype(np.int64) if len(cands) else np.zeros(0, dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(sizes)))
+        counts = dict.fromkeys(COUNT_KEYS, 0)
+        counts["full_rows"] = int(nbs.size) * t_len
+        head_best = np.full(len(cands), np.inf)
+        searched = np.ones(nbs.size, dtype=bool)
+        check = 0
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            if early_abandon and reactions.shape[1] == t_len:
+                check = CHECK_EVERY
+                heads = self._heads(pool, reactions, items, owner, nbs, sizes, starts)
+                for head in heads:
+                    searched[head] = False
+                    counts["pairs"] += head.size
+                    counts["rows"] += head.size * t_len
+                    counts["exact"] += head.size
+                exact_head = lambda a: self.exact_min(reactions[items[a]], nbs[heads[a]])  # noqa: E731
+                head_best[:] = list(pool.map(exact_head, range(len(cands))))
+            thr = np.full(reactions.shape[0], np.inf)
+            np.minimum.at(thr, items, head_best)
+            d32 = np.full(nbs.size, np.inf)
+            d32[searched] = self._columns(
+                pool, self.gts, self.au_ids, reactions, items[owner[searched]], nbs[searched], thr, check, counts,
+                on_column,
+            )
+            margin = 1.0 + search_margin(t_len, reactions.shape[1])
+
+            def finish(a: int) -> tuple[float, int]:
+                """Float64 for the searched neighbours that may beat the threshold given float32 rounding."""
+                lo, hi = starts[a], starts[a + 1]
+                part, limit = d32[lo:hi], thr[items[a]]
+                # all of them if float32 overflowed (absurd magnitudes): float64 decides
+                near = nbs[lo:hi][(part <= limit * margin) & searched[lo:hi]] if np.isfinite(limit) else nbs[lo:hi]
+                if not near.size:
+                    return head_best[a], 0
+                return min(head_best[a], self.exact_min(reactions[items[a]], near)), near.size
+
+            done = list(pool.map(finish, range(len(cands))))
+        counts["exact"] += sum(n for _, n in done)
+        return np.array([v for v, _ in done], dtype=np.float64), counts
+
+    def _heads(
+        self,
+        pool: ThreadPoolExecutor,
+        reactions: np.ndarray,
+        items: np.ndarray,
+        owner: np.ndarray,
+        nbs: np.ndarray,
+        sizes: np.ndarray,
+        starts: np.ndarray,
+    ) -> list[np.ndarray]:
+        """Per reaction, the pair positions of its EXACT_LANES best neighbours by the coarse DTW."""
+        ranked = sizes[owner] > EXACT_LANES
+        coarse = np.full(nbs.size, np.inf)
+        coarse[ranked] = self._columns(
+            pool,
+            self.coarse_gts,
+            self.coarse_ids,
+            np.ascontiguousarray(reactions[:, ::COARSE_STEP]),
+            items[owner[ranked]],
+            nbs[ranked],
+            np.full(reactions.shape[0], np.inf),
+            0,
+            None,
+        )
+        bounds = zip(starts[:-1], starts[1:], strict=True)
+        return [lo + np.argsort(coarse[lo:hi], kind="stable")[:EXACT_LANES] for lo, hi in bounds]
+
+    def _columns(
+        self,
+        pool: ThreadPoolExecutor,
+        gts: np.ndarray,
+        au_ids: np.ndarray,
+        reactions: np.ndarray,
+        rows: np.ndarray,
+        nbs: np.ndarray,
+        thr: np.ndarray,
+        check: int,
+        counts: dict | None,
+        on_column: Callable[[float], None] | None = None,
+    ) -> np.ndarray:
+        """Float32 distances of pairs (reactions[rows[e]], gts[nbs[e]]), one kernel call per real reaction."""
+        out = np.full(nbs.size, np.inf)
+        by_column = np.argsort(nbs, kind="stable")
+        bounds = np.flatnonzero(np.diff(nbs[by_column])) + 1
+        groups = np.split(by_column, bounds) if nbs.size else []
+        if not groups and on_column is not None:
+            on_column(1.0)
+
+        def one(group: np.ndarray) -> np.ndarray:
+            j = int(nbs[group[0]])
+            part = np.full(group.size, np.inf)
+            stats = frd_search_column(gts[j], au_ids[j], self.au_rows, reactions, rows[group], thr, check, part)
+            out[group] = part
+            return stats
+
+        for stats in pool.map(one, groups):
+            if counts is not None:
+                for key, value in zip(COUNT_KEYS[:3], stats, strict=True):
+                    counts[key] += int(value)
+            if on_column is not None:
+                on_column(1.0 / len(groups))
+        return out
