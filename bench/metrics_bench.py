@@ -37,7 +37,6 @@ from reactcli.data.synth import make_synthetic_dataset
 from reactcli.metrics.appropriateness import frc, frd_per_reaction, neighbour_lists
 from reactcli.metrics.diversity import frdiv, frdvs, frvar
 from reactcli.metrics.evaluate import load_truth
-from reactcli.metrics.nearest import NeighbourIndex
 from reactcli.metrics.synchrony import frsyn
 
 BLOCKS = [(0, 15, 1 / 15), (15, 17, 1.0), (17, 25, 1 / 8)]
@@ -90,13 +89,6 @@ def bench_frd(name: str, preds: np.ndarray, gt: np.ndarray, nbrs: list[np.ndarra
         worst = max(worst, abs(ref - ours[i, k]) / max(ref, 1e-12) if ref > 0 else abs(ours[i, k]))
     official_items_s = time.perf_counter() - start
     official_per_pair = official_items_s / calls
-    # ours on exactly those items, one thread, one item at a time: a like-for-like ratio (no lanes
-    # shared with other reactions); the index over the real reactions is built once, as evaluate does
-    index = NeighbourIndex.build(gt)
-    start = time.perf_counter()
-    for i, k in items:
-        index.nearest_many(preds[i, k][None], np.zeros(1, dtype=np.int64), [nbrs[i]], workers=1)
-    ours_items_s = time.perf_counter() - start
     official_s = official_per_pair * total_pairs
     print(f"\n[{name}] N={n}, K={K}, {total_pairs} (speaker, reaction, neighbour) pairs = {3 * total_pairs} DTWs")
     per_pair_ms = official_per_pair * 1e3
@@ -104,10 +96,6 @@ def bench_frd(name: str, preds: np.ndarray, gt: np.ndarray, nbrs: list[np.ndarra
     ours_ms = ours_s / total_pairs * 1e3
     print(f"  reactcli FRD         : {ours_s:.2f} s on {args.workers} thread(s) ({ours_ms:.3f} ms/pair)")
     print(f"  speed-up             : {official_s / ours_s:.1f}x (whole workload, all threads)")
-    print(
-        f"  same items, 1 thread : tslearn {official_items_s:.2f} s, reactcli {ours_items_s:.2f} s "
-        f"-> {official_items_s / ours_items_s:.1f}x"
-    )
     print(f"  equal values         : max relative difference {worst:.2e} over {len(items)} items ({calls} pairs)")
     print(
         f"  search               : {counts['pairs']} pairs, {counts['abandoned']} abandoned early, "
