@@ -1,12 +1,13 @@
 """FRD's inner minimum: the exact smallest distance from one reaction to a set of real reactions.
 
 The compiled kernels are in :mod:`reactcli.metrics.dtw`; this module decides the order they run
-in. Per reaction: rank the neighbours by a cheap DTW on every ``COARSE_STEP``-th frame (the
-same search kernel at 1/25 of the cells); compute the best-ranked 16 exactly (float64, one
-kernel call), whose minimum is a tight threshold from the first row on; search the others in
-float32 with abandoning; recompute in float64 the few that finished within the float32 margin of
-that threshold. The ranking usually puts the winner in the first 16, so there is rarely more
-than the one exact call, and the float32 search abandons losers from its first lanes on.
+in. For every predicted reaction: rank its neighbours by a cheap DTW on every ``COARSE_STEP``-th
+frame (the same search kernel at 1/25 of the cells); compute the best-ranked 16 exactly (float64,
+one kernel call), whose minimum is a tight threshold from the first row on; search the others in
+float32 with abandoning, grouped by real reaction so one kernel call serves every predicted
+reaction that has it as a neighbour; recompute in float64 the few that finished within the
+float32 margin of the threshold. The ranking usually puts the winner in the first 16, so there
+is rarely more than the one exact call per reaction.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from reactcli.metrics.dtw import CHECK_EVERY, EXACT_LANES, frd_exact_lanes, frd_search_column, search_margin
 
-#: Frame step of the ranking pass and of the coarse warping path (5 frames = 0.2 s).
+#: Frame step of the ranking pass (5 frames = 0.2 s).
 COARSE_STEP = 5
 #: Search statistics, summed over calls.
 COUNT_KEYS = ("pairs", "abandoned", "rows", "full_rows", "exact")
@@ -89,13 +90,16 @@ class NeighbourIndex:
     ) -> tuple[np.ndarray, dict]:
         """min over ``cands[a]`` of d(reactions[items[a]], G[j]) for every a, exact, and search counts.
 
-        ``reactions`` (R, T, 25) float32; ``items`` (A,) rows of it; ``cands`` A index arrays into G.
+        ``reactions`` (R, T, 25) float32; ``items`` (A,) distinct rows of it (each row has one
+        threshold); ``cands`` A index arrays into G.
         All pairs with the same real reaction j go through one kernel call (they share its columns),
         so the more reactions are asked at once, the fuller the SIMD lanes. Calls run on ``workers``
         threads; two threads may race to lower the same threshold, which can only leave it a little
         high (still a real distance, so still a valid bound). ``early_abandon=False`` computes every
         pair in full. ``on_column`` gets the fraction of the main pass done after each real reaction.
         """
+        if np.unique(items).size != items.size:
+            raise ValueError("nearest_many: items must be distinct rows (one threshold per row)")
         t_len = self.gts.shape[1]
         sizes = np.array([c.size for c in cands], dtype=np.int64)
         owner = np.repeat(np.arange(len(cands)), sizes)
