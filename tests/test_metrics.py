@@ -10,7 +10,14 @@ from tslearn.metrics import dtw as tslearn_dtw
 
 from reactcli.metrics.appropriateness import ccc_matrix, frc, frd, frd_per_reaction, neighbour_lists
 from reactcli.metrics.diversity import frdiv, frdvs, frvar
-from reactcli.metrics.dtw import EXACT_LANES, SEARCH_LANES, dtw_single, frd_exact_lanes, frd_search_column
+from reactcli.metrics.dtw import (
+    EXACT_LANES,
+    SEARCH_LANES,
+    _aligned,
+    dtw_single,
+    frd_exact_lanes,
+    frd_search_column,
+)
 from reactcli.metrics.nearest import NeighbourIndex, au_row_ids
 from reactcli.metrics.realism import frechet_distance, frechet_distance_features
 from reactcli.metrics.synchrony import frsyn, lag_correlations
@@ -177,6 +184,16 @@ def test_nearest_equals_the_plain_minimum_and_mostly_skips_work() -> None:
     assert counts["pairs"] == 80 and counts["abandoned"] > 30 and counts["rows"] < 0.7 * counts["full_rows"]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_buffers_start_on_a_cache_line(dtype: type) -> None:
+    """Numba's small arrays start mid-line; the kernels' buffers must not (AVX-512 split loads)."""
+    for rows, cols in [(1, 96), (10, 32), (7, 48), (751, 96)]:
+        buf = _aligned(rows, cols, np.empty(0, dtype=dtype), 2.5)
+        assert buf.shape == (rows, cols) and buf.dtype == dtype and buf.flags.c_contiguous
+        assert buf.ctypes.data % 64 == 0
+        assert (buf == 2.5).all()
+
+
 # ---------------------------------------------------------------- FRD and FRC
 @pytest.mark.parametrize("n_samples,k,density", [(5, 3, 0.5), (4, 17, 0.6), (40, 2, 0.9)])
 def test_frd_equals_tslearn_reference(n_samples: int, k: int, density: float) -> None:
@@ -197,6 +214,8 @@ def test_frd_equals_tslearn_reference(n_samples: int, k: int, density: float) ->
         np.testing.assert_allclose(got[sub], want, rtol=1e-5)
         assert got[0, 0] == 0.0
         assert counts["pairs"] == counts["full_rows"] // t_len > 0
+        # speaker 1's K copies are one distinct reaction: its neighbours are searched once
+        assert counts["pairs"] == sum(len(nb) * (1 if n == 1 else k) for n, nb in enumerate(nbrs))
         if not early:
             assert counts["abandoned"] == 0 and counts["rows"] == counts["full_rows"]
     assert frd(preds[sub], gt, nbrs[sub]) == pytest.approx(want.sum(axis=1).mean(), rel=1e-5)

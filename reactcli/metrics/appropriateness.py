@@ -61,6 +61,24 @@ def frc(preds: np.ndarray, listener: np.ndarray, neighbours: list[np.ndarray]) -
     return total / len(neighbours)
 
 
+def _distinct(reactions: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """First index of each distinct reaction, and which of them each reaction equals.
+
+    Keyed on the raw bytes: ``np.unique(axis=0)`` sorts 18,750-value rows lexicographically and
+    took longer than the FRD search itself on val-size inputs (5.8 s for 128 speakers).
+    """
+    first: list[int] = []
+    seen: dict[bytes, int] = {}
+    inverse = np.empty(reactions.shape[0], dtype=np.int64)
+    for k, reaction in enumerate(reactions):
+        key = reaction.tobytes()
+        if key not in seen:
+            seen[key] = len(first)
+            first.append(k)
+        inverse[k] = seen[key]
+    return first, inverse
+
+
 def frd_per_reaction(
     preds: np.ndarray,
     listener: np.ndarray,
@@ -90,11 +108,10 @@ def frd_per_reaction(
         idx = np.asarray(neighbours[n], dtype=np.int64)
         if not idx.size:
             continue
-        rows = flat[n * k_total : (n + 1) * k_total].reshape(k_total, -1)
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-        copies.append((n, len(items), np.asarray(inverse).reshape(-1)))
+        first, inverse = _distinct(flat[n * k_total : (n + 1) * k_total])
+        copies.append((n, len(items), inverse))
         items.extend(n * k_total + int(k) for k in first)
-        cands.extend([idx] * first.size)
+        cands.extend([idx] * len(first))
 
     def progress(fraction: float) -> None:
         if on_progress is not None:
