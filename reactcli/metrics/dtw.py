@@ -232,6 +232,8 @@ def _column_step(
             expr = ((e17 * e17 + e18 * e18) + (e19 * e19 + e20 * e20)) + (
                 (e21 * e21 + e22 * e22) + (e23 * e23 + e24 * e24)
             )
+            # the three updates stay written out: moved into an inline helper, a fresh compile
+            # no longer vectorised this loop (7x slower, measured)
             q = lane
             v = au_cost[u, lane] + min(min(prev[jj, q], prev[jj + 1, q]), left[q])
             left[q] = v
