@@ -17,8 +17,7 @@ import numpy as np
 from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion, load_neighbours, load_npy
 from reactcli.errors import file_error
-
-METRIC_KEYS = ("FRC", "FRD", "FRDiv", "FRVar", "FRDvs", "FRSyn", "FRSyn_all", "FRRea")
+from reactcli.metrics.names import METRIC_KEYS as METRIC_KEYS  # re-exported; names.py defines the keys
 
 
 @dataclass

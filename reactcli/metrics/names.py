@@ -1,0 +1,83 @@
+"""The REACT 2024 metric names, the direction in which each is better, and their display order.
+
+Every table the toolkit prints or exports (``react evaluate``, ``react baselines``, ``react
+compare``) and every metrics.json key comes from here, so that an arrow or a bold "best" value can
+never disagree between two tables, and a new metric is added in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reactcli.errors import ReactError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its metrics.json key and whether a larger value is the better one."""
+
+    name: str
+    higher_is_better: bool
+    meaning: str
+
+    @property
+    def arrow(self) -> str:
+        """The direction as tables show it next to the name (↑ higher is better, ↓ lower)."""
+        return "↑" if self.higher_is_better else "↓"
+
+
+#: Display order (that of metrics.json): appropriateness, diversity, synchrony, realism.
+METRICS: tuple[Metric, ...] = (
+    Metric("FRC", True, "appropriateness: concordance with the closest appropriate reaction (sum over K)"),
+    Metric("FRD", False, "appropriateness: DTW distance to the closest appropriate reaction (sum over K)"),
+    Metric("FRDiv", True, "diversity among the K reactions of one speaker"),
+    Metric("FRVar", True, "variance over time within one reaction"),
+    Metric("FRDvs", True, "diversity across speakers"),
+    Metric("FRSyn", False, "synchrony: mean |TLCC offset| to the speaker, official protocol"),
+    Metric("FRSyn_all", False, "synchrony over all K reactions, constant dims ignored"),
+    Metric("FRRea", False, "realism: Frechet Inception Distance of rendered frames (null without its weights)"),
+)
+
+METRIC_KEYS: tuple[str, ...] = tuple(m.name for m in METRICS)
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+
+
+def metric(name: str) -> Metric:
+    """The metric called ``name``; an unknown name is a user error listing the known ones."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise ReactError(f"unknown metric '{name}' (known: {', '.join(METRIC_KEYS)})") from None
+
+
+def parse_metrics(text: str | None) -> tuple[str, ...]:
+    """A comma-separated selection such as ``"FRC,FRD"`` in the user's order; None or "" = all.
+
+    Names are matched exactly first and then case-insensitively, so ``frd`` works on the command
+    line; anything else is one error naming the bad entry.
+    """
+    if text is None or not text.strip():
+        return METRIC_KEYS
+    folded = {name.lower(): name for name in METRIC_KEYS}
+    chosen: list[str] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name = entry if entry in BY_NAME else folded.get(entry.lower(), entry)
+        metric(name)  # raises for an unknown name
+        if name in chosen:
+            raise ReactError(f"metric '{name}' is listed twice in '{text}'")
+        chosen.append(name)
+    if not chosen:
+        raise ReactError(f"no metric named in '{text}' (known: {', '.join(METRIC_KEYS)})")
+    return tuple(chosen)
+
+
+def best(name: str, values: Iterable[float | None]) -> float | None:
+    """The best of ``values`` in the metric's direction, ignoring nulls (None when all are null)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return max(present) if metric(name).higher_is_better else min(present)
