@@ -39,7 +39,7 @@ demo() {
     "$react" train-predictor --config "$cfg" --data "$data" --tokenizer "$run/tokenizer.ckpt" --out "$run" --seed 0
     "$react" generate --checkpoint "$run/predictor.ckpt" --data "$data" --split val --samples 10 \
         --out "$run/predictions" --seed 0
-    "$react" baselines --data "$data" --split val --out "$run/baselines.json" --seed 0
+    "$react" baselines --data "$data" --split val --config "$cfg" --out "$run/baselines.json" --seed 0
     "$react" evaluate --data "$data" --split val --predictions "$run/predictions" --out "$run/metrics.json"
     "$react" render --data "$data" --split val --predictions "$run/predictions" --out "$run/videos" --submit-only --seed 0
     "$react" package-submission --run "$run" --out "$run/submission.zip"

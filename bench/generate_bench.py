@@ -40,8 +40,9 @@ def rtf(model: ReactionModel, use_cache: bool, chunk: int | None) -> tuple[float
     rng = np.random.default_rng(0)
     audio = rng.normal(size=(FRAMES, model.predictor.audio_dim)).astype(np.float32)
     face = rng.normal(size=(FRAMES, 58)).astype(np.float32) * 0.1
+    emotion = rng.random(size=(FRAMES, 25)).astype(np.float32)
     t0 = time.perf_counter()
-    generate_reactions(model, audio, face, samples=1, seed=0, use_cache=use_cache, chunk=chunk)
+    generate_reactions(model, audio, face, emotion, samples=1, seed=0, use_cache=use_cache, chunk=chunk)
     wall = time.perf_counter() - t0
     return FRAMES / FPS / wall, wall
 

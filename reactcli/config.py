@@ -82,6 +82,20 @@ class PredictorConfig(Section):
     context: int = Field(default=256, description="frames of context")
     patch: int = Field(default=32, description="frames predicted per step")
     dropout: float = 0.1
+    emotion_skip: int = Field(
+        default=0, ge=0, description="frames of speaker input in the emotion head's causal linear skip path (0 = off)"
+    )
+    gate_init: float = Field(default=1.0, description="initial cross-modal gate (FIBER and the paper: 0)")
+    code_embedding: Literal["grid", "table"] = Field(
+        default="grid", description="token input: Linear over FSQ coordinates (grid) or an embedding table"
+    )
+    speaker_emotion: bool = Field(
+        default=True, description="feed the speaker's 25-D emotion (frames <= t) into the audio stream"
+    )
+    emotion_head: bool = Field(
+        default=True,
+        description="emit emotion from a regression head on the listener state (else decode it from the tokens)",
+    )
 
 
 class TrainingConfig(Section):
@@ -103,12 +117,29 @@ class TrainingConfig(Section):
     grad_clip: float = 1.0
     val_every: int = 500
     log_every: int = 50
+    listener_dropout: float = Field(
+        default=0.5, ge=0.0, lt=1.0,
+        description="probability that a listener input token is replaced by MASK (forces use of the speaker)",
+    )
+    self_sampling: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="fraction of real listener input tokens swapped for the model's own samples (scheduled sampling)",
+    )
+    valence_arousal_weight: float = Field(
+        default=1.0, gt=0.0,
+        description="extra weight of valence and arousal in the emotion MSE (FRD weighs their distance 1, AUs 1/15)",
+    )
+    emotion_loss_weight: float = Field(default=2.0, ge=0.0, description="weight of the emotion head's MSE")
+    tensorboard: bool = Field(default=False, description="also write TensorBoard events under <out>/tb/")
 
 
 class GenerationConfig(Section):
     samples: int = Field(default=10, ge=1)
     top_k: int = Field(default=512, ge=1)
     temperature: float = Field(default=1.0, gt=0.0)
+    smoothing: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="causal exponential smoothing of the emitted frames (0 = off)"
+    )
 
 
 class RenderConfig(Section):

@@ -16,6 +16,11 @@ and codes never seen in training are masked out before the top-k threshold (defe
 Gumbel-max with uniform draws seeded by (seed, frame), so the draw for frame t never depends on how
 the input was chunked or on any later speaker input — which is what makes the online contract
 ("changing speaker input after t leaves frames <= t unchanged") exactly testable.
+
+Emotion comes from the predictor's emotion head when it has one (else it is decoded from the
+sampled tokens, as in the paper). ``generation.smoothing`` applies a causal exponential moving
+average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks back, so it keeps
+the online contract.
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from reactcli.data.layout import EMOTION_DIM, FACE_DIM
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
+
+if TYPE_CHECKING:
+    from reactcli.data.dataset import ReactClipDataset
 
 
 @dataclass
@@ -94,12 +104,16 @@ class ReactionStream:
             raise ReactError("temperature must be > 0 and top_k >= 1 for every sample")
         self.seed = int(seed)
         self.use_cache = use_cache
+        self.smoothing = float(gen.smoothing)
+        self._smoothed: tuple[Tensor, Tensor] | None = None  # last emitted (face, emotion) per sample
+        self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
         self.patch = self.pred.cfg.patch
         self.received = 0  # speaker frames seen
         self.done = 0  # listener frames produced
         # raw inputs (kept for the no-cache reference path)
         self._audio: list[Tensor] = []
         self._face: list[Tensor] = []
+        self._emotion: list[Tensor] = []
         self.speaker_tokens = torch.empty(1, 0, dtype=torch.long, device=self.device)
         self.tokens = torch.empty(self.samples, 0, dtype=torch.long, device=self.device)
         self._enc_cache = self.tok.new_encoder_cache()
@@ -108,25 +122,42 @@ class ReactionStream:
         self._dec_cache = self.tok.new_decoder_cache()
         self._memory = torch.empty(1, 0, self.pred.cfg.dim, device=self.device)
         self._memory_start = 0  # frame of self._memory[:, 0]
+        # emotion skip path: the last emotion_skip - 1 frames of its inputs, and outputs not yet used
+        self._skip_history: Tensor | None = None
+        self._skip_out = torch.empty(1, 0, EMOTION_DIM, device=self.device)
 
     # -- public ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def push(self, audio: Tensor | np.ndarray, face3dmm: Tensor | np.ndarray) -> ListenerFrames:
-        """Feed speaker frames (n, A) audio features and (n, 58) raw 3DMM; get the new listener frames."""
+    def push(
+        self,
+        audio: Tensor | np.ndarray,
+        face3dmm: Tensor | np.ndarray,
+        emotion: Tensor | np.ndarray | None = None,
+    ) -> ListenerFrames:
+        """Feed speaker frames — (n, A) audio features, (n, 58) raw 3DMM and, for a model that takes
+        it, (n, 25) emotion — and get the new listener frames."""
         audio = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
         face = torch.as_tensor(np.asarray(face3dmm, dtype=np.float32), device=self.device)
         if audio.ndim != 2 or audio.shape[1] != self.pred.audio_dim:
             raise ReactError(f"speaker audio features: expected (n, {self.pred.audio_dim}), got {tuple(audio.shape)}")
-        if face.ndim != 2 or face.shape[1] != 58:
-            raise ReactError(f"speaker 3DMM: expected (n, 58), got {tuple(face.shape)}")
+        if face.ndim != 2 or face.shape[1] != FACE_DIM:
+            raise ReactError(f"speaker 3DMM: expected (n, {FACE_DIM}), got {tuple(face.shape)}")
         if audio.shape[0] != face.shape[0]:
             raise ReactError(f"speaker audio has {audio.shape[0]} frames but 3DMM has {face.shape[0]}")
-        if not (torch.isfinite(audio).all() and torch.isfinite(face).all()):
+        inputs = [audio, face]
+        if self.needs_emotion:
+            if emotion is None:
+                raise ReactError("this model takes the speaker's emotion as an input; pass it with the 3DMM")
+            emo = torch.as_tensor(np.asarray(emotion, dtype=np.float32), device=self.device)
+            if emo.shape != (audio.shape[0], EMOTION_DIM):
+                raise ReactError(f"speaker emotion: expected ({audio.shape[0]}, {EMOTION_DIM}), got {tuple(emo.shape)}")
+            inputs.append(emo)
+        if not all(bool(torch.isfinite(x).all()) for x in inputs):
             raise ReactError("speaker input contains NaN or inf")
         n = audio.shape[0]
         start = self.done
         if n:
-            self._speaker_step(audio, face)
+            self._speaker_step(*inputs)
         faces, emotions = [], []
         while self.done < self.received:
             f, e = self._listener_step(min(self.received, self.done + self.patch))
@@ -134,29 +165,45 @@ class ReactionStream:
             emotions.append(e)
         if not faces:
             k = self.samples
-            return ListenerFrames(torch.empty(k, 0, 58), torch.empty(k, 0, 25), start)
+            return ListenerFrames(torch.empty(k, 0, FACE_DIM), torch.empty(k, 0, EMOTION_DIM), start)
         return ListenerFrames(torch.cat(faces, 1).cpu(), torch.cat(emotions, 1).cpu(), start)
 
     # -- speaker side ----------------------------------------------------------------------------
-    def _speaker_step(self, audio: Tensor, face: Tensor) -> None:
+    def _speaker_step(self, audio: Tensor, face: Tensor, emotion: Tensor | None = None) -> None:
         n = audio.shape[0]
         pos = torch.arange(self.received, self.received + n, device=self.device)
-        self._audio.append(audio)
-        self._face.append(face)
-        if self.use_cache:
+        if not self.use_cache:
+            self._audio.append(audio)
+            self._face.append(face)
+            if emotion is not None:
+                self._emotion.append(emotion)
+        else:
             _, toks = self.tok.encode(face[None], pos, self._enc_cache)
             self.speaker_tokens = torch.cat((self.speaker_tokens, toks), 1)
-            memory = self.pred.speaker(audio[None], toks, pos, cache=self._spk_cache)
+            emo = None if emotion is None else emotion[None]
+            memory = self.pred.speaker(audio[None], toks, pos, cache=self._spk_cache, emotion=emo)
             self._memory = torch.cat((self._memory, memory), 1)
+            if self.pred.emotion_skip is not None:
+                feats = self.pred.skip_features(audio[None], emo)
+                lookback = self.pred.emotion_skip.kernel_size[0] - 1
+                if self._skip_history is None:  # before frame 0 the inputs read 0, as in training
+                    self._skip_history = feats.new_zeros(1, lookback, feats.shape[-1])
+                self._skip_out = torch.cat((self._skip_out, self.pred.skip(feats, self._skip_history)), 1)
+                history = torch.cat((self._skip_history, feats), 1)
+                self._skip_history = history[:, history.shape[1] - lookback :]
         self.received += n
 
-    def _full_speaker(self, upto: int) -> tuple[Tensor, Tensor]:
-        """No-cache reference: tokens and memory of frames [0, upto) recomputed from scratch."""
+    def _full_speaker(self, upto: int) -> tuple[Tensor, Tensor | None]:
+        """No-cache reference: memory and skip-path output of frames [0, upto) recomputed from scratch."""
         audio = torch.cat(self._audio)[:upto][None]
         face = torch.cat(self._face)[:upto][None]
+        emotion = torch.cat(self._emotion)[:upto][None] if self._emotion else None
         _, toks = self.tok.encode(face)
         pos = torch.arange(upto, device=self.device)
-        return toks, self.pred.speaker(audio, toks, pos)
+        skip = None
+        if self.pred.emotion_skip is not None:
+            skip = self.pred.skip(self.pred.skip_features(audio, emotion))
+        return self.pred.speaker(audio, toks, pos, emotion=emotion), skip
 
     # -- listener side ---------------------------------------------------------------------------
     def _listener_inputs(self, lo: int, hi: int) -> Tensor:
@@ -183,12 +230,17 @@ class ReactionStream:
             mem_pos = torch.arange(self._memory_start, hi, device=self.device)
             self._memory = self._memory[:, hi - self._memory_start :]
             self._memory_start = hi
-            logits = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
+            state = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
+            skip = self._skip_out[:, : hi - lo]
+            self._skip_out = self._skip_out[:, hi - lo :]
         else:
-            _, memory = self._full_speaker(hi)
+            memory, skip = self._full_speaker(hi)
             full = torch.arange(hi, device=self.device)
             lin = self._listener_inputs(0, hi)
-            logits = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
+            state = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
+            skip = None if skip is None else skip[:, lo:]
+        skip = None if self.pred.emotion_skip is None else skip.expand(self.samples, -1, -1)
+        logits, head_emotion = self.pred.heads(state, skip)
         new = sample_tokens(
             logits, self.model.valid_codes, self.top_k, self.temperature, self._uniform(lo, hi)
         )
@@ -199,13 +251,31 @@ class ReactionStream:
         else:
             face, emotion = self.tok.decode_tokens(self.tokens)
             face, emotion = face[:, lo:], emotion[:, lo:]
-        return face, emotion
+        if head_emotion is not None:
+            emotion = head_emotion
+        return self._smooth(face, emotion)
+
+    def _smooth(self, face: Tensor, emotion: Tensor) -> tuple[Tensor, Tensor]:
+        """Causal exponential smoothing of (K, m, D) frames, continued across calls."""
+        if self.smoothing <= 0:
+            return face, emotion
+        s = self.smoothing
+        outputs = []
+        for series, prev in zip((face, emotion), self._smoothed or (None, None), strict=True):
+            rows = []
+            for i in range(series.shape[1]):
+                prev = series[:, i] if prev is None else s * prev + (1.0 - s) * series[:, i]
+                rows.append(prev)
+            outputs.append(torch.stack(rows, 1))
+        self._smoothed = (outputs[0][:, -1], outputs[1][:, -1])
+        return outputs[0], outputs[1]
 
 
 def generate_reactions(
     model: ReactionModel,
     audio: Tensor | np.ndarray,
     face3dmm: Tensor | np.ndarray,
+    emotion: Tensor | np.ndarray | None = None,
     samples: int | None = None,
     seed: int = 0,
     chunk: int | None = None,
@@ -215,6 +285,8 @@ def generate_reactions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stream one speaker clip through a :class:`ReactionStream`; returns (face3dmm (K,T,58), emotion (K,T,25)).
 
+    ``emotion`` is the speaker's (T, 25) emotion, needed by models that take it (``predictor.speaker_emotion``).
+
     ``chunk`` is how many speaker frames are pushed at a time (default: the model's patch), as a
     live system would receive them; the result does not depend on it beyond float rounding.
     """
@@ -222,12 +294,23 @@ def generate_reactions(
     audio = np.asarray(audio, dtype=np.float32)
     face3dmm = np.asarray(face3dmm, dtype=np.float32)
     step = chunk or stream.patch
+    if emotion is not None:
+        emotion = _frames(np.asarray(emotion, dtype=np.float32), len(audio))
     faces, emotions = [], []
     for lo in range(0, len(audio), step):
-        out = stream.push(audio[lo : lo + step], face3dmm[lo : lo + step])
+        out = stream.push(
+            audio[lo : lo + step], face3dmm[lo : lo + step], None if emotion is None else emotion[lo : lo + step]
+        )
         faces.append(out.face3dmm)
         emotions.append(out.emotion)
     return torch.cat(faces, 1).numpy(), torch.cat(emotions, 1).numpy()
+
+
+def _frames(emotion: np.ndarray, frames: int) -> np.ndarray:
+    """Emotion (750 rows for 751 video frames in REACT) padded by repeating its last row, as training sees it."""
+    if len(emotion) >= frames or len(emotion) == 0:
+        return emotion[:frames]
+    return np.concatenate([emotion, np.repeat(emotion[-1:], frames - len(emotion), 0)])
 
 
 # -- batch drivers used by ``react generate`` ------------------------------------------------------
@@ -250,19 +333,42 @@ def _load_for_generation(checkpoint: Path, device: torch.device, generation: dic
     return model
 
 
-def generate_split(
-    checkpoint: Path, root: Path, split: str, out: Path, samples: int | None, seed: int, device: torch.device,
-    generation: dict | None = None,
-) -> dict:
-    """Generate K reactions for every mirrored sample of ``split``; write emotion/face3dmm .npy + JSON.
+def generate_dataset(
+    model: ReactionModel, dataset: ReactClipDataset, samples: int, seed: int, speaker_of: Sequence[int] | None = None,
+    description: str = "generating reactions",
+) -> tuple[np.ndarray, np.ndarray]:
+    """K reactions for every sample of ``dataset``: emotion (N, K, 750, 25) and face3dmm (N, K, 751, 58).
 
     Arrays are stacked speaker-major: ``emotion[n, k]`` is reaction k to speaker sample n (the
     released code reshaped pass-major output as speaker-major, defect 4). Sample n uses seed
     (seed, n), so a clip's reactions do not depend on which other clips are generated.
+    ``speaker_of[n]`` feeds sample n the speaker input of another sample (the speaker-shuffle
+    ablation of ``bench/quality_bench.py``); by default every sample gets its own speaker.
     """
+    from reactcli.data.layout import EMOTION_FRAMES
+    from reactcli.progress import track
+
+    emotions, faces = [], []
+    for n in track(range(len(dataset)), f"{description} (K={samples})"):
+        clip = dataset.clip(n if speaker_of is None else int(speaker_of[n]))
+        face, emotion = generate_reactions(
+            model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], samples,
+            seed=seed * 100_003 + n,
+        )
+        faces.append(face)
+        emotions.append(emotion[:, :EMOTION_FRAMES])
+    return np.stack(emotions).astype(np.float32), np.stack(faces).astype(np.float32)
+
+
+def generate_split(
+    checkpoint: Path, root: Path, split: str, out: Path, samples: int | None, seed: int, device: torch.device,
+    generation: dict | None = None,
+) -> dict:
+    """Generate K reactions for every mirrored sample of ``split``; write emotion/face3dmm .npy and
+    generation.json into ``out``; return that metadata."""
+    from reactcli.atomic import save_json, save_npy
     from reactcli.data.dataset import ReactClipDataset
-    from reactcli.data.layout import EMOTION_FRAMES, SPLITS
-    from reactcli.progress import console, track
+    from reactcli.data.layout import SPLITS
 
     if split not in SPLITS:
         raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
@@ -271,47 +377,40 @@ def generate_split(
     cfg.data.root = Path(root)
     dataset = ReactClipDataset(Path(root), split, cfg)
     k = samples or model.config.generation.samples
-    emotions, faces = [], []
-    for n in track(range(len(dataset)), f"generating {split} reactions (K={k})"):
-        clip = dataset.clip(n)
-        face, emotion = generate_reactions(
-            model, clip["speaker_audio"], clip["speaker_3dmm"], k, seed=seed * 100_003 + n
-        )
-        faces.append(face)
-        emotions.append(emotion[:, :EMOTION_FRAMES])
-    emotion_arr = np.stack(emotions).astype(np.float32)  # (N, K, 750, 25)
-    face_arr = np.stack(faces).astype(np.float32)  # (N, K, 751, 58)
+    emotion_arr, face_arr = generate_dataset(model, dataset, k, seed, description=f"generating {split} reactions")
+    gen = model.config.generation
     meta = {
         "split": split, "N": int(emotion_arr.shape[0]), "K": k, "seed": seed, "checkpoint": str(checkpoint),
         "emotion_shape": list(emotion_arr.shape), "face3dmm_shape": list(face_arr.shape),
         "order": "mirrored samples (rows, then roles swapped); reactions along dim 1",
-        "top_k": model.config.generation.top_k, "temperature": model.config.generation.temperature,
+        "top_k": gen.top_k, "temperature": gen.temperature, "smoothing": gen.smoothing,
     }
-    from reactcli.atomic import save_json, save_npy
-
     save_npy(Path(out) / "emotion.npy", emotion_arr)
     save_npy(Path(out) / "face3dmm.npy", face_arr)
     save_json(Path(out) / "generation.json", meta)
-    console.print(
-        f"{meta['N']} x {k} reactions written to [bold]{out}[/] (emotion {tuple(emotion_arr.shape)}, "
-        f"face3dmm {tuple(face_arr.shape)})"
-    )
     return meta
 
 
 def generate_clip_file(
     checkpoint: Path, audio_path: Path, face_path: Path, out: Path, samples: int | None, seed: int,
-    device: torch.device, generation: dict | None = None,
-) -> None:
-    """Single-clip mode: features computed with the checkpoint's stored extractor settings."""
+    device: torch.device, generation: dict | None = None, emotion_path: Path | None = None,
+) -> dict:
+    """Single-clip mode: features computed with the checkpoint's stored extractor settings; writes
+    ``out`` (.npz with emotion (K, T, 25) and face3dmm (K, T, 58)) and returns K and the shapes."""
     from reactcli.atomic import atomic_path
     from reactcli.data.features import FeatureExtractor
-    from reactcli.data.loaders import load_audio, load_face3dmm
-    from reactcli.progress import console
+    from reactcli.data.loaders import load_audio, load_emotion, load_face3dmm
 
     if Path(out).suffix != ".npz":
         raise ReactError(f"{out}: single-clip output must be an .npz file")
     model = _load_for_generation(checkpoint, device, generation)
+    speaker_emotion = None
+    if model.predictor.cfg.speaker_emotion:
+        if emotion_path is None:
+            raise ReactError(f"{checkpoint}: this model takes the speaker's emotion; pass --speaker-emotion FILE.csv")
+        speaker_emotion = load_emotion(emotion_path)
+    elif emotion_path is not None:
+        raise ReactError(f"{checkpoint}: this model does not take the speaker's emotion; drop --speaker-emotion")
     face = load_face3dmm(face_path)
     wave, rate = load_audio(audio_path)
     extractor = FeatureExtractor(model.config.audio)
@@ -322,7 +421,7 @@ def generate_clip_file(
         )
     audio = extractor(wave, rate, frames=len(face))
     k = samples or model.config.generation.samples
-    face_out, emotion = generate_reactions(model, audio, face, k, seed=seed)
+    face_out, emotion = generate_reactions(model, audio, face, speaker_emotion, k, seed=seed)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, emotion=emotion.astype(np.float32), face3dmm=face_out.astype(np.float32))
-    console.print(f"{k} reactions written to [bold]{out}[/] (emotion {emotion.shape}, face3dmm {face_out.shape})")
+    return {"K": k, "emotion_shape": list(emotion.shape), "face3dmm_shape": list(face_out.shape)}

@@ -41,18 +41,24 @@ def run_cli(*args: str) -> None:
             raise AssertionError(f"react {' '.join(map(str, args))} exited with {exc.code}") from None
 
 
-def random_model(audio_dim: int = 10, patch: int = 4, context: int = 16, seed: int = 0) -> ReactionModel:
+def random_model(
+    audio_dim: int = 10, patch: int = 4, context: int = 16, seed: int = 0, smoothing: float = 0.0,
+    emotion_skip: int = 0,
+) -> ReactionModel:
     """A random tokenizer + predictor with open gates (alpha != 0) so cross-attention matters."""
     torch.manual_seed(seed)
     cfg = load_config(None, {
+        "generation": {"smoothing": smoothing},
         "tokenizer": {"dim": 32, "depth": 2, "decoder_depth": 2, "heads": 4, "window": 8, "dropout": 0.0},
         "predictor": {"dim": 32, "heads": 4, "self_depth": 2, "cross_depth": 2, "context": context,
-                      "patch": patch, "dropout": 0.0},
+                      "patch": patch, "dropout": 0.0, "emotion_skip": emotion_skip},
     }, environ={})
     tokenizer, predictor = build_models(cfg, audio_dim)
     for module in predictor.modules():
         if hasattr(module, "alpha"):
             module.alpha.data.fill_(0.7)
+    if predictor.emotion_skip is not None:
+        torch.nn.init.normal_(predictor.emotion_skip.weight, std=0.3)  # trained weights are not 0 either
     valid = torch.zeros(predictor.vocab_size, dtype=torch.bool)
     valid[: tokenizer.codebook_size] = True
     return ReactionModel(cfg, tokenizer.eval(), predictor.eval(), valid, Path("random.ckpt"))

@@ -32,4 +32,7 @@ def test_two_process_gloo_training(trained_run: Path, preprocessed_root: Path, t
     assert last["training_state"]["step"] == 8
     model, _ = load_reaction_model(out / "predictor.ckpt")
     assert all(torch.isfinite(p).all() for p in model.predictor.parameters())
-    assert sorted(p.name for p in out.iterdir()) == ["predictor.ckpt", "predictor_last.ckpt"]  # no temp files
+    names = sorted(p.name for p in out.iterdir())  # no temp files, one log
+    assert names == ["predictor.ckpt", "predictor_curves.png", "predictor_last.ckpt", "predictor_log.csv"]
+    lines = (out / "predictor_log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,") and [int(line.split(",")[0]) for line in lines[1:]] == [4, 8]

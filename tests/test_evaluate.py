@@ -147,12 +147,18 @@ def test_evaluate_rejects_a_neighbour_matrix_of_the_wrong_size(
     assert f"{n + 2} x {n + 2}" in err and f"{n} mirrored samples" in err
 
 
-def test_baselines_table_and_json(synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_baselines_table_and_json(
+    preprocessed_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synth_root = preprocessed_root  # Ridge reads the cached audio features
     out = tmp_path / "baselines.json"
     code, stdout, err = run(["baselines", "--data", str(synth_root), "--out", str(out), "--seed", "3"], capsys)
     assert code == 0, err
-    rows = json.loads(out.read_text())["rows"]
-    assert list(rows) == ["GT", "Mime", "Random", "MeanSeq", "MeanFr"]
+    payload = json.loads(out.read_text())
+    rows = payload["rows"]
+    assert list(rows) == ["GT", "Mime", "Random", "MeanSeq", "MeanFr", "Ridge"]
+    assert payload["ridge"] == {"lookback": 40, "step": 2, "alpha": 0.01, "audio": "mfcc"}
+    assert rows["Ridge"]["FRDiv"] == 0.0 and rows["Ridge"]["FRC"] > rows["Random"]["FRC"]
     assert rows["GT"]["FRD"] == 0.0 and rows["GT"]["FRDiv"] == 0.0
     assert rows["GT"]["FRC"] > rows["Random"]["FRC"]
     assert rows["Random"]["FRDiv"] == pytest.approx(1 / 6, abs=0.01)
@@ -177,3 +183,4 @@ def test_baselines_say_when_train_has_no_emotion(
     payload = json.loads(out.read_text())
     assert list(payload["rows"]) == ["GT", "Mime", "Random"]
     assert "train" in payload["skipped"]["MeanSeq"] and "left out" in err
+    assert "react preprocess" in payload["skipped"]["Ridge"] and "Ridge left out" in err

@@ -19,7 +19,11 @@ def model():
 @pytest.fixture(scope="module")
 def clip():
     rng = np.random.default_rng(0)
-    return rng.normal(size=(45, 10)).astype(np.float32), rng.normal(size=(45, 58)).astype(np.float32)
+    return (
+        rng.normal(size=(45, 10)).astype(np.float32),
+        rng.normal(size=(45, 58)).astype(np.float32),
+        rng.random(size=(45, 25)).astype(np.float32),
+    )
 
 
 def test_kv_cache_matches_full_recomputation(model, clip) -> None:
@@ -40,11 +44,11 @@ def test_frame_by_frame_equals_chunks(model, clip) -> None:
 
 def test_stream_returns_frames_as_soon_as_possible(model, clip) -> None:
     stream = ReactionStream(model, samples=2, seed=0)
-    out = stream.push(clip[0][:1], clip[1][:1])
+    out = stream.push(clip[0][:1], clip[1][:1], clip[2][:1])
     assert out.face3dmm.shape == (2, 1, 58) and out.start == 0
-    out = stream.push(clip[0][1:10], clip[1][1:10])
+    out = stream.push(clip[0][1:10], clip[1][1:10], clip[2][1:10])
     assert out.face3dmm.shape == (2, 9, 58) and out.start == 1
-    assert stream.push(clip[0][:0], clip[1][:0]).face3dmm.shape == (2, 0, 58)
+    assert stream.push(clip[0][:0], clip[1][:0], clip[2][:0]).face3dmm.shape == (2, 0, 58)
 
 
 def test_same_seed_same_output_other_seed_differs(model, clip) -> None:
@@ -85,7 +89,25 @@ def test_per_sample_top_k_and_temperature_are_checked(model) -> None:
     with pytest.raises(ReactError, match="temperature"):
         ReactionStream(model, samples=2, temperature=0.0)
     stream = ReactionStream(model, samples=2)
+    emotion = np.zeros((3, 25), np.float32)
     with pytest.raises(ReactError, match="expected"):
-        stream.push(np.zeros((3, 9), np.float32), np.zeros((3, 58), np.float32))
+        stream.push(np.zeros((3, 9), np.float32), np.zeros((3, 58), np.float32), emotion)
     with pytest.raises(ReactError, match="NaN"):
-        stream.push(np.full((3, 10), np.nan, np.float32), np.zeros((3, 58), np.float32))
+        stream.push(np.full((3, 10), np.nan, np.float32), np.zeros((3, 58), np.float32), emotion)
+    with pytest.raises(ReactError, match="NaN"):
+        stream.push(np.zeros((3, 10), np.float32), np.zeros((3, 58), np.float32), emotion + np.nan)
+    with pytest.raises(ReactError, match="takes the speaker's emotion"):
+        stream.push(np.zeros((3, 10), np.float32), np.zeros((3, 58), np.float32))
+    with pytest.raises(ReactError, match=r"speaker emotion: expected \(3, 25\)"):
+        stream.push(np.zeros((3, 10), np.float32), np.zeros((3, 58), np.float32), emotion[:2])
+
+
+def test_emotion_skip_path_streams_exactly(clip) -> None:
+    model = random_model(emotion_skip=6)
+    _, cached = generate_reactions(model, *clip, samples=2, seed=1)
+    _, full = generate_reactions(model, *clip, samples=2, seed=1, use_cache=False)
+    _, one = generate_reactions(model, *clip, samples=2, seed=1, chunk=1)
+    np.testing.assert_allclose(cached, full, atol=1e-4)
+    np.testing.assert_allclose(cached, one, atol=1e-4)
+    _, plain = generate_reactions(random_model(), *clip, samples=2, seed=1)
+    assert not np.allclose(cached, plain, atol=1e-3)  # the path changes the emotion

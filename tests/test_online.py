@@ -10,21 +10,23 @@ from _model_fixtures import random_model
 from reactcli.generate import generate_reactions
 
 
-@pytest.mark.parametrize("chunk", [1, 5, 32])
-def test_future_speaker_input_cannot_change_past_frames(chunk: int) -> None:
-    model = random_model(patch=4, context=16)
+@pytest.mark.parametrize(("chunk", "smoothing", "skip"), [(1, 0.0, 0), (5, 0.0, 0), (32, 0.0, 0), (5, 0.6, 8)])
+def test_future_speaker_input_cannot_change_past_frames(chunk: int, smoothing: float, skip: int) -> None:
+    model = random_model(patch=4, context=16, smoothing=smoothing, emotion_skip=skip)
     rng = np.random.default_rng(3)
     audio = rng.normal(size=(60, 10)).astype(np.float32)
     face = rng.normal(size=(60, 58)).astype(np.float32)
-    ref_face, ref_emo = generate_reactions(model, audio, face, samples=3, seed=5, chunk=chunk)
+    emotion = rng.random(size=(60, 25)).astype(np.float32)
+    ref_face, ref_emo = generate_reactions(model, audio, face, emotion, samples=3, seed=5, chunk=chunk)
     for t in (0, 9, 31, 47):
-        a2, f2 = audio.copy(), face.copy()
+        a2, f2, e2 = audio.copy(), face.copy(), emotion.copy()
         a2[t + 1 :] += rng.normal(size=a2[t + 1 :].shape).astype(np.float32) * 2
         f2[t + 1 :] -= 1.5
-        out_face, out_emo = generate_reactions(model, a2, f2, samples=3, seed=5, chunk=chunk)
+        e2[t + 1 :] = 1.0 - e2[t + 1 :]
+        out_face, out_emo = generate_reactions(model, a2, f2, e2, samples=3, seed=5, chunk=chunk)
         assert np.array_equal(out_face[:, : t + 1], ref_face[:, : t + 1])
         assert np.array_equal(out_emo[:, : t + 1], ref_emo[:, : t + 1])
-        assert not np.array_equal(out_face[:, t + 1 :], ref_face[:, t + 1 :])  # the test can fail
+        assert not np.array_equal(out_emo[:, t + 1 :], ref_emo[:, t + 1 :])  # the test can fail
 
 
 def test_trained_checkpoint_is_online(trained_run, preprocessed_root) -> None:
@@ -34,13 +36,14 @@ def test_trained_checkpoint_is_online(trained_run, preprocessed_root) -> None:
     model, _ = load_reaction_model(trained_run / "predictor.ckpt")
     cfg = model.config.model_copy(deep=True)
     clip = ReactClipDataset(preprocessed_root, "val", cfg).clip(0)
-    audio, face = clip["speaker_audio"][:120], clip["speaker_3dmm"][:120]
-    ref = generate_reactions(model, audio, face, samples=2, seed=1)
+    audio, face, emotion = clip["speaker_audio"][:120], clip["speaker_3dmm"][:120], clip["speaker_emotion"][:120]
+    ref = generate_reactions(model, audio, face, emotion, samples=2, seed=1)
     t = 70
-    a2, f2 = audio.copy(), face.copy()
+    a2, f2, e2 = audio.copy(), face.copy(), emotion.copy()
     a2[t + 1 :] = a2[t + 1 :][::-1]
     f2[t + 1 :] = f2[t + 1 :][::-1]
-    out = generate_reactions(model, a2, f2, samples=2, seed=1)
+    e2[t + 1 :] = e2[t + 1 :][::-1]
+    out = generate_reactions(model, a2, f2, e2, samples=2, seed=1)
     assert np.array_equal(out[0][:, : t + 1], ref[0][:, : t + 1])
     assert np.array_equal(out[1][:, : t + 1], ref[1][:, : t + 1])
 

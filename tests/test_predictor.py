@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from _model_fixtures import random_model
 
@@ -18,12 +19,19 @@ def inputs(model: ReactionPredictor, b: int = 2, t: int = 40):
     return audio, speaker, listener
 
 
+def run(model: ReactionPredictor, audio, speaker, listener_in, padding=None, emotion=None):
+    """Token logits of a training pass; the speaker's emotion defaults to zeros."""
+    if emotion is None:
+        emotion = torch.zeros(*audio.shape[:2], 25)
+    return model(audio, speaker, listener_in, padding, emotion=emotion)[0]
+
+
 def test_training_forward_is_causal_in_audio() -> None:
     model = random_model().predictor
     audio, speaker, listener = inputs(model)
     audio.requires_grad_(True)
     t = 17
-    logits = model(audio, speaker, model.shift_listener(listener))
+    logits = run(model, audio, speaker, model.shift_listener(listener))
     logits[:, t].square().sum().backward()
     assert float(audio.grad[:, t + 1 :].abs().max()) == 0.0
     assert float(audio.grad[:, : t + 1].abs().max()) > 0.0
@@ -33,16 +41,16 @@ def test_training_forward_is_causal_in_tokens() -> None:
     model = random_model().predictor
     audio, speaker, listener = inputs(model)
     t, p = 21, model.cfg.patch
-    base = model(audio, speaker, model.shift_listener(listener))
+    base = run(model, audio, speaker, model.shift_listener(listener))
     s2 = speaker.clone()
     s2[:, t + 1 :] = (s2[:, t + 1 :] + 5) % model.codebook_size
-    out = model(audio, s2, model.shift_listener(listener))
+    out = run(model, audio, s2, model.shift_listener(listener))
     torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=0)
     assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
     # listener token t - patch + 1 onwards must not influence the prediction of token t
     l2 = listener.clone()
     l2[:, t - p + 1 :] = (l2[:, t - p + 1 :] + 3) % model.codebook_size
-    out = model(audio, speaker, model.shift_listener(l2))
+    out = run(model, audio, speaker, model.shift_listener(l2))
     torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1], rtol=0, atol=0)
 
 
@@ -52,33 +60,35 @@ def test_key_padding_is_per_sample() -> None:
     padding = torch.zeros(3, 40, dtype=torch.bool)
     padding[0, :9] = True
     padding[2, :25] = True
-    batched = model(audio, speaker, model.shift_listener(listener), padding)
-    alone = model(audio[1:2], speaker[1:2], model.shift_listener(listener[1:2]))
+    batched = run(model, audio, speaker, model.shift_listener(listener), padding)
+    alone = run(model, audio[1:2], speaker[1:2], model.shift_listener(listener[1:2]))
     torch.testing.assert_close(batched[1], alone[0], rtol=1e-5, atol=1e-5)
     assert torch.isfinite(batched).all()
     # the padded sample equals the same sequence with its padded prefix removed
-    cut = model(audio[0:1, 9:], speaker[0:1, 9:], model.shift_listener(listener[0:1, 9:]))
+    cut = run(model, audio[0:1, 9:], speaker[0:1, 9:], model.shift_listener(listener[0:1, 9:]))
     l_in = model.shift_listener(listener[0:1, 9:])
     pad_in = torch.full((1, 40), model.pad_id)
     pad_in[:, 9:] = l_in
     s_in = speaker[0:1].clone()
     s_in[:, :9] = model.pad_id
-    padded = model(audio[0:1], s_in, pad_in, padding[0:1])
+    padded = run(model, audio[0:1], s_in, pad_in, padding[0:1])
     torch.testing.assert_close(padded[0, 9:], cut[0], rtol=1e-4, atol=1e-4)
 
 
 def test_every_cross_block_fuses_once() -> None:
     model = random_model().predictor  # gates open: a discarded block output would get no gradient
     audio, speaker, listener = inputs(model)
-    model(audio, speaker, model.shift_listener(listener)).square().mean().backward()
+    run(model, audio, speaker, model.shift_listener(listener)).square().mean().backward()
     gates = [m.alpha for m in model.modules() if hasattr(m, "alpha")]
     assert len(gates) == 3 * model.cfg.cross_depth
     assert all(float(g.grad.abs()) > 0 for g in gates)  # each gate changes the output
 
 
-def test_gates_start_closed_and_vocab_has_specials() -> None:
-    model = ReactionPredictor(PredictorConfig(dim=32, heads=4, self_depth=1, cross_depth=2), 78, 1000)
-    assert all(m.alpha.item() == 0.0 for m in model.modules() if hasattr(m, "alpha"))
+def test_gates_start_at_their_setting_and_vocab_has_specials() -> None:
+    closed = ReactionPredictor(PredictorConfig(dim=32, heads=4, cross_depth=2, gate_init=0.0), 78, [8, 5, 5, 5])
+    assert all(m.alpha.item() == 0.0 for m in closed.modules() if hasattr(m, "alpha"))
+    model = ReactionPredictor(PredictorConfig(dim=32, heads=4, self_depth=1, cross_depth=2), 78, [8, 5, 5, 5])
+    assert all(m.alpha.item() == 1.0 for m in model.modules() if hasattr(m, "alpha"))  # the default opens them
     assert (model.pad_id, model.mask_id, model.vocab_size) == (1000, 1001, 1002)
     shifted = model.shift_listener(torch.arange(40)[None])
     assert (shifted[0, : model.cfg.patch] == model.mask_id).all()
@@ -87,5 +97,38 @@ def test_gates_start_closed_and_vocab_has_specials() -> None:
 
 def test_paper_size_is_about_86m_parameters() -> None:
     with torch.device("meta"):
-        model = ReactionPredictor(PredictorConfig(), 512, 1000)
+        model = ReactionPredictor(PredictorConfig(), 512, [8, 5, 5, 5])
     assert 80e6 < count_parameters(model) < 95e6
+
+
+def test_speaker_emotion_is_causal_and_the_head_regresses_emotion() -> None:
+    model = random_model().predictor
+    audio, speaker, listener = inputs(model)
+    emotion = torch.rand(2, 40, 25, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
+    logits, head = model(audio, speaker, model.shift_listener(listener), emotion=emotion)
+    assert logits.shape == (2, 40, model.vocab_size) and head.shape == (2, 40, 25)
+    t = 13
+    head[:, t].sum().backward()
+    assert float(emotion.grad[:, t + 1 :].abs().max()) == 0.0
+    assert float(emotion.grad[:, : t + 1].abs().max()) > 0.0  # the speaker's emotion is used
+    with pytest.raises(ValueError, match="speaker's emotion"):
+        model(audio, speaker, model.shift_listener(listener))
+
+
+def test_grid_code_embedding_uses_fsq_coordinates() -> None:
+    from vector_quantize_pytorch import FSQ
+
+    from reactcli.models.predictor import CodeEmbedding
+
+    ids = torch.arange(1000)
+    grid = CodeEmbedding([8, 5, 5, 5], 16, "grid")
+    torch.testing.assert_close(grid.coordinates(ids), FSQ(levels=[8, 5, 5, 5]).indices_to_codes(ids))
+    out = grid(torch.tensor([[0, 999, 1000, 1001]]))
+    assert out.shape == (1, 4, 16)
+    torch.testing.assert_close(out[0, 2], grid.special.weight[0])  # PAD
+    torch.testing.assert_close(out[0, 3], grid.special.weight[1])  # MASK
+    # neighbouring codes get nearby inputs; the table variant has one free row per id
+    near = (grid(torch.tensor([1])) - grid(torch.tensor([0]))).norm()
+    far = (grid(torch.tensor([999])) - grid(torch.tensor([0]))).norm()
+    assert near < far
+    assert CodeEmbedding([8, 5, 5, 5], 16, "table").table.weight.shape == (1002, 16)

@@ -90,6 +90,51 @@ def test_resume_continues_the_same_run(preprocessed_root: Path, trained_run: Pat
     for key, value in a["predictor_state"].items():
         assert torch.equal(value, b["predictor_state"][key]), key
     assert a["val_loss"] == b["val_loss"]
+    # the log of the killed run was appended to, not rewritten: one header, rows 4 (before) and 8 (after)
+    lines = (killed / "predictor_log.csv").read_text().splitlines()
+    assert sum(line.startswith("step,") for line in lines) == 1
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [4, 8]
+    full_rows = (full / "predictor_log.csv").read_text().splitlines()
+    val_col = lines[0].split(",").index("val_loss")
+    assert lines[-1].split(",")[val_col] == full_rows[-1].split(",")[val_col] != ""
+    assert report.log == killed / "predictor_log.csv" and (killed / "predictor_curves.png").is_file()
+
+
+def test_training_writes_logs_and_curves(trained_run: Path) -> None:
+    import pandas as pd
+
+    for stage, parts in (("tokenizer", ["face_l1", "emotion_l1"]), ("predictor", ["ce", "emotion_mse"])):
+        log = pd.read_csv(trained_run / f"{stage}_log.csv")
+        assert list(log.columns) == ["step", "loss", *parts, "lr", "grad_norm", "frames_per_s", "val_loss",
+                                     *(f"val_{p}" for p in parts)]
+        assert log["step"].is_monotonic_increasing and log["step"].iloc[-1] > 0
+        assert (log["lr"] > 0).all() and (log["grad_norm"] > 0).all() and (log["frames_per_s"] > 0).all()
+        assert log["val_loss"].notna().sum() >= 1  # validation rows carry the val loss
+        png = (trained_run / f"{stage}_curves.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+    tok = pd.read_csv(trained_run / "tokenizer_log.csv")
+    assert tok["face_l1"].isna().iloc[-1] and tok["emotion_l1"].notna().all()  # the emotion-only phase
+
+
+def test_tensorboard_events_and_missing_package(preprocessed_root: Path, tmp_path: Path, monkeypatch) -> None:
+    import builtins
+
+    from reactcli.training.log import TrainingLog
+
+    log = TrainingLog(tmp_path, "predictor", ("ce",), tensorboard=True)
+    log.write(10, {"loss": 1.5, "ce": 1.5, "lr": 1e-3})
+    log.close()
+    assert list((tmp_path / "tb" / "predictor").glob("events.out.tfevents.*"))
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(ReactError, match=r"--tensorboard needs the tensorboard package"):
+        TrainingLog(tmp_path / "b", "predictor", ("ce",), tensorboard=True)
 
 
 def test_resume_errors(preprocessed_root: Path, trained_run: Path, tmp_path: Path) -> None:
@@ -121,7 +166,9 @@ def test_generate_dataset_mode(trained_run: Path, preprocessed_root: Path, tmp_p
 
     model, _ = load_reaction_model(trained_run / "predictor.ckpt")
     clip = ReactClipDataset(preprocessed_root, "val", model.config).clip(5)
-    _, emo5 = generate_reactions(model, clip["speaker_audio"], clip["speaker_3dmm"], 2, seed=7 * 100_003 + 5)
+    _, emo5 = generate_reactions(
+        model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], 2, seed=7 * 100_003 + 5
+    )
     np.testing.assert_allclose(emotion[5], emo5[:, :750], atol=1e-5)
     run_cli("generate", "--checkpoint", trained_run / "predictor.ckpt", "--data", preprocessed_root,
             "--split", "val", "--samples", "2", "--out", tmp_path / "b", "--seed", "7", "--device", "cpu")
@@ -134,11 +181,16 @@ def test_generate_single_clip(trained_run: Path, preprocessed_root: Path, tmp_pa
     pair = read_pairs(preprocessed_root, "val")[0]
     layout = DatasetLayout(preprocessed_root)
     out = tmp_path / "one.npz"
-    run_cli("generate", "--checkpoint", trained_run / "predictor.ckpt", "--speaker-audio",
-            layout.audio("val", pair.speaker), "--speaker-3dmm", layout.face3dmm("val", pair.speaker),
-            "--samples", "3", "--out", out, "--device", "cpu")
+    clip_args = ["--checkpoint", trained_run / "predictor.ckpt", "--speaker-audio", layout.audio("val", pair.speaker),
+                 "--speaker-3dmm", layout.face3dmm("val", pair.speaker), "--samples", "3", "--device", "cpu"]
+    run_cli("generate", *clip_args, "--speaker-emotion", layout.emotion("val", pair.speaker), "--out", out)
     with np.load(out) as arrays:
         assert arrays["emotion"].shape == (3, 751, 25) and arrays["face3dmm"].shape == (3, 751, 58)
+    from reactcli.cli import main
+
+    with pytest.raises(SystemExit) as exc:  # this model reads the speaker's emotion: say so, write nothing
+        main(["generate", *map(str, clip_args), "--out", str(tmp_path / "two.npz")])
+    assert exc.value.code == 1 and not (tmp_path / "two.npz").exists()
 
 
 def test_generate_cli_errors(trained_run: Path, tmp_path: Path) -> None:
@@ -184,3 +236,37 @@ def test_generate_sampling_overrides(
     with pytest.raises(SystemExit) as exc:
         main([*base, "--out", str(tmp_path / "bad")])
     assert exc.value.code == 1
+
+
+def test_listener_dropout_and_self_sampling_change_only_real_inputs() -> None:
+    from _model_fixtures import random_model
+
+    from reactcli.training.predictor_stage import emotion_weights, make_batch, own_samples
+
+    model = random_model(patch=4).predictor
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, model.codebook_size, (3, 40), generator=g)
+    batch = {"speaker_audio": torch.randn(3, 40, 10, generator=g), "speaker_tokens": tokens.roll(1, 1),
+             "listener_tokens": tokens}
+
+    def rngs() -> list[np.random.Generator]:
+        return [np.random.default_rng([1, j]) for j in range(3)]
+
+    *_, plain_in, _, _ = make_batch(batch, rngs(), model, truncate_prob=0.0)
+    _, _, dropped, padding, targets = make_batch(batch, rngs(), model, truncate_prob=0.0, listener_dropout=0.5)
+    again = make_batch(batch, rngs(), model, truncate_prob=0.0, listener_dropout=0.5)[2]
+    assert padding is None and torch.equal(targets, tokens) and torch.equal(dropped, again)  # (seed, step) fixed
+    masked = dropped == model.mask_id
+    assert 0.3 < masked[:, 4:].float().mean() < 0.7  # about half of the real inputs
+    assert torch.equal(dropped[~masked], plain_in[~masked])  # the rest untouched
+    torch.manual_seed(3)
+    emotion = torch.rand(3, 40, 25)
+    valid = torch.ones(model.vocab_size, dtype=torch.bool)
+    valid[model.codebook_size :] = False
+    own = own_samples(model, batch["speaker_audio"], batch["speaker_tokens"], plain_in, None, emotion, valid, 1.0)
+    assert (own[:, :4] == model.mask_id).all()  # before the first patch there is no sample to take
+    assert (own[:, 4:] < model.codebook_size).all() and not torch.equal(own, plain_in)
+    assert torch.equal(own_samples(model, batch["speaker_audio"], batch["speaker_tokens"], plain_in, None, emotion,
+                                   valid, 0.0), plain_in)
+    weights = emotion_weights(6.0)
+    assert weights.mean() == pytest.approx(1.0) and weights[15] == weights[16] == pytest.approx(6 * weights[0])

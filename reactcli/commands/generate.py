@@ -17,6 +17,9 @@ def generate(
     split: Annotated[str, typer.Option("--split", help="val or test (dataset mode).")] = "val",
     speaker_audio: Annotated[Path | None, typer.Option("--speaker-audio", help="Speaker wav (single clip).")] = None,
     speaker_3dmm: Annotated[Path | None, typer.Option("--speaker-3dmm", help="Speaker 3DMM .npy.")] = None,
+    speaker_emotion: Annotated[
+        Path | None, typer.Option("--speaker-emotion", help="Speaker emotion CSV (single clip; models that take it).")
+    ] = None,
     samples: Annotated[int | None, typer.Option("--samples", min=1, help="Reactions per speaker.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Sample among the k likeliest codes.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature (> 0).")] = None,
@@ -51,9 +54,15 @@ def generate(
     if not single and data is None:
         raise ReactError("give --data ROOT (dataset mode) or --speaker-audio and --speaker-3dmm (single clip)")
     from reactcli.generate import generate_clip_file, generate_split
+    from reactcli.progress import console
 
     dev = resolve_device(device)
     if single:
-        generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, samples, seed, dev, generation)
+        meta = generate_clip_file(
+            checkpoint, speaker_audio, speaker_3dmm, out, samples, seed, dev, generation, speaker_emotion
+        )
+        where = f"{meta['K']} reactions written to [bold]{out}[/]"
     else:
-        generate_split(checkpoint, data, split, out, samples, seed, dev, generation)
+        meta = generate_split(checkpoint, data, split, out, samples, seed, dev, generation)
+        where = f"{meta['N']} x {meta['K']} reactions written to [bold]{out}[/]"
+    console.print(f"{where} (emotion {tuple(meta['emotion_shape'])}, face3dmm {tuple(meta['face3dmm_shape'])})")

@@ -22,6 +22,9 @@ def train_predictor(
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     set_: SetOption = None,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
+    ] = False,
 ) -> None:
     """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes."""
     from rich.table import Table
@@ -30,7 +33,9 @@ def train_predictor(
     from reactcli.training.ddp import init_distributed, shutdown
     from reactcli.training.predictor_stage import train_predictor as run
 
-    cfg = build_config(config, set_, data={"root": data}, training={"predictor_max_steps": max_steps})
+    # an absent flag must not mask training.tensorboard from the file or environment
+    training = {"predictor_max_steps": max_steps, "tensorboard": True if tensorboard else None}
+    cfg = build_config(config, set_, data={"root": data}, training=training)
     ctx = init_distributed(device)
     try:
         report = run(data, cfg, tokenizer, out, seed, ctx, resume=resume)
@@ -49,3 +54,4 @@ def train_predictor(
     )
     console.print(table)
     console.print(f"best checkpoint [bold]{out / 'predictor.ckpt'}[/], last [bold]{out / 'predictor_last.ckpt'}[/]")
+    console.print(f"training log [bold]{report.log}[/], curves [bold]{report.curves}[/]")

@@ -18,6 +18,9 @@ def train_tokenizer(
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     set_: SetOption = None,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
+    ] = False,
 ) -> None:
     """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage."""
     from rich.table import Table
@@ -26,7 +29,9 @@ def train_tokenizer(
     from reactcli.runtime import resolve_device
     from reactcli.training.tokenizer_stage import train_tokenizer as run
 
-    cfg = build_config(config, set_, data={"root": data}, training={"tokenizer_max_steps": max_steps})
+    # an absent flag must not mask training.tensorboard from the file or environment
+    training = {"tokenizer_max_steps": max_steps, "tensorboard": True if tensorboard else None}
+    cfg = build_config(config, set_, data={"root": data}, training=training)
     report = run(data, cfg, out, seed, resolve_device(device))
 
     table = Table(title=f"tokenizer reconstruction ({report.split} split, L1 in raw 3DMM units)")
@@ -46,3 +51,4 @@ def train_tokenizer(
     )
     console.print(usage)
     console.print(f"tokenizer written to [bold]{out / 'tokenizer.ckpt'}[/]")
+    console.print(f"training log [bold]{report.log}[/], curves [bold]{report.curves}[/]")

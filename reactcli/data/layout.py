@@ -23,6 +23,7 @@ AUDIO_RATE = 44100
 SAMPLES_PER_FRAME = AUDIO_RATE // FPS
 FACE_DIM = 58
 EMOTION_DIM = 25
+VALENCE_AROUSAL = (15, 16)  # where valence and arousal sit in the 25-D emotion (after the 15 AUs)
 
 EMOTION_COLUMNS = (
     "AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24",

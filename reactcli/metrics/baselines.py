@@ -7,6 +7,8 @@
 * ``MeanSeq``: the per-frame mean of every training listener sequence (all train clips, since the
   mirrored order makes each clip a listener once), the same for every sample.
 * ``MeanFr``: the per-dim global mean of the training emotion, constant over time.
+* ``Ridge``: a causal linear regression fitted on the train split (``metrics/ridge.py``); it needs
+  the preprocessing cache (speaker audio features), so it is computed by the command, not here.
 
 Copies are ``np.broadcast_to`` views, so a val-scale baseline costs the memory of one copy; the
 FRD search computes identical reactions once.
@@ -22,7 +24,9 @@ from reactcli.data.layout import EVAL_FRAMES, DatasetLayout, read_pairs
 from reactcli.data.loaders import load_emotion
 from reactcli.errors import ReactError
 
-BASELINE_NAMES = ("GT", "Mime", "Random", "MeanSeq", "MeanFr")
+BASELINE_NAMES = ("GT", "Mime", "Random", "MeanSeq", "MeanFr", "Ridge")
+#: Rows computed from the split's emotion alone (Ridge also needs cached audio features).
+EMOTION_BASELINES = BASELINE_NAMES[:5]
 
 
 def repeat_k(series: np.ndarray, k: int) -> np.ndarray:
@@ -59,5 +63,5 @@ def baseline_predictions(
     elif name == "MeanFr":
         mean = np.broadcast_to(train.astype(np.float64).mean(axis=(0, 1)).astype(np.float32), (t, d))
     else:
-        raise ReactError(f"unknown baseline '{name}' (expected one of {', '.join(BASELINE_NAMES)})")
+        raise ReactError(f"unknown baseline '{name}' (expected one of {', '.join(EMOTION_BASELINES)})")
     return np.broadcast_to(mean, (n, k, t, d))

@@ -100,7 +100,7 @@ class ReactionModel:
 
 def build_models(cfg: ReactConfig, audio_dim: int) -> tuple[FaceTokenizer, ReactionPredictor]:
     tokenizer = FaceTokenizer(cfg.tokenizer)
-    return tokenizer, ReactionPredictor(cfg.predictor, audio_dim, tokenizer.codebook_size)
+    return tokenizer, ReactionPredictor(cfg.predictor, audio_dim, cfg.tokenizer.levels)
 
 
 def predictor_payload(

@@ -184,19 +184,23 @@ class Block(nn.Module):
 class CrossBlock(nn.Module):
     """FIBER-style gated fusion: x + SelfAttn(LN x) + alpha * CrossAttn(LN x, LN y), then x + MLP.
 
-    ``alpha`` starts at 0 so the block begins as a plain self-attention block and learns how much
-    of the other stream to let in. The block returns its fused output exactly once (defect 3 of the
+    ``alpha`` starts at ``gate_init``. FIBER starts it at 0 (the paper's choice), which suits fusing
+    two pre-trained towers; trained from scratch, a closed gate keeps the speaker out of the
+    listener stream for hundreds of steps (docs/quality.md), so the presets open it (1.0).
+    The block returns its fused output exactly once (defect 3 of the
     released code returned it twice, so only the first block ever fused the streams). Cross
     attention is causal too: a query at frame t sees the other stream only at frames <= t.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float, window: int, rotary: bool) -> None:
+    def __init__(
+        self, dim: int, heads: int, dropout: float, window: int, rotary: bool, gate_init: float = 0.0
+    ) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim, bias=False)
         self.norm_ctx = nn.LayerNorm(dim, bias=False)
         self.self_attn = Attention(dim, heads, window, None, rotary)
         self.cross_attn = Attention(dim, heads, window, None, rotary)
-        self.alpha = nn.Parameter(torch.zeros(1))
+        self.alpha = nn.Parameter(torch.full((1,), float(gate_init)))
         self.drop = nn.Dropout(dropout)
         self.ff = FeedForward(dim, dropout)
 

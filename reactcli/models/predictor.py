@@ -1,13 +1,17 @@
 """Stage 2: the cross-modal reaction predictor (speaker audio + speaker face tokens -> listener tokens).
 
 Speaker side: per-frame audio features (cached by ``react preprocess``; standardised with *train
-set* statistics stored in the model, never whole-clip statistics — defect 7) -> Linear, and speaker
-face tokens -> Embedding; ``self_depth`` self-attention blocks on each; then ``cross_depth``
+set* statistics stored in the model, never whole-clip statistics — defect 7) -> Linear, plus (with
+``speaker_emotion``) the speaker's 25-D emotion of the same frame -> Linear, and speaker face tokens
+-> Embedding; ``self_depth`` self-attention blocks on each; then ``cross_depth``
 FIBER-style gated blocks in which the face and audio streams attend to each other. Their sum
 (LayerNorm) is the speaker memory.
 
 Listener side: past listener tokens -> Embedding, ``self_depth`` blocks, ``cross_depth`` gated
-blocks attending to the speaker memory, LayerNorm, linear head over codes + PAD + MASK.
+blocks attending to the speaker memory, LayerNorm; a linear head over codes + PAD + MASK and (with
+``emotion_head``) a linear emotion head on the same state. The emotion head regresses the
+listener's emotion at frame t directly; the sampled token history still makes the K reactions
+differ, while the emotion no longer carries per-frame sampling noise (see docs/quality.md).
 
 Time alignment (one frame axis for every stream, identical in training and generation): position
 t holds speaker frame t and the listener token of frame ``t - patch`` (MASK for t < patch); its
@@ -20,18 +24,62 @@ generator is exact.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig
+from reactcli.data.layout import EMOTION_DIM
 from reactcli.models.layers import Block, CrossBlock
 
 
+class CodeEmbedding(nn.Module):
+    """Token id -> vector. ``grid``: a Linear over the code's FSQ coordinates, plus learned PAD/MASK.
+
+    FSQ codes are points of a grid (levels [8, 5, 5, 5]: 1000 points in [-1, 1]^4), and neighbouring
+    points decode to similar faces. A Linear over the coordinates shares what it learns across
+    neighbours from the first step, where an embedding table (``table``, the paper's choice) must
+    learn each of its 1000 rows from that code's own occurrences — measured in docs/quality.md.
+    """
+
+    def __init__(self, levels: Sequence[int], dim: int, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.codebook_size = math.prod(levels)
+        if kind == "table":
+            self.table = nn.Embedding(self.codebook_size + 2, dim)
+            return
+        self.register_buffer("levels", torch.tensor(list(levels)), persistent=False)
+        self.register_buffer(
+            "basis", torch.cumprod(torch.tensor([1, *levels[:-1]]), 0), persistent=False
+        )
+        self.proj = nn.Linear(len(levels), dim)
+        self.special = nn.Embedding(2, dim)  # PAD, MASK
+
+    def coordinates(self, tokens: Tensor) -> Tensor:
+        """(..., len(levels)) FSQ coordinates of code ids (as FSQ normalises them: level / half width - 1)."""
+        digits = (tokens.clamp(0, self.codebook_size - 1)[..., None] // self.basis) % self.levels
+        half = (self.levels // 2).to(torch.float32)
+        return (digits.to(torch.float32) - half) / half
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if self.kind == "table":
+            return self.table(tokens)
+        special = tokens >= self.codebook_size
+        out = self.proj(self.coordinates(tokens))
+        if bool(special.any()):
+            out = torch.where(special[..., None], self.special((tokens - self.codebook_size).clamp(0, 1)), out)
+        return out
+
+
 class ReactionPredictor(nn.Module):
-    def __init__(self, cfg: PredictorConfig, audio_dim: int, codebook_size: int) -> None:
+    def __init__(self, cfg: PredictorConfig, audio_dim: int, levels: Sequence[int]) -> None:
         super().__init__()
         self.cfg = cfg
         self.audio_dim = audio_dim
+        codebook_size = math.prod(levels)
         self.codebook_size = codebook_size
         self.pad_id = codebook_size
         self.mask_id = codebook_size + 1
@@ -40,18 +88,40 @@ class ReactionPredictor(nn.Module):
         self.register_buffer("audio_mean", torch.zeros(audio_dim))
         self.register_buffer("audio_std", torch.ones(audio_dim))
         self.audio_proj = nn.Linear(audio_dim, d)
-        self.face_embed = nn.Embedding(self.vocab_size, d)
-        self.listener_embed = nn.Embedding(self.vocab_size, d)
+        if cfg.speaker_emotion:
+            self.register_buffer("emotion_mean", torch.zeros(EMOTION_DIM))
+            self.register_buffer("emotion_std", torch.ones(EMOTION_DIM))
+            self.emotion_proj = nn.Linear(EMOTION_DIM, d)
+        self.face_embed = CodeEmbedding(levels, d, cfg.code_embedding)
+        self.listener_embed = CodeEmbedding(levels, d, cfg.code_embedding)
         self.face_blocks = nn.ModuleList(Block(d, h, p, w, None, rotary=True) for _ in range(cfg.self_depth))
         self.audio_blocks = nn.ModuleList(Block(d, h, p, w, None, rotary=True) for _ in range(cfg.self_depth))
-        self.face_cross = nn.ModuleList(CrossBlock(d, h, p, w, rotary=True) for _ in range(cfg.cross_depth))
-        self.audio_cross = nn.ModuleList(CrossBlock(d, h, p, w, rotary=True) for _ in range(cfg.cross_depth))
+        g = cfg.gate_init
+        self.face_cross = nn.ModuleList(CrossBlock(d, h, p, w, True, g) for _ in range(cfg.cross_depth))
+        self.audio_cross = nn.ModuleList(CrossBlock(d, h, p, w, True, g) for _ in range(cfg.cross_depth))
         self.speaker_norm = nn.LayerNorm(d)
         self.listener_blocks = nn.ModuleList(Block(d, h, p, w, None, rotary=True) for _ in range(cfg.self_depth))
-        self.listener_cross = nn.ModuleList(CrossBlock(d, h, p, w, rotary=True) for _ in range(cfg.cross_depth))
+        self.listener_cross = nn.ModuleList(CrossBlock(d, h, p, w, True, g) for _ in range(cfg.cross_depth))
         self.listener_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, self.vocab_size, bias=False)
+        self.emotion_head = nn.Linear(d, EMOTION_DIM) if cfg.emotion_head else None
+        if cfg.emotion_head and cfg.emotion_skip > 0:
+            # A causal linear path from the speaker's last ``emotion_skip`` frames of (standardised)
+            # audio features and emotion straight to the head: the model can always represent the
+            # Ridge baseline, and the transformer learns what a linear filter cannot (docs/quality.md).
+            skip_in = audio_dim + (EMOTION_DIM if cfg.speaker_emotion else 0)
+            self.emotion_skip = nn.Conv1d(skip_in, EMOTION_DIM, cfg.emotion_skip, bias=False)
+        else:
+            self.emotion_skip = None
+        if cfg.emotion_head:
+            # The head works in per-dim standardised units (train listener statistics): the metric
+            # (CCC) weighs all 25 dims alike, while a raw MSE would let the high-variance dims
+            # (AU25, AU26) drown the rarely firing AUs and the small expression probabilities.
+            self.register_buffer("target_mean", torch.zeros(EMOTION_DIM))
+            self.register_buffer("target_std", torch.ones(EMOTION_DIM))
         self.apply(_init)
+        if self.emotion_skip is not None:
+            nn.init.zeros_(self.emotion_skip.weight)  # starts as the plain head
 
     # -- inputs ----------------------------------------------------------------------------------
     def shift_listener(self, tokens: Tensor) -> Tensor:
@@ -70,9 +140,13 @@ class ReactionPredictor(nn.Module):
         pos: Tensor,
         padding: Tensor | None = None,
         cache: dict | None = None,
+        emotion: Tensor | None = None,
     ) -> Tensor:
-        """Speaker memory (B, T, d) for audio features (B, T, A) and face tokens (B, T) at frames ``pos``."""
-        a = self.audio_proj((audio - self.audio_mean) / self.audio_std.clamp_min(1e-6))
+        """Speaker memory (B, T, d) for audio features (B, T, A), face tokens (B, T) and, when the
+        model takes it, speaker emotion (B, T, 25) at frames ``pos``."""
+        a = self.audio_proj(self.standardize_audio(audio))
+        if self.cfg.speaker_emotion:
+            a = a + self.emotion_proj(self.standardize_speaker_emotion(emotion))
         f = self.face_embed(face_tokens)
         if padding is not None:
             a = a.masked_fill(padding[..., None], 0.0)
@@ -86,6 +160,31 @@ class ReactionPredictor(nn.Module):
             )
         return self.speaker_norm(f + a)
 
+    def standardize_audio(self, audio: Tensor) -> Tensor:
+        return (audio - self.audio_mean) / self.audio_std.clamp_min(1e-6)
+
+    def standardize_speaker_emotion(self, emotion: Tensor | None) -> Tensor:
+        if emotion is None:
+            raise ValueError("this predictor takes the speaker's emotion as an input")
+        return (emotion - self.emotion_mean) / self.emotion_std.clamp_min(1e-6)
+
+    def skip_features(self, audio: Tensor, emotion: Tensor | None, padding: Tensor | None = None) -> Tensor:
+        """(B, T, F) standardised speaker inputs of the linear skip path (padded frames read 0)."""
+        feats = self.standardize_audio(audio)
+        if self.cfg.speaker_emotion:
+            feats = torch.cat((feats, self.standardize_speaker_emotion(emotion)), -1)
+        return feats if padding is None else feats.masked_fill(padding[..., None], 0.0)
+
+    def skip(self, features: Tensor, history: Tensor | None = None) -> Tensor:
+        """Skip-path output (B, T, 25) for ``features`` (B, T, F); ``history`` holds the frames just
+        before them (B, emotion_skip - 1, F), zeros (the train mean) at the start of a clip."""
+        assert self.emotion_skip is not None
+        lookback = self.emotion_skip.kernel_size[0] - 1
+        if history is None:
+            history = features.new_zeros(features.shape[0], lookback, features.shape[-1])
+        full = torch.cat((history, features), 1).transpose(1, 2)
+        return self.emotion_skip(full).transpose(1, 2)
+
     def listener(
         self,
         listener_in: Tensor,
@@ -96,24 +195,42 @@ class ReactionPredictor(nn.Module):
         memory_padding: Tensor | None = None,
         cache: dict | None = None,
     ) -> Tensor:
-        """Logits (B, T, vocab) for listener inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``."""
+        """Listener state (B, T, d) for inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``."""
         x = self.listener_embed(listener_in)
         for i, block in enumerate(self.listener_blocks):
             x = block(x, pos, padding, _sub(cache, "listener", i))
         for i, block in enumerate(self.listener_cross):
             x = block(x, memory, pos, memory_pos, padding, memory_padding, _sub(cache, "listener_x", i))
-        return self.head(self.listener_norm(x))
+        return self.listener_norm(x)
+
+    def heads(self, state: Tensor, skip: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Token logits (B, T, vocab) and the emotion head's estimate (B, T, 25) in raw emotion units
+        (None without a head); ``skip`` is the skip path's output for the same frames."""
+        if self.emotion_head is None:
+            return self.head(state), None
+        z = self.emotion_head(state)
+        if skip is not None:
+            z = z + skip
+        return self.head(state), z * self.target_std + self.target_mean
+
+    def standardize_emotion(self, emotion: Tensor) -> Tensor:
+        """Raw listener emotion -> the head's standardised units (where its loss is computed)."""
+        return (emotion - self.target_mean) / self.target_std
 
     def forward(
-        self, audio: Tensor, speaker_tokens: Tensor, listener_in: Tensor, padding: Tensor | None = None
-    ) -> Tensor:
-        """Training pass over aligned windows: logits (B, T, vocab) predicting listener token t at position t."""
+        self,
+        audio: Tensor,
+        speaker_tokens: Tensor,
+        listener_in: Tensor,
+        padding: Tensor | None = None,
+        emotion: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Training pass over aligned windows: logits predicting listener token t at position t, and
+        the emotion head's estimate of the listener's emotion at t (None without a head)."""
         pos = torch.arange(audio.shape[1], device=audio.device)
-        memory = self.speaker(audio, speaker_tokens, pos, padding)
-        return self.listener(listener_in, pos, memory, pos, padding, padding)
-
-    def new_cache(self) -> dict:
-        return {}
+        memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
+        skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
+        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip)
 
 
 def _sub(cache: dict | None, name: str, index: int) -> dict | None:

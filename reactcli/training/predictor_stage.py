@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig, config_to_dict
 from reactcli.data.features import audio_feature_dim
+from reactcli.data.layout import EMOTION_DIM, VALENCE_AROUSAL
 from reactcli.errors import ReactError, file_error
 from reactcli.models.checkpoint import (
     PREDICTOR_KIND,
@@ -41,10 +42,12 @@ from reactcli.models.predictor import ReactionPredictor
 from reactcli.models.tokenizer import FaceTokenizer
 from reactcli.training.corpus import WindowBatches, load_clips
 from reactcli.training.ddp import DistContext, barrier
+from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop
 from reactcli.training.schedule import make_optimizer, make_scheduler
 
-KEYS = ("speaker_audio", "speaker_3dmm", "listener_3dmm")
+KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
+WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
 IGNORE = -100
 
 
@@ -58,6 +61,8 @@ class PredictorReport:
     parameters: int
     codes_valid: int
     seconds: float
+    log: Path | None = None  # predictor_log.csv (rank 0)
+    curves: Path | None = None  # predictor_curves.png
 
 
 @torch.no_grad()
@@ -70,15 +75,25 @@ def tokenize_corpus(tokenizer: FaceTokenizer, clips: dict[str, np.ndarray], devi
             face = torch.from_numpy(clips[f"{side}_3dmm"][lo : lo + 16]).to(device)
             out[f"{side}_tokens"].append(tokenizer.encode(face)[1].cpu())
     return {
-        "speaker_audio": torch.from_numpy(clips["speaker_audio"]),
+        **{k: torch.from_numpy(clips[k]) for k in ("speaker_audio", "speaker_emotion", "listener_emotion")},
         **{k: torch.cat(v) for k, v in out.items()},
     }
 
 
 def make_batch(
-    batch: dict[str, torch.Tensor], rngs: list[np.random.Generator], model: ReactionPredictor, truncate_prob: float
+    batch: dict[str, torch.Tensor],
+    rngs: list[np.random.Generator],
+    model: ReactionPredictor,
+    truncate_prob: float,
+    listener_dropout: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """(audio, speaker tokens, listener inputs, key padding or None, targets) for one batch of windows."""
+    """(audio, speaker tokens, listener inputs, key padding or None, targets) for one batch of windows.
+
+    With ``listener_dropout`` each listener input token is replaced by MASK with that probability:
+    under teacher forcing the listener's own past is a shortcut (it predicts the next frames well),
+    while at generation that past is the model's own samples; dropping it makes the model read the
+    speaker (docs/quality.md).
+    """
     audio = batch["speaker_audio"]
     speaker = batch["speaker_tokens"].clone()
     targets = batch["listener_tokens"].clone()
@@ -91,6 +106,8 @@ def make_batch(
             cut = int(rng.integers(1, w - patch))
             padding[j, :cut] = True
             listener_in[j, cut : cut + patch] = model.mask_id
+        if listener_dropout > 0:
+            listener_in[j, torch.from_numpy(rng.random(w) < listener_dropout)] = model.mask_id
     if bool(padding.any()):
         speaker[padding] = model.pad_id
         listener_in[padding] = model.pad_id
@@ -99,21 +116,93 @@ def make_batch(
     return audio, speaker, listener_in, None, targets
 
 
+def emotion_weights(valence_arousal: float) -> torch.Tensor:
+    """Per-dim weights of the emotion MSE (mean 1): valence and arousal ``valence_arousal`` times the rest.
+
+    FRD sums a weight-1 DTW over valence/arousal and weight-1/15 and 1/8 DTWs over the 15 AUs and the
+    8 expressions, so on the synthetic data the valence/arousal distance is most of FRD
+    (docs/quality.md), while a plain mean over 25 standardised dims gives those two 8 % of the loss.
+    """
+    weights = torch.ones(EMOTION_DIM)
+    weights[list(VALENCE_AROUSAL)] = valence_arousal
+    return weights / weights.mean()
+
+
+def loss_parts(
+    model: ReactionPredictor,
+    logits: torch.Tensor,
+    emotion: torch.Tensor | None,
+    targets: torch.Tensor,
+    target_emotion: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Next-patch cross-entropy and, with an emotion head, its (per-dim weighted) MSE in standardised
+    units, both over non-padded frames."""
+    parts = {"ce": F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE)}
+    if emotion is not None:
+        keep = (targets != IGNORE).float()[..., None]
+        err = (model.standardize_emotion(emotion.float()) - model.standardize_emotion(target_emotion)) ** 2 * keep
+        if weights is not None:
+            err = err * weights.to(err.device)
+        parts["emotion_mse"] = err.sum() / (keep.sum() * target_emotion.shape[-1]).clamp_min(1.0)
+    return parts
+
+
+def total_loss(parts: dict[str, torch.Tensor], emotion_weight: float) -> torch.Tensor:
+    return parts["ce"] + emotion_weight * parts["emotion_mse"] if "emotion_mse" in parts else parts["ce"]
+
+
 @torch.no_grad()
-def validation_loss(model: ReactionPredictor, corpus: dict, device: torch.device, batch: int = 8) -> float:
-    """Mean next-patch cross-entropy over whole clips (teacher forcing, generation's attention)."""
+def own_samples(
+    model: ReactionPredictor,
+    audio: torch.Tensor,
+    speaker: torch.Tensor,
+    listener_in: torch.Tensor,
+    padding: torch.Tensor | None,
+    speaker_emotion: torch.Tensor,
+    valid: torch.Tensor,
+    rate: float,
+) -> torch.Tensor:
+    """Listener inputs with a fraction ``rate`` of the real tokens replaced by the model's own samples.
+
+    Scheduled sampling (Bengio et al., 2015), one step deep: a no-grad pass predicts every frame's
+    token, one is sampled per frame (softmax over the codes seen in training), and the input at t
+    (the token of frame t - patch) is swapped for that sample with probability ``rate``. Generation
+    conditions on its own samples; training only on real histories taught the model to trust a
+    history it never gets (docs/quality.md). Random draws come from torch's RNG, which the loop
+    reseeds from (seed, step, rank), so a resumed run draws the same samples.
+    """
+    logits, _ = model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
+    logits = logits.float().masked_fill(~valid, float("-inf"))
+    sampled = torch.distributions.Categorical(logits=logits).sample()
+    own = model.shift_listener(sampled)
+    real = listener_in < model.codebook_size
+    swap = real & (torch.rand(listener_in.shape, device=listener_in.device) < rate)
+    return torch.where(swap, own, listener_in)
+
+
+@torch.no_grad()
+def validation_loss(
+    model: ReactionPredictor, corpus: dict, device: torch.device, emotion_weight: float,
+    weights: torch.Tensor | None = None, batch: int = 8,
+) -> dict[str, float]:
+    """Loss and its parts over whole clips (teacher forcing, generation's attention), frame-weighted."""
     model.eval()
-    total, count = 0.0, 0
+    sums: dict[str, float] = {}
+    count = 0
     for lo in range(0, len(corpus["listener_tokens"]), batch):
-        tokens = corpus["listener_tokens"][lo : lo + batch].to(device)
-        logits = model(
-            corpus["speaker_audio"][lo : lo + batch].to(device),
-            corpus["speaker_tokens"][lo : lo + batch].to(device),
-            model.shift_listener(tokens),
+        rows = {k: v[lo : lo + batch].to(device) for k, v in corpus.items()}
+        tokens = rows["listener_tokens"]
+        logits, emotion = model(
+            rows["speaker_audio"], rows["speaker_tokens"], model.shift_listener(tokens),
+            emotion=rows["speaker_emotion"],
         )
-        total += float(F.cross_entropy(logits.float().flatten(0, 1), tokens.flatten(), reduction="sum"))
+        parts = loss_parts(model, logits, emotion, tokens, rows["listener_emotion"], weights)
+        parts["loss"] = total_loss(parts, emotion_weight)
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * tokens.numel()
         count += tokens.numel()
-    return total / max(1, count)
+    return {f"val_{k}" if k != "loss" else "val_loss": v / max(1, count) for k, v in sums.items()}
 
 
 def _check_resume_config(path: Path, stored: ReactConfig, given: ReactConfig) -> None:
@@ -174,10 +263,18 @@ def train_predictor(
         raise file_error(root, f"cached audio features have {train['speaker_audio'].shape[-1]} dims, "
                          f"the audio config gives {audio_dim}; rerun `react preprocess` with this config")
     if model is None:
-        model = ReactionPredictor(cfg.predictor, audio_dim, tokenizer.codebook_size)
+        model = ReactionPredictor(cfg.predictor, audio_dim, tokenizer.cfg.levels)
         flat = train["speaker_audio"].flatten(0, 1)
         model.audio_mean.copy_(flat.mean(0))
         model.audio_std.copy_(flat.std(0).clamp_min(1e-3))
+        if cfg.predictor.speaker_emotion:
+            flat = train["speaker_emotion"].flatten(0, 1)
+            model.emotion_mean.copy_(flat.mean(0))
+            model.emotion_std.copy_(flat.std(0).clamp_min(1e-3))
+        if cfg.predictor.emotion_head:
+            flat = train["listener_emotion"].flatten(0, 1)
+            model.target_mean.copy_(flat.mean(0))
+            model.target_std.copy_(flat.std(0).clamp_min(1e-2))  # a never-firing AU stays at its mean
         valid = torch.zeros(model.vocab_size, dtype=torch.bool)
         valid[: tokenizer.codebook_size] = torch.bincount(
             train["listener_tokens"].flatten(), minlength=tokenizer.codebook_size
@@ -198,24 +295,33 @@ def train_predictor(
         best_val, best_step = float(state["best_val"]), int(state["best_step"])
     train_model = DistributedDataParallel(model) if ctx.distributed else model
     windows = WindowBatches(
-        {k: train[k] for k in ("speaker_audio", "speaker_tokens", "listener_tokens")},
-        tc.predictor_window, tc.predictor_batch_size, seed, ctx.rank, ctx.world,
+        {k: train[k] for k in WINDOW_KEYS}, tc.predictor_window, tc.predictor_batch_size, seed, ctx.rank, ctx.world,
     )
+
+    weights = emotion_weights(tc.valence_arousal_weight)
 
     def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         batch, rngs = windows.batch(step)
-        audio, speaker, listener_in, padding, targets = make_batch(batch, rngs, model, tc.truncate_prob)
-        logits = train_model(
-            audio.to(device), speaker.to(device), listener_in.to(device),
-            None if padding is None else padding.to(device),
+        audio, speaker, listener_in, padding, targets = make_batch(
+            batch, rngs, model, tc.truncate_prob, tc.listener_dropout
         )
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten(), ignore_index=IGNORE)
-        return loss, {}
+        audio, speaker, listener_in = audio.to(device), speaker.to(device), listener_in.to(device)
+        padding = None if padding is None else padding.to(device)
+        speaker_emotion = batch["speaker_emotion"].to(device)
+        if tc.self_sampling > 0:
+            listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion, valid.to(device),
+                                      tc.self_sampling)
+        logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
+        parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device), weights)
+        return total_loss(parts, tc.emotion_loss_weight), {k: float(v) for k, v in parts.items()}
 
-    def on_eval(step: int, train_loss: float) -> None:
+    val_columns: dict[str, float] = {}
+
+    def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
         nonlocal best_val, best_step
         if ctx.is_main:
-            val_loss = validation_loss(model, val, device)
+            val_columns.update(validation_loss(model, val, device, tc.emotion_loss_weight, weights))
+            val_loss = val_columns["val_loss"]
             extra = {"step": step, "seed": seed, "val_loss": val_loss, "train_loss": train_loss}
             if val_loss < best_val:
                 best_val, best_step = val_loss, step
@@ -229,10 +335,21 @@ def train_predictor(
                 predictor_payload(cfg, tokenizer, model, valid, training_state=training_state, **extra),
             )
         barrier(ctx)
+        return dict(val_columns) if ctx.is_main else None
 
-    loop = LoopConfig("train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed)
-    result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step)
+    loop = LoopConfig(
+        "train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed,
+        frames_per_step=tc.predictor_batch_size * tc.predictor_window,
+    )
+    parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
+    log = TrainingLog(
+        out_dir, "predictor", parts, tuple(f"val_{p}" for p in parts), resume=resume, tensorboard=tc.tensorboard
+    ) if ctx.is_main else None
+    try:
+        result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log)
+    finally:
+        curves = log.close() if log is not None else None
     return PredictorReport(
         tc.predictor_max_steps, start, result.last_loss, best_val, best_step, count_parameters(model),
-        int(valid.sum()), time.perf_counter() - t0,
+        int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves,
     )

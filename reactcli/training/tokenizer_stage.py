@@ -21,6 +21,7 @@ from reactcli.models.tokenizer import FACE_GROUPS, FaceTokenizer, codebook_usage
 from reactcli.runtime import seed_everything
 from reactcli.training.corpus import WindowBatches, load_clips
 from reactcli.training.ddp import DistContext
+from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop
 from reactcli.training.schedule import make_optimizer, make_scheduler
 
@@ -39,6 +40,8 @@ class TokenizerReport:
     steps: int
     seconds: float
     final_loss: float
+    log: Path | None = None  # tokenizer_log.csv
+    curves: Path | None = None  # tokenizer_curves.png
 
 
 @torch.no_grad()
@@ -89,17 +92,29 @@ def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, devi
         loss, parts = model.loss(
             batch["listener_3dmm"].to(device), batch["listener_emotion"].to(device), emotion_only=step >= emotion_from
         )
-        return loss, {"emotion_l1": float(parts["emotion"])}
+        info = {"emotion_l1": float(parts["emotion"])}
+        if "face" in parts:
+            info["face_l1"] = float(parts["face"])
+        return loss, info
 
-    loop = LoopConfig("train tokenizer", tc.tokenizer_max_steps, 0, tc.grad_clip, tc.tokenizer_max_steps,
-                      tc.log_every, seed)
-    result = run_loop(loop, DistContext(0, 1, 0, device), model, optimizer, scheduler, loss_at)
+    def on_eval(step: int, train_loss: float) -> dict[str, float]:
+        _, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
+        return {"val_loss": face_l1 + emo_l1, "val_face_l1": face_l1, "val_emotion_l1": emo_l1}
+
+    loop = LoopConfig("train tokenizer", tc.tokenizer_max_steps, 0, tc.grad_clip, tc.val_every,
+                      tc.log_every, seed, frames_per_step=tc.tokenizer_batch_size * cfg.tokenizer.window)
+    log = TrainingLog(out_dir, "tokenizer", ("face_l1", "emotion_l1"), ("val_face_l1", "val_emotion_l1"),
+                      tensorboard=tc.tensorboard)
+    try:
+        result = run_loop(loop, DistContext(0, 1, 0, device), model, optimizer, scheduler, loss_at, on_eval, log=log)
+    finally:
+        curves = log.close()
     groups, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
     *_, train_counts = evaluate_tokenizer(model, train["listener_3dmm"], train["listener_emotion"])
     used, perplexity = codebook_usage(train_counts)
     report = TokenizerReport(
         report_split, groups, face_l1, emo_l1, used, perplexity, model.codebook_size, tc.tokenizer_max_steps,
-        time.perf_counter() - t0, result.last_loss,
+        time.perf_counter() - t0, result.last_loss, log.path, curves,
     )
     save_checkpoint(
         out_dir / "tokenizer.ckpt",

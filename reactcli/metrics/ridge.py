@@ -1,0 +1,127 @@
+"""The ``Ridge`` baseline: a causal linear regression from the speaker to the listener's emotion.
+
+"Does the deep model beat a linear regression?" is the first question a reviewer asks, so
+``react baselines`` reports one. The listener's emotion at frame t is regressed on the speaker's
+emotion and audio features at frames ``t - lag`` for ``lag = 0, step, 2*step, ... < lookback``:
+only frames <= t, so the baseline is online like the model. Inputs are standardised with train
+statistics; a frame before 0 reads 0 (the train mean). The fit is closed-form ridge on the
+normal equations, accumulated clip by clip in float64 (the real train split, 3,188 samples x 750
+frames, never has to be held as one design matrix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reactcli.config import ReactConfig
+from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES
+from reactcli.errors import ReactError
+
+DEFAULT_LOOKBACK = 40  # frames: 1.6 s, longer than the typical reaction delay
+DEFAULT_STEP = 2
+DEFAULT_ALPHA = 0.01
+
+
+@dataclass
+class RidgeBaseline:
+    """Weights of the fitted regression and the standardisation it was fitted with."""
+
+    lags: np.ndarray  # (L,) frame offsets, 0 first
+    mean: np.ndarray  # (F,) per-frame input mean (speaker emotion, then audio features)
+    std: np.ndarray  # (F,)
+    weights: np.ndarray  # (L * F, 25)
+    bias: np.ndarray  # (25,)
+
+    def predict(self, speaker_emotion: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """(T, 25) listener emotion from the speaker's (T, 25) emotion and (>= T, A) audio features."""
+        x = lagged(standardise(speaker_emotion, audio, self.mean, self.std), self.lags)
+        return (x @ self.weights + self.bias).astype(np.float32)
+
+
+def standardise(emotion: np.ndarray, audio: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    frames = len(emotion)
+    if len(audio) < frames:
+        raise ReactError(f"Ridge: {len(audio)} audio frames for {frames} emotion frames")
+    return (np.concatenate([emotion, audio[:frames]], axis=1) - mean) / std
+
+
+def lagged(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """(T, F) -> (T, L * F): row t holds frames t - lag for each lag (zeros before frame 0)."""
+    t, f = frames.shape
+    out = np.zeros((t, len(lags) * f), dtype=np.float64)
+    for i, lag in enumerate(lags):
+        out[lag:, i * f : (i + 1) * f] = frames[: t - lag] if lag else frames
+    return out
+
+
+def fit_ridge(
+    speaker_emotion: list[np.ndarray],
+    speaker_audio: list[np.ndarray],
+    listener_emotion: list[np.ndarray],
+    lookback: int = DEFAULT_LOOKBACK,
+    step: int = DEFAULT_STEP,
+    alpha: float = DEFAULT_ALPHA,
+) -> RidgeBaseline:
+    """Fit on train clips: lists of (T, 25) speaker emotion, (>= T, A) audio, (T, 25) listener emotion.
+
+    ``alpha`` is the ridge strength per training frame (the penalty is ``alpha * frames * |w|^2``
+    on standardised inputs), so one default suits the demo's 36,000 frames and the real 2.4 M.
+    """
+    if lookback < 1 or step < 1:
+        raise ReactError(f"Ridge: look-back ({lookback}) and step ({step}) must be >= 1 frame")
+    if alpha <= 0:
+        raise ReactError(f"Ridge: the ridge strength must be > 0, got {alpha}")
+    if not speaker_emotion:
+        raise ReactError("Ridge: no training clips")
+    lags = np.arange(0, lookback, step)
+    no_scaling = (0.0, 1.0)
+    per_frame = [standardise(e, a, *no_scaling) for e, a in zip(speaker_emotion, speaker_audio, strict=True)]
+    stacked = np.concatenate(per_frame).astype(np.float64)
+    mean, std = stacked.mean(0), np.maximum(stacked.std(0), 1e-6)
+    target_mean = np.concatenate(listener_emotion).astype(np.float64).mean(0)
+    width = len(lags) * stacked.shape[1]
+    xtx = np.zeros((width, width))
+    xty = np.zeros((width, listener_emotion[0].shape[1]))
+    frames = 0
+    for e, a, y in zip(speaker_emotion, speaker_audio, listener_emotion, strict=True):
+        x = lagged(standardise(e, a, mean, std), lags)
+        xtx += x.T @ x
+        xty += x.T @ (y - target_mean)
+        frames += len(x)
+    weights = np.linalg.solve(xtx + alpha * frames * np.eye(width), xty)
+    return RidgeBaseline(lags, mean, std, weights, target_mean)
+
+
+def ridge_from_cache(root: Path, cfg: ReactConfig, lookback: int, step: int, alpha: float) -> RidgeBaseline:
+    """Fit on the train split of a preprocessed dataset (cached audio features of ``cfg.audio``)."""
+    from reactcli.data.dataset import ReactClipDataset
+
+    train = ReactClipDataset(root, "train", cfg)
+    if len(train) == 0:
+        raise ReactError(f"{Path(root) / 'train.csv'}: Ridge needs train pairs")
+    clips = [train.clip(i) for i in range(len(train))]
+    return fit_ridge(
+        [c["speaker_emotion"][:EVAL_FRAMES] for c in clips],
+        [c["speaker_audio"] for c in clips],
+        [c["listener_emotion"][:EVAL_FRAMES] for c in clips],
+        lookback, step, alpha,
+    )
+
+
+def ridge_predictions(model: RidgeBaseline, root: Path, split: str, cfg: ReactConfig, k: int) -> np.ndarray:
+    """(N, K, 750, 25) Ridge reactions for every mirrored sample of ``split``: K identical copies."""
+    from reactcli.data.dataset import ReactClipDataset
+    from reactcli.metrics.baselines import repeat_k
+
+    data = ReactClipDataset(root, split, cfg)
+    preds = []
+    for i in range(len(data)):
+        clip = data.clip(i)
+        preds.append(model.predict(clip["speaker_emotion"][:EVAL_FRAMES], clip["speaker_audio"]))
+    out = np.stack(preds)
+    if out.shape[-1] != EMOTION_DIM:
+        raise ReactError(f"Ridge: predicted {out.shape[-1]} emotion dims, expected {EMOTION_DIM}")
+    return repeat_k(out, k)

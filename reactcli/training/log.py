@@ -1,0 +1,148 @@
+"""Training logs a researcher can read: ``<stage>_log.csv``, ``<stage>_curves.png``, TensorBoard.
+
+Why a CSV first: it survives a kill (one flushed line per logged step), appends across
+``--resume`` without rewriting what an earlier process wrote, opens in pandas, a spreadsheet or
+``grep``, and two runs compare with one ``diff``. The curves PNG is drawn from that CSV at the end of
+a run (so a resumed run's plot covers the whole history). TensorBoard event files are optional
+(``--tensorboard`` / ``training.tensorboard``; needs the ``tensorboard`` extra).
+
+Only rank 0 of a torchrun job logs: the loop hands the other ranks no log object.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from reactcli.errors import ReactError, file_error
+
+BASE_COLUMNS = ("step", "loss")
+TAIL_COLUMNS = ("lr", "grad_norm", "frames_per_s", "val_loss")
+
+
+def log_path(out_dir: Path, stage: str) -> Path:
+    return Path(out_dir) / f"{stage}_log.csv"
+
+
+def curves_path(out_dir: Path, stage: str) -> Path:
+    return Path(out_dir) / f"{stage}_curves.png"
+
+
+class TrainingLog:
+    """One stage's CSV log (appended, never rewritten) and optional TensorBoard writer.
+
+    ``parts`` names the loss components the stage reports (e.g. ``ce``, ``emotion_mse``) and
+    ``val_parts`` the validation figures besides ``val_loss``; the header is fixed at creation so
+    every row has the same columns, and a resumed run must log the same ones.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        stage: str,
+        parts: Sequence[str] = (),
+        val_parts: Sequence[str] = (),
+        resume: bool = False,
+        tensorboard: bool = False,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.stage = stage
+        self.path = log_path(out_dir, stage)
+        self.columns = [*BASE_COLUMNS, *parts, *TAIL_COLUMNS, *val_parts]
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume and self.path.is_file():
+            with open(self.path, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if header != self.columns:
+                raise file_error(self.path, f"--resume: log columns {header} differ from this run's {self.columns}")
+            self._fh = open(self.path, "a", newline="")  # noqa: SIM115  (kept open for the whole run)
+        else:
+            self._fh = open(self.path, "w", newline="")  # noqa: SIM115
+            csv.writer(self._fh).writerow(self.columns)
+            self._fh.flush()
+        self._writer = csv.writer(self._fh)
+        self._tb = _tensorboard_writer(self.out_dir / "tb" / stage) if tensorboard else None
+
+    def write(self, step: int, values: Mapping[str, float | None]) -> None:
+        """Append one row; missing or non-finite values are left blank (a part not computed that step)."""
+        unknown = set(values) - set(self.columns)
+        if unknown:
+            raise ValueError(f"{self.stage} log has no columns {sorted(unknown)}")
+        row = {"step": step, **values}
+        self._writer.writerow([_cell(row.get(c)) for c in self.columns])
+        self._fh.flush()
+        if self._tb is not None:
+            for name, value in values.items():
+                if value is not None and math.isfinite(value):
+                    self._tb.add_scalar(f"{self.stage}/{name}", value, step)
+
+    def close(self) -> Path | None:
+        """Close the files and draw the curves PNG; returns its path (None if nothing was logged)."""
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+        return plot_curves(self.path, curves_path(self.out_dir, self.stage), self.stage)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _tensorboard_writer(folder: Path):  # noqa: ANN202  (SummaryWriter is an optional import)
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ReactError(
+            "--tensorboard needs the tensorboard package: pip install 'reactcli[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(folder))
+
+
+def read_log(path: Path):  # noqa: ANN201  (a pandas DataFrame; pandas is imported lazily)
+    """The log as a DataFrame; a resumed run's repeated steps keep their latest row."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+
+
+def plot_curves(log: Path, out: Path, stage: str) -> Path | None:
+    """Train and val loss (log scale) and the learning rate against the step, as one PNG."""
+    frame = read_log(log)
+    if frame.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reactcli.atomic import atomic_path
+
+    fig, (ax_loss, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+    train = frame.dropna(subset=["loss"])
+    ax_loss.plot(train["step"], train["loss"], label="train loss", lw=1)
+    val = frame.dropna(subset=["val_loss"])
+    if not val.empty:
+        ax_loss.plot(val["step"], val["val_loss"], "o-", label="val loss", lw=1.5, ms=3)
+    if (train["loss"] > 0).all() and (val["val_loss"] > 0).all():
+        ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    ax_loss.set_title(f"{stage} training")
+    lr = frame.dropna(subset=["lr"])
+    ax_lr.plot(lr["step"], lr["lr"], color="tab:gray", lw=1)
+    ax_lr.set_ylabel("lr")
+    ax_lr.set_xlabel("step")
+    ax_lr.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,67 @@
+"""The Ridge baseline: causal (online), deterministic, and it recovers a lagged linear reaction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reactcli.errors import ReactError
+from reactcli.metrics.ridge import fit_ridge, lagged
+
+
+def clips(n: int = 6, t: int = 300, seed: int = 0):
+    """Speaker emotion/audio and a listener that answers the speaker's dim 3 after 6 frames."""
+    rng = np.random.default_rng(seed)
+    emotion = [rng.random((t, 25)).astype(np.float32) for _ in range(n)]
+    audio = [rng.normal(size=(t + 1, 4)).astype(np.float32) for _ in range(n)]
+    listener = []
+    for e, a in zip(emotion, audio, strict=True):
+        y = np.full((t, 25), 0.2, np.float32)
+        y[6:, 0] += 0.8 * e[:-6, 3]
+        y[:, 1] += 0.5 * a[:t, 2]
+        listener.append(y)
+    return emotion, audio, listener
+
+
+def test_lagged_rows_only_look_back() -> None:
+    frames = np.arange(10, dtype=np.float64)[:, None]
+    out = lagged(frames, np.array([0, 2, 4]))
+    assert out.shape == (10, 3)
+    assert out[5].tolist() == [5, 3, 1] and out[1].tolist() == [1, 0, 0]  # zeros before frame 0
+
+
+def test_ridge_recovers_a_lagged_reaction_and_is_deterministic() -> None:
+    emotion, audio, listener = clips()
+    model = fit_ridge(emotion, audio, listener, lookback=12, step=2, alpha=1e-4)
+    again = fit_ridge(emotion, audio, listener, lookback=12, step=2, alpha=1e-4)
+    assert np.array_equal(model.weights, again.weights)
+    e, a, y = clips(n=1, seed=9)
+    pred = model.predict(e[0], a[0])
+    assert pred.shape == (300, 25)
+    assert np.corrcoef(pred[20:, 0], y[0][20:, 0])[0, 1] > 0.95
+    assert np.corrcoef(pred[20:, 1], y[0][20:, 1])[0, 1] > 0.95
+    assert np.abs(pred[:, 5] - 0.2).max() < 0.05  # an unpredictable dim stays at its mean
+
+
+def test_ridge_is_online() -> None:
+    emotion, audio, listener = clips()
+    model = fit_ridge(emotion, audio, listener, lookback=20, step=1, alpha=1e-3)
+    e, a = emotion[0].copy(), audio[0].copy()
+    ref = model.predict(e, a)
+    for t in (0, 57, 200):
+        e2, a2 = e.copy(), a.copy()
+        e2[t + 1 :] = 1.0 - e2[t + 1 :]
+        a2[t + 1 :] *= -3.0
+        out = model.predict(e2, a2)
+        assert np.array_equal(out[: t + 1], ref[: t + 1])
+        assert not np.allclose(out[t + 1 :], ref[t + 1 :])  # the test can fail
+
+
+def test_ridge_rejects_bad_settings() -> None:
+    emotion, audio, listener = clips(n=2)
+    with pytest.raises(ReactError, match="must be > 0"):
+        fit_ridge(emotion, audio, listener, alpha=0.0)
+    with pytest.raises(ReactError, match="look-back"):
+        fit_ridge(emotion, audio, listener, lookback=0)
+    with pytest.raises(ReactError, match="audio frames"):
+        fit_ridge(emotion, [x[:100] for x in audio], listener)
