@@ -202,6 +202,9 @@ def main() -> None:
         result["checks"] = checks(result)
         results[seed] = result
         print_seed(seed, result, args.samples)
+        sys.stdout.flush()  # a long run shows each seed as it finishes, also when logged to a file
+        partial = {"seeds_done": list(results), "per_seed": {str(s): r for s, r in results.items()}}
+        (args.out / f"quality_{args.tag}.partial.json").write_text(json.dumps(partial, indent=2, default=float))
     summ = summary(results, args.samples)
     print(f"\n== over {len(seeds)} seeds ({', '.join(map(str, seeds))}): model figures, mean and worst")
     for name, v in summ.items():

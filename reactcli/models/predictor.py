@@ -68,10 +68,9 @@ class CodeEmbedding(nn.Module):
         if self.kind == "table":
             return self.table(tokens)
         special = tokens >= self.codebook_size
-        out = self.proj(self.coordinates(tokens))
-        if bool(special.any()):
-            out = torch.where(special[..., None], self.special((tokens - self.codebook_size).clamp(0, 1)), out)
-        return out
+        # Both paths always run, so every parameter takes part in every step (DDP requires it).
+        specials = self.special((tokens - self.codebook_size).clamp(0, 1))
+        return torch.where(special[..., None], specials, self.proj(self.coordinates(tokens)))
 
 
 class ReactionPredictor(nn.Module):

@@ -313,7 +313,7 @@ def train_predictor(
                                       tc.self_sampling)
         logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
         parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device), weights)
-        return total_loss(parts, tc.emotion_loss_weight), {k: float(v) for k, v in parts.items()}
+        return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
 
     val_columns: dict[str, float] = {}
 
