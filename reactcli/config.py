@@ -1,10 +1,18 @@
-"""Typed configuration: one pydantic-settings model per concern, filled from four layers.
+"""Typed configuration: one pydantic model per concern, filled by one layered loader.
 
-Precedence (highest first): CLI flags (``--set section.key=value`` and the dedicated options of
-each command) > ``REACT_<SECTION>__<KEY>`` environment variables > the TOML file given with
-``--config`` > the defaults below. Every model forbids unknown keys, and we check the TOML file
-ourselves first so that a typo is reported with the file name and the full dotted key instead of
-pydantic's anonymous "extra inputs are not permitted".
+Every command that reads settings goes through :func:`load_config`. Precedence (highest first):
+CLI flags (``--set section.key=value`` and the dedicated options of each command) >
+``REACT_<SECTION>__<KEY>`` environment variables > the TOML file given with ``--config`` > the
+base layer (the defaults below, or for ``react generate`` the configuration stored in the
+checkpoint). A command may restrict which sections the upper layers can change (generation only
+changes ``generation.*``). Every model forbids unknown keys, and we check each layer ourselves
+first so that a typo is reported with the layer (file name, environment variable, ``--set``,
+checkpoint) and the full dotted key instead of pydantic's anonymous "extra inputs are not
+permitted".
+
+Keys renamed since earlier versions are listed in :data:`RENAMED`: a config file that still uses an
+old name gets an error naming the new one, and a configuration stored in a checkpoint is upgraded
+when it is read (:func:`config_from_dict`), so checkpoints written before the rename keep loading.
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reactcli.errors import ReactError
 
@@ -34,9 +41,12 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    """Where the dataset lives and how clips are windowed."""
+    """Where the preprocessing cache and face statistics live, and which splits are used.
 
-    root: Path | None = None
+    The dataset root itself is not a setting: every command takes it as ``--data`` and passes it on
+    as an argument, so it travels one way only.
+    """
+
     cache_dir: Path | None = Field(
         default=None, description="feature/statistics cache; default <root>/.react_cache"
     )
@@ -45,8 +55,6 @@ class DataConfig(Section):
     )
     std_face: Path | None = Field(default=None, description="(58,) std 3DMM .npy; default: from preprocess")
     splits: list[Literal["train", "val", "test"]] = ["train", "val"]
-    window_frames: int = Field(default=256, ge=8, description="training window length in frames")
-    num_workers: int = Field(default=0, ge=0)
 
 
 class AudioConfig(Section):
@@ -67,7 +75,9 @@ class TokenizerConfig(Section):
     decoder_depth: int = 12
     heads: int = 12
     levels: list[int] = [8, 5, 5, 5]
-    window: int = Field(default=32, description="frames per tokenizer window")
+    window_frames: int = Field(
+        default=32, ge=1, description="frames the tokenizer encodes together (its attention window and training crop)"
+    )
     dropout: float = 0.1
     normalize_std: bool = Field(default=False, description="divide by std_face as well as subtract mean")
 
@@ -79,7 +89,7 @@ class PredictorConfig(Section):
     heads: int = 12
     self_depth: int = 8
     cross_depth: int = 8
-    context: int = Field(default=256, description="frames of context")
+    context_frames: int = Field(default=256, ge=1, description="frames of attention context (speaker and listener)")
     patch: int = Field(default=32, description="frames predicted per step")
     dropout: float = 0.1
     emotion_skip: int = Field(
@@ -111,7 +121,7 @@ class TrainingConfig(Section):
     predictor_max_steps: int = 20000
     tokenizer_batch_size: int = 8
     predictor_batch_size: int = 16
-    predictor_window: int = 288
+    predictor_crop_frames: int = Field(default=288, ge=2, description="length of the predictor's training crops")
     emotion_only_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     truncate_prob: float = 0.5
     grad_clip: float = 1.0
@@ -154,12 +164,14 @@ class RenderConfig(Section):
     threads: int = Field(default=1, ge=0, description="torch CPU threads while rendering (0 = torch default)")
 
 
-class ReactConfig(BaseSettings):
-    """All settings of the toolkit; each command reads the sections it needs."""
+class ReactConfig(BaseModel):
+    """All settings of the toolkit; each command reads the sections it needs.
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", case_sensitive=False
-    )
+    A plain model: the layers (file, ``REACT_*`` environment, ``--set``) are merged by
+    :func:`load_config`, which knows where each value came from.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     data: DataConfig = DataConfig()
     audio: AudioConfig = AudioConfig()
@@ -175,6 +187,17 @@ SECTIONS: dict[str, type[Section]] = {
     for name, field in ReactConfig.model_fields.items()
 }
 
+# (section, old key) -> new key: names changed so that each window says what it is.
+RENAMED: dict[tuple[str, str], str] = {
+    ("tokenizer", "window"): "window_frames",
+    ("predictor", "context"): "context_frames",
+    ("training", "predictor_window"): "predictor_crop_frames",
+}
+# Keys that no code read (or, for data.root, that travelled twice): dropped from stored configs.
+REMOVED: frozenset[tuple[str, str]] = frozenset({("data", "root"), ("data", "window_frames"), ("data", "num_workers")})
+
+Layer = Mapping[str, Mapping[str, Any]]
+
 
 def _check_known_keys(data: Mapping[str, Any], origin: str) -> None:
     for section, values in data.items():
@@ -184,6 +207,8 @@ def _check_known_keys(data: Mapping[str, Any], origin: str) -> None:
             raise ReactError(f"{origin}: '{section}' must be a table of settings, got {values!r}")
         fields = SECTIONS[section].model_fields
         for key in values:
+            if (section, key) in RENAMED:
+                raise ReactError(f"{origin}: '{section}.{key}' is now called '{section}.{RENAMED[section, key]}'")
             if key not in fields:
                 raise ReactError(
                     f"{origin}: unknown config key '{section}.{key}' (known in [{section}]: {', '.join(fields)})"
@@ -210,6 +235,9 @@ def read_env(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, st
         if not name.upper().startswith(ENV_PREFIX) or ENV_DELIMITER not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition(ENV_DELIMITER)
+        if (section, key) in RENAMED:
+            raise ReactError(f"environment variable {name}: '{section}.{key}' is now called "
+                             f"'{section}.{RENAMED[section, key]}'")
         if section not in SECTIONS or key not in SECTIONS[section].model_fields:
             raise ReactError(f"environment variable {name}: no such setting '{section}.{key}'")
         found.setdefault(section, {})[key] = value
@@ -233,7 +261,20 @@ def parse_overrides(assignments: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def _merge(layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]]) -> tuple[dict, dict]:
+def upgrade_stored(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A stored configuration with renamed keys under their new names and removed keys dropped."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, values in data.items():
+        if not isinstance(values, Mapping):
+            out[section] = values  # type: ignore[assignment]  # reported by _check_known_keys
+            continue
+        out[section] = {
+            RENAMED.get((section, key), key): value for key, value in values.items() if (section, key) not in REMOVED
+        }
+    return out
+
+
+def _merge(layers: list[tuple[str, Layer]]) -> tuple[dict, dict]:
     merged: dict[str, dict[str, Any]] = {}
     origin: dict[tuple[str, str], str] = {}
     for name, layer in layers:
@@ -246,19 +287,44 @@ def _merge(layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]]) -> tuple[d
 
 def load_config(
     path: str | Path | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Layer | None = None,
     environ: Mapping[str, str] | None = None,
+    base: tuple[str, Layer] | None = None,
+    only: frozenset[str] | None = None,
 ) -> ReactConfig:
-    """Build the configuration from defaults < file < environment < CLI overrides."""
-    layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]] = []
+    """Build the configuration from base (defaults, or ``base``) < file < environment < CLI overrides.
+
+    ``base`` is ``(name, stored config dict)``, e.g. a checkpoint's configuration, named in errors
+    by ``name``; its old key names are upgraded. With ``only``, the upper layers may change just
+    those sections: a file or ``--set`` value elsewhere is an error naming its layer, while
+    ``REACT_*`` variables of other sections are ignored (they are usually exported for training).
+    """
+    layers: list[tuple[str, Layer]] = []
+    if base is not None:
+        stored = upgrade_stored(base[1])
+        _check_known_keys(stored, base[0])
+        layers.append((base[0], stored))
+    upper: list[tuple[str, Layer]] = []
     if path is not None:
-        layers.append((str(path), read_toml(Path(path))))
+        upper.append((str(path), read_toml(Path(path))))
     env = read_env(environ)
-    layers.append(("environment", env))
+    if only is not None:
+        env = {section: values for section, values in env.items() if section in only}
+    upper.append(("environment", env))
     if overrides:
         _check_known_keys(overrides, "command line")
-        layers.append(("command line", overrides))
-    merged, origin = _merge(layers)
+        upper.append(("command line", overrides))
+    if only is not None:
+        for name, layer in upper:
+            for section, values in layer.items():
+                if section not in only and values:
+                    key = next(iter(values))
+                    raise ReactError(
+                        f"{name}: {section}.{key} cannot be changed here: it comes from "
+                        f"{base[0] if base else 'the defaults'}; only {', '.join(f'{s}.*' for s in sorted(only))} "
+                        "can be set"
+                    )
+    merged, origin = _merge(layers + upper)
     return ReactConfig.model_construct(
         **{name: _validate_section(name, merged.get(name, {}), origin) for name in SECTIONS}
     )
@@ -279,11 +345,6 @@ def config_to_dict(cfg: ReactConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-def config_from_dict(data: Mapping[str, Any]) -> ReactConfig:
-    """Rebuild a config stored by :func:`config_to_dict` (e.g. from a checkpoint)."""
-    unknown = set(data) - set(SECTIONS)
-    if unknown:
-        raise ReactError(f"stored config has unknown sections: {sorted(unknown)}")
-    return ReactConfig.model_construct(
-        **{name: _validate_section(name, data.get(name, {}), {}) for name in SECTIONS}
-    )
+def config_from_dict(data: Mapping[str, Any], name: str = "stored config") -> ReactConfig:
+    """Rebuild a config stored by :func:`config_to_dict` (e.g. from a checkpoint), old key names included."""
+    return load_config(base=(name, data), environ={}, only=frozenset())

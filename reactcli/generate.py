@@ -25,10 +25,10 @@ the online contract.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -114,7 +114,6 @@ class ReactionStream:
         self._audio: list[Tensor] = []
         self._face: list[Tensor] = []
         self._emotion: list[Tensor] = []
-        self.speaker_tokens = torch.empty(1, 0, dtype=torch.long, device=self.device)
         self.tokens = torch.empty(self.samples, 0, dtype=torch.long, device=self.device)
         self._enc_cache = self.tok.new_encoder_cache()
         self._spk_cache: dict = {}
@@ -179,7 +178,6 @@ class ReactionStream:
                 self._emotion.append(emotion)
         else:
             _, toks = self.tok.encode(face[None], pos, self._enc_cache)
-            self.speaker_tokens = torch.cat((self.speaker_tokens, toks), 1)
             emo = None if emotion is None else emotion[None]
             memory = self.pred.speaker(audio[None], toks, pos, cache=self._spk_cache, emotion=emo)
             self._memory = torch.cat((self._memory, memory), 1)
@@ -314,22 +312,23 @@ def _frames(emotion: np.ndarray, frames: int) -> np.ndarray:
 
 
 # -- batch drivers used by ``react generate`` ------------------------------------------------------
-def _load_for_generation(checkpoint: Path, device: torch.device, generation: dict | None) -> ReactionModel:
-    """The stored model, with the user's ``generation`` overrides (top_k, temperature, samples) applied."""
-    from pydantic import ValidationError
+GENERATION_ONLY = frozenset({"generation"})
 
-    from reactcli.config import GenerationConfig
+
+def load_for_generation(
+    checkpoint: Path, device: torch.device, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ReactionModel:
+    """The stored model, its configuration built by the one layered loader with the checkpoint's
+    settings as the base layer; ``REACT_GENERATION__*`` and ``overrides`` may change only
+    ``generation.*`` (the model's own settings are fixed by its weights)."""
+    from reactcli.config import load_config
     from reactcli.models.checkpoint import load_reaction_model
 
-    model, _ = load_reaction_model(checkpoint, device)
-    if generation:
-        try:
-            model.config.generation = GenerationConfig.model_validate(
-                {**model.config.generation.model_dump(), **generation}
-            )
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ReactError(f"generation.{err['loc'][0]}: {err['msg']}") from None
+    model, data = load_reaction_model(checkpoint, device)
+    model.config = load_config(
+        overrides=overrides, environ=environ, base=(str(checkpoint), data["config"]), only=GENERATION_ONLY
+    )
     return model
 
 
@@ -361,8 +360,8 @@ def generate_dataset(
 
 
 def generate_split(
-    checkpoint: Path, root: Path, split: str, out: Path, samples: int | None, seed: int, device: torch.device,
-    generation: dict | None = None,
+    checkpoint: Path, root: Path, split: str, out: Path, seed: int, device: torch.device,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
     """Generate K reactions for every mirrored sample of ``split``; write emotion/face3dmm .npy and
     generation.json into ``out``; return that metadata."""
@@ -372,11 +371,9 @@ def generate_split(
 
     if split not in SPLITS:
         raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
-    model = _load_for_generation(checkpoint, device, generation)
-    cfg = model.config.model_copy(deep=True)
-    cfg.data.root = Path(root)
-    dataset = ReactClipDataset(Path(root), split, cfg)
-    k = samples or model.config.generation.samples
+    model = load_for_generation(checkpoint, device, overrides)
+    dataset = ReactClipDataset(Path(root), split, model.config)
+    k = model.config.generation.samples
     emotion_arr, face_arr = generate_dataset(model, dataset, k, seed, description=f"generating {split} reactions")
     gen = model.config.generation
     meta = {
@@ -392,8 +389,8 @@ def generate_split(
 
 
 def generate_clip_file(
-    checkpoint: Path, audio_path: Path, face_path: Path, out: Path, samples: int | None, seed: int,
-    device: torch.device, generation: dict | None = None, emotion_path: Path | None = None,
+    checkpoint: Path, audio_path: Path, face_path: Path, out: Path, seed: int, device: torch.device,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, emotion_path: Path | None = None,
 ) -> dict:
     """Single-clip mode: features computed with the checkpoint's stored extractor settings; writes
     ``out`` (.npz with emotion (K, T, 25) and face3dmm (K, T, 58)) and returns K and the shapes."""
@@ -403,7 +400,7 @@ def generate_clip_file(
 
     if Path(out).suffix != ".npz":
         raise ReactError(f"{out}: single-clip output must be an .npz file")
-    model = _load_for_generation(checkpoint, device, generation)
+    model = load_for_generation(checkpoint, device, overrides)
     speaker_emotion = None
     if model.predictor.cfg.speaker_emotion:
         if emotion_path is None:
@@ -420,7 +417,7 @@ def generate_clip_file(
             f"{model.predictor.audio_dim}"
         )
     audio = extractor(wave, rate, frames=len(face))
-    k = samples or model.config.generation.samples
+    k = model.config.generation.samples
     face_out, emotion = generate_reactions(model, audio, face, speaker_emotion, k, seed=seed)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, emotion=emotion.astype(np.float32), face3dmm=face_out.astype(np.float32))

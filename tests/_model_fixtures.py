@@ -20,9 +20,9 @@ TINY = REPO / "configs" / "tiny.toml"
 FAST = [
     "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
     "predictor.dim=32", "predictor.heads=4", "predictor.self_depth=1", "predictor.cross_depth=1",
-    "predictor.context=32", "predictor.patch=8",
+    "predictor.context_frames=32", "predictor.patch=8",
     "training.tokenizer_max_steps=12", "training.predictor_max_steps=8", "training.tokenizer_batch_size=16",
-    "training.predictor_batch_size=4", "training.predictor_window=48", "training.val_every=4",
+    "training.predictor_batch_size=4", "training.predictor_crop_frames=48", "training.val_every=4",
     "training.tokenizer_warmup_steps=2", "training.predictor_warmup_steps=2",
 ]
 
@@ -49,8 +49,8 @@ def random_model(
     torch.manual_seed(seed)
     cfg = load_config(None, {
         "generation": {"smoothing": smoothing},
-        "tokenizer": {"dim": 32, "depth": 2, "decoder_depth": 2, "heads": 4, "window": 8, "dropout": 0.0},
-        "predictor": {"dim": 32, "heads": 4, "self_depth": 2, "cross_depth": 2, "context": context,
+        "tokenizer": {"dim": 32, "depth": 2, "decoder_depth": 2, "heads": 4, "window_frames": 8, "dropout": 0.0},
+        "predictor": {"dim": 32, "heads": 4, "self_depth": 2, "cross_depth": 2, "context_frames": context,
                       "patch": patch, "dropout": 0.0, "emotion_skip": emotion_skip},
     }, environ={})
     tokenizer, predictor = build_models(cfg, audio_dim)
@@ -75,9 +75,9 @@ def trained_run(preprocessed_root: Path, tmp_path_factory: pytest.TempPathFactor
     return out
 
 
-def fast_config(root: Path) -> ReactConfig:
+def fast_config() -> ReactConfig:
+    """configs/tiny.toml with the FAST overrides (the dataset root is not a setting: each stage
+    takes it as an argument)."""
     from reactcli.config import parse_overrides
 
-    overrides = parse_overrides(FAST)
-    overrides.setdefault("data", {})["root"] = str(root)
-    return load_config(TINY, overrides, environ={})
+    return load_config(TINY, parse_overrides(FAST), environ={})

@@ -55,6 +55,22 @@ def test_checkpoint_errors_name_the_file(trained_run: Path, tmp_path: Path) -> N
         load_reaction_model(tmp_path / "mismatch.ckpt")
 
 
+def test_checkpoint_with_old_config_names_loads(trained_run: Path, tmp_path: Path) -> None:
+    """A checkpoint whose stored config uses the names before the window renames (and data.root)
+    rebuilds the same model."""
+    data = torch.load(trained_run / "predictor.ckpt", weights_only=True)
+    config = data["config"]
+    config["tokenizer"]["window"] = config["tokenizer"].pop("window_frames")
+    config["predictor"]["context"] = config["predictor"].pop("context_frames")
+    config["training"]["predictor_window"] = config["training"].pop("predictor_crop_frames")
+    config["data"].update(root="/old/data", window_frames=160, num_workers=0)
+    torch.save(data, tmp_path / "old.ckpt")
+    old, _ = load_reaction_model(tmp_path / "old.ckpt")
+    new, _ = load_reaction_model(trained_run / "predictor.ckpt")
+    assert old.config == new.config
+    assert old.config.predictor.context_frames == new.predictor.cfg.context_frames == 32
+
+
 def test_predictor_checkpoint_is_self_contained(trained_run: Path) -> None:
     data = torch.load(trained_run / "predictor.ckpt", weights_only=True)
     assert data["kind"] == "reactcli.predictor" and "training_state" not in data
@@ -73,17 +89,17 @@ def test_resume_continues_the_same_run(preprocessed_root: Path, trained_run: Pat
 
     ctx = DistContext(0, 1, 0, torch.device("cpu"))
     full, killed = tmp_path / "full", tmp_path / "killed"
-    train_predictor(preprocessed_root, fast_config(preprocessed_root), trained_run / "tokenizer.ckpt", full, 3, ctx)
+    train_predictor(preprocessed_root, fast_config(), trained_run / "tokenizer.ckpt", full, 3, ctx)
 
     def kill(step: int) -> None:
         if step == 6:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_predictor(preprocessed_root, fast_config(preprocessed_root), trained_run / "tokenizer.ckpt", killed, 3,
+        train_predictor(preprocessed_root, fast_config(), trained_run / "tokenizer.ckpt", killed, 3,
                         ctx, on_step=kill)
     assert torch.load(killed / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == 4
-    report = train_predictor(preprocessed_root, fast_config(preprocessed_root), None, killed, 0, ctx, resume=True)
+    report = train_predictor(preprocessed_root, fast_config(), None, killed, 0, ctx, resume=True)
     assert report.start_step == 4
     a = torch.load(full / "predictor_last.ckpt", weights_only=True)
     b = torch.load(killed / "predictor_last.ckpt", weights_only=True)
@@ -143,11 +159,40 @@ def test_resume_errors(preprocessed_root: Path, trained_run: Path, tmp_path: Pat
 
     ctx = DistContext(0, 1, 0, torch.device("cpu"))
     with pytest.raises(ReactError, match="predictor_last.ckpt: --resume: no checkpoint"):
-        train_predictor(preprocessed_root, fast_config(preprocessed_root), None, tmp_path, 0, ctx, resume=True)
-    cfg = fast_config(preprocessed_root)
+        train_predictor(preprocessed_root, fast_config(), None, tmp_path, 0, ctx, resume=True)
+    cfg = fast_config()
     cfg.predictor.dim = 64
     with pytest.raises(ReactError, match="predictor.dim"):
         train_predictor(preprocessed_root, cfg, None, trained_run, 0, ctx, resume=True)
+    for section, key, value in (("training", "predictor_lr", 5e-4), ("training", "predictor_crop_frames", 40),
+                                ("audio", "n_mfcc", 13)):
+        cfg = fast_config()
+        setattr(getattr(cfg, section), key, value)
+        with pytest.raises(ReactError, match=rf"predictor_last\.ckpt: --resume: this run used {section}\.{key} = "):
+            train_predictor(preprocessed_root, cfg, None, trained_run, 0, ctx, resume=True)
+
+
+def test_resume_takes_steps_and_logging_from_the_command_line(
+    preprocessed_root: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    """--resume reads training.predictor_max_steps, val_every and log_every from the command line
+    (the stored run had 8 steps, val_every 4), and the tokenizer stage's keys do not count as a change."""
+    import shutil
+
+    from reactcli.training.ddp import DistContext
+    from reactcli.training.predictor_stage import train_predictor
+
+    shutil.copy(trained_run / "predictor_last.ckpt", tmp_path / "predictor_last.ckpt")
+    cfg = fast_config()
+    cfg.training.predictor_max_steps, cfg.training.val_every, cfg.training.log_every = 10, 1, 1
+    cfg.training.tokenizer_lr = 1.0
+    report = train_predictor(preprocessed_root, cfg, None, tmp_path, 0, DistContext(0, 1, 0, torch.device("cpu")),
+                             resume=True)
+    assert (report.start_step, report.steps) == (8, 10)
+    rows = (tmp_path / "predictor_log.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == [9, 10]
+    stored = torch.load(tmp_path / "predictor_last.ckpt", weights_only=True)["config"]["training"]
+    assert stored["val_every"] == 1 and stored["tokenizer_lr"] != 1.0
 
 
 def test_generate_dataset_mode(trained_run: Path, preprocessed_root: Path, tmp_path: Path) -> None:
@@ -215,7 +260,8 @@ def test_tokenizer_checkpoint_reports_usage(trained_run: Path) -> None:
 
 
 def test_generate_sampling_overrides(
-    trained_run: Path, preprocessed_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_run: Path, preprocessed_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Flags beat REACT_GENERATION__* variables; model sections cannot be overridden; bad keys are named."""
     from reactcli.cli import main
@@ -228,14 +274,18 @@ def test_generate_sampling_overrides(
     run_cli(*base, "--out", tmp_path / "flag", "--top-k", "9", "--temperature", "0.5")
     meta = json.loads((tmp_path / "flag" / "generation.json").read_text())
     assert (meta["top_k"], meta["temperature"]) == (9, 0.5)
-    for extra in (["--set", "predictor.dim=8"], ["--temperature", "-1"]):
+    capsys.readouterr()
+    for extra, message in (
+        (["--set", "predictor.dim=8"], "error: command line: predictor.dim cannot be changed here: it comes from "),
+        (["--temperature", "-1"], "error: command line: generation.temperature: "),
+    ):
         with pytest.raises(SystemExit) as exc:
             main([*base, "--out", str(tmp_path / "bad"), *extra])
-        assert exc.value.code == 1
+        assert exc.value.code == 1 and message in capsys.readouterr().err
     monkeypatch.setenv("REACT_GENERATION__TOPK", "3")
     with pytest.raises(SystemExit) as exc:
         main([*base, "--out", str(tmp_path / "bad")])
-    assert exc.value.code == 1
+    assert exc.value.code == 1 and "environment variable REACT_GENERATION__TOPK" in capsys.readouterr().err
 
 
 def test_listener_dropout_and_self_sampling_change_only_real_inputs() -> None:

@@ -45,7 +45,7 @@ def baselines(
 
     if ridge_alpha <= 0:
         raise ReactError(f"--ridge-alpha {ridge_alpha}: the ridge strength must be > 0")
-    cfg = build_config(config, set_, data={"root": data})
+    cfg = build_config(config, set_)
     truth = load_truth(data, split)
     skipped: dict[str, str] = {}
     try:

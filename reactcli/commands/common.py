@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,16 +25,27 @@ SplitOption = Annotated[str, typer.Option("--split", help="train, val or test.")
 
 
 def build_config(
-    config: Path | None, assignments: list[str] | None, **direct: dict[str, Any] | None
+    config: Path | None,
+    assignments: list[str] | None,
+    base: tuple[str, Mapping[str, Any]] | None = None,
+    only: frozenset[str] | None = None,
+    **direct: dict[str, Any] | None,
 ) -> ReactConfig:
-    """Load a config with ``--set`` assignments and a command's own flags on top (flags win).
+    """Load a config through the one layered loader, ``--set`` and a command's own flags on top (flags win).
 
     ``direct`` maps a section name to the settings a command's dedicated options set; ``None``
     values mean "flag not given" and are dropped so they do not mask the file or environment.
+    ``base`` and ``only`` are passed to :func:`reactcli.config.load_config` (``react generate``:
+    the checkpoint's configuration, of which only ``generation.*`` may change).
     """
+    return load_config(config, collect_overrides(assignments, **direct), base=base, only=only)
+
+
+def collect_overrides(assignments: list[str] | None, **direct: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The command-line layer: ``--set`` assignments with the command's own flags on top (``None`` = not given)."""
     overrides = parse_overrides(assignments or [])
     for section, values in direct.items():
         for key, value in (values or {}).items():
             if value is not None:
                 overrides.setdefault(section, {})[key] = value
-    return load_config(config, overrides)
+    return overrides

@@ -33,18 +33,13 @@ def generate(
     coefficients) in the mirrored sample order, and OUT/generation.json. Single-clip mode writes an
     .npz with emotion (K, 751, 25) and face3dmm (K, 751, 58).
     """
-    from reactcli.config import parse_overrides, read_env
+    from reactcli.commands.common import collect_overrides
     from reactcli.errors import ReactError
     from reactcli.runtime import resolve_device
 
-    # The model's settings come from the checkpoint; only sampling (generation.*) can change here,
-    # with the usual precedence: flags > --set > REACT_GENERATION__* environment variables.
-    overrides = parse_overrides(set_ or [])
-    other = sorted(set(overrides) - {"generation"})
-    if other:
-        raise ReactError(f"--set {other[0]}.*: model settings come from the checkpoint; only generation.* can be set")
-    generation = {**read_env().get("generation", {}), **overrides.get("generation", {})}
-    generation.update({k: v for k, v in {"top_k": top_k, "temperature": temperature}.items() if v is not None})
+    # The checkpoint's configuration is the base layer; only sampling (generation.*) can change
+    # here, with the usual precedence: flags > --set > REACT_GENERATION__* environment variables.
+    overrides = collect_overrides(set_, generation={"samples": samples, "top_k": top_k, "temperature": temperature})
 
     single = speaker_audio is not None or speaker_3dmm is not None
     if single and data is not None:
@@ -58,11 +53,9 @@ def generate(
 
     dev = resolve_device(device)
     if single:
-        meta = generate_clip_file(
-            checkpoint, speaker_audio, speaker_3dmm, out, samples, seed, dev, generation, speaker_emotion
-        )
+        meta = generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, seed, dev, overrides, speaker_emotion)
         where = f"{meta['K']} reactions written to [bold]{out}[/]"
     else:
-        meta = generate_split(checkpoint, data, split, out, samples, seed, dev, generation)
+        meta = generate_split(checkpoint, data, split, out, seed, dev, overrides)
         where = f"{meta['N']} x {meta['K']} reactions written to [bold]{out}[/]"
     console.print(f"{where} (emotion {tuple(meta['emotion_shape'])}, face3dmm {tuple(meta['face3dmm_shape'])})")

@@ -56,7 +56,7 @@ def preprocess(
     from reactcli.progress import console, make_progress
     from reactcli.runtime import resolve_device, seed_everything
 
-    cfg = build_config(config, set_, data={"root": str(data)})
+    cfg = build_config(config, set_)
     seed_everything(seed)
     layout = DatasetLayout(data)
     cache = FeatureCache(data, cfg)

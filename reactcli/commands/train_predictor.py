@@ -18,7 +18,15 @@ def train_predictor(
     ] = None,
     config: ConfigOption = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Total training steps.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the interrupted run in --out. Takes training.predictor_max_steps, val_every, log_every "
+            "and tensorboard from the command line; every other setting (and the seed) from the checkpoint, "
+            "and a changed audio/predictor/training setting is refused.",
+        ),
+    ] = False,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     set_: SetOption = None,
@@ -31,11 +39,12 @@ def train_predictor(
 
     from reactcli.progress import console
     from reactcli.training.ddp import init_distributed, shutdown
+    from reactcli.training.predictor_stage import RESUME_FROM_COMMAND_LINE
     from reactcli.training.predictor_stage import train_predictor as run
 
     # an absent flag must not mask training.tensorboard from the file or environment
     training = {"predictor_max_steps": max_steps, "tensorboard": True if tensorboard else None}
-    cfg = build_config(config, set_, data={"root": data}, training=training)
+    cfg = build_config(config, set_, training=training)
     ctx = init_distributed(device)
     try:
         report = run(data, cfg, tokenizer, out, seed, ctx, resume=resume)
@@ -43,6 +52,9 @@ def train_predictor(
         shutdown(ctx)
     if not ctx.is_main:
         return
+    if resume:
+        taken = ", ".join(f"training.{key}" for key in RESUME_FROM_COMMAND_LINE)
+        console.print(f"resumed: {taken} from the command line, every other setting from the checkpoint")
     table = Table(title="reaction predictor")
     for col in ("parameters", "steps", "final train loss", "best val loss", "best step", "valid codes", "time"):
         table.add_column(col, justify="right")

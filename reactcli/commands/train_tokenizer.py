@@ -31,7 +31,7 @@ def train_tokenizer(
 
     # an absent flag must not mask training.tensorboard from the file or environment
     training = {"tokenizer_max_steps": max_steps, "tensorboard": True if tensorboard else None}
-    cfg = build_config(config, set_, data={"root": data}, training=training)
+    cfg = build_config(config, set_, training=training)
     report = run(data, cfg, out, seed, resolve_device(device))
 
     table = Table(title=f"tokenizer reconstruction ({report.split} split, L1 in raw 3DMM units)")

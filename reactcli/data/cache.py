@@ -15,7 +15,7 @@ from reactcli.config import ReactConfig
 from reactcli.data.features import feature_tag
 from reactcli.data.layout import FACE_DIM
 from reactcli.data.loaders import load_npy
-from reactcli.errors import ReactError, file_error
+from reactcli.errors import file_error
 
 
 class FeatureCache:
@@ -56,14 +56,11 @@ def _load_vector(path: Path, what: str) -> np.ndarray:
     return vec
 
 
-def load_face_stats(cfg: ReactConfig, root: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) of the 58-D 3DMM: the configured files, else the train statistics of preprocess."""
+def load_face_stats(cfg: ReactConfig, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the 3DMM: the configured files, else the train statistics of preprocess under ``root``."""
     mean = _load_vector(Path(cfg.data.mean_face), "mean_face") if cfg.data.mean_face else None
     std = _load_vector(Path(cfg.data.std_face), "std_face") if cfg.data.std_face else None
     if mean is None or std is None:
-        root = root or cfg.data.root
-        if root is None:
-            raise ReactError("no dataset root given to find the 3DMM statistics (set data.mean_face/std_face)")
         path = FeatureCache(Path(root), cfg).face_stats()
         if not path.is_file():
             raise file_error(path, "3DMM statistics missing; run `react preprocess` (with the train split) first")

@@ -83,7 +83,7 @@ class ReactionPredictor(nn.Module):
         self.pad_id = codebook_size
         self.mask_id = codebook_size + 1
         self.vocab_size = codebook_size + 2
-        d, h, p, w = cfg.dim, cfg.heads, cfg.dropout, cfg.context
+        d, h, p, w = cfg.dim, cfg.heads, cfg.dropout, cfg.context_frames
         self.register_buffer("audio_mean", torch.zeros(audio_dim))
         self.register_buffer("audio_std", torch.ones(audio_dim))
         self.audio_proj = nn.Linear(audio_dim, d)

@@ -63,12 +63,10 @@ class _Stack(nn.Module):
 
     def __init__(self, cfg: TokenizerConfig, depth: int, in_dim: int | None) -> None:
         super().__init__()
-        self.window = cfg.window
+        self.window = w = cfg.window_frames
         self.proj = nn.Linear(in_dim, cfg.dim) if in_dim is not None else nn.Identity()
-        self.pos = nn.Embedding(cfg.window, cfg.dim)
-        self.blocks = nn.ModuleList(
-            Block(cfg.dim, cfg.heads, cfg.dropout, cfg.window, cfg.window, rotary=False) for _ in range(depth)
-        )
+        self.pos = nn.Embedding(w, cfg.dim)
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.dropout, w, w, rotary=False) for _ in range(depth))
         self.norm = nn.LayerNorm(cfg.dim)
 
     def forward(self, x: Tensor, pos: Tensor, cache: list[dict] | None = None) -> Tensor:

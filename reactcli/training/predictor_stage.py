@@ -2,7 +2,7 @@
 
 Speaker and listener faces of every clip are tokenised once with the frozen tokenizer, exactly as
 generation does it (whole clips, windows aligned to frame 0). Each step draws windows of
-``predictor_window`` frames; with probability ``truncate_prob`` a window is left-truncated (the
+``predictor_crop_frames`` frames; with probability ``truncate_prob`` a window is left-truncated (the
 cut part becomes key padding, the first listener inputs after it become MASK) so the model also
 learns from short contexts, as at the start of a conversation. Validation is the cross-entropy
 over whole val clips with the same windowed causal attention as generation.
@@ -205,11 +205,23 @@ def validation_loss(
     return {f"val_{k}" if k != "loss" else "val_loss": v / max(1, count) for k, v in sums.items()}
 
 
+# What ``--resume`` takes from the command line; every other setting of the run is read from
+# predictor_last.ckpt, and a changed audio.*, predictor.* or training.* value is refused.
+RESUME_FROM_COMMAND_LINE = ("predictor_max_steps", "val_every", "log_every", "tensorboard")
+_TOKENIZER_ONLY = ("emotion_only_fraction",)  # training.* keys of stage 1 (besides tokenizer_*)
+
+
 def _check_resume_config(path: Path, stored: ReactConfig, given: ReactConfig) -> None:
-    """A resumed run must be the same run: architecture, features and optimiser settings unchanged."""
+    """A resumed run must be the same run: audio features, the predictor's architecture and the
+    optimisation settings unchanged. Only ``training.<RESUME_FROM_COMMAND_LINE>`` may differ (and
+    the tokenizer stage's own keys, which stage 2 never reads; the tokenizer itself is stored)."""
     a, b = config_to_dict(stored), config_to_dict(given)
-    for section in ("audio", "predictor"):
+    for section in ("audio", "predictor", "training"):
         for key, value in a[section].items():
+            if section == "training" and (
+                key in RESUME_FROM_COMMAND_LINE or key.startswith("tokenizer_") or key in _TOKENIZER_ONLY
+            ):
+                continue
             if b[section].get(key) != value:
                 raise file_error(
                     path, f"--resume: this run used {section}.{key} = {value!r} but the config now says "
@@ -241,9 +253,9 @@ def train_predictor(
             raise file_error(last_path, "--resume: checkpoint holds no training state")
         stored = stored_config(last_path, data)
         _check_resume_config(last_path, stored, cfg)
-        max_steps = cfg.training.predictor_max_steps
+        for key in RESUME_FROM_COMMAND_LINE:
+            setattr(stored.training, key, getattr(cfg.training, key))
         cfg = stored
-        cfg.training.predictor_max_steps = max_steps
         seed = int(state["seed"])
         bundle, _ = load_reaction_model(last_path, "cpu", data)
         tokenizer, model, valid = bundle.tokenizer, bundle.predictor, bundle.valid_codes
@@ -295,7 +307,8 @@ def train_predictor(
         best_val, best_step = float(state["best_val"]), int(state["best_step"])
     train_model = DistributedDataParallel(model) if ctx.distributed else model
     windows = WindowBatches(
-        {k: train[k] for k in WINDOW_KEYS}, tc.predictor_window, tc.predictor_batch_size, seed, ctx.rank, ctx.world,
+        {k: train[k] for k in WINDOW_KEYS}, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
+        ctx.world,
     )
 
     weights = emotion_weights(tc.valence_arousal_weight)
@@ -339,7 +352,7 @@ def train_predictor(
 
     loop = LoopConfig(
         "train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed,
-        frames_per_step=tc.predictor_batch_size * tc.predictor_window,
+        frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
     )
     parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
     log = TrainingLog(

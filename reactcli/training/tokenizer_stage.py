@@ -84,7 +84,7 @@ def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, devi
     tc = cfg.training
     optimizer = make_optimizer(model, tc.tokenizer_lr, tc.weight_decay, tc.betas)
     scheduler = make_scheduler(optimizer, tc.tokenizer_warmup_steps, tc.tokenizer_max_steps)
-    batches = WindowBatches(train, cfg.tokenizer.window, tc.tokenizer_batch_size, seed)
+    batches = WindowBatches(train, cfg.tokenizer.window_frames, tc.tokenizer_batch_size, seed)
     emotion_from = int(round(tc.tokenizer_max_steps * (1.0 - tc.emotion_only_fraction)))
 
     def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -102,7 +102,7 @@ def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, devi
         return {"val_loss": face_l1 + emo_l1, "val_face_l1": face_l1, "val_emotion_l1": emo_l1}
 
     loop = LoopConfig("train tokenizer", tc.tokenizer_max_steps, 0, tc.grad_clip, tc.val_every,
-                      tc.log_every, seed, frames_per_step=tc.tokenizer_batch_size * cfg.tokenizer.window)
+                      tc.log_every, seed, frames_per_step=tc.tokenizer_batch_size * cfg.tokenizer.window_frames)
     log = TrainingLog(out_dir, "tokenizer", ("face_l1", "emotion_l1"), ("val_face_l1", "val_emotion_l1"),
                       tensorboard=tc.tensorboard)
     try:
