@@ -26,8 +26,10 @@ import torch
 
 from reactcli.data.synth import face_stats
 from reactcli.render.camera import Camera, flat_shade
-from reactcli.render.face_model import FaceModel, load_faceverse, schematic_face, synthetic_faceverse
+from reactcli.render.face_model import FaceModel
+from reactcli.render.faceverse import load_faceverse, synthetic_faceverse
 from reactcli.render.raster import Fragments, MeshRenderer, shade_fragments
+from reactcli.render.schematic import schematic_face
 from reactcli.runtime import resolve_device
 
 

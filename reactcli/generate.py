@@ -368,6 +368,7 @@ def generate_split(
     from reactcli.atomic import save_json, save_npy
     from reactcli.data.dataset import ReactClipDataset
     from reactcli.data.layout import SPLITS
+    from reactcli.vocab import EMOTION_FILE, FACE3DMM_FILE, GENERATION_FILE
 
     if split not in SPLITS:
         raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
@@ -382,9 +383,9 @@ def generate_split(
         "order": "mirrored samples (rows, then roles swapped); reactions along dim 1",
         "top_k": gen.top_k, "temperature": gen.temperature, "smoothing": gen.smoothing,
     }
-    save_npy(Path(out) / "emotion.npy", emotion_arr)
-    save_npy(Path(out) / "face3dmm.npy", face_arr)
-    save_json(Path(out) / "generation.json", meta)
+    save_npy(Path(out) / EMOTION_FILE, emotion_arr)
+    save_npy(Path(out) / FACE3DMM_FILE, face_arr)
+    save_json(Path(out) / GENERATION_FILE, meta)
     return meta
 
 

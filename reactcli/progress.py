@@ -1,4 +1,11 @@
-"""Shared rich progress bars and console, so every long loop looks and behaves the same."""
+"""Shared rich progress bars and consoles, so every long loop and table looks and behaves the same.
+
+On a terminal rich wraps text and folds table cells to the window. Written to a log file or a
+pipe, the same wrapping would split paths mid-word at 80 columns (``.../RECOLA/group-`` then
+``2/P41/1.csv`` on the next line), so they could not be grepped or copied: where a stream is not
+a terminal its console never wraps (soft wrap, a very wide page), and :func:`print_problems` writes
+one problem per line instead of a table.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,39 @@ from rich.progress import (
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+PLAIN_WIDTH = 100_000  # "never wrap": wider than any path or table row
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console for stdout (or stderr): rich's own on a terminal, a non-wrapping one elsewhere."""
+    terminal = Console(stderr=stderr)
+    if terminal.is_terminal:
+        return terminal
+    return Console(stderr=stderr, width=PLAIN_WIDTH, soft_wrap=True)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
+
+
+def print_problems(title: str, rows: Iterable[tuple[str, str, str]], out: Console | None = None) -> None:
+    """(split, path, problem) rows: a table on a terminal, else one ``split  path: problem`` line each."""
+    from rich.table import Table
+
+    out = out or console
+    rows = list(rows)
+    if not out.is_terminal:
+        out.print(f"{title}:", markup=False, highlight=False)
+        for split, path, problem in rows:
+            out.print(f"{split}  {path}: {problem}", markup=False, highlight=False)
+        return
+    table = Table(title=title, show_lines=False)
+    table.add_column("split")
+    table.add_column("file", overflow="fold")
+    table.add_column("problem", overflow="fold")
+    for split, path, problem in rows:
+        table.add_row(split, path, problem)
+    out.print(table)
 
 
 def make_progress(**kwargs: object) -> Progress:

@@ -36,6 +36,7 @@ from reactcli import __version__
 from reactcli.atomic import atomic_path
 from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, FACE_DIM, FPS, SUBMISSION_CLIPS
 from reactcli.errors import ReactError, file_error
+from reactcli.vocab import BASELINES_FILE, EMOTION_FILE, FACE3DMM_FILE, GENERATION_FILE, METRICS_FILE
 
 SUBMISSION_K = 10
 FORMAT = "reactcli-submission/1"
@@ -43,6 +44,9 @@ MANIFEST = "manifest.json"
 README = "README.md"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 22
+PRED_EMOTION = f"predictions/{EMOTION_FILE}"
+PRED_FACE3DMM = f"predictions/{FACE3DMM_FILE}"
+PRED_GENERATION = f"predictions/{GENERATION_FILE}"
 _STORED_SUFFIXES = {".mp4", ".png", ".ckpt", ".pt", ".zip"}  # already compressed
 
 
@@ -199,7 +203,7 @@ def collect_run(run: Path) -> RunContents:
     if not run.is_dir():
         raise file_error(run, "run folder not found")
     rc = RunContents()
-    for rel, kind in (("predictions/emotion.npy", "emotion"), ("predictions/face3dmm.npy", "face3dmm")):
+    for rel, kind in ((PRED_EMOTION, "emotion"), (PRED_FACE3DMM, "face3dmm")):
         path = run / rel
         if not path.is_file():
             rc.problems.append(f"{rel}: missing (write it with `react generate --out {run}/predictions`)")
@@ -211,36 +215,36 @@ def collect_run(run: Path) -> RunContents:
             continue
         rc.files[rel], rc.facts[rel] = path, facts
         rc.problems += prediction_problems(rel, facts, kind)
-    shapes = [rc.facts[r].shape for r in ("predictions/emotion.npy", "predictions/face3dmm.npy") if r in rc.facts]
+    shapes = [rc.facts[r].shape for r in (PRED_EMOTION, PRED_FACE3DMM) if r in rc.facts]
     if len(shapes) == 2 and shapes[0] and shapes[1] and shapes[0][:2] != shapes[1][:2]:
         rc.problems.append(f"predictions: emotion.npy has (N, K) = {shapes[0][:2]}, face3dmm.npy {shapes[1][:2]}")
     if shapes and shapes[0]:
         rc.n = int(shapes[0][0])
 
     splits: dict[str, str] = {}
-    generation = run / "predictions" / "generation.json"
+    generation = run / PRED_GENERATION
     if generation.is_file():
-        rc.files["predictions/generation.json"] = generation
-        meta = _read_json(generation, rc.problems, "predictions/generation.json")
+        rc.files[PRED_GENERATION] = generation
+        meta = _read_json(generation, rc.problems, PRED_GENERATION)
         if meta and "split" in meta:
-            splits["predictions/generation.json"] = str(meta["split"])
-    metrics = run / "metrics.json"
+            splits[PRED_GENERATION] = str(meta["split"])
+    metrics = run / METRICS_FILE
     if not metrics.is_file():
         rc.problems.append(f"metrics.json: missing (write it with `react evaluate --out {metrics}`)")
     else:
-        rc.files["metrics.json"] = metrics
-        rc.metrics = _read_json(metrics, rc.problems, "metrics.json")
+        rc.files[METRICS_FILE] = metrics
+        rc.metrics = _read_json(metrics, rc.problems, METRICS_FILE)
         if rc.metrics:
             if "split" in rc.metrics:
-                splits["metrics.json"] = str(rc.metrics["split"])
+                splits[METRICS_FILE] = str(rc.metrics["split"])
             for key, have in (("N", rc.n), ("K", shapes[0][1] if shapes and shapes[0] else None)):
                 if key in rc.metrics and have is not None and rc.metrics[key] != have:
                     rc.problems.append(
                         f"metrics.json: {key} = {rc.metrics[key]} but the predictions have {key} = {have}"
                     )
-    if (run / "baselines.json").is_file():
-        rc.files["baselines.json"] = run / "baselines.json"
-        _read_json(run / "baselines.json", rc.problems, "baselines.json")
+    if (run / BASELINES_FILE).is_file():
+        rc.files[BASELINES_FILE] = run / BASELINES_FILE
+        _read_json(run / BASELINES_FILE, rc.problems, BASELINES_FILE)
     if len(set(splits.values())) > 1:
         rc.problems.append("split disagrees: " + ", ".join(f"{k} says '{v}'" for k, v in splits.items()))
     rc.split = next(iter(splits.values()), None)
@@ -387,11 +391,11 @@ def check_archive(path: Path) -> tuple[list[str], dict[str, Any] | None]:
                 problems.append(f"{name}: {facts.bytes} bytes, the manifest says {entry.get('bytes')}")
             if facts.shape is not None and list(facts.shape) != entry.get("shape"):
                 problems.append(f"{name}: shape {list(facts.shape)}, the manifest says {entry.get('shape')}")
-            if name == "predictions/emotion.npy":
+            if name == PRED_EMOTION:
                 problems += prediction_problems(name, facts, "emotion")
-            elif name == "predictions/face3dmm.npy":
+            elif name == PRED_FACE3DMM:
                 problems += prediction_problems(name, facts, "face3dmm")
-        for required in ("predictions/emotion.npy", "predictions/face3dmm.npy", "metrics.json"):
+        for required in (PRED_EMOTION, PRED_FACE3DMM, METRICS_FILE):
             if required not in entries:
                 problems.append(f"{required}: not in the archive")
         for clip in SUBMISSION_CLIPS:

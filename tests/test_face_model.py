@@ -11,17 +11,10 @@ import torch
 
 from reactcli.data.synth import face_stats
 from reactcli.errors import ReactError
-from reactcli.render.face_model import (
-    EXP_DIM,
-    ID_DIM,
-    load_face_model,
-    load_faceverse,
-    rotation_matrix,
-    safe_load_pickled_npy,
-    schematic_face,
-    synthetic_faceverse,
-)
+from reactcli.render.face_model import EXP_DIM, load_face_model, rotation_matrix
+from reactcli.render.faceverse import ID_DIM, load_faceverse, safe_load_pickled_npy, synthetic_faceverse
 from reactcli.render.raster import MeshRenderer
+from reactcli.render.schematic import schematic_face
 
 
 def tiny_faceverse(n_vert: int = 5, seed: int = 0) -> dict[str, np.ndarray]:

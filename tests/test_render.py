@@ -189,7 +189,7 @@ def test_reaction_choice_is_seeded() -> None:
 
 
 def test_render_with_a_faceverse_file_and_reference(synth_root: Path, val_predictions: Path, tmp_path: Path) -> None:
-    from reactcli.render.face_model import synthetic_faceverse
+    from reactcli.render.faceverse import synthetic_faceverse
 
     model = tmp_path / "faceverse_simple_v2.npy"
     np.save(model, np.array(synthetic_faceverse(24), dtype=object), allow_pickle=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from reactcli.config import TokenizerConfig
-from reactcli.models.tokenizer import FACE_GROUPS, FaceTokenizer, codebook_usage, grouped_l1
+from reactcli.models.tokenizer import FaceTokenizer, codebook_usage, grouped_l1
+from reactcli.vocab import FACE_GROUPS
 
 
 def small(**kw) -> FaceTokenizer:
     torch.manual_seed(0)
-    cfg = TokenizerConfig(dim=32, depth=2, decoder_depth=2, heads=4, window=8, dropout=0.0, **kw)
+    cfg = TokenizerConfig(dim=32, depth=2, decoder_depth=2, heads=4, window_frames=8, dropout=0.0, **kw)
     return FaceTokenizer(cfg, torch.randn(58) * 0.1, torch.rand(58) + 0.5).eval()
 
 

@@ -49,9 +49,7 @@ def render(
     from reactcli.commands.common import build_config
     from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
     from reactcli.progress import console
-    from reactcli.render.camera import Camera
-    from reactcli.render.clips import RenderContext, load_predictions, render_jobs, select_jobs
-    from reactcli.render.face_model import load_face_model
+    from reactcli.render.clips import RenderContext, build_renderer, load_predictions, render_jobs, select_jobs
     from reactcli.runtime import resolve_device, seed_everything
 
     cfg = build_config(
@@ -70,13 +68,7 @@ def render(
     preds = load_predictions(predictions, n_samples)
     if preds.emotion is None:
         console.print(f"[yellow]no emotion.npy in {predictions}: emotion plots are skipped[/]")
-    model = load_face_model(cfg.face_model, cfg.reference).to(dev)
-    camera = Camera(size=cfg.size)
-    if cfg.backend == "pytorch3d":
-        from reactcli.render.p3d import Pytorch3dRenderer as Renderer
-    else:
-        from reactcli.render.raster import MeshRenderer as Renderer
-    renderer = Renderer(model.tri, camera=camera, albedo=model.albedo, device=dev, chunk=cfg.chunk)
+    model, camera, renderer = build_renderer(cfg, dev)
     ctx = RenderContext(
         layout=layout, split=split, predictions=preds, model=model, renderer=renderer, camera=camera,
         out=Path(out), fps=cfg.fps, chunk=cfg.chunk, max_frames=max_frames, sample=sample, seed=seed, device=dev,

@@ -41,6 +41,7 @@ def train_predictor(
     from reactcli.training.ddp import init_distributed, shutdown
     from reactcli.training.predictor_stage import RESUME_FROM_COMMAND_LINE
     from reactcli.training.predictor_stage import train_predictor as run
+    from reactcli.vocab import PREDICTOR_CKPT, PREDICTOR_LAST_CKPT
 
     # an absent flag must not mask training.tensorboard from the file or environment
     training = {"predictor_max_steps": max_steps, "tensorboard": True if tensorboard else None}
@@ -65,5 +66,5 @@ def train_predictor(
         f"{report.seconds:.0f} s",
     )
     console.print(table)
-    console.print(f"best checkpoint [bold]{out / 'predictor.ckpt'}[/], last [bold]{out / 'predictor_last.ckpt'}[/]")
+    console.print(f"best checkpoint [bold]{out / PREDICTOR_CKPT}[/], last [bold]{out / PREDICTOR_LAST_CKPT}[/]")
     console.print(f"training log [bold]{report.log}[/], curves [bold]{report.curves}[/]")

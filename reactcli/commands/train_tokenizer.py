@@ -28,6 +28,7 @@ def train_tokenizer(
     from reactcli.progress import console
     from reactcli.runtime import resolve_device
     from reactcli.training.tokenizer_stage import train_tokenizer as run
+    from reactcli.vocab import EMOTION_DIM, FACE_DIM, TOKENIZER_CKPT
 
     # an absent flag must not mask training.tensorboard from the file or environment
     training = {"tokenizer_max_steps": max_steps, "tensorboard": True if tensorboard else None}
@@ -39,8 +40,8 @@ def train_tokenizer(
     table.add_column("mean |error|", justify="right")
     for name, value in report.group_l1.items():
         table.add_row(name, f"{value:.4f}")
-    table.add_row("[bold]all 58 dims[/]", f"[bold]{report.face_l1:.4f}[/]")
-    table.add_row("[bold]emotion (25)[/]", f"[bold]{report.emotion_l1:.4f}[/]")
+    table.add_row(f"[bold]all {FACE_DIM} dims[/]", f"[bold]{report.face_l1:.4f}[/]")
+    table.add_row(f"[bold]emotion ({EMOTION_DIM})[/]", f"[bold]{report.emotion_l1:.4f}[/]")
     console.print(table)
     usage = Table(title="codebook usage (train split)")
     for col in ("codes", "used", "perplexity", "steps", "time"):
@@ -50,5 +51,5 @@ def train_tokenizer(
         str(report.steps), f"{report.seconds:.0f} s",
     )
     console.print(usage)
-    console.print(f"tokenizer written to [bold]{out / 'tokenizer.ckpt'}[/]")
+    console.print(f"tokenizer written to [bold]{out / TOKENIZER_CKPT}[/]")
     console.print(f"training log [bold]{report.log}[/], curves [bold]{report.curves}[/]")

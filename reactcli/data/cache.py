@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reactcli.atomic import atomic_path
 from reactcli.config import ReactConfig
 from reactcli.data.features import feature_tag
 from reactcli.data.layout import FACE_DIM
@@ -68,3 +69,20 @@ def load_face_stats(cfg: ReactConfig, root: Path) -> tuple[np.ndarray, np.ndarra
             mean = stats["mean"].astype(np.float32) if mean is None else mean
             std = stats["std"].astype(np.float32) if std is None else std
     return mean, np.maximum(std, 1e-6).astype(np.float32)
+
+
+def write_face_stats(cache: FeatureCache, clips: list[str]) -> None:
+    """Mean/std of the cached train 3DMM over every frame of ``clips``, accumulated in float64, to
+    ``cache.face_stats()`` (read back by :func:`load_face_stats`)."""
+    total = np.zeros(FACE_DIM)
+    total_sq = np.zeros(FACE_DIM)
+    count = 0
+    for clip in clips:
+        face = cache.load(cache.face3dmm("train", clip)).astype(np.float64)
+        total += face.sum(0)
+        total_sq += (face * face).sum(0)
+        count += len(face)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    with atomic_path(cache.face_stats()) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, mean=mean.astype(np.float32), std=std.astype(np.float32), frames=count)

@@ -1,6 +1,6 @@
 """Where every file of a REACT 2024 dataset lives, and the mirrored sample order.
 
-The layout is the contract of ``shared/spec/dataset.md``: pair lists at the root, one folder per
+The layout is the one docs/dataset.md describes: pair lists at the root, one folder per
 modality under each split, clip paths like ``NoXI/<session>/Expert_video/<clip>``. The 2024
 release renamed the Emotion folders to ``P1``/``P2``; both spellings are accepted.
 """
@@ -13,24 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reactcli.errors import ReactError, file_error
+from reactcli.vocab import (  # noqa: F401  (re-exported: the data layer's sizes and names live in vocab)
+    AUDIO_RATE,
+    CLIP_FRAMES,
+    EMOTION_COLUMNS,
+    EMOTION_DIM,
+    EMOTION_FRAMES,
+    EVAL_FRAMES,
+    FACE_DIM,
+    FPS,
+    VALENCE_AROUSAL,
+)
 
 SPLITS = ("train", "val", "test")
-FPS = 25
-CLIP_FRAMES = 751
-EMOTION_FRAMES = 750
-EVAL_FRAMES = 750
-AUDIO_RATE = 44100
-SAMPLES_PER_FRAME = AUDIO_RATE // FPS
-FACE_DIM = 58
-EMOTION_DIM = 25
-VALENCE_AROUSAL = (15, 16)  # where valence and arousal sit in the 25-D emotion (after the 15 AUs)
-
-EMOTION_COLUMNS = (
-    "AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24",
-    "AU25", "AU26", "valence", "arousal", "Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust",
-    "Anger", "Contempt",
-)  # fmt: skip
-
 #: The four clips the challenge asked every team to render (speaker paths of val rows).
 SUBMISSION_CLIPS = (
     "NoXI/001_2016-03-17_Paris/Expert_video/21",
@@ -130,9 +125,6 @@ class DatasetLayout:
 
     def face3dmm(self, split: str, clip: str) -> Path:
         return self._base(split, "3D_FV_files") / f"{clip}.npy"
-
-    def face3dmm_full(self, split: str, clip: str) -> Path:
-        return self._base(split, "3D_FV_files") / f"{clip}_full.npy"
 
     def emotion_candidates(self, split: str, clip: str) -> list[Path]:
         base = self._base(split, "Emotion")

@@ -32,8 +32,10 @@ people A and B), frame by frame at 25 fps (751 frames):
 
 What a model can learn: the listener's face at frame t is predictable from the speaker's voice and
 face up to t (reaction timing, turn taking) but not equal to it (styles differ from the speaker's
-own behaviour, jaw anti-correlated). On 24 train / 12 val pairs a causal ridge regression from the
-speaker's last 1.6 s of emotion beats Mime (a copy of the speaker) and Random on FRC and FRD.
+own behaviour, jaw anti-correlated). On the demo's 24 train / 12 val pairs the Ridge baseline of
+``react baselines`` (``metrics/ridge.py``: a causal linear regression from the speaker's emotion and
+audio features of the last 1.6 s, fitted on train) beats Mime (a copy of the speaker) and Random on
+FRC and FRD (README's demo table: FRC 2.09 vs 0.65 and 0.03, FRD 57.3 vs 68.3 and 211.5).
 
 The appropriateness matrix marks, for sample n, exactly the samples j whose *speaker* had the same
 behaviour type in its clip (so the diagonal is 1), in the mirrored order of the split.
@@ -67,6 +69,24 @@ from reactcli.data.layout import (
     p1p2_name,
 )
 from reactcli.errors import ReactError
+from reactcli.vocab import EXPRESSION, EXPRESSION_DIM, FACE_DIM, ROTATION
+
+RX, RY = ROTATION.start, ROTATION.start + 1  # head rotation about x (nod) and y (turn)
+
+
+def _lr(stem: str) -> slice:
+    """The Left and Right expression dims of an ARKit blendshape, e.g. ``mouthSmile`` -> 43:45."""
+    left, right = EXPRESSION[f"{stem}Left"], EXPRESSION[f"{stem}Right"]
+    assert right == left + 1, stem
+    return slice(left, right + 1)
+
+
+def _dims(*names: str) -> tuple[int, ...]:
+    """Expression dims by name; ``stem*`` stands for the stem's Left and Right dims."""
+    out: list[int] = []
+    for name in names:
+        out += list(range(_lr(name[:-1]).start, _lr(name[:-1]).stop)) if name.endswith("*") else [EXPRESSION[name]]
+    return tuple(out)
 
 AUDIO_SECONDS = 30.02
 N_BEHAVIOURS = 4
@@ -233,54 +253,55 @@ def _ou(rng: np.random.Generator, shape: tuple[int, ...], theta: float = 0.08) -
 def make_face(rng: np.random.Generator, own: Person, other: Person, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(751, 58) 3DMM coefficients of one person: noise + own drivers + reactions to the other."""
     react = reactions(own, other)
-    face = mean + 0.25 * std * _ou(rng, (CLIP_FRAMES, 58))
-    exp = face[:, :52]
+    face = mean + 0.25 * std * _ou(rng, (CLIP_FRAMES, FACE_DIM))
+    exp = face[:, :EXPRESSION_DIM]
     smile = 0.7 * (own.smile + react["smile"])
-    exp[:, 43:45] += smile[:, None]  # mouthSmile
-    exp[:, 6:8] += 0.3 * smile[:, None]  # cheekSquint
+    exp[:, _lr("mouthSmile")] += smile[:, None]
+    exp[:, _lr("cheekSquint")] += 0.3 * smile[:, None]
     brow = 0.6 * (own.brow + react["brow"])
-    exp[:, 2] += brow  # browInnerUp
-    exp[:, 3:5] += 0.8 * brow[:, None]  # browOuterUp
+    exp[:, EXPRESSION["browInnerUp"]] += brow
+    exp[:, _lr("browOuterUp")] += 0.8 * brow[:, None]
     frown = 0.5 * own.frown
-    exp[:, 0:2] += (frown + 0.4 * react["concern"])[:, None]  # browDown
-    exp[:, 29:31] += 0.5 * (frown + react["concern"])[:, None]  # mouthFrown
-    exp[:, 18:20] += 0.4 * frown[:, None]  # eyeSquint
+    exp[:, _lr("browDown")] += (frown + 0.4 * react["concern"])[:, None]
+    exp[:, _lr("mouthFrown")] += 0.5 * (frown + react["concern"])[:, None]
+    exp[:, _lr("eyeSquint")] += 0.4 * frown[:, None]
     jaw = own.voice
-    exp[:, 24] += 0.35 * jaw  # jawOpen
-    exp[:, 33:35] += 0.2 * jaw[:, None]  # mouthLowerDown
+    exp[:, EXPRESSION["jawOpen"]] += 0.35 * jaw
+    exp[:, _lr("mouthLowerDown")] += 0.2 * jaw[:, None]
     blinks = _bumps(rng, 3.0, 5, (0.8, 1.0))
-    exp[:, 8:10] += blinks[:, None]
-    face[:, :52] = np.clip(exp, 0.0, 1.0)
+    exp[:, _lr("eyeBlink")] += blinks[:, None]
+    face[:, :EXPRESSION_DIM] = np.clip(exp, 0.0, 1.0)
     t = np.arange(CLIP_FRAMES) / FPS
     nod = react["nod"] + 0.3 * _smooth(own.voice, 12)
-    face[:, 52] += 0.06 * nod * np.sin(2 * np.pi * 2.0 * t)
+    face[:, RX] += 0.06 * nod * np.sin(2 * np.pi * 2.0 * t)
     return face.astype(np.float32)
 
 
 def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(750, 25) emotion rows derived from the face, in the REACT column order."""
-    exp = face[:EMOTION_FRAMES, :52].astype(np.float64)
-    thr = mean[:52] + 0.8 * std[:52]
+    exp = face[:EMOTION_FRAMES, :EXPRESSION_DIM].astype(np.float64)
+    thr = mean[:EXPRESSION_DIM] + 0.8 * std[:EXPRESSION_DIM]
 
-    def fires(*dims: int) -> np.ndarray:
-        idx = list(dims)
+    def fires(*names: str) -> np.ndarray:
+        idx = list(_dims(*names))
         return (exp[:, idx].mean(axis=1) > thr[idx].mean()).astype(np.float64)
 
-    aus = np.stack(
+    aus = np.stack(  # in the order of vocab.ACTION_UNITS: AU1, AU2, AU4, AU6, ... AU26
         [
-            fires(2), fires(3, 4), fires(0, 1), fires(6, 7), fires(18, 19), fires(49, 50), fires(47, 48),
-            fires(43, 44), fires(27, 28), fires(29, 30), fires(41), fires(31), fires(35, 36), fires(33, 34),
-            fires(24),
+            fires("browInnerUp"), fires("browOuterUp*"), fires("browDown*"), fires("cheekSquint*"),
+            fires("eyeSquint*"), fires("noseSneer*"), fires("mouthUpperUp*"), fires("mouthSmile*"),
+            fires("mouthDimple*"), fires("mouthFrown*"), fires("mouthShrugLower"), fires("mouthFunnel"),
+            fires("mouthPress*"), fires("mouthLowerDown*"), fires("jawOpen"),
         ],
         axis=1,
     )  # fmt: skip
-    smile = exp[:, 43:45].mean(axis=1) - mean[43:45].mean()
-    brow_up = exp[:, 2] - mean[2]
-    brow_down = exp[:, 0:2].mean(axis=1) - mean[0:2].mean()
-    jaw = exp[:, 24] - mean[24]
-    frown = exp[:, 29:31].mean(axis=1) - mean[29:31].mean()
+    smile = exp[:, _lr("mouthSmile")].mean(axis=1) - mean[_lr("mouthSmile")].mean()
+    brow_up = exp[:, EXPRESSION["browInnerUp"]] - mean[EXPRESSION["browInnerUp"]]
+    brow_down = exp[:, _lr("browDown")].mean(axis=1) - mean[_lr("browDown")].mean()
+    jaw = exp[:, EXPRESSION["jawOpen"]] - mean[EXPRESSION["jawOpen"]]
+    frown = exp[:, _lr("mouthFrown")].mean(axis=1) - mean[_lr("mouthFrown")].mean()
     steps = np.abs(np.diff(face[: EMOTION_FRAMES + 1], axis=0))
-    motion = steps[:, :52].mean(axis=1) + 0.5 * steps[:, 52:55].sum(axis=1)
+    motion = steps[:, :EXPRESSION_DIM].mean(axis=1) + 0.5 * steps[:, ROTATION].sum(axis=1)
     valence = np.tanh(2.0 * smile - 1.5 * brow_down - 1.0 * frown)
     arousal = np.tanh(30.0 * (_smooth(motion, 10) - 0.02) + 1.5 * jaw)
     logits = np.stack(
@@ -290,9 +311,9 @@ def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np
             4.0 * frown,  # Sad
             3.0 * brow_up + 3.0 * jaw,  # Surprise
             2.0 * brow_up - 2.0 * smile - 0.5,  # Fear
-            3.0 * (exp[:, 49:51].mean(axis=1) - mean[49:51].mean()) - 1.0,  # Disgust
+            3.0 * (exp[:, _lr("noseSneer")].mean(axis=1) - mean[_lr("noseSneer")].mean()) - 1.0,  # Disgust
             4.0 * brow_down - 0.5,  # Anger
-            2.0 * (exp[:, 27:29].mean(axis=1) - mean[27:29].mean()) - 1.0,  # Contempt
+            2.0 * (exp[:, _lr("mouthDimple")].mean(axis=1) - mean[_lr("mouthDimple")].mean()) - 1.0,  # Contempt
         ],
         axis=1,
     )
@@ -330,13 +351,13 @@ def draw_video(face: np.ndarray, mean: np.ndarray) -> np.ndarray:
     size = VIDEO_SIZE // 2
     frames = np.empty((len(face), size, size, 3), dtype=np.uint8)
     for i, f in enumerate(face):
-        cx = size * (0.5 + 0.15 * float(f[53] - mean[53]))
-        cy = size * (0.52 + 0.15 * float(f[52] - mean[52]))
+        cx = size * (0.5 + 0.15 * float(f[RY] - mean[RY]))
+        cy = size * (0.52 + 0.15 * float(f[RX] - mean[RX]))
         img = Image.new("RGB", (size, size), (20, 24, 32))
         draw = ImageDraw.Draw(img)
         draw.ellipse((cx - 0.32 * size, cy - 0.40 * size, cx + 0.32 * size, cy + 0.40 * size), fill=(214, 170, 140))
-        blink = float(np.clip(f[8:10].mean(), 0, 1))
-        brow_lift = 0.06 * float(np.clip(f[2], 0, 1))
+        blink = float(np.clip(f[_lr("eyeBlink")].mean(), 0, 1))
+        brow_lift = 0.06 * float(np.clip(f[EXPRESSION["browInnerUp"]], 0, 1))
         eye_h = size * (0.035 * (1 - blink) + 0.004)
         for side in (-1, 1):
             ex, ey = cx + side * 0.12 * size, cy - 0.08 * size
@@ -344,8 +365,8 @@ def draw_video(face: np.ndarray, mean: np.ndarray) -> np.ndarray:
             by = cy - (0.17 + brow_lift) * size
             brow_box = (ex - 0.07 * size, by - 0.012 * size, ex + 0.07 * size, by + 0.012 * size)
             draw.rectangle(brow_box, fill=(90, 60, 40))
-        jaw = float(np.clip(f[24], 0, 1))
-        smile = float(np.clip(f[43:45].mean(), 0, 1))
+        jaw = float(np.clip(f[EXPRESSION["jawOpen"]], 0, 1))
+        smile = float(np.clip(f[_lr("mouthSmile")].mean(), 0, 1))
         mw, mh, my = (0.08 + 0.06 * smile) * size, (0.015 + 0.09 * jaw) * size, cy + 0.2 * size
         draw.ellipse((cx - mw, my - mh, cx + mw, my + mh), fill=(150, 40, 50))
         frames[i] = np.asarray(img)
@@ -403,10 +424,6 @@ def choose_pairs(split: str, count: int, rng: np.random.Generator) -> list[Pair]
     picks = rng.choice(len(rest), size=need, replace=False) if need > 0 else []
     chosen += [rest[i] for i in sorted(picks)]
     return [Pair(i, p.speaker, p.listener) for i, p in enumerate(chosen)]
-
-
-def _session(clip: str) -> str:
-    return "/".join(clip.split("/")[:2])
 
 
 def make_synthetic_dataset(

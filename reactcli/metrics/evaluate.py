@@ -17,7 +17,8 @@ import numpy as np
 from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion, load_neighbours, load_npy
 from reactcli.errors import file_error
-from reactcli.metrics.names import METRIC_KEYS as METRIC_KEYS  # re-exported; names.py defines the keys
+from reactcli.vocab import EMOTION_FILE
+from reactcli.vocab import METRIC_KEYS as METRIC_KEYS  # re-exported; vocab defines the keys
 
 
 @dataclass
@@ -51,7 +52,7 @@ def load_predictions(path: Path) -> np.ndarray:
     """An (N, K, T, 25) float32 array from .npy, .pt, or a `react generate` folder (emotion.npy)."""
     path = Path(path)
     if path.is_dir():
-        inner = path / "emotion.npy"
+        inner = path / EMOTION_FILE
         if not inner.is_file():
             raise file_error(path, "prediction folder has no emotion.npy (expected a react generate output folder)")
         path = inner

@@ -1,45 +1,20 @@
-"""The REACT 2024 metric names, the direction in which each is better, and their display order.
+"""Looking up the REACT 2024 metrics by name: selections from the command line and the best value.
 
-Every table the toolkit prints or exports (``react evaluate``, ``react baselines``, ``react
-compare``) and every metrics.json key comes from here, so that an arrow or a bold "best" value can
+The names, directions and display order themselves are defined once in :mod:`reactcli.vocab`;
+every table the toolkit prints or exports (``react evaluate``, ``react baselines``, ``react
+compare``) and every metrics.json key comes from there, so that an arrow or a bold "best" value can
 never disagree between two tables, and a new metric is added in one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from reactcli.errors import ReactError
+from reactcli.vocab import METRIC_KEYS, METRICS, Metric
 
+__all__ = ["BY_NAME", "METRICS", "METRIC_KEYS", "Metric", "best", "metric", "parse_metrics"]
 
-@dataclass(frozen=True)
-class Metric:
-    """One metric: its metrics.json key and whether a larger value is the better one."""
-
-    name: str
-    higher_is_better: bool
-    meaning: str
-
-    @property
-    def arrow(self) -> str:
-        """The direction as tables show it next to the name (↑ higher is better, ↓ lower)."""
-        return "↑" if self.higher_is_better else "↓"
-
-
-#: Display order (that of metrics.json): appropriateness, diversity, synchrony, realism.
-METRICS: tuple[Metric, ...] = (
-    Metric("FRC", True, "appropriateness: concordance with the closest appropriate reaction (sum over K)"),
-    Metric("FRD", False, "appropriateness: DTW distance to the closest appropriate reaction (sum over K)"),
-    Metric("FRDiv", True, "diversity among the K reactions of one speaker"),
-    Metric("FRVar", True, "variance over time within one reaction"),
-    Metric("FRDvs", True, "diversity across speakers"),
-    Metric("FRSyn", False, "synchrony: mean |TLCC offset| to the speaker, official protocol"),
-    Metric("FRSyn_all", False, "synchrony over all K reactions, constant dims ignored"),
-    Metric("FRRea", False, "realism: Frechet Inception Distance of rendered frames (null without its weights)"),
-)
-
-METRIC_KEYS: tuple[str, ...] = tuple(m.name for m in METRICS)
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 
 

@@ -5,8 +5,8 @@ Scalar Quantization (vector-quantize-pytorch's ``FSQ``: project d -> len(levels)
 round with a straight-through estimator, project back) gives prod(levels) codes with no auxiliary
 loss; two decoders of the same shape map the quantized latent to the 58-D 3DMM and 25-D emotion.
 
-Online by construction (defect 7 of the released code): every block attends *causally within
-aligned windows* of ``window`` frames — frame t sees frames ``window*floor(t/window) .. t`` only.
+Online by construction (defect 7 of the released code, docs/model.md): every block attends *causally within
+aligned windows* of ``window_frames`` (w) frames — frame t sees frames ``w*floor(t/w) .. t`` only.
 So the token of a speaker frame never depends on later frames, and a streaming caller can encode
 or decode frame by frame with a KV cache and get exactly the tokens of a whole-clip pass.
 """
@@ -21,26 +21,7 @@ from vector_quantize_pytorch import FSQ
 
 from reactcli.config import TokenizerConfig
 from reactcli.models.layers import Block
-
-FACE_DIM = 58
-EMOTION_DIM = 25
-
-# Face-part groups of the 58-D FaceVerse vector (spec/dataset.md), for the grouped loss and reports.
-FACE_GROUPS: tuple[tuple[str, int, int], ...] = (
-    ("brow", 0, 5),
-    ("cheek", 5, 8),
-    ("eyeBlink", 8, 10),
-    ("eyeLook", 10, 18),
-    ("eyeSquint", 18, 20),
-    ("eyeWide", 20, 22),
-    ("jaw", 22, 26),
-    ("mouth", 26, 43),
-    ("smile", 43, 45),
-    ("mouth45", 45, 49),
-    ("nose+tongue", 49, 52),
-    ("rotation", 52, 55),
-    ("translation", 55, 58),
-)
+from reactcli.vocab import EMOTION_DIM, FACE_DIM, FACE_GROUPS
 
 
 def grouped_l1(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:

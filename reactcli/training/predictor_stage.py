@@ -45,6 +45,7 @@ from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop
 from reactcli.training.schedule import make_optimizer, make_scheduler
+from reactcli.vocab import PREDICTOR_CKPT, PREDICTOR_LAST_CKPT
 
 KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
@@ -242,7 +243,7 @@ def train_predictor(
     """Train (or resume) the predictor; rank 0 writes ``predictor.ckpt`` and ``predictor_last.ckpt``."""
     t0 = time.perf_counter()
     device = ctx.device
-    last_path, best_path = out_dir / "predictor_last.ckpt", out_dir / "predictor.ckpt"
+    last_path, best_path = out_dir / PREDICTOR_LAST_CKPT, out_dir / PREDICTOR_CKPT
     state: dict | None = None
     if resume:
         if not last_path.is_file():

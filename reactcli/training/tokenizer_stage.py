@@ -17,13 +17,14 @@ import torch
 from reactcli.config import ReactConfig
 from reactcli.data.cache import load_face_stats
 from reactcli.models.checkpoint import TOKENIZER_KIND, save_checkpoint, tokenizer_payload
-from reactcli.models.tokenizer import FACE_GROUPS, FaceTokenizer, codebook_usage
+from reactcli.models.tokenizer import FaceTokenizer, codebook_usage
 from reactcli.runtime import seed_everything
 from reactcli.training.corpus import WindowBatches, load_clips
 from reactcli.training.ddp import DistContext
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop
 from reactcli.training.schedule import make_optimizer, make_scheduler
+from reactcli.vocab import FACE_GROUPS, TOKENIZER_CKPT
 
 FACE_KEYS = ("listener_3dmm", "listener_emotion")
 
@@ -117,7 +118,7 @@ def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, devi
         time.perf_counter() - t0, result.last_loss, log.path, curves,
     )
     save_checkpoint(
-        out_dir / "tokenizer.ckpt",
+        out_dir / TOKENIZER_CKPT,
         TOKENIZER_KIND,
         tokenizer_payload(
             cfg, model.cpu(), seed=seed, steps=tc.tokenizer_max_steps, code_counts=train_counts,
