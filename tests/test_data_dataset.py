@@ -1,4 +1,4 @@
-"""Torch datasets and the cache: aligned windows, mirrored order, face statistics."""
+"""The clip dataset and the cache: mirrored order, cached arrays equal to the files, face statistics."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from reactcli.config import load_config
 from reactcli.data.cache import FeatureCache, load_face_stats
-from reactcli.data.dataset import ReactClipDataset, ReactWindowDataset
+from reactcli.data.dataset import ReactClipDataset
 from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion, load_face3dmm
 from reactcli.errors import ReactError
@@ -36,44 +36,6 @@ def test_clip_dataset_mirrored_and_equal_to_the_files(preprocessed_root: Path) -
         np.testing.assert_array_equal(item["listener_emotion"][750].numpy(), listener[-1])  # padded by repetition
     assert samples[6].speaker == samples[0].listener
     np.testing.assert_array_equal(dataset[6]["speaker_3dmm"], dataset[0]["listener_3dmm"])
-
-
-def test_windows_are_aligned_and_deterministic(preprocessed_root: Path) -> None:
-    cfg = load_config()
-    clips = ReactClipDataset(preprocessed_root, "train", cfg)
-    windows = ReactWindowDataset(preprocessed_root, "train", cfg, window=64, seed=3)
-    starts = []
-    for index in range(len(windows)):
-        item = windows[index]
-        start = int(item["start"])
-        starts.append(start)
-        assert 0 <= start <= 751 - 64
-        whole = clips[index]
-        for key in ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion"):
-            assert item[key].shape[0] == 64
-            torch.testing.assert_close(item[key], whole[key][start : start + 64], rtol=0, atol=0)
-    assert len(set(starts)) > 1
-    again = ReactWindowDataset(preprocessed_root, "train", cfg, window=64, seed=3)
-    assert [int(again[i]["start"]) for i in range(len(again))] == starts
-    again.set_epoch(1)
-    assert [int(again[i]["start"]) for i in range(len(again))] != starts
-    other = ReactWindowDataset(preprocessed_root, "train", cfg, window=64, seed=4)
-    assert [int(other[i]["start"]) for i in range(len(other))] != starts
-    full = ReactWindowDataset(preprocessed_root, "train", cfg, window=751)
-    assert int(full[0]["start"]) == 0
-    with pytest.raises(ValueError, match="window"):
-        ReactWindowDataset(preprocessed_root, "train", cfg, window=752)
-
-
-def test_window_audio_follows_the_cached_features(preprocessed_root: Path) -> None:
-    cfg = load_config()
-    cache = FeatureCache(preprocessed_root, cfg)
-    windows = ReactWindowDataset(preprocessed_root, "val", cfg, window=100, seed=0)
-    item = windows[2]
-    start = int(item["start"])
-    speaker = windows.samples[2].speaker
-    features = np.load(cache.audio_features("val", speaker))
-    np.testing.assert_array_equal(item["speaker_audio"].numpy(), features[start : start + 100])
 
 
 def test_missing_cache_is_a_clear_error(synth_root: Path, tmp_path: Path) -> None:

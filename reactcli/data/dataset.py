@@ -1,7 +1,8 @@
-"""Torch datasets over the preprocessing cache, in the mirrored sample order.
+"""Whole clips from the preprocessing cache, in the mirrored sample order.
 
-Windows are drawn at a random start that depends only on (seed, epoch, index), so a run is
-reproducible whatever the number of data-loader workers or DDP ranks.
+:class:`ReactClipDataset` is what every stage reads: training stacks its clips into memory
+(``training/corpus.py``, where the training windows are cut by ``WindowBatches``), generation and
+the Ridge baseline walk it clip by clip.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch.utils.data import Dataset
 
 from reactcli.config import ReactConfig
 from reactcli.data.cache import FeatureCache
-from reactcli.data.layout import CLIP_FRAMES, Sample, mirrored, read_pairs
+from reactcli.data.layout import CLIP_FRAMES, EMOTION_DIM, FACE_DIM, Sample, mirrored, read_pairs
 from reactcli.errors import file_error
 
 
@@ -30,7 +31,7 @@ class _ClipStore:
     def _load(self, clip: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         audio_path, face_path, emotion_path = self.cache.clip_paths(self.split, clip)
         audio, face, emotion = (self.cache.load(p) for p in (audio_path, face_path, emotion_path))
-        if audio.shape[0] != CLIP_FRAMES or face.shape != (CLIP_FRAMES, 58) or emotion.shape[1] != 25:
+        if audio.shape[0] != CLIP_FRAMES or face.shape != (CLIP_FRAMES, FACE_DIM) or emotion.shape[1] != EMOTION_DIM:
             raise file_error(audio_path.parent, f"cached arrays of {clip} have unexpected shapes; rerun preprocess")
         # Emotion has 750 rows for 751 video frames: repeat the last row so every frame has one.
         emotion = np.concatenate([emotion, emotion[-1:].repeat(CLIP_FRAMES - len(emotion), 0)])
@@ -38,7 +39,7 @@ class _ClipStore:
 
 
 class ReactClipDataset(Dataset):
-    """Whole 751-frame clips (for generation and evaluation)."""
+    """Whole 751-frame clips: ``clip(i)`` gives numpy arrays, ``dataset[i]`` tensors plus ``index``."""
 
     def __init__(self, root: Path, split: str, cfg: ReactConfig) -> None:
         self.root = Path(root)
@@ -64,27 +65,4 @@ class ReactClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = {k: torch.from_numpy(v) for k, v in self.clip(index).items()}
         item["index"] = torch.tensor(index)
-        return item
-
-
-class ReactWindowDataset(ReactClipDataset):
-    """Aligned training windows of ``window`` frames from every mirrored sample."""
-
-    def __init__(self, root: Path, split: str, cfg: ReactConfig, window: int, seed: int = 0) -> None:
-        super().__init__(root, split, cfg)
-        if not 1 <= window <= CLIP_FRAMES:
-            raise ValueError(f"window must be in 1..{CLIP_FRAMES}, got {window}")
-        self.window = window
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        start = int(rng.integers(0, CLIP_FRAMES - self.window + 1))
-        item = {k: torch.from_numpy(v[start : start + self.window]) for k, v in self.clip(index).items()}
-        item["index"] = torch.tensor(index)
-        item["start"] = torch.tensor(start)
         return item
