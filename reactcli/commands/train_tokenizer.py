@@ -1,4 +1,4 @@
-"""``react train-tokenizer``: stage 1, the FSQ face tokenizer."""
+"""``react train-tokenizer``: stage 1, the FSQ face tokenizer (torchrun-ready)."""
 
 from __future__ import annotations
 
@@ -22,18 +22,27 @@ def train_tokenizer(
         bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
     ] = False,
 ) -> None:
-    """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage."""
+    """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage.
+
+    Under torchrun every process trains a shard of each batch (DistributedDataParallel) and rank 0 writes.
+    """
     from rich.table import Table
 
     from reactcli.progress import console
-    from reactcli.runtime import resolve_device
+    from reactcli.training.ddp import init_distributed, shutdown
     from reactcli.training.tokenizer_stage import train_tokenizer as run
     from reactcli.vocab import EMOTION_DIM, FACE_DIM, TOKENIZER_CKPT
 
     # an absent flag must not mask training.tensorboard from the file or environment
     training = {"tokenizer_max_steps": max_steps, "tensorboard": True if tensorboard else None}
     cfg = build_config(config, set_, training=training)
-    report = run(data, cfg, out, seed, resolve_device(device))
+    ctx = init_distributed(device)
+    try:
+        report = run(data, cfg, out, seed, ctx)
+    finally:
+        shutdown(ctx)
+    if report is None:  # not rank 0 of a torchrun job
+        return
 
     table = Table(title=f"tokenizer reconstruction ({report.split} split, L1 in raw 3DMM units)")
     table.add_column("face part")

@@ -127,6 +127,10 @@ class FaceTokenizer(nn.Module):
         }
 
     # -- training --------------------------------------------------------------------------------
+    def forward(self, face: Tensor, emotion: Tensor, emotion_only: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training loss (:meth:`loss`): ``forward`` so that DistributedDataParallel can wrap it."""
+        return self.loss(face, emotion, emotion_only)
+
     def loss(self, face: Tensor, emotion: Tensor, emotion_only: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         """Grouped L1 on 3DMM + L1 on emotion; in the emotion-only phase only the emotion decoder learns."""
         target = self.normalize(face)

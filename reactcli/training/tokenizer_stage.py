@@ -3,6 +3,11 @@
 Steps before ``(1 - emotion_only_fraction) * max_steps`` train everything on grouped 3DMM L1 +
 emotion L1; the rest train only the emotion decoder (encoder, codes and 3DMM decoder frozen), as
 in the paper. The report is computed on whole clips, tokenised exactly as generation does it.
+
+Under torchrun it trains like the predictor: DistributedDataParallel averages the gradients, each
+rank draws its own shard of every batch (``WindowBatches`` by rank), and rank 0 alone validates,
+logs, reports and writes ``tokenizer.ckpt``. The emotion-only phase leaves the encoder and the 3DMM
+decoder without gradients, so DDP is told to expect unused parameters.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig
 from reactcli.data.cache import load_face_stats
@@ -20,7 +26,7 @@ from reactcli.models.checkpoint import TOKENIZER_KIND, save_checkpoint, tokenize
 from reactcli.models.tokenizer import FaceTokenizer, codebook_usage
 from reactcli.runtime import seed_everything
 from reactcli.training.corpus import WindowBatches, load_clips
-from reactcli.training.ddp import DistContext
+from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop
 from reactcli.training.schedule import make_optimizer, make_scheduler
@@ -71,8 +77,10 @@ def evaluate_tokenizer(
     return groups, face_sum / n, emo_sum / n, counts
 
 
-def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, device: torch.device) -> TokenizerReport:
-    """Train, write ``out_dir/tokenizer.ckpt`` atomically, and return the reconstruction report."""
+def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, ctx: DistContext) -> TokenizerReport | None:
+    """Train, write ``out_dir/tokenizer.ckpt`` atomically, and return the reconstruction report
+    (rank 0; the other ranks of a torchrun job return None)."""
+    device = ctx.device
     seed_everything(seed)
     t0 = time.perf_counter()
     mean, std = load_face_stats(cfg, root)
@@ -85,12 +93,13 @@ def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, devi
     tc = cfg.training
     optimizer = make_optimizer(model, tc.tokenizer_lr, tc.weight_decay, tc.betas)
     scheduler = make_scheduler(optimizer, tc.tokenizer_warmup_steps, tc.tokenizer_max_steps)
-    batches = WindowBatches(train, cfg.tokenizer.window_frames, tc.tokenizer_batch_size, seed)
+    train_model = DistributedDataParallel(model, find_unused_parameters=True) if ctx.distributed else model
+    batches = WindowBatches(train, cfg.tokenizer.window_frames, tc.tokenizer_batch_size, seed, ctx.rank, ctx.world)
     emotion_from = int(round(tc.tokenizer_max_steps * (1.0 - tc.emotion_only_fraction)))
 
     def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
         batch, _ = batches.batch(step)
-        loss, parts = model.loss(
+        loss, parts = train_model(
             batch["listener_3dmm"].to(device), batch["listener_emotion"].to(device), emotion_only=step >= emotion_from
         )
         info = {"emotion_l1": float(parts["emotion"])}
@@ -98,18 +107,24 @@ def train_tokenizer(root: Path, cfg: ReactConfig, out_dir: Path, seed: int, devi
             info["face_l1"] = float(parts["face"])
         return loss, info
 
-    def on_eval(step: int, train_loss: float) -> dict[str, float]:
-        _, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
-        return {"val_loss": face_l1 + emo_l1, "val_face_l1": face_l1, "val_emotion_l1": emo_l1}
+    def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
+        val = None
+        if ctx.is_main:
+            _, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
+            val = {"val_loss": face_l1 + emo_l1, "val_face_l1": face_l1, "val_emotion_l1": emo_l1}
+        barrier(ctx)
+        return val
 
     loop = LoopConfig("train tokenizer", tc.tokenizer_max_steps, 0, tc.grad_clip, tc.val_every,
                       tc.log_every, seed, frames_per_step=tc.tokenizer_batch_size * cfg.tokenizer.window_frames)
     log = TrainingLog(out_dir, "tokenizer", ("face_l1", "emotion_l1"), ("val_face_l1", "val_emotion_l1"),
-                      tensorboard=tc.tensorboard)
+                      tensorboard=tc.tensorboard) if ctx.is_main else None
     try:
-        result = run_loop(loop, DistContext(0, 1, 0, device), model, optimizer, scheduler, loss_at, on_eval, log=log)
+        result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, log=log)
     finally:
-        curves = log.close()
+        curves = log.close() if log is not None else None
+    if not ctx.is_main:
+        return None
     groups, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
     *_, train_counts = evaluate_tokenizer(model, train["listener_3dmm"], train["listener_emotion"])
     used, perplexity = codebook_usage(train_counts)
