@@ -12,7 +12,7 @@ recomputes everything from frame 0 each step — the reference the cache is test
 against.
 
 Sampling is per sample: each of the K reactions has its own top-k and temperature, and PAD, MASK
-and codes never seen in training are masked out before the top-k threshold (defect 6). Noise is
+and codes never seen in training are masked out before the top-k threshold (defect 6, docs/model.md). Noise is
 Gumbel-max with uniform draws seeded by (seed, frame), so the draw for frame t never depends on how
 the input was chunked or on any later speaker input — which is what makes the online contract
 ("changing speaker input after t leaves frames <= t unchanged") exactly testable.
@@ -339,7 +339,7 @@ def generate_dataset(
     """K reactions for every sample of ``dataset``: emotion (N, K, 750, 25) and face3dmm (N, K, 751, 58).
 
     Arrays are stacked speaker-major: ``emotion[n, k]`` is reaction k to speaker sample n (the
-    released code reshaped pass-major output as speaker-major, defect 4). Sample n uses seed
+    released code reshaped pass-major output as speaker-major: defect 4, docs/model.md). Sample n uses seed
     (seed, n), so a clip's reactions do not depend on which other clips are generated.
     ``speaker_of[n]`` feeds sample n the speaker input of another sample (the speaker-shuffle
     ablation of ``bench/quality_bench.py``); by default every sample gets its own speaker.

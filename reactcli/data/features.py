@@ -3,7 +3,7 @@
 The online contract says listener frame t may use speaker input up to frame t only, so every
 feature here for frame t is computed from audio samples before the end of frame t,
 ``(t + 1) / 25`` s: analysis windows end at the frame boundary, deltas are backward differences,
-and nothing is normalised with whole-clip statistics (the released code did, defect 7).
+and nothing is normalised with whole-clip statistics (the released code did: defect 7 in docs/model.md).
 
 - ``mfcc``: 26 MFCC + delta + delta-delta = 78-D, the REACT baselines' audio feature.
 - ``logmel``: log mel energies.

@@ -1,4 +1,4 @@
-"""The REACT 2024 metrics (spec/metrics.md), equal to the official scripts and much faster.
+"""The REACT 2024 metrics (docs/metrics.md), equal to the official scripts and much faster.
 
 ``appropriateness`` (FRC, FRD), ``diversity`` (FRDiv, FRDvs, FRVar), ``synchrony`` (FRSyn,
 FRSyn_all), ``realism`` (the Frechet distance of FRRea), ``dtw`` (the FRD kernels), ``evaluate``

@@ -1,7 +1,7 @@
 """FRC and FRD: how close each reaction comes to *some* appropriate real listener reaction.
 
 Both are sums over the K reactions (not means) of a max/min over the speaker's appropriate
-neighbours, averaged over speakers, exactly as the official scripts (see spec/metrics.md).
+neighbours, averaged over speakers, exactly as the official scripts (see docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -89,9 +89,11 @@ def frd_per_reaction(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """min_{j in A(n)} d(P[n, k], G[j]) for every (n, k), as (N, K) float64, plus search counts.
 
-    Identical reactions of a speaker (the K copies of a baseline) are computed once. Speakers are
-    dealt to ``workers`` threads (the numba kernels release the GIL); each thread searches its
-    speakers' reactions together, so SIMD lanes stay full however few neighbours a speaker has.
+    Identical reactions of a speaker (the K copies of a baseline) are computed once. The distinct
+    reactions of all speakers are searched together (``NeighbourIndex.nearest_many``): the pairs
+    that share a real reaction j go through one kernel call, so SIMD lanes stay full however few
+    neighbours a speaker has, and those calls run on ``workers`` threads (the numba kernels
+    release the GIL).
     A speaker without any neighbour gets NaN; :func:`frd` counts it as 0 in the mean, as the
     official script does. ``on_progress`` receives speakers' worth of progress (N in total).
     Counts: ``pairs`` searched, ``abandoned`` early, DP ``rows`` computed out of ``full_rows``,

@@ -1,4 +1,4 @@
-"""The naive rows the challenge reports next to every model (spec/metrics.md), K copies each.
+"""The naive rows the challenge reports next to every model (docs/metrics.md), K copies each.
 
 * ``GT``: the real listener reaction, repeated (FRD 0, FRDiv 0).
 * ``Mime``: the speaker's own emotion, repeated, with no lag. (The published "Mime" row copies the

@@ -8,8 +8,9 @@ r(L) NaN, so the offset saturates at 49. ``FRSyn_all`` is the corrected variant:
 dims whose slices are constant are left out of the mean, lags with no usable dim are skipped, and
 reactions with no usable lag at all are left out and counted.
 
-All 99 lags of one speaker are computed at once: cross sums as one matrix product against a
-lagged copy of the speaker series, window sums and squares from prefix sums of series centred on
+All 99 lags of one speaker are computed at once: cross sums by one compiled loop over lags and
+frames (``_cross_sums``, as fast as a matrix product against a lagged copy of the speaker series
+and free of BLAS thread start-up), window sums and squares from prefix sums of series centred on
 their full-clip mean (which keeps the float64 sums accurate), and constant windows found exactly
 from prefix counts of value changes (never from a rounded variance).
 """

@@ -5,9 +5,10 @@ frames ``k`` with ``q - window < k <= q`` (and, in "blocked" mode, only keys of 
 ``block`` frames, which is how the tokenizer restarts every window). The mask is computed from
 explicit frame positions rather than from tensor indices, so exactly the same rule holds in
 training (a whole window at once) and in streaming generation (a few new queries against a KV
-cache) — the released code's train/inference misalignment (defect 8) cannot reappear.
+cache) — the released code's train/inference misalignment (defect 8 in docs/model.md) cannot
+reappear.
 
-Key-padding masks have shape (B, Tk) and are broadcast as (B, 1, 1, Tk) (defect 2 of the released
+Key-padding masks have shape (B, Tk) and are broadcast as (B, 1, 1, Tk) (defect 2 in docs/model.md: the released
 code reshaped them so samples received each other's masks). A query whose every key is padded
 still sees itself, so softmax never produces NaN; such positions are excluded from the loss.
 """
@@ -187,7 +188,7 @@ class CrossBlock(nn.Module):
     ``alpha`` starts at ``gate_init``. FIBER starts it at 0 (the paper's choice), which suits fusing
     two pre-trained towers; trained from scratch, a closed gate keeps the speaker out of the
     listener stream for hundreds of steps (docs/quality.md), so the presets open it (1.0).
-    The block returns its fused output exactly once (defect 3 of the
+    The block returns its fused output exactly once (defect 3 in docs/model.md: the
     released code returned it twice, so only the first block ever fused the streams). Cross
     attention is causal too: a query at frame t sees the other stream only at frames <= t.
     """

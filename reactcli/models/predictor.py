@@ -1,7 +1,7 @@
 """Stage 2: the cross-modal reaction predictor (speaker audio + speaker face tokens -> listener tokens).
 
 Speaker side: per-frame audio features (cached by ``react preprocess``; standardised with *train
-set* statistics stored in the model, never whole-clip statistics — defect 7) -> Linear, plus (with
+set* statistics stored in the model, never whole-clip statistics, defect 7 of docs/model.md) -> Linear, plus (with
 ``speaker_emotion``) the speaker's 25-D emotion of the same frame -> Linear, and speaker face tokens
 -> Embedding; ``self_depth`` self-attention blocks on each; then ``cross_depth``
 FIBER-style gated blocks in which the face and audio streams attend to each other. Their sum
