@@ -151,9 +151,6 @@ class FaceTokenizer(nn.Module):
             "indices": indices,
         }
 
-    def emotion_only_parameters(self) -> list[nn.Parameter]:
-        return list(self.emotion_decoder.parameters()) + list(self.emotion_head.parameters())
-
 
 def _positions(x: Tensor, pos: Tensor | None) -> Tensor:
     return torch.arange(x.shape[1], device=x.device) if pos is None else pos
