@@ -36,7 +36,7 @@ from reactcli import __version__
 from reactcli.atomic import atomic_path
 from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, FACE_DIM, FPS, SUBMISSION_CLIPS
 from reactcli.errors import ReactError, file_error
-from reactcli.vocab import BASELINES_FILE, EMOTION_FILE, FACE3DMM_FILE, GENERATION_FILE, METRICS_FILE
+from reactcli.vocab import BASELINES_FILE, EMOTION_FILE, FACE3DMM_FILE, GENERATION_FILE, METRIC_KEYS, METRICS_FILE
 
 SUBMISSION_K = 10
 FORMAT = "reactcli-submission/1"
@@ -286,7 +286,8 @@ def _readme(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str:
         "Verify with `react package-submission --check <this zip>`.",
     ]
     if metrics:
-        shown = {k: metrics[k] for k in ("FRC", "FRD", "FRDiv", "FRVar", "FRDvs", "FRSyn", "FRRea") if k in metrics}
+        official = (k for k in METRIC_KEYS if k != "FRSyn_all")  # the challenge's own metrics
+        shown = {k: metrics[k] for k in official if k in metrics}
         if shown:
             lines += ["", "## Metrics", "", *(f"- {k}: {v}" for k, v in shown.items())]
     return "\n".join(lines) + "\n"

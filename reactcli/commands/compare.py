@@ -80,7 +80,7 @@ def _rows(path: Path) -> list[Row]:
         raw, reference = {name: data}, frozenset()
     else:
         raise file_error(path, "expected the JSON written by `react evaluate` or `react baselines`")
-    from reactcli.metrics.names import METRIC_KEYS
+    from reactcli.vocab import METRIC_KEYS
 
     rows = []
     for name, values in raw.items():
