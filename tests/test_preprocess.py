@@ -15,17 +15,10 @@ from reactcli.config import load_config
 from reactcli.data.cache import FeatureCache
 from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_face3dmm
-from reactcli.progress import console
 
 
 def _clips(root: Path, split: str) -> list[str]:
     return list(dict.fromkeys(c for s in mirrored(read_pairs(root, split)) for c in (s.speaker, s.listener)))
-
-
-@pytest.fixture
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables wide enough that file paths are not folded across lines."""
-    monkeypatch.setattr(console, "width", 400)
 
 
 def test_cache_contents(preprocessed_root: Path) -> None:
@@ -112,7 +105,7 @@ def _damage(root: Path) -> dict[str, str]:
 
 
 def test_every_problem_is_listed(
-    make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str], wide_console: None
+    make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
     expected = _damage(root)
@@ -121,7 +114,7 @@ def test_every_problem_is_listed(
     captured = capsys.readouterr()
     for path, problem in expected.items():
         line = next((ln for ln in captured.out.splitlines() if path in ln), None)
-        assert line is not None, f"{path} missing from the problem table"
+        assert line is not None, f"{path} missing from the problem list"
         assert problem in line
     errors = [ln for ln in captured.err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "8 problem(s) found" in errors[0]
@@ -133,7 +126,7 @@ def test_every_problem_is_listed(
     assert cache.face_stats().is_file()
 
 
-def test_video_checks(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str], wide_console: None) -> None:
+def test_video_checks(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
     clips = _clips(root, "val")
     folder = root / "val" / "Video_files" / clips[0]
@@ -166,7 +159,7 @@ def test_logmel_cache_is_separate(make_synth, tmp_path: Path) -> None:
     assert "logmel80" in str(path) and np.load(path).shape == (751, 80)
 
 
-def test_user_errors(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str], wide_console: None) -> None:
+def test_user_errors(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = make_synth(train=1, val=4, video="none")
     capsys.readouterr()
     assert run_cli(["preprocess", "--data", str(tmp_path / "none")]) == 1
