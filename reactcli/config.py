@@ -106,6 +106,10 @@ class PredictorConfig(Section):
         default=True,
         description="emit emotion from a regression head on the listener state (else decode it from the tokens)",
     )
+    speaker_emotion_dims: Literal["none", "valence_arousal", "all"] = Field(
+        default="none",
+        description="emotion dims the head reads from the speaker memory alone (no listener history)",
+    )
 
 
 class TrainingConfig(Section):
@@ -122,6 +126,10 @@ class TrainingConfig(Section):
     tokenizer_batch_size: int = 8
     predictor_batch_size: int = 16
     predictor_crop_frames: int = Field(default=288, ge=2, description="length of the predictor's training crops")
+    select_by: Literal["val_loss", "unheard_emotion"] = Field(
+        default="val_loss",
+        description="best checkpoint by teacher-forced val loss, or by the emotion MSE with no listener history",
+    )
     emotion_only_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     truncate_prob: float = 0.5
     grad_clip: float = 1.0

@@ -229,6 +229,7 @@ class ReactionStream:
             self._memory = self._memory[:, hi - self._memory_start :]
             self._memory_start = hi
             state = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
+            mem = mem[:, mem.shape[1] - (hi - lo) :]
             skip = self._skip_out[:, : hi - lo]
             self._skip_out = self._skip_out[:, hi - lo :]
         else:
@@ -236,22 +237,22 @@ class ReactionStream:
             full = torch.arange(hi, device=self.device)
             lin = self._listener_inputs(0, hi)
             state = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
+            mem = memory[:, lo:]
             skip = None if skip is None else skip[:, lo:]
         skip = None if self.pred.emotion_skip is None else skip.expand(self.samples, -1, -1)
-        logits, head_emotion = self.pred.heads(state, skip)
+        logits, head_emotion = self.pred.heads(state, skip, mem)
         new = sample_tokens(
             logits, self.model.valid_codes, self.top_k, self.temperature, self._uniform(lo, hi)
         )
         self.tokens = torch.cat((self.tokens, new), 1)
         self.done = hi
+        decode = head_emotion is None  # the tokenizer's emotion decoder only without an emotion head
         if self.use_cache:
-            face, emotion = self.tok.decode_tokens(new, pos, self._dec_cache)
+            face, emotion = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=decode)
         else:
-            face, emotion = self.tok.decode_tokens(self.tokens)
-            face, emotion = face[:, lo:], emotion[:, lo:]
-        if head_emotion is not None:
-            emotion = head_emotion
-        return self._smooth(face, emotion)
+            face, emotion = self.tok.decode_tokens(self.tokens, emotion=decode)
+            face, emotion = face[:, lo:], None if emotion is None else emotion[:, lo:]
+        return self._smooth(face, head_emotion if emotion is None else emotion)
 
     def _smooth(self, face: Tensor, emotion: Tensor) -> tuple[Tensor, Tensor]:
         """Causal exponential smoothing of (K, m, D) frames, continued across calls."""

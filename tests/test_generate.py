@@ -7,6 +7,7 @@ import pytest
 import torch
 from _model_fixtures import random_model
 
+from reactcli.data.layout import VALENCE_AROUSAL
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream, generate_reactions, sample_tokens
 
@@ -111,3 +112,20 @@ def test_emotion_skip_path_streams_exactly(clip) -> None:
     np.testing.assert_allclose(cached, one, atol=1e-4)
     _, plain = generate_reactions(random_model(), *clip, samples=2, seed=1)
     assert not np.allclose(cached, plain, atol=1e-3)  # the path changes the emotion
+
+
+def test_speaker_emotion_dims_stream_exactly_and_ignore_the_listener_history(clip) -> None:
+    """Dims read from the speaker memory equal across the K samples (they see no sampled history),
+    stream exactly as the full recomputation, and differ from the listener-state head's."""
+    model = random_model(speaker_dims="valence_arousal")
+    _, cached = generate_reactions(model, *clip, samples=3, seed=1)
+    _, full = generate_reactions(model, *clip, samples=3, seed=1, use_cache=False)
+    _, one = generate_reactions(model, *clip, samples=3, seed=1, chunk=1)
+    np.testing.assert_allclose(cached, full, atol=1e-4)
+    np.testing.assert_allclose(cached, one, atol=1e-4)
+    va = list(VALENCE_AROUSAL)
+    others = [d for d in range(cached.shape[-1]) if d not in va]
+    np.testing.assert_allclose(cached[:, :, va], np.broadcast_to(cached[:1, :, va], cached[:, :, va].shape), atol=1e-5)
+    assert not np.allclose(cached[0, :, others], cached[1, :, others], atol=1e-4)  # the rest still varies
+    _, plain = generate_reactions(random_model(), *clip, samples=3, seed=1)
+    assert not np.allclose(cached[:, :, va], plain[:, :, va], atol=1e-3)

@@ -65,3 +65,29 @@ def test_ridge_rejects_bad_settings() -> None:
         fit_ridge(emotion, audio, listener, lookback=0)
     with pytest.raises(ReactError, match="audio frames"):
         fit_ridge(emotion, [x[:100] for x in audio], listener)
+
+
+def test_predictor_linear_path_is_the_closed_form_ridge_and_stays_fixed() -> None:
+    """``predictor.emotion_skip``: the conv path reproduces the lagged ridge solution exactly (tap
+    order = lag order reversed), and the optimiser never sees its weights."""
+    import torch
+    from _model_fixtures import random_model
+
+    from reactcli.metrics.ridge import lagged, solve_lagged
+    from reactcli.training.schedule import make_optimizer
+
+    model = random_model(emotion_skip=6).predictor
+    gen = torch.Generator().manual_seed(0)
+    audio = [torch.randn(80, 10, generator=gen) for _ in range(5)]
+    emotion = [torch.rand(80, 25, generator=gen) for _ in range(5)]
+    target = [torch.rand(80, 25, generator=gen) + a[:, :1] * 0.3 for a in audio]
+    model.fit_emotion_skip(audio, emotion, target, 0.01)
+    inputs = [model.skip_features(a[None], e[None])[0].double().numpy() for a, e in zip(audio, emotion, strict=True)]
+    targets = [model.standardize_emotion(y).double().numpy() for y in target]
+    weights, _ = solve_lagged(inputs, targets, np.arange(6), 0.01)
+    expected = lagged(inputs[0], np.arange(6)) @ weights
+    got = model.skip(model.skip_features(audio[0][None], emotion[0][None]))[0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(expected).max() > 0.1  # a real fit, not zeros
+    optimised = {id(p) for group in make_optimizer(model, 1e-3, 0.1, (0.9, 0.95)).param_groups for p in group["params"]}
+    assert id(model.emotion_skip.weight) not in optimised

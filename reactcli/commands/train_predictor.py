@@ -57,7 +57,8 @@ def train_predictor(
         taken = ", ".join(f"training.{key}" for key in RESUME_FROM_COMMAND_LINE)
         console.print(f"resumed: {taken} from the command line, every other setting from the checkpoint")
     table = Table(title="reaction predictor")
-    for col in ("parameters", "steps", "final train loss", "best val loss", "best step", "valid codes", "time"):
+    best = "best val unheard MSE" if report.selected_by == "val_unheard_mse" else "best val loss"
+    for col in ("parameters", "steps", "final train loss", best, "best step", "valid codes", "time"):
         table.add_column(col, justify="right")
     table.add_row(
         f"{report.parameters / 1e6:.2f} M",

@@ -81,18 +81,31 @@ def fit_ridge(
     per_frame = [standardise(e, a, *no_scaling) for e, a in zip(speaker_emotion, speaker_audio, strict=True)]
     stacked = np.concatenate(per_frame).astype(np.float64)
     mean, std = stacked.mean(0), np.maximum(stacked.std(0), 1e-6)
-    target_mean = np.concatenate(listener_emotion).astype(np.float64).mean(0)
-    width = len(lags) * stacked.shape[1]
+    inputs = [standardise(e, a, mean, std) for e, a in zip(speaker_emotion, speaker_audio, strict=True)]
+    weights, bias = solve_lagged(inputs, listener_emotion, lags, alpha)
+    return RidgeBaseline(lags, mean, std, weights, bias)
+
+
+def solve_lagged(
+    inputs: list[np.ndarray], targets: list[np.ndarray], lags: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form ridge from lagged (T, F) inputs to (T, D) targets: (L * F, D) weights, (D,) bias.
+
+    The bias is the targets' mean (inputs are standardised, so their lagged copies are near zero
+    mean); the penalty is ``alpha * frames * |w|^2``. Used by the baseline and to fit the
+    predictor's fixed linear path (``predictor.emotion_skip``).
+    """
+    bias = np.concatenate(targets).astype(np.float64).mean(0)
+    width = len(lags) * inputs[0].shape[1]
     xtx = np.zeros((width, width))
-    xty = np.zeros((width, listener_emotion[0].shape[1]))
+    xty = np.zeros((width, targets[0].shape[1]))
     frames = 0
-    for e, a, y in zip(speaker_emotion, speaker_audio, listener_emotion, strict=True):
-        x = lagged(standardise(e, a, mean, std), lags)
+    for x_frames, y in zip(inputs, targets, strict=True):
+        x = lagged(np.asarray(x_frames, dtype=np.float64), lags)
         xtx += x.T @ x
-        xty += x.T @ (y - target_mean)
+        xty += x.T @ (np.asarray(y, dtype=np.float64) - bias)
         frames += len(x)
-    weights = np.linalg.solve(xtx + alpha * frames * np.eye(width), xty)
-    return RidgeBaseline(lags, mean, std, weights, target_mean)
+    return np.linalg.solve(xtx + alpha * frames * np.eye(width), xty), bias
 
 
 def ridge_from_cache(root: Path, cfg: ReactConfig, lookback: int, step: int, alpha: float) -> RidgeBaseline:

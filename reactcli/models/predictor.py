@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig
-from reactcli.data.layout import EMOTION_DIM
+from reactcli.data.layout import EMOTION_DIM, VALENCE_AROUSAL
 from reactcli.models.layers import Block, CrossBlock
 
 
@@ -104,10 +105,15 @@ class ReactionPredictor(nn.Module):
         self.listener_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, self.vocab_size, bias=False)
         self.emotion_head = nn.Linear(d, EMOTION_DIM) if cfg.emotion_head else None
+        self.speaker_dims = _speaker_dims(cfg) if cfg.emotion_head else ()
+        # Dims read from the speaker memory alone: no listener history, so no exposure to the model's
+        # own samples at generation (docs/quality.md); the other dims keep the K reactions diverse.
+        self.speaker_emotion_head = nn.Linear(d, len(self.speaker_dims)) if self.speaker_dims else None
         if cfg.emotion_head and cfg.emotion_skip > 0:
             # A causal linear path from the speaker's last ``emotion_skip`` frames of (standardised)
-            # audio features and emotion straight to the head: the model can always represent the
-            # Ridge baseline, and the transformer learns what a linear filter cannot (docs/quality.md).
+            # audio features and emotion straight to the emotion: fitted in closed form (ridge) on
+            # the train split before training and kept fixed (``fit_emotion_skip``), so the model
+            # starts at the Ridge baseline and the transformer learns the residual (docs/quality.md).
             skip_in = audio_dim + (EMOTION_DIM if cfg.speaker_emotion else 0)
             self.emotion_skip = nn.Conv1d(skip_in, EMOTION_DIM, cfg.emotion_skip, bias=False)
         else:
@@ -120,7 +126,8 @@ class ReactionPredictor(nn.Module):
             self.register_buffer("target_std", torch.ones(EMOTION_DIM))
         self.apply(_init)
         if self.emotion_skip is not None:
-            nn.init.zeros_(self.emotion_skip.weight)  # starts as the plain head
+            nn.init.zeros_(self.emotion_skip.weight)  # the plain head until fitted
+            self.emotion_skip.weight.requires_grad_(False)
 
     # -- inputs ----------------------------------------------------------------------------------
     def shift_listener(self, tokens: Tensor) -> Tensor:
@@ -184,6 +191,27 @@ class ReactionPredictor(nn.Module):
         full = torch.cat((history, features), 1).transpose(1, 2)
         return self.emotion_skip(full).transpose(1, 2)
 
+    @torch.no_grad()
+    def fit_emotion_skip(
+        self, audio: Sequence[Tensor], emotion: Sequence[Tensor | None], target: Sequence[Tensor], alpha: float
+    ) -> None:
+        """Fit the fixed linear path on train clips: (T, A) audio, (T, 25) speaker and listener emotion.
+
+        Ridge over lags 0 .. emotion_skip - 1 of the standardised inputs, to the listener emotion in
+        the head's standardised units; a frame before 0 reads 0, as :meth:`skip` pads it.
+        """
+        from reactcli.metrics.ridge import solve_lagged
+
+        assert self.emotion_skip is not None
+        inputs = [self.skip_features(a[None], None if e is None else e[None])[0].double().cpu().numpy()
+                  for a, e in zip(audio, emotion, strict=True)]
+        targets = [self.standardize_emotion(y).double().cpu().numpy() for y in target]
+        lookback = self.emotion_skip.kernel_size[0]
+        weights, _ = solve_lagged(inputs, targets, np.arange(lookback), alpha)
+        per_lag = torch.from_numpy(weights).float().view(lookback, -1, EMOTION_DIM)  # (lag, F, 25)
+        # Conv1d tap k multiplies frame t - (lookback - 1 - k): tap order is lag order reversed.
+        self.emotion_skip.weight.copy_(per_lag.flip(0).permute(2, 1, 0).to(self.emotion_skip.weight.device))
+
     def listener(
         self,
         listener_in: Tensor,
@@ -202,15 +230,26 @@ class ReactionPredictor(nn.Module):
             x = block(x, memory, pos, memory_pos, padding, memory_padding, _sub(cache, "listener_x", i))
         return self.listener_norm(x)
 
-    def heads(self, state: Tensor, skip: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def heads(
+        self, state: Tensor, skip: Tensor | None = None, memory: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Token logits (B, T, vocab) and the emotion head's estimate (B, T, 25) in raw emotion units
-        (None without a head); ``skip`` is the skip path's output for the same frames."""
+        (None without a head); ``skip`` is the skip path's output and ``memory`` the speaker memory
+        for the same frames (needed with ``speaker_emotion_dims``)."""
         if self.emotion_head is None:
             return self.head(state), None
         z = self.emotion_head(state)
+        if self.speaker_emotion_head is not None:
+            if memory is None:
+                raise ValueError("this predictor reads some emotion dims from the speaker memory; pass it")
+            from_speaker = self.speaker_emotion_head(memory).expand(z.shape[0], -1, -1)
+            z = z.index_copy(-1, self.speaker_index(z.device), from_speaker)
         if skip is not None:
             z = z + skip
         return self.head(state), z * self.target_std + self.target_mean
+
+    def speaker_index(self, device: torch.device) -> Tensor:
+        return torch.tensor(self.speaker_dims, device=device)
 
     def standardize_emotion(self, emotion: Tensor) -> Tensor:
         """Raw listener emotion -> the head's standardised units (where its loss is computed)."""
@@ -229,7 +268,13 @@ class ReactionPredictor(nn.Module):
         pos = torch.arange(audio.shape[1], device=audio.device)
         memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
         skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
-        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip)
+        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip, memory)
+
+
+def _speaker_dims(cfg: PredictorConfig) -> tuple[int, ...]:
+    if cfg.speaker_emotion_dims == "valence_arousal":
+        return VALENCE_AROUSAL
+    return tuple(range(EMOTION_DIM)) if cfg.speaker_emotion_dims == "all" else ()
 
 
 def _sub(cache: dict | None, name: str, index: int) -> dict | None:

@@ -100,22 +100,30 @@ class FaceTokenizer(nn.Module):
         return self.fsq.indices_to_codes(tokens)
 
     def decode_latent(
-        self, latent: Tensor, pos: Tensor | None = None, cache: dict | None = None, face: bool = True
-    ) -> tuple[Tensor | None, Tensor]:
-        """Latent -> (normalised 3DMM or None, emotion). ``cache`` holds per-decoder KV caches."""
+        self, latent: Tensor, pos: Tensor | None = None, cache: dict | None = None, face: bool = True,
+        emotion: bool = True,
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Latent -> (normalised 3DMM or None, emotion or None). ``cache`` holds per-decoder KV caches.
+
+        Either decoder can be skipped: generation with the predictor's emotion head needs no
+        emotion decoder, the emotion-only training phase no face decoder."""
         pos = _positions(latent, pos)
-        emotion = self.emotion_head(self.emotion_decoder(latent, pos, None if cache is None else cache["emotion"]))
+        if emotion:
+            emotion = self.emotion_head(self.emotion_decoder(latent, pos, None if cache is None else cache["emotion"]))
+        else:
+            emotion = None
         if not face:
             return None, emotion
         rec = self.face_head(self.face_decoder(latent, pos, None if cache is None else cache["face"]))
         return rec, emotion
 
     def decode_tokens(
-        self, tokens: Tensor, pos: Tensor | None = None, cache: dict | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Token ids (B, T) -> raw 3DMM (B, T, 58) (mean added back) and emotion (B, T, 25)."""
-        rec, emotion = self.decode_latent(self.latent(tokens), pos, cache)
-        return self.denormalize(rec), emotion
+        self, tokens: Tensor, pos: Tensor | None = None, cache: dict | None = None, emotion: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """Token ids (B, T) -> raw 3DMM (B, T, 58) (mean added back) and emotion (B, T, 25), or None
+        with ``emotion=False``."""
+        rec, emo = self.decode_latent(self.latent(tokens), pos, cache, emotion=emotion)
+        return self.denormalize(rec), emo
 
     def new_encoder_cache(self) -> list[dict]:
         return [{} for _ in self.encoder.blocks]

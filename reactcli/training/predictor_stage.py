@@ -50,6 +50,7 @@ from reactcli.vocab import PREDICTOR_CKPT, PREDICTOR_LAST_CKPT
 KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
 IGNORE = -100
+SKIP_RIDGE_ALPHA = 0.01  # ridge strength per frame of the fixed linear path (the Ridge baseline's default)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class PredictorReport:
     seconds: float
     log: Path | None = None  # predictor_log.csv (rank 0)
     curves: Path | None = None  # predictor_curves.png
+    selected_by: str = "val_loss"  # the validation figure that picked predictor.ckpt
 
 
 @torch.no_grad()
@@ -187,7 +189,13 @@ def validation_loss(
     model: ReactionPredictor, corpus: dict, device: torch.device, emotion_weight: float,
     weights: torch.Tensor | None = None, batch: int = 8,
 ) -> dict[str, float]:
-    """Loss and its parts over whole clips (teacher forcing, generation's attention), frame-weighted."""
+    """Loss and its parts over whole clips (teacher forcing, generation's attention), frame-weighted.
+
+    With an emotion head also ``val_unheard_mse``: the emotion MSE with every listener input
+    MASKed. Teacher forcing hands the model the real listener's past, which generation never has;
+    generated emotion scores like this all-MASK pass (docs/quality.md), so it is the validation
+    figure that tracks the generated reactions (``training.select_by``).
+    """
     model.eval()
     sums: dict[str, float] = {}
     count = 0
@@ -200,6 +208,14 @@ def validation_loss(
         )
         parts = loss_parts(model, logits, emotion, tokens, rows["listener_emotion"], weights)
         parts["loss"] = total_loss(parts, emotion_weight)
+        if emotion is not None:
+            _, unheard = model(
+                rows["speaker_audio"], rows["speaker_tokens"], torch.full_like(tokens, model.mask_id),
+                emotion=rows["speaker_emotion"],
+            )
+            parts["unheard_mse"] = loss_parts(model, logits, unheard, tokens, rows["listener_emotion"], weights)[
+                "emotion_mse"
+            ]
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * tokens.numel()
         count += tokens.numel()
@@ -288,6 +304,10 @@ def train_predictor(
             flat = train["listener_emotion"].flatten(0, 1)
             model.target_mean.copy_(flat.mean(0))
             model.target_std.copy_(flat.std(0).clamp_min(1e-2))  # a never-firing AU stays at its mean
+        if model.emotion_skip is not None:
+            n_clips = len(train["speaker_audio"])
+            emotion_in = train["speaker_emotion"] if cfg.predictor.speaker_emotion else [None] * n_clips
+            model.fit_emotion_skip(train["speaker_audio"], emotion_in, train["listener_emotion"], SKIP_RIDGE_ALPHA)
         valid = torch.zeros(model.vocab_size, dtype=torch.bool)
         valid[: tokenizer.codebook_size] = torch.bincount(
             train["listener_tokens"].flatten(), minlength=tokenizer.codebook_size
@@ -330,6 +350,8 @@ def train_predictor(
         return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
 
     val_columns: dict[str, float] = {}
+    unheard = tc.select_by == "unheard_emotion" and model.emotion_head is not None
+    select_by = "val_unheard_mse" if unheard else "val_loss"
 
     def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
         nonlocal best_val, best_step
@@ -337,8 +359,9 @@ def train_predictor(
             val_columns.update(validation_loss(model, val, device, tc.emotion_loss_weight, weights))
             val_loss = val_columns["val_loss"]
             extra = {"step": step, "seed": seed, "val_loss": val_loss, "train_loss": train_loss}
-            if val_loss < best_val:
-                best_val, best_step = val_loss, step
+            score = val_columns.get(select_by, val_loss)
+            if score < best_val:
+                best_val, best_step = score, step
                 save_checkpoint(best_path, PREDICTOR_KIND, predictor_payload(cfg, tokenizer, model, valid, **extra))
             training_state = {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
@@ -356,14 +379,17 @@ def train_predictor(
         frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
     )
     parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
-    log = TrainingLog(
-        out_dir, "predictor", parts, tuple(f"val_{p}" for p in parts), resume=resume, tensorboard=tc.tensorboard
-    ) if ctx.is_main else None
+    val_parts = tuple(f"val_{p}" for p in parts)
+    if model.emotion_head is not None:
+        val_parts += ("val_unheard_mse",)
+    log = None
+    if ctx.is_main:
+        log = TrainingLog(out_dir, "predictor", parts, val_parts, resume=resume, tensorboard=tc.tensorboard)
     try:
         result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log)
     finally:
         curves = log.close() if log is not None else None
     return PredictorReport(
         tc.predictor_max_steps, start, result.last_loss, best_val, best_step, count_parameters(model),
-        int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves,
+        int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves, select_by,
     )
