@@ -119,13 +119,15 @@ def test_resume_continues_the_same_run(preprocessed_root: Path, trained_run: Pat
 def test_training_writes_logs_and_curves(trained_run: Path) -> None:
     import pandas as pd
 
-    for stage, parts in (("tokenizer", ["face_l1", "emotion_l1"]), ("predictor", ["ce", "emotion_mse"])):
+    stages = (("tokenizer", ["face_l1", "emotion_l1"], []), ("predictor", ["ce", "emotion_mse"], ["val_unheard_mse"]))
+    for stage, parts, val_only in stages:
         log = pd.read_csv(trained_run / f"{stage}_log.csv")
         assert list(log.columns) == ["step", "loss", *parts, "lr", "grad_norm", "frames_per_s", "val_loss",
-                                     *(f"val_{p}" for p in parts)]
+                                     *(f"val_{p}" for p in parts), *val_only]
         assert log["step"].is_monotonic_increasing and log["step"].iloc[-1] > 0
         assert (log["lr"] > 0).all() and (log["grad_norm"] > 0).all() and (log["frames_per_s"] > 0).all()
         assert log["val_loss"].notna().sum() >= 1  # validation rows carry the val loss
+        assert all(log[c].notna().sum() == log["val_loss"].notna().sum() for c in val_only)
         png = (trained_run / f"{stage}_curves.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000
     tok = pd.read_csv(trained_run / "tokenizer_log.csv")
