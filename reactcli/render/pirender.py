@@ -135,10 +135,15 @@ def down_block(cin: int, cout: int) -> _ConvBlock:
     return _ConvBlock(nn.Conv2d(cin, cout, 3, padding=1), LayerNorm2d(cout), _act(), nn.AvgPool2d(2))
 
 
+class _UpBlock(_ConvBlock):
+    """Nearest x2 upsampling outside ``model``, so the conv and norm keep the keys ``model.0``/``model.1``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
 def up_block(cin: int, cout: int) -> _ConvBlock:
-    return _ConvBlock(
-        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1), LayerNorm2d(cout), _act()
-    )
+    return _UpBlock(nn.Conv2d(cin, cout, 3, padding=1), LayerNorm2d(cout), _act())
 
 
 def jump_block(channels: int) -> _ConvBlock:
@@ -228,7 +233,8 @@ class ADAINDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor], descriptor: torch.Tensor) -> torch.Tensor:
         out = features[-1]
-        for block, skip in ((self.decoder4, features[-2]), (self.decoder3, features[-3]), (self.decoder2, features[-4])):
+        blocks = (self.decoder4, self.decoder3, self.decoder2)
+        for block, skip in zip(blocks, (features[-2], features[-3], features[-4]), strict=True):
             out = torch.cat([block(out, descriptor), skip], 1)
         return out
 
@@ -300,7 +306,7 @@ class FineDecoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.levels = ((256, 256), (256, 128), (128, 64))  # (in, out) for level 2, 1, 0
-        for i, (cin, cout) in zip((2, 1, 0), self.levels):
+        for i, (cin, cout) in zip((2, 1, 0), self.levels, strict=True):
             setattr(self, f"res{i}", FineADAINResBlocks(cin))
             setattr(self, f"up{i}", up_block(cin, cout))
             setattr(self, f"jump{i}", jump_block(cout))
@@ -343,8 +349,9 @@ class PIRender(nn.Module):
         if reference.ndim != 4 or reference.shape[1] != 3 or reference.shape[2] % 32 or reference.shape[3] % 32:
             raise ValueError(f"reference must be (B, 3, H, W) with H, W multiples of 32, got {tuple(reference.shape)}")
         if driving.shape[1:] != (COEFF_DIM, WINDOW) or driving.shape[0] != reference.shape[0]:
-            raise ValueError(f"driving must be (B, {COEFF_DIM}, {WINDOW}) with B = {reference.shape[0]}, "
-                             f"got {tuple(driving.shape)}")
+            raise ValueError(
+                f"driving must be (B, {COEFF_DIM}, {WINDOW}) with B = {reference.shape[0]}, got {tuple(driving.shape)}"
+            )
         descriptor = self.mapping_net(driving)
         out = self.warpping_net(reference, descriptor)
         out["fake_image"] = self.editing_net(reference, out["warp_image"], descriptor)
@@ -365,7 +372,7 @@ def check_state_dict(path: str | Path, state: object, model: nn.Module) -> dict[
     """Return ``state`` without a ``module.`` prefix if it fits ``model`` exactly, else one-line ReactError."""
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise file_error(path, "'state_dict' is not a mapping of tensors, so this is not a PIRender checkpoint")
-    state = {(k[len("module."):] if str(k).startswith("module.") else str(k)): v for k, v in state.items()}
+    state = {(k[len("module.") :] if str(k).startswith("module.") else str(k)): v for k, v in state.items()}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -382,9 +389,7 @@ def check_state_dict(path: str | Path, state: object, model: nn.Module) -> dict[
     if wrong:
         problems.append(f"{len(wrong)} keys of the wrong shape ({_listed(wrong)})")
     if problems:
-        raise file_error(
-            path, f"not the REACT PIRender checkpoint ({N_KEYS} keys expected): " + "; ".join(problems)
-        )
+        raise file_error(path, f"not the REACT PIRender checkpoint ({N_KEYS} keys expected): " + "; ".join(problems))
     return state
 
 
