@@ -148,7 +148,7 @@ def test_missing_key_is_one_line(tmp_path: Path) -> None:
     del state["editing_net.decoder.final.model.0.bias"], state["mapping_net.pre.weight"]
     torch.save({"state_dict": state}, tmp_path / "missing.pth")
     message = _error(tmp_path / "missing.pth")
-    assert "2 missing keys" in message and "mapping_net.pre.weight" in message
+    assert "2 keys missing" in message and "mapping_net.pre.weight" in message
     assert "editing_net.decoder.final.model.0.bias" in message and "unexpected" not in message
 
 
@@ -158,7 +158,7 @@ def test_extra_keys_are_counted_and_the_first_few_named(tmp_path: Path) -> None:
         state[f"net_G_ema.extra{i}"] = torch.zeros(1)
     torch.save({"state_dict": state}, tmp_path / "extra.pth")
     message = _error(tmp_path / "extra.pth")
-    assert "5 unexpected keys" in message and "net_G_ema.extra0" in message and "(2 more)" in message
+    assert "5 keys unexpected" in message and "net_G_ema.extra0" in message and "(2 more)" in message
     assert "missing" not in message
 
 
@@ -167,7 +167,7 @@ def test_wrong_shape_names_key_and_shapes(tmp_path: Path) -> None:
     state["warpping_net.flow_out.2.weight"] = torch.zeros(3, 256, 7, 7)
     torch.save({"state_dict": state}, tmp_path / "shape.pth")
     message = _error(tmp_path / "shape.pth")
-    assert "1 keys of the wrong shape" in message
+    assert "1 key of the wrong shape" in message
     assert "warpping_net.flow_out.2.weight (3, 256, 7, 7) instead of (2, 256, 7, 7)" in message
 
 
@@ -187,6 +187,16 @@ def test_non_checkpoint_files_are_one_line(tmp_path: Path, content: object, expe
     else:
         torch.save(content, path)
     assert expected in _error(path)
+
+
+class _Pickled:
+    """Stands for anything but tensors and containers (an optimizer, a config object)."""
+
+
+def test_checkpoint_needing_full_pickle_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pickled.pth"
+    torch.save({"state_dict": random_state(), "options": _Pickled()}, path)
+    assert "cannot be read with weights_only=True" in _error(path)
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:

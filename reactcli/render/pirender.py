@@ -17,6 +17,8 @@ same way (truncation, not rounding).
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -363,6 +365,10 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _keys(count: int) -> str:
+    return f"{count} key" if count == 1 else f"{count} keys"
+
+
 def _listed(names: Sequence[str], shown: int = 3) -> str:
     more = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
@@ -378,16 +384,16 @@ def check_state_dict(path: str | Path, state: object, model: nn.Module) -> dict[
     unexpected = [k for k in state if k not in expected]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing keys ({_listed(missing)})")
+        problems.append(f"{_keys(len(missing))} missing ({_listed(missing)})")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_listed(unexpected)})")
+        problems.append(f"{_keys(len(unexpected))} unexpected ({_listed(unexpected)})")
     wrong = [
         f"{k} {tuple(state[k].shape)} instead of {tuple(v.shape)}"
         for k, v in expected.items()
         if k in state and state[k].shape != v.shape
     ]
     if wrong:
-        problems.append(f"{len(wrong)} keys of the wrong shape ({_listed(wrong)})")
+        problems.append(f"{_keys(len(wrong))} of the wrong shape ({_listed(wrong)})")
     if problems:
         raise file_error(path, f"not the REACT PIRender checkpoint ({N_KEYS} keys expected): " + "; ".join(problems))
     return state
@@ -404,8 +410,12 @@ def load_pirender(path: str | Path, device: str | torch.device = "cpu") -> PIRen
         raise file_error(path, "no such file (the REACT PIRender weights, cur_model_fold.pth)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if zipfile.is_zipfile(path):  # torch.save's format, holding more than tensors and containers
+            raise file_error(path, f"cannot be read with weights_only=True ({_first_line(error)})") from None
+        raise file_error(path, "not a PyTorch checkpoint (torch.load cannot read it)") from None
     except Exception as error:  # torch raises many types for a file that is not a checkpoint
-        raise file_error(path, f"not a PyTorch checkpoint ({_first_line(error)})") from None
+        raise file_error(path, f"not a PyTorch checkpoint (torch.load failed: {_first_line(error)})") from None
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         found = _listed([str(k) for k in checkpoint]) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise file_error(path, f"has no 'state_dict' entry, so it is not a PIRender checkpoint (found {found})")
