@@ -11,7 +11,11 @@ FaceVerse v2, built by ``synthetic_faceverse`` and loaded through the real loade
 
 Target (issue 5): <= 30 ms per frame for the built-in face on 2 CPU cores.
 
-    .venv/bin/python bench/render_bench.py [--frames 96] [--device auto]
+Then, unless ``--pirender off``, the photo-realistic renderer: ms per frame of the REACT PIRender
+network (random weights, 224 x 224, batch 8) with 1 and 2 torch threads (``--pirender only`` runs
+just that part).
+
+    .venv/bin/python bench/render_bench.py [--frames 96] [--device auto] [--pirender on|off|only]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from reactcli.data.synth import face_stats
 from reactcli.render.camera import Camera, flat_shade
 from reactcli.render.face_model import FaceModel
 from reactcli.render.faceverse import load_faceverse, synthetic_faceverse
+from reactcli.render.pirender import IMAGE_SIZE, PIRender
 from reactcli.render.raster import Fragments, MeshRenderer, shade_fragments
 from reactcli.render.schematic import schematic_face
 from reactcli.runtime import resolve_device
@@ -117,13 +122,40 @@ def bench(name: str, model: FaceModel, frames: int, device: torch.device, ref_fr
     )
 
 
+def bench_pirender(device: torch.device, batch: int = 8, repeats: int = 2) -> None:
+    """PIRender ms per frame (best of ``repeats`` batches) with 1 and 2 threads, random weights."""
+    torch.manual_seed(0)
+    model = PIRender().eval().to(device)
+    reference = (torch.rand(batch, 3, IMAGE_SIZE, IMAGE_SIZE) * 2 - 1).to(device)
+    driving = torch.randn(batch, 58, 27).to(device)
+    default_threads = torch.get_num_threads()
+    figures = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        best = float("inf")
+        with torch.no_grad():
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(reference, driving)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+        figures.append(f"{best / batch * 1000.0:8.1f} ms/frame ({threads} thread{'s' if threads > 1 else ''})")
+    torch.set_num_threads(default_threads)
+    print(f"{'PIRender (random weights)':<34} {IMAGE_SIZE} x {IMAGE_SIZE}, batch {batch} | " + ", ".join(figures))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--ref-frames", type=int, default=1, help="frames for the (slow) brute-force reference")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--pirender", choices=["on", "off", "only"], default="on", help="the PIRender section")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.pirender == "only":
+        bench_pirender(device)
+        return
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, 224 x 224, official camera")
     bench("built-in schematic face", schematic_face(), args.frames, device, args.ref_frames)
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,6 +163,8 @@ def main() -> None:
         np.save(path, np.array(synthetic_faceverse(168), dtype=object), allow_pickle=True)
         bench("28k-vertex FaceVerse-format mesh", load_faceverse(path), max(16, args.frames // 3), device, 0)
     print("target: <= 30 ms/frame for the built-in face on 2 CPU cores")
+    if args.pirender == "on":
+        bench_pirender(device)
 
 
 if __name__ == "__main__":
