@@ -5,4 +5,5 @@
 ``camera`` holds the official REACT camera and light, ``raster`` is a batched z-buffer rasterizer
 in PyTorch, ``compose``/``video``/``plots`` make the side-by-side mp4s with sound and the
 emotion-curve PNGs, and ``clips`` builds the renderer and drives ``react render`` over a split.
+``pirender`` is the photo-realistic renderer: the REACT PIRender network, for the organisers' weights.
 """
