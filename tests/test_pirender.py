@@ -304,3 +304,19 @@ def test_driving_windows_clamp_to_the_clip() -> None:
 def test_to_uint8_truncates() -> None:
     x = torch.tensor([-1.5, -1.0, 0.0, 0.999, 1.0, 2.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
     assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 0, 127, 254, 255, 255]
+
+
+def test_chunking_and_mode_do_not_change_the_output(model: PIRender) -> None:
+    # No batch statistics anywhere: any chunking of a clip, and train or eval mode, give the same frames.
+    torch.manual_seed(4)
+    reference, driving = torch.rand(3, 3, 64, 64) * 2 - 1, torch.randn(3, 58, 27)
+    with torch.no_grad():
+        whole = model(reference, driving)["fake_image"]
+        parts = torch.cat([model(reference[i : i + 1], driving[i : i + 1])["fake_image"] for i in range(3)])
+        model.train()
+        try:
+            trained = model(reference, driving)["fake_image"]
+        finally:
+            model.eval()
+    assert torch.allclose(whole, parts, atol=1e-4)  # float rounding of batch-size-dependent conv kernels
+    assert torch.equal(whole, trained)
