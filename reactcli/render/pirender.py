@@ -18,6 +18,7 @@ same way (truncation, not rounding).
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -412,7 +413,11 @@ def load_pirender(path: str | Path, device: str | torch.device = "cpu") -> PIRen
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if zipfile.is_zipfile(path):  # torch.save's format, holding more than tensors and containers
-            raise file_error(path, f"cannot be read with weights_only=True ({_first_line(error)})") from None
+            found = re.search(r"GLOBAL ([\w.]+)", str(error))
+            what = f" such as {found.group(1)}" if found else ""
+            raise file_error(
+                path, f"holds objects other than tensors{what}, which torch.load(weights_only=True) refuses to run"
+            ) from None
         raise file_error(path, "not a PyTorch checkpoint (torch.load cannot read it)") from None
     except Exception as error:  # torch raises many types for a file that is not a checkpoint
         raise file_error(path, f"not a PyTorch checkpoint (torch.load failed: {_first_line(error)})") from None
