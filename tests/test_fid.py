@@ -136,6 +136,36 @@ def test_loads_strictly_with_and_without_num_batches_tracked(weights: Path, tmp_
         assert torch.equal(model(x), again(x))
 
 
+def test_shapes_through_the_network_and_the_fid_pool_patches() -> None:
+    torch.manual_seed(0)
+    model = FIDInceptionV3().eval()
+    seen: dict[str, tuple[int, ...]] = {}
+    for name, module in model.named_children():
+        if name != "fc":
+            module.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+    with torch.no_grad():
+        out = model.features(torch.rand(1, 3, 299, 299) * 2 - 1)
+    assert out.shape == (1, 2048)
+    assert seen == {
+        "Conv2d_1a_3x3": (32, 149, 149), "Conv2d_2a_3x3": (32, 147, 147), "Conv2d_2b_3x3": (64, 147, 147),
+        "Conv2d_3b_1x1": (80, 73, 73), "Conv2d_4a_3x3": (192, 71, 71), "Mixed_5b": (256, 35, 35),
+        "Mixed_5c": (288, 35, 35), "Mixed_5d": (288, 35, 35), "Mixed_6a": (768, 17, 17),
+        **{f"Mixed_6{c}": (768, 17, 17) for c in "bcde"}, "Mixed_7a": (1280, 8, 8),
+        "Mixed_7b": (2048, 8, 8), "Mixed_7c": (2048, 8, 8),
+    }
+    # the pooled branch (last 192 channels): Mixed_7b averages without the padded zeros, Mixed_7c takes a max
+    x = torch.rand(1, 1280, 8, 8)
+    with torch.no_grad():
+        avg = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        assert torch.allclose(model.Mixed_7b(x)[:, -192:], model.Mixed_7b.branch_pool(avg))
+        y = torch.rand(1, 2048, 8, 8)
+        mx = torch.nn.functional.max_pool2d(y, 3, 1, 1)
+        assert torch.allclose(model.Mixed_7c(y)[:, -192:], model.Mixed_7c.branch_pool(mx))
+        ones = torch.ones(1, 192, 35, 35)  # a constant input stays constant only without counting padding
+        ref = model.Mixed_5b.branch_pool(ones)
+        assert torch.allclose(model.Mixed_5b(ones)[:, -32:], ref)
+
+
 @pytest.mark.parametrize("case", ["missing", "not_torch", "wrapped", "missing_key", "extra_key", "wrong_shape"])
 def test_a_wrong_weights_file_is_one_line_naming_it(case: str, weights: Path, tmp_path: Path) -> None:
     path = tmp_path / f"{case}.pth"
