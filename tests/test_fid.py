@@ -244,6 +244,12 @@ def test_frechet_distance_of_gaussians_matches_the_closed_form() -> None:
     assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-10)
 
 
+def test_frechet_distance_rejects_a_clearly_complex_root_as_pytorch_fid_does() -> None:
+    # sqrtm(diag(-1, 1)) = diag(i, 1): an imaginary diagonal of 1 > 1e-3 is an error, not dropped
+    with pytest.raises(ValueError, match="Imaginary component 1.0"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([-1.0, 1.0]))
+
+
 # ------------------------------------------------------------------ react fid
 @pytest.mark.slow  # two 2048 x 2048 matrix square roots (~25 s each on one slow core)
 def test_react_fid_end_to_end(weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
