@@ -13,9 +13,11 @@ Target (issue 5): <= 30 ms per frame for the built-in face on 2 CPU cores.
 
 Then, unless ``--pirender off``, the photo-realistic renderer: ms per frame of the REACT PIRender
 network (random weights, 224 x 224, batch 8) with 1 and 2 torch threads (``--pirender only`` runs
-just that part).
+just that part); then the FID Inception (``reactcli.metrics.inception``, random weights with
+calibrated BatchNorm statistics, 224 x 224 frames as REACT's FID folders hold them, resized to 299
+inside): images per second with 1 and 2 torch threads (``--fid-batch``, default 8; 0 skips it).
 
-    .venv/bin/python bench/render_bench.py [--frames 96] [--device auto] [--pirender on|off|only]
+    .venv/bin/python bench/render_bench.py [--frames 96] [--device auto] [--pirender on|off|only] [--fid-batch 8]
 """
 
 from __future__ import annotations
@@ -145,12 +147,47 @@ def bench_pirender(device: torch.device, batch: int = 8, repeats: int = 2) -> No
     print(f"{'PIRender (random weights)':<34} {IMAGE_SIZE} x {IMAGE_SIZE}, batch {batch} | " + ", ".join(figures))
 
 
+def bench_inception(batch: int, device: torch.device, repeats: int = 2) -> None:
+    """Images per second of the FID Inception (features of 224 x 224 frames), 1 and 2 threads."""
+    from reactcli.metrics.inception import FIDInceptionV3
+
+    default_threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    model = FIDInceptionV3()
+    for module in model.modules():  # running stats from one batch, so activations stay O(1)
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    with torch.no_grad():
+        model.train()(torch.rand(4, 3, 64, 64))
+    model = model.eval().to(device)
+    frames = torch.rand(batch, 3, 224, 224, device=device)
+    rates = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        best = float("inf")
+        with torch.no_grad():
+            model(frames[:1])  # warm-up
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(frames)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+        rates.append(batch / best)
+    torch.set_num_threads(default_threads)
+    print(
+        f"{'FID Inception (224 -> 299)':<34} batch {batch:>3} | "
+        f"{rates[0]:6.2f} images/s (1 thread), {rates[1]:6.2f} images/s (2 threads)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--ref-frames", type=int, default=1, help="frames for the (slow) brute-force reference")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--pirender", choices=["on", "off", "only"], default="on", help="the PIRender section")
+    parser.add_argument("--fid-batch", type=int, default=8, help="images per Inception batch (0 skips it)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.pirender == "only":
@@ -165,6 +202,8 @@ def main() -> None:
     print("target: <= 30 ms/frame for the built-in face on 2 CPU cores")
     if args.pirender == "on":
         bench_pirender(device)
+    if args.fid_batch > 0:
+        bench_inception(args.fid_batch, device)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train-predictor", "train_predictor", "train_predictor"),
     ("generate", "generate", "generate"),
     ("evaluate", "evaluate", "evaluate"),
+    ("fid", "fid", "fid"),
     ("baselines", "baselines", "baselines"),
     ("compare", "compare", "compare"),
     ("render", "render", "render"),

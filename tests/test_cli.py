@@ -18,6 +18,7 @@ EXPECTED = {
     "train-predictor",
     "generate",
     "evaluate",
+    "fid",
     "baselines",
     "compare",
     "render",

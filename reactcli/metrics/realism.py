@@ -1,14 +1,16 @@
 """FRRea: the Frechet distance between Inception features of real and rendered listener frames.
 
-The FID network (torch-fidelity's InceptionV3, 2048-d pool features) needs a weights file that
-cannot be downloaded at run time here and torchvision-free torch-fidelity, an optional extra.
-This module holds the exact Frechet distance between two feature sets, which is all of FID that
-does not depend on that network, and says why FRRea cannot be computed when it cannot.
+The features come from :mod:`reactcli.metrics.inception`, a torch-only rebuild of pytorch-fid
+0.3.0's InceptionV3 (2048-d pool3) that loads the user's ``pt_inception-2015-12-05-6726825d.pth``
+(no torchvision, no download); ``react fid`` scores two image folders with it. This module holds
+the Frechet distance itself, computed as pytorch-fid does (scipy's ``sqrtm`` of the covariance
+product, its two fallbacks), so the numbers match ``python -m pytorch_fid`` in the last digits,
+and says why ``react evaluate`` reports FRRea as null while it does not render frames itself.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import warnings
 
 import numpy as np
 from scipy import linalg
@@ -23,19 +25,27 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)), the FID formula.
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), the FID formula as pytorch-fid computes it.
 
-    A near-singular product gets the usual small diagonal offset; the imaginary part that
-    ``sqrtm`` leaves from rounding is dropped.
+    Below 2049 images both covariances are singular, so the steps follow pytorch-fid exactly to
+    agree in the last digits: a non-finite root is retried with 1e-6 on both diagonals; a complex
+    root whose diagonal has an imaginary part above 1e-3 is an error (``ValueError``, as there);
+    otherwise its real part is kept. ``sqrtm`` is called without ``disp`` (deprecated in scipy
+    1.17, same matrix).
     """
     diff = np.asarray(mu1, dtype=np.float64) - np.asarray(mu2, dtype=np.float64)
     s1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
     s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(s1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    covmean = np.real(covmean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # "singular matrix" is the normal case
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(s1.shape[0]) * 1e-6
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
+        covmean = covmean.real
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
@@ -45,13 +55,9 @@ def frechet_distance_features(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def frrea_unavailable_reason() -> str:
-    """Why ``react evaluate`` reports FRRea as null on this installation."""
-    if importlib.util.find_spec("torch_fidelity") is None:
-        return (
-            "FRRea needs rendered frames, the FID InceptionV3 weights file and the optional torch-fidelity "
-            "package (pip install 'reactcli[fid]'), which is not installed; FRRea is left out"
-        )
+    """Why ``react evaluate`` reports FRRea as null: it does not render photo frames itself yet."""
     return (
-        "FRRea needs rendered frames (react render) and a local FID InceptionV3 weights file; "
-        "this version of react evaluate does not score rendered videos, so FRRea is left out"
+        "FRRea needs photo-realistic rendered frames and the FID Inception weights file; this version of "
+        "react evaluate does not render them, so FRRea is left out (score two frame folders with "
+        "react fid REAL_DIR FAKE_DIR --inception pt_inception-2015-12-05-6726825d.pth)"
     )
