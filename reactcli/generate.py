@@ -229,7 +229,6 @@ class ReactionStream:
             self._memory = self._memory[:, hi - self._memory_start :]
             self._memory_start = hi
             state = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
-            mem = mem[:, mem.shape[1] - (hi - lo) :]
             skip = self._skip_out[:, : hi - lo]
             self._skip_out = self._skip_out[:, hi - lo :]
         else:

@@ -109,6 +109,7 @@ class ReactionPredictor(nn.Module):
         # Dims read from the speaker memory alone: no listener history, so no exposure to the model's
         # own samples at generation (docs/quality.md); the other dims keep the K reactions diverse.
         self.speaker_emotion_head = nn.Linear(d, len(self.speaker_dims)) if self.speaker_dims else None
+        self.register_buffer("speaker_index", torch.tensor(self.speaker_dims, dtype=torch.long), persistent=False)
         if cfg.emotion_head and cfg.emotion_skip > 0:
             # A causal linear path from the speaker's last ``emotion_skip`` frames of (standardised)
             # audio features and emotion straight to the emotion: fitted in closed form (ridge) on
@@ -243,13 +244,10 @@ class ReactionPredictor(nn.Module):
             if memory is None:
                 raise ValueError("this predictor reads some emotion dims from the speaker memory; pass it")
             from_speaker = self.speaker_emotion_head(memory).expand(z.shape[0], -1, -1)
-            z = z.index_copy(-1, self.speaker_index(z.device), from_speaker)
+            z = z.index_copy(-1, self.speaker_index, from_speaker)
         if skip is not None:
             z = z + skip
         return self.head(state), z * self.target_std + self.target_mean
-
-    def speaker_index(self, device: torch.device) -> Tensor:
-        return torch.tensor(self.speaker_dims, device=device)
 
     def standardize_emotion(self, emotion: Tensor) -> Tensor:
         """Raw listener emotion -> the head's standardised units (where its loss is computed)."""

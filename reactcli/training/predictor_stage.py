@@ -143,12 +143,23 @@ def loss_parts(
     units, both over non-padded frames."""
     parts = {"ce": F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE)}
     if emotion is not None:
-        keep = (targets != IGNORE).float()[..., None]
-        err = (model.standardize_emotion(emotion.float()) - model.standardize_emotion(target_emotion)) ** 2 * keep
-        if weights is not None:
-            err = err * weights.to(err.device)
-        parts["emotion_mse"] = err.sum() / (keep.sum() * target_emotion.shape[-1]).clamp_min(1.0)
+        parts["emotion_mse"] = emotion_mse(model, emotion, targets, target_emotion, weights)
     return parts
+
+
+def emotion_mse(
+    model: ReactionPredictor,
+    emotion: torch.Tensor,
+    targets: torch.Tensor,
+    target_emotion: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The emotion head's (per-dim weighted) MSE in standardised units over non-padded frames."""
+    keep = (targets != IGNORE).float()[..., None]
+    err = (model.standardize_emotion(emotion.float()) - model.standardize_emotion(target_emotion)) ** 2 * keep
+    if weights is not None:
+        err = err * weights.to(err.device)
+    return err.sum() / (keep.sum() * target_emotion.shape[-1]).clamp_min(1.0)
 
 
 def total_loss(parts: dict[str, torch.Tensor], emotion_weight: float) -> torch.Tensor:
@@ -213,9 +224,7 @@ def validation_loss(
                 rows["speaker_audio"], rows["speaker_tokens"], torch.full_like(tokens, model.mask_id),
                 emotion=rows["speaker_emotion"],
             )
-            parts["unheard_mse"] = loss_parts(model, logits, unheard, tokens, rows["listener_emotion"], weights)[
-                "emotion_mse"
-            ]
+            parts["unheard_mse"] = emotion_mse(model, unheard, tokens, rows["listener_emotion"], weights)
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * tokens.numel()
         count += tokens.numel()
