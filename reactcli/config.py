@@ -110,6 +110,10 @@ class PredictorConfig(Section):
         default="none",
         description="emotion dims the head reads from the speaker memory alone (no listener history)",
     )
+    linear_emotion_dims: Literal["none", "valence_arousal"] = Field(
+        default="none",
+        description="emotion dims given by the fixed linear path alone, no learned residual (needs emotion_skip)",
+    )
 
 
 class TrainingConfig(Section):
@@ -157,6 +161,11 @@ class GenerationConfig(Section):
     temperature: float = Field(default=1.0, gt=0.0)
     smoothing: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="causal exponential smoothing of the emitted frames (0 = off)"
+    )
+    valid_emotion: bool = Field(
+        default=True,
+        description="project each emitted emotion frame onto the valid set (AUs and valence/arousal in range, "
+        "expression probabilities summing to 1)",
     )
 
 

@@ -20,7 +20,8 @@ the input was chunked or on any later speaker input — which is what makes the 
 Emotion comes from the predictor's emotion head when it has one (else it is decoded from the
 sampled tokens, as in the paper). ``generation.smoothing`` applies a causal exponential moving
 average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks back, so it keeps
-the online contract.
+the online contract. ``generation.valid_emotion`` (on by default) then projects each emitted emotion
+frame onto the emotions that can exist (``models/valid_emotion.py``): per frame, so also online.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch import Tensor
 from reactcli.data.layout import EMOTION_DIM, FACE_DIM
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
+from reactcli.models.valid_emotion import project_emotion
 
 if TYPE_CHECKING:
     from reactcli.data.dataset import ReactClipDataset
@@ -105,6 +107,7 @@ class ReactionStream:
         self.seed = int(seed)
         self.use_cache = use_cache
         self.smoothing = float(gen.smoothing)
+        self.valid_emotion = bool(gen.valid_emotion)
         self._smoothed: tuple[Tensor, Tensor] | None = None  # last emitted (face, emotion) per sample
         self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
         self.patch = self.pred.cfg.patch
@@ -251,7 +254,8 @@ class ReactionStream:
         else:
             face, emotion = self.tok.decode_tokens(self.tokens, emotion=decode)
             face, emotion = face[:, lo:], None if emotion is None else emotion[:, lo:]
-        return self._smooth(face, head_emotion if emotion is None else emotion)
+        face, emotion = self._smooth(face, head_emotion if emotion is None else emotion)
+        return face, project_emotion(emotion) if self.valid_emotion else emotion
 
     def _smooth(self, face: Tensor, emotion: Tensor) -> tuple[Tensor, Tensor]:
         """Causal exponential smoothing of (K, m, D) frames, continued across calls."""

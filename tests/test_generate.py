@@ -129,3 +129,41 @@ def test_speaker_emotion_dims_stream_exactly_and_ignore_the_listener_history(cli
     assert not np.allclose(cached[0, :, others], cached[1, :, others], atol=1e-4)  # the rest still varies
     _, plain = generate_reactions(random_model(), *clip, samples=3, seed=1)
     assert not np.allclose(cached[:, :, va], plain[:, :, va], atol=1e-3)
+
+
+def test_linear_emotion_dims_are_the_linear_path_alone(clip) -> None:
+    """Valence/arousal from the fixed linear path only: equal across the K samples, unchanged by the
+    transformer's weights, and streamed exactly; the other dims still vary between samples."""
+    model = random_model(emotion_skip=6, linear_dims="valence_arousal", valid_emotion=False)
+    _, cached = generate_reactions(model, *clip, samples=3, seed=1)
+    _, one = generate_reactions(model, *clip, samples=3, seed=1, chunk=1)
+    np.testing.assert_allclose(cached, one, atol=1e-4)
+    va = list(VALENCE_AROUSAL)
+    others = [d for d in range(cached.shape[-1]) if d not in va]
+    np.testing.assert_allclose(cached[:, :, va], np.broadcast_to(cached[:1, :, va], cached[:, :, va].shape), atol=1e-5)
+    assert not np.allclose(cached[0, :, others], cached[1, :, others], atol=1e-4)
+    with torch.no_grad():  # another transformer, same linear path: same valence/arousal
+        model.predictor.emotion_head.weight.normal_()
+        model.predictor.head.weight.normal_()
+    _, changed = generate_reactions(model, *clip, samples=3, seed=1)
+    np.testing.assert_allclose(changed[:, :, va], cached[:, :, va], atol=1e-5)
+    assert not np.allclose(changed[:, :, others], cached[:, :, others], atol=1e-3)
+
+
+def test_linear_emotion_dims_need_the_linear_path() -> None:
+    with pytest.raises(ReactError, match="linear_emotion_dims needs"):
+        random_model(linear_dims="valence_arousal")
+
+
+def test_emitted_emotion_is_valid_and_the_projection_can_be_turned_off(clip) -> None:
+    raw = random_model(emotion_skip=6, valid_emotion=False)
+    with torch.no_grad():  # push the head's outputs far outside the valid ranges
+        raw.predictor.emotion_head.bias.fill_(3.0)
+    _, unprojected = generate_reactions(raw, *clip, samples=2, seed=1)
+    assert (unprojected[..., :17] > 1.0).any()
+    raw.config.generation.valid_emotion = True
+    _, projected = generate_reactions(raw, *clip, samples=2, seed=1)
+    assert projected[..., :15].min() >= 0.0 and projected[..., :15].max() <= 1.0
+    assert np.abs(projected[..., 15:17]).max() <= 1.0
+    np.testing.assert_allclose(projected[..., 17:].sum(-1), 1.0, atol=1e-5)
+    assert projected[..., 17:].min() >= 0.0

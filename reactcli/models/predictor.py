@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig
 from reactcli.data.layout import EMOTION_DIM, VALENCE_AROUSAL
+from reactcli.errors import ReactError
 from reactcli.models.layers import Block, CrossBlock
 
 
@@ -110,6 +111,13 @@ class ReactionPredictor(nn.Module):
         # own samples at generation (docs/quality.md); the other dims keep the K reactions diverse.
         self.speaker_emotion_head = nn.Linear(d, len(self.speaker_dims)) if self.speaker_dims else None
         self.register_buffer("speaker_index", torch.tensor(self.speaker_dims, dtype=torch.long), persistent=False)
+        if cfg.linear_emotion_dims != "none" and not (cfg.emotion_head and cfg.emotion_skip > 0):
+            raise ReactError("predictor.linear_emotion_dims needs predictor.emotion_head = true and emotion_skip > 0")
+        # Dims given by the fixed linear path alone: at the demo's budget the learned residual made
+        # valence/arousal worse on unseen speakers on every seed (docs/quality.md).
+        self.register_buffer(
+            "linear_index", torch.tensor(_linear_dims(cfg), dtype=torch.long), persistent=False
+        )
         if cfg.emotion_head and cfg.emotion_skip > 0:
             # A causal linear path from the speaker's last ``emotion_skip`` frames of (standardised)
             # audio features and emotion straight to the emotion: fitted in closed form (ridge) on
@@ -247,6 +255,8 @@ class ReactionPredictor(nn.Module):
             z = z.index_copy(-1, self.speaker_index, from_speaker)
         if skip is not None:
             z = z + skip
+            if len(self.linear_index):
+                z = z.index_copy(-1, self.linear_index, skip.expand_as(z).index_select(-1, self.linear_index))
         return self.head(state), z * self.target_std + self.target_mean
 
     def standardize_emotion(self, emotion: Tensor) -> Tensor:
@@ -273,6 +283,10 @@ def _speaker_dims(cfg: PredictorConfig) -> tuple[int, ...]:
     if cfg.speaker_emotion_dims == "valence_arousal":
         return VALENCE_AROUSAL
     return tuple(range(EMOTION_DIM)) if cfg.speaker_emotion_dims == "all" else ()
+
+
+def _linear_dims(cfg: PredictorConfig) -> tuple[int, ...]:
+    return VALENCE_AROUSAL if cfg.linear_emotion_dims == "valence_arousal" else ()
 
 
 def _sub(cache: dict | None, name: str, index: int) -> dict | None:
