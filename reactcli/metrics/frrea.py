@@ -226,7 +226,7 @@ def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = 
         for item in need_real:
             _save_png(real_dir / item.name, real_frame(decoded[item.frame]))
         if need_fake:
-            coeffs = np.asarray(job.face3dmm[sample, REACTION], dtype=np.float32)
+            coeffs = np.array(job.face3dmm[sample, REACTION], dtype=np.float32)  # a writable copy of the mmap
             if not np.isfinite(coeffs).all():
                 raise file_error(job.face_path, f"sample {sample} reaction {REACTION} contains NaN/inf values")
             reference = job.photo.reference(decoded[0])

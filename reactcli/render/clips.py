@@ -207,7 +207,7 @@ def _clip_coeffs(ctx: RenderContext, job: ClipJob, k: int) -> tuple[np.ndarray, 
     from reactcli.data.loaders import load_face3dmm
 
     gt = load_face3dmm(ctx.layout.face3dmm(ctx.split, job.listener))
-    gen = np.asarray(ctx.predictions.face3dmm[job.index, k], dtype=np.float32)
+    gen = np.array(ctx.predictions.face3dmm[job.index, k], dtype=np.float32)  # a writable copy of the mmap
     if not np.isfinite(gen).all():
         raise file_error(ctx.predictions.face_path, f"sample {job.index} reaction {k} contains NaN/inf values")
     frames = min(len(gen), len(gt), ctx.max_frames or len(gt))
