@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,9 +119,11 @@ def test_render_photo_writes_five_panel_videos_with_audio_and_resumes(
     data: Path, predictions: Path, pirender: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "videos"
+    weights = tmp_path / pirender.name  # a private copy: its time stamp is changed below
+    shutil.copy(pirender, weights)
     args = ["render", "--data", str(data), "--predictions", str(predictions), "--out", str(out),
             "--max-frames", "3", "--limit", "2", "--sample", "0", "--device", "cpu"]  # fmt: skip
-    assert run_cli([*args, "--photo", "--pirender", str(pirender)]) == 0
+    assert run_cli([*args, "--photo", "--pirender", str(weights)]) == 0
     videos = sorted(out.glob("*.mp4"))
     assert len(videos) == 2
     for video in videos:
@@ -136,10 +139,16 @@ def test_render_photo_writes_five_panel_videos_with_audio_and_resumes(
     direct = renderer.render(gen, reference, [0])[0, 20:].astype(float)
     mesh = next(iter_video_frames(out / video_name(sample.speaker), 3))[0, 20:, 3 * 224 : 4 * 224].astype(float)
     assert np.abs(shown - direct).mean() < 12 < np.abs(mesh - direct).mean()  # H.264 error (~7) only
-    # a rerun skips finished videos; a run without --photo does not take them as finished
+    # a rerun skips finished videos; newer weights make a video stale; without --photo none is finished
     before = {v.name: v.stat().st_mtime_ns for v in videos}
-    assert run_cli([*args, "--photo", "--pirender", str(pirender)]) == 0
+    assert run_cli([*args, "--photo", "--pirender", str(weights)]) == 0
     assert {v.name: v.stat().st_mtime_ns for v in out.glob("*.mp4")} == before
+    future = max(before.values()) + 10**9
+    os.utime(weights, ns=(future, future))
+    assert run_cli([*args, "--photo", "--pirender", str(weights), "--limit", "1"]) == 0
+    first = out / video_name(sample.speaker)
+    after = {v.name: v.stat().st_mtime_ns for v in out.glob("*.mp4")}
+    assert [name for name in after if after[name] != before[name]] == [first.name]
     assert run_cli(args) == 0
     assert all(probe(v).width == 4 * 224 for v in out.glob("*.mp4"))
 
@@ -185,6 +194,7 @@ def test_fid_frames_follow_the_protocol_and_are_reused(
     data: Path, predictions: Path, pirender: Path, inception: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "fid"
+    predictions = Path(shutil.copytree(predictions, tmp_path / "pred"))  # its time stamp is changed below
     job = prepare_frrea(data, "val", predictions, pirender, inception, folder, max_images=2)
     assert job.full_count == 4 * 25 and [f.name for f in job.plan] == ["00000_0000.png", "00000_0030.png"]
     (folder / "fake").mkdir(parents=True)

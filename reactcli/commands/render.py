@@ -98,8 +98,10 @@ def render(
         photo=photo_renderer, reference_image=reference,
     )  # fmt: skip
     threads = torch.get_num_threads()
-    if dev.type == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)  # small tensors: one thread beats two (ffmpeg uses the other core)
+    if dev.type == "cpu" and cfg.threads and not photo:
+        # small tensors: one thread beats two (ffmpeg uses the other core); PIRender's large
+        # convolutions do use every core, so --photo keeps torch's thread count
+        torch.set_num_threads(cfg.threads)
     try:
         results = render_jobs(ctx, jobs)
     finally:

@@ -314,14 +314,16 @@ class ClipResult:
     status: str  # "rendered" or "skipped (exists)"
 
 
-def _finished(video: Path, frames: int, source: Path, width: int | None = None) -> bool:
+def _finished(video: Path, frames: int, source: Path | list[Path], width: int | None = None) -> bool:
     """A video from an earlier run counts as done only if it is newer than the predictions it shows
-    (a retrained model's reactions must not hide behind old videos) and has the frame count asked for
-    now, and the width of the panels asked for now (a mesh-only video is not a finished ``--photo`` one).
+    (a retrained model's reactions must not hide behind old videos; with ``--photo`` also newer than
+    the PIRender weights) and has the frame count asked for now, and the width of the panels asked
+    for now (a mesh-only video is not a finished ``--photo`` one).
     """
     from reactcli.render.video import probe
 
-    if video.stat().st_mtime_ns < source.stat().st_mtime_ns:
+    sources = [source] if isinstance(source, Path) else source
+    if any(video.stat().st_mtime_ns < s.stat().st_mtime_ns for s in sources):
         return False
     try:
         info = probe(video)
@@ -342,11 +344,14 @@ def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
         clips_task = progress.add_task("clips", total=len(jobs), info="")
         total = min(int(ctx.predictions.face3dmm.shape[2]), CLIP_FRAMES, ctx.max_frames or CLIP_FRAMES)
         frames_task = progress.add_task("frames", total=total, info="")
+        sources = [ctx.predictions.face_path]
+        if ctx.photo is not None and ctx.photo.path is not None:
+            sources.append(ctx.photo.path)
         for job in jobs:
             video = ctx.out / video_name(job.speaker)
             k = ctx.sample_for(job)
             width = panel_count(ctx, job) * ctx.camera.size
-            if video.is_file() and _finished(video, total, ctx.predictions.face_path, width):
+            if video.is_file() and _finished(video, total, sources, width):
                 status = "skipped (exists)"
             else:
                 progress.reset(frames_task, total=total, info=job.name)

@@ -126,15 +126,18 @@ def read_reference_image(path: Path) -> np.ndarray:
 class PhotoRenderer:
     """A loaded PIRender on a device, rendering batches of frames of one clip at a time."""
 
-    def __init__(self, model: PIRender, device: torch.device | str = "cpu", batch: int = 8) -> None:
+    def __init__(
+        self, model: PIRender, device: torch.device | str = "cpu", batch: int = 8, path: Path | None = None
+    ) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch = max(1, int(batch))
+        self.path = path  # the weights file, so outputs older than it count as stale
 
     @classmethod
     def load(cls, path: Path, device: torch.device | str = "cpu", batch: int = 8) -> PhotoRenderer:
         """Load ``cur_model_fold.pth`` strictly (one-line errors naming the file, see ``load_pirender``)."""
-        return cls(load_pirender(path, device), device, batch)
+        return cls(load_pirender(path, device), device, batch, Path(path))
 
     def reference(self, frame: np.ndarray) -> torch.Tensor:
         """(1, 3, 224, 224) reference tensor on the device from an (H, W, 3) uint8 frame."""
