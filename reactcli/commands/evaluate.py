@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from reactcli.commands.common import DataOption, SplitOption
+from reactcli.errors import ReactError
 
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=1, help="Threads for FRD (default: all CPU cores).")
@@ -84,17 +85,47 @@ def evaluate(
     split: SplitOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Write the metrics as JSON here.")] = None,
     workers: WorkersOption = None,
+    pirender: Annotated[
+        Path | None, typer.Option("--pirender", help="FRRea: the REACT PIRender weights, cur_model_fold.pth.")
+    ] = None,
+    inception: Annotated[
+        Path | None,
+        typer.Option("--inception", help="FRRea: pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth."),
+    ] = None,
+    realism_protocol: Annotated[
+        str,
+        typer.Option("--realism-protocol", help="FRRea frames: official-2024 (the baseline's subset) or all."),
+    ] = "official-2024",
+    realism_max_images: Annotated[
+        int | None,
+        typer.Option("--realism-max-images", min=2, help="FRRea on only the first N frames (a quick look)."),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="FRRea: auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Score listener reactions with FRC, FRD, FRDiv, FRVar, FRDvs, FRSyn (+ FRSyn_all) and FRRea.
 
     Predictions are in the mirrored sample order of the split (rows as listed, then the roles
     swapped); T is cut to 750. FRD and FRC are sums over the K reactions, as in the official
-    scripts. FRRea is null unless its optional FID requirements are met (the JSON says why).
+    scripts. FRRea needs --pirender and --inception and a react generate folder (face3dmm.npy): it
+    renders the protocol's frames into OUT's folder/fid/{real,fake} and scores them with the FID;
+    without the two files it is null and the JSON says why.
     """
     from reactcli.data.layout import read_pairs
     from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth, validate_predictions
     from reactcli.progress import console, err_console, make_progress
 
+    job = None
+    if pirender is not None or inception is not None:
+        from reactcli.metrics.frrea import prepare_frrea
+        from reactcli.runtime import resolve_device
+
+        if pirender is None or inception is None:
+            given, lacking = ("--pirender", "--inception") if inception is None else ("--inception", "--pirender")
+            raise ReactError(f"{given} is for FRRea, which needs {lacking} too")
+        if out is None:
+            raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
+        job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",
+                            realism_protocol, realism_max_images, resolve_device(device))  # fmt: skip
     truth = load_truth(data, split)
     rows = len(read_pairs(data, split))
     raw = load_predictions(predictions)
@@ -105,6 +136,13 @@ def evaluate(
         result = evaluate_arrays(
             preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount)
         )
+        if job is not None:
+            from reactcli.metrics.frrea import merge_frrea, run_frrea
+
+            frames = progress.add_task("FRRea frames (PIRender)", total=job.images, info=job.protocol)
+            feats = progress.add_task("FRRea features (Inception)", total=2 * job.images, info="")
+            realism = run_frrea(job, lambda n: progress.advance(frames, n), lambda n: progress.advance(feats, n))
+            result = merge_frrea(result, realism)
     title = f"REACT 2024 metrics, {split} (N={result['N']}, K={result['K']})"
     console.print(metrics_table({Path(predictions).name or str(predictions): result}, title))
     for key, note in result["notes"].items():

@@ -34,6 +34,16 @@ def render(
         int | None, typer.Option("--max-frames", min=1, help="Only the first N frames of each clip (preview).")
     ] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="builtin (default) or pytorch3d.")] = None,
+    photo: Annotated[
+        bool, typer.Option("--photo", help="Add a photo-realistic panel rendered by PIRender (needs --pirender).")
+    ] = False,
+    pirender: Annotated[
+        Path | None, typer.Option("--pirender", help="The REACT organisers' PIRender weights, cur_model_fold.pth.")
+    ] = None,
+    reference_image: Annotated[
+        Path | None,
+        typer.Option("--reference-image", help="Photo reference (PNG/JPG) instead of the listener's first frame."),
+    ] = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     config: ConfigOption = None,
@@ -42,12 +52,15 @@ def render(
     """One 25 fps mp4 per clip with the speaker's audio: speaker video, listener video, listener
     ground-truth mesh and generated mesh side by side, plus a PNG of the emotion curves.
 
+    With --photo --pirender cur_model_fold.pth a fifth panel shows the generated reaction rendered
+    by PIRender as the official renderer drives it (reference: the listener's first video frame).
     Videos are named after the speaker clip (OUT/<clip>.mp4); finished ones are skipped on a rerun.
     """
     import torch
 
     from reactcli.commands.common import build_config
     from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
+    from reactcli.errors import ReactError
     from reactcli.progress import console
     from reactcli.render.clips import RenderContext, build_renderer, load_predictions, render_jobs, select_jobs
     from reactcli.runtime import resolve_device, seed_everything
@@ -55,6 +68,10 @@ def render(
     cfg = build_config(
         config, sets, render={"backend": backend, "face_model": face_model, "reference": reference}
     ).render
+    if not photo and (pirender is not None or reference_image is not None):
+        raise ReactError("--pirender and --reference-image are for the photo panel: add --photo")
+    if photo and pirender is None:
+        raise ReactError("--photo needs --pirender cur_model_fold.pth (the REACT organisers' PIRender weights)")
     dev = resolve_device(device)
     seed_everything(seed)
     layout = DatasetLayout(data)
@@ -69,13 +86,22 @@ def render(
     if preds.emotion is None:
         console.print(f"[yellow]no emotion.npy in {predictions}: emotion plots are skipped[/]")
     model, camera, renderer = build_renderer(cfg, dev)
+    photo_renderer, reference = None, None
+    if photo:
+        from reactcli.render.photo import PhotoRenderer, read_reference_image
+
+        reference = None if reference_image is None else read_reference_image(reference_image)
+        photo_renderer = PhotoRenderer.load(pirender, dev, batch=cfg.chunk)  # type: ignore[arg-type]
     ctx = RenderContext(
         layout=layout, split=split, predictions=preds, model=model, renderer=renderer, camera=camera,
         out=Path(out), fps=cfg.fps, chunk=cfg.chunk, max_frames=max_frames, sample=sample, seed=seed, device=dev,
+        photo=photo_renderer, reference_image=reference,
     )  # fmt: skip
     threads = torch.get_num_threads()
-    if dev.type == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)  # small tensors: one thread beats two (ffmpeg uses the other core)
+    if dev.type == "cpu" and cfg.threads and not photo:
+        # small tensors: one thread beats two (ffmpeg uses the other core); PIRender's large
+        # convolutions do use every core, so --photo keeps torch's thread count
+        torch.set_num_threads(cfg.threads)
     try:
         results = render_jobs(ctx, jobs)
     finally:
@@ -83,7 +109,8 @@ def render(
 
     from rich.table import Table
 
-    table = Table(title=f"react render: {split}, {model.name}, {cfg.backend} backend")
+    extra = ", photo panel (PIRender)" if photo else ""
+    table = Table(title=f"react render: {split}, {model.name}, {cfg.backend} backend{extra}")
     for col in ("sample", "speaker clip", "reaction", "video", "plot", "status"):
         table.add_column(col)
     for r in results:

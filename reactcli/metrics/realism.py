@@ -5,7 +5,8 @@ The features come from :mod:`reactcli.metrics.inception`, a torch-only rebuild o
 (no torchvision, no download); ``react fid`` scores two image folders with it. This module holds
 the Frechet distance itself, computed as pytorch-fid does (scipy's ``sqrtm`` of the covariance
 product, its two fallbacks), so the numbers match ``python -m pytorch_fid`` in the last digits,
-and says why ``react evaluate`` reports FRRea as null while it does not render frames itself.
+and says why ``react evaluate`` reports FRRea as null when its weights are not given
+(:mod:`reactcli.metrics.frrea` renders the frames and computes it when they are).
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def frechet_distance_features(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def frrea_unavailable_reason() -> str:
-    """Why ``react evaluate`` reports FRRea as null: it does not render photo frames itself yet."""
+    """Why ``react evaluate`` reports FRRea as null: its two weights files were not given.
+
+    Both are downloads the user makes (neither can be fetched at run time), so their absence is a
+    null with this reason, not an error.
+    """
     return (
-        "FRRea needs photo-realistic rendered frames and the FID Inception weights file; this version of "
-        "react evaluate does not render them, so FRRea is left out (score two frame folders with "
-        "react fid REAL_DIR FAKE_DIR --inception pt_inception-2015-12-05-6726825d.pth)"
+        "FRRea needs the REACT PIRender weights and the FID Inception weights, which were not given: "
+        "add --pirender cur_model_fold.pth --inception pt_inception-2015-12-05-6726825d.pth "
+        "(and a react generate folder as --predictions) to render the frames and score them"
     )

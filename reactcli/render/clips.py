@@ -2,10 +2,12 @@
 
 A clip's video has up to four equal 224 x 224 panels, left to right: the speaker's video, the
 listener's ground-truth video (when the dataset has video), the listener's ground-truth 3DMM mesh
-and the generated reaction mesh, at 25 fps with the speaker's audio. Sample ``n`` of the mirrored
-order (rows, then roles swapped) is named after its speaker clip: ``<out>/<clip slug>.mp4`` and
-``<out>/<clip slug>_emotion.png``. Frames are produced in chunks (video decode -> rasterize ->
-compose -> encode) so memory stays flat, and finished files are skipped on a rerun.
+and the generated reaction mesh, at 25 fps with the speaker's audio; ``--photo`` adds a fifth, the
+generated reaction rendered photo-realistically by PIRender (``reactcli.render.photo``). Sample
+``n`` of the mirrored order (rows, then roles swapped) is named after its speaker clip:
+``<out>/<clip slug>.mp4`` and ``<out>/<clip slug>_emotion.png``. Frames are produced in chunks
+(video decode -> rasterize -> compose -> encode) so memory stays flat, and finished files are
+skipped on a rerun.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from reactcli.vocab import EMOTION_FILE, FACE3DMM_FILE
 
 if TYPE_CHECKING:
     from reactcli.config import RenderConfig
+    from reactcli.render.photo import PhotoRenderer
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ class RenderContext:
     sample: int | None = None
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    photo: PhotoRenderer | None = None  # --photo: PIRender adds the "generated (photo)" panel
+    reference_image: np.ndarray | None = None  # --reference-image: replaces the listener's first frame
 
     def sample_for(self, job: ClipJob) -> int:
         return choose_reaction(self.predictions.samples, self.sample, self.seed, job.index)
@@ -196,15 +201,42 @@ def choose_reaction(samples: int, sample: int | None, seed: int, index: int) -> 
     return int(np.random.default_rng([seed, index]).integers(samples))
 
 
-def _clip_coeffs(ctx: RenderContext, job: ClipJob, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _clip_coeffs(ctx: RenderContext, job: ClipJob, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ground truth and generated coefficients cut to the frames shown, plus the whole generated clip
+    (the photo renderer's 27-frame windows look past the last frame of a ``--max-frames`` preview)."""
     from reactcli.data.loaders import load_face3dmm
 
     gt = load_face3dmm(ctx.layout.face3dmm(ctx.split, job.listener))
-    gen = np.asarray(ctx.predictions.face3dmm[job.index, k], dtype=np.float32)
+    gen = np.array(ctx.predictions.face3dmm[job.index, k], dtype=np.float32)  # a writable copy of the mmap
     if not np.isfinite(gen).all():
         raise file_error(ctx.predictions.face_path, f"sample {job.index} reaction {k} contains NaN/inf values")
     frames = min(len(gen), len(gt), ctx.max_frames or len(gt))
-    return gt[:frames], gen[:frames]
+    return gt[:frames], gen[:frames], gen
+
+
+def photo_reference_source(ctx: RenderContext, job: ClipJob) -> Path | None:
+    """Where the reference image of ``job`` comes from: the listener's video (None with --reference-image).
+
+    A dataset without listener video cannot drive PIRender, so that is one error naming the path
+    that was looked for, raised before any clip is rendered.
+    """
+    if ctx.reference_image is not None:
+        return None
+    video = ctx.layout.video(ctx.split, job.listener)
+    if video is None:
+        looked = ctx.layout.root / ctx.split / "Video_files" / f"{job.listener}.mp4"
+        raise file_error(
+            looked,
+            "no listener video (mp4 or frame folder): --photo takes its reference image from the listener's "
+            "first ground-truth frame; give --reference-image PNG for data without video",
+        )
+    return video
+
+
+def panel_count(ctx: RenderContext, job: ClipJob) -> int:
+    """Panels of ``job``'s video: the speaker and listener videos that exist, two meshes, the photo one."""
+    videos = sum(ctx.layout.video(ctx.split, clip) is not None for clip in (job.speaker, job.listener))
+    return videos + 2 + (ctx.photo is not None)
 
 
 def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> tuple[Path, int]:
@@ -212,8 +244,10 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
 
     ``on_frames(n)`` is called after each chunk (progress reporting).
     """
+    from reactcli.render.photo import first_video_frame
+
     k = ctx.sample_for(job)
-    gt, gen = _clip_coeffs(ctx, job, k)
+    gt, gen, whole = _clip_coeffs(ctx, job, k)
     audio = ctx.layout.audio(ctx.split, job.speaker)
     if not audio.is_file():
         raise file_error(audio, "speaker audio not found (needed for the video's sound)")
@@ -224,7 +258,13 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
         if path is not None:
             sources.append((_ChunkReader(path, size, ctx.chunk), Label.make(label, size)))
     mesh_labels = [Label.make("listener GT 3DMM", size), Label.make(f"generated reaction #{k}", size)]
-    width = size * (len(sources) + 2)
+    reference = None
+    if ctx.photo is not None:
+        source = photo_reference_source(ctx, job)
+        frame = ctx.reference_image if source is None else first_video_frame(source)
+        reference = ctx.photo.reference(frame)
+        mesh_labels.append(Label.make(f"generated (photo) #{k}", size))
+    width = size * (len(sources) + 2 + (reference is not None))
     target = ctx.out / video_name(job.speaker)
     frames = len(gt)
     with atomic_path(target) as tmp:
@@ -235,6 +275,9 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
                 coeffs = torch.from_numpy(np.concatenate([gt[start : start + n], gen[start : start + n]]))
                 meshes = ctx.renderer.render(ctx.model.vertices(coeffs.to(ctx.device))).cpu().numpy()  # type: ignore[attr-defined]
                 panels = [reader.take(n) for reader, _ in sources] + [meshes[:n], meshes[n:]]
+                if ctx.photo is not None and reference is not None:
+                    photo = ctx.photo.render(whole, reference, range(start, start + n))
+                    panels.append(fit_square(photo, size))
                 labels = [label for _, label in sources] + mesh_labels
                 writer.write(side_by_side(panels, labels))
                 if callable(on_frames):
@@ -271,33 +314,44 @@ class ClipResult:
     status: str  # "rendered" or "skipped (exists)"
 
 
-def _finished(video: Path, frames: int, source: Path) -> bool:
+def _finished(video: Path, frames: int, source: Path | list[Path], width: int | None = None) -> bool:
     """A video from an earlier run counts as done only if it is newer than the predictions it shows
-    (a retrained model's reactions must not hide behind old videos) and has the frame count asked for now.
+    (a retrained model's reactions must not hide behind old videos; with ``--photo`` also newer than
+    the PIRender weights) and has the frame count asked for now, and the width of the panels asked
+    for now (a mesh-only video is not a finished ``--photo`` one).
     """
     from reactcli.render.video import probe
 
-    if video.stat().st_mtime_ns < source.stat().st_mtime_ns:
+    sources = [source] if isinstance(source, Path) else source
+    if any(video.stat().st_mtime_ns < s.stat().st_mtime_ns for s in sources):
         return False
     try:
-        return probe(video).frames == frames
+        info = probe(video)
     except ReactError:
         return False
+    return info.frames == frames and (width is None or info.width == width)
 
 
 def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
     """Render every job with a progress bar over clips and one over the current clip's frames."""
     from reactcli.progress import make_progress
 
+    if ctx.photo is not None:
+        for job in jobs:  # a missing listener video fails now, not after hours of rendering
+            photo_reference_source(ctx, job)
     results: list[ClipResult] = []
     with make_progress() as progress:
         clips_task = progress.add_task("clips", total=len(jobs), info="")
         total = min(int(ctx.predictions.face3dmm.shape[2]), CLIP_FRAMES, ctx.max_frames or CLIP_FRAMES)
         frames_task = progress.add_task("frames", total=total, info="")
+        sources = [ctx.predictions.face_path]
+        if ctx.photo is not None and ctx.photo.path is not None:
+            sources.append(ctx.photo.path)
         for job in jobs:
             video = ctx.out / video_name(job.speaker)
             k = ctx.sample_for(job)
-            if video.is_file() and _finished(video, total, ctx.predictions.face_path):
+            width = panel_count(ctx, job) * ctx.camera.size
+            if video.is_file() and _finished(video, total, sources, width):
                 status = "skipped (exists)"
             else:
                 progress.reset(frames_task, total=total, info=job.name)

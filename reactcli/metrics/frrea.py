@@ -1,0 +1,309 @@
+"""FRRea as the REACT 2024 baseline computes it: PIRender frames of the predictions against real frames.
+
+The realism score is an FID, and an FID depends on which frames go in. Published FRRea values are
+comparable only under one frame protocol, so the protocol is named in the metrics JSON with the
+frame counts and the extractor. Two protocols:
+
+- ``official-2024`` (the baseline's): the first of the K generated reactions of each sample,
+  frames 0, 30, 60, ... of the 750 evaluated ones (25 per clip), and only the samples the
+  baseline's evaluation loop saves, those in batches ``batch_idx % 25 == 0`` at batch size 4,
+  i.e. samples ``n`` with ``(n // 4) % 25 == 0`` (about 48 clips and 1,200 frames per side on val);
+- ``all``: the same frames and reaction for every sample, more frames and so a steadier estimate.
+
+Fake frames are PIRender renders (``reactcli.render.photo``: the listener's first video frame as
+reference, 27-frame clamped windows of the whole clip, truncation to uint8); real frames are the
+listener's video frames at the same indices through the same resize, crop and conversion. Both
+are written as 224 x 224 PNGs with matching names under ``<dir>/real`` and ``<dir>/fake``, and the
+FID of the two folders is computed as ``react fid`` (and ``python -m pytorch_fid``) computes it, so
+``react fid <dir>/real <dir>/fake`` reproduces the number.
+
+This is the one metric that renders, so it imports ``reactcli.render`` (a sibling layer); render
+never imports metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reactcli.atomic import atomic_path
+from reactcli.data.layout import EVAL_FRAMES, DatasetLayout, Sample, mirrored, read_pairs
+from reactcli.errors import ReactError, file_error
+
+#: Frame protocols of ``react evaluate --realism-protocol``.
+PROTOCOLS = ("official-2024", "all")
+#: Every 30th frame of a clip is scored.
+FRAME_STEP = 30
+#: The baseline evaluates in batches of 4 and saves frames of every 25th batch.
+OFFICIAL_BATCH = 4
+OFFICIAL_EVERY = 25
+#: The generated reaction the protocol renders (the first of the K).
+REACTION = 0
+
+
+def protocol_samples(protocol: str, n_samples: int) -> list[int]:
+    """The mirrored sample indices a protocol scores."""
+    if protocol not in PROTOCOLS:
+        raise ReactError(f"--realism-protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
+    if protocol == "all":
+        return list(range(n_samples))
+    return [n for n in range(n_samples) if (n // OFFICIAL_BATCH) % OFFICIAL_EVERY == 0]
+
+
+def protocol_frames(length: int) -> list[int]:
+    """Frame indices 0, 30, 60, ... of the first min(length, 750) frames: 25 for a REACT clip."""
+    return list(range(0, min(length, EVAL_FRAMES), FRAME_STEP))
+
+
+@dataclass(frozen=True)
+class FidFrame:
+    """One image pair of the protocol: frame ``frame`` of mirrored sample ``sample``."""
+
+    sample: int
+    listener: str
+    frame: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.sample:05d}_{self.frame:04d}.png"
+
+
+def plan_frames(
+    samples: list[Sample], protocol: str, length: int, max_images: int | None = None
+) -> list[FidFrame]:
+    """The protocol's frames in sample order; ``max_images`` keeps only the first ones (a quick look)."""
+    frames = [
+        FidFrame(n, samples[n].listener, t)
+        for n in protocol_samples(protocol, len(samples))
+        for t in protocol_frames(length)
+    ]
+    return frames if max_images is None else frames[:max_images]
+
+
+def _save_png(path: Path, pixels: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+
+
+def _fresh(path: Path, newer_than: float) -> bool:
+    """An earlier run's PNG is reused only if it is at least as new as everything it was made from."""
+    return path.is_file() and path.stat().st_mtime_ns >= newer_than
+
+
+@dataclass
+class FrameFolders:
+    """What :func:`write_fid_frames` left on disk."""
+
+    real: Path
+    fake: Path
+    files: tuple[list[Path], list[Path]]
+    rendered: int = 0  # fake frames rendered now
+    reused: int = 0  # fake frames kept from an earlier run
+    removed: int = 0  # stale PNGs of another protocol or run, deleted so the folders hold exactly this one
+
+
+@dataclass
+class FrreaJob:
+    """Everything FRRea needs, checked before any metric runs (a bad file fails in seconds, not after FRD)."""
+
+    layout: DatasetLayout
+    split: str
+    face3dmm: np.ndarray  # (N, K, T, 58) generated 3DMM, mirrored order
+    face_path: Path
+    pirender_path: Path
+    photo: Any  # reactcli.render.photo.PhotoRenderer
+    inception: Any  # reactcli.metrics.inception.FIDInceptionV3
+    device: torch.device
+    folder: Path
+    protocol: str
+    plan: list[FidFrame]
+    videos: dict[str, Path]
+    full_count: int  # frames of the protocol before --realism-max-images
+    batch_size: int = 50
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images(self) -> int:
+        return len(self.plan)
+
+
+def prepare_frrea(
+    root: Path,
+    split: str,
+    predictions: Path,
+    pirender: Path,
+    inception: Path,
+    folder: Path,
+    protocol: str = "official-2024",
+    max_images: int | None = None,
+    device: torch.device | str = "cpu",
+    batch: int = 8,
+) -> FrreaJob:
+    """Load and check the two weights files, the generated 3DMM and the listener videos of the protocol."""
+    from reactcli.metrics.inception import load_inception
+    from reactcli.render.clips import load_predictions
+    from reactcli.render.photo import PhotoRenderer
+
+    protocol_samples(protocol, 0)  # an unknown protocol fails before anything is loaded
+    predictions = Path(predictions)
+    folder_of = predictions if predictions.is_dir() else predictions.parent
+    if not (folder_of / "face3dmm.npy").is_file():
+        raise file_error(
+            predictions,
+            "FRRea renders the generated 3DMM, so --predictions must be a react generate folder holding face3dmm.npy",
+        )
+    layout = DatasetLayout(root)
+    samples = mirrored(read_pairs(layout.root, split))
+    preds = load_predictions(folder_of, len(samples))
+    plan = plan_frames(samples, protocol, int(preds.face3dmm.shape[2]), max_images)
+    full = len(plan_frames(samples, protocol, int(preds.face3dmm.shape[2])))
+    if len(plan) < 2:
+        raise ReactError(f"FRRea: the {protocol} protocol selects {len(plan)} frame(s) here; FID needs at least 2")
+    videos: dict[str, Path] = {}
+    for item in plan:
+        if item.listener not in videos:
+            video = layout.video(split, item.listener)
+            if video is None:
+                looked = layout.root / split / "Video_files" / f"{item.listener}.mp4"
+                raise file_error(looked, "no listener video: FRRea's real frames and PIRender's reference come from it")
+            videos[item.listener] = video
+    dev = torch.device(device)
+    photo = PhotoRenderer.load(pirender, dev, batch)
+    network = load_inception(inception, dev)
+    return FrreaJob(
+        layout=layout, split=split, face3dmm=preds.face3dmm, face_path=preds.face_path, pirender_path=Path(pirender),
+        photo=photo, inception=network, device=dev, folder=Path(folder), protocol=protocol, plan=plan,
+        videos=videos, full_count=full,
+    )  # fmt: skip
+
+
+def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = None) -> FrameFolders:
+    """Write the real and fake PNGs of ``job.plan``; reuse fresh ones, delete stale ones.
+
+    A fake PNG is reused when it is newer than the predictions, the PIRender weights and the
+    listener video; a real one when it is newer than the video. PNGs of other frames (another
+    protocol, an older run) are removed, so that each folder holds exactly the frames scored and
+    ``react fid`` on them gives FRRea. ``on_progress(n)`` counts fake frames (rendered or reused).
+    """
+    from reactcli.render.photo import pick_video_frames, real_frame
+
+    real_dir, fake_dir = job.folder / "real", job.folder / "fake"
+    real_dir.mkdir(parents=True, exist_ok=True)
+    fake_dir.mkdir(parents=True, exist_ok=True)
+    names = {item.name for item in job.plan}
+    removed = 0
+    for directory in (real_dir, fake_dir):
+        for stale in directory.glob("*.png"):
+            if stale.name not in names:
+                stale.unlink()
+                removed += 1
+    files = ([real_dir / i.name for i in job.plan], [fake_dir / i.name for i in job.plan])
+    result = FrameFolders(real_dir, fake_dir, files, removed=removed)
+    weights_time = max(job.face_path.stat().st_mtime_ns, job.pirender_path.stat().st_mtime_ns)
+    by_sample: dict[int, list[FidFrame]] = {}
+    for item in job.plan:
+        by_sample.setdefault(item.sample, []).append(item)
+    for sample, items in by_sample.items():
+        video = job.videos[items[0].listener]
+        video_time = video.stat().st_mtime_ns if video.is_file() else 0
+        need_fake = [i for i in items if not _fresh(fake_dir / i.name, max(weights_time, video_time))]
+        need_real = [i for i in items if not _fresh(real_dir / i.name, video_time)]
+        result.reused += len(items) - len(need_fake)
+        if on_progress is not None and len(items) > len(need_fake):
+            on_progress(len(items) - len(need_fake))
+        if not need_fake and not need_real:
+            continue
+        indices = {0} | {i.frame for i in need_real}
+        decoded = pick_video_frames(video, indices)
+        for item in need_real:
+            _save_png(real_dir / item.name, real_frame(decoded[item.frame]))
+        if need_fake:
+            coeffs = np.array(job.face3dmm[sample, REACTION], dtype=np.float32)  # a writable copy of the mmap
+            if not np.isfinite(coeffs).all():
+                raise file_error(job.face_path, f"sample {sample} reaction {REACTION} contains NaN/inf values")
+            reference = job.photo.reference(decoded[0])
+            chosen = [i.frame for i in need_fake]
+            start = 0
+            for block in job.photo.iter_frames(coeffs, reference, chosen):
+                for offset, pixels in enumerate(block):
+                    _save_png(fake_dir / need_fake[start + offset].name, pixels)
+                start += len(block)
+                result.rendered += len(block)
+                if on_progress is not None:
+                    on_progress(len(block))
+    return result
+
+
+def run_frrea(
+    job: FrreaJob,
+    on_frames: Callable[[int], None] | None = None,
+    on_features: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Render/collect the frames, compute the FID; returns the FRRea keys of the metrics JSON."""
+    from reactcli.metrics.inception import fid_of_folders
+
+    start = time.perf_counter()
+    folders = write_fid_frames(job, on_frames)
+    rendered = time.perf_counter()
+    fid = fid_of_folders(
+        folders.real, folders.fake, job.inception, job.batch_size, job.device, on_features, files=folders.files
+    )
+    done = time.perf_counter()
+    partial = job.images < job.full_count
+    cut = f"; only the first {job.images} of the protocol's {job.full_count} frames (not comparable)"
+    note = (
+        f"FID of {job.images} real vs {job.images} PIRender frames under the {job.protocol} protocol "
+        f"(reaction {REACTION} of each sample, every {FRAME_STEP}th frame"
+        + (", samples with (n // 4) % 25 == 0" if job.protocol == "official-2024" else ", every sample")
+        + f"); {fid['extractor']}; frames in {job.folder}"
+        + (cut if partial else "")
+    )
+    return {
+        "FRRea": fid["fid"],
+        "FRRea_protocol": job.protocol,
+        "FRRea_frames": {"real": fid["real_images"], "fake": fid["fake_images"], "protocol": job.full_count},
+        "FRRea_extractor": fid["extractor"],
+        "FRRea_renderer": f"PIRender ({job.pirender_path.name}), reference = listener's first video frame, 224 x 224",
+        "FRRea_dir": str(job.folder),
+        "FRRea_note": note,
+        "FRRea_timings": {
+            "frames": round(rendered - start, 3),
+            "fid": round(done - rendered, 3),
+            "rendered": folders.rendered,
+            "reused": folders.reused,
+        },
+    }
+
+
+def merge_frrea(result: dict[str, Any], realism: dict[str, Any]) -> dict[str, Any]:
+    """Put FRRea and its record into a metrics dict of ``evaluate_arrays`` (note and timing included)."""
+    note = realism.pop("FRRea_note")
+    timings = realism.pop("FRRea_timings")
+    result.update(realism)
+    result["notes"]["FRRea"] = note
+    result["timings"]["FRRea"] = round(timings["frames"] + timings["fid"], 4)
+    result["FRRea_work"] = timings
+    return result
+
+
+__all__ = [
+    "FRAME_STEP",
+    "PROTOCOLS",
+    "FidFrame",
+    "FrreaJob",
+    "merge_frrea",
+    "plan_frames",
+    "prepare_frrea",
+    "protocol_frames",
+    "protocol_samples",
+    "run_frrea",
+    "write_fid_frames",
+]
