@@ -110,7 +110,7 @@ class PredictorConfig(Section):
         default="none",
         description="emotion dims the head reads from the speaker memory alone (no listener history)",
     )
-    linear_emotion_dims: Literal["none", "valence_arousal"] = Field(
+    linear_emotion_dims: Literal["none", "valence_arousal", "valence_arousal_expressions"] = Field(
         default="none",
         description="emotion dims given by the fixed linear path alone, no learned residual (needs emotion_skip)",
     )
@@ -163,7 +163,7 @@ class GenerationConfig(Section):
         default=0.0, ge=0.0, lt=1.0, description="causal exponential smoothing of the emitted frames (0 = off)"
     )
     valid_emotion: bool = Field(
-        default=True,
+        default=False,
         description="project each emitted emotion frame onto the valid set (AUs and valence/arousal in range, "
         "expression probabilities summing to 1)",
     )

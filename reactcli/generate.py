@@ -20,7 +20,7 @@ the input was chunked or on any later speaker input — which is what makes the 
 Emotion comes from the predictor's emotion head when it has one (else it is decoded from the
 sampled tokens, as in the paper). ``generation.smoothing`` applies a causal exponential moving
 average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks back, so it keeps
-the online contract. ``generation.valid_emotion`` (on by default) then projects each emitted emotion
+the online contract. ``generation.valid_emotion`` (off by default) projects each emitted emotion
 frame onto the emotions that can exist (``models/valid_emotion.py``): per frame, so also online.
 """
 

@@ -43,7 +43,7 @@ def run_cli(*args: str) -> None:
 
 def random_model(
     audio_dim: int = 10, patch: int = 4, context: int = 16, seed: int = 0, smoothing: float = 0.0,
-    emotion_skip: int = 0, speaker_dims: str = "none", linear_dims: str = "none", valid_emotion: bool = True,
+    emotion_skip: int = 0, speaker_dims: str = "none", linear_dims: str = "none", valid_emotion: bool = False,
 ) -> ReactionModel:
     """A random tokenizer + predictor with open gates (alpha != 0) so cross-attention matters."""
     torch.manual_seed(seed)

@@ -134,7 +134,7 @@ def test_speaker_emotion_dims_stream_exactly_and_ignore_the_listener_history(cli
 def test_linear_emotion_dims_are_the_linear_path_alone(clip) -> None:
     """Valence/arousal from the fixed linear path only: equal across the K samples, unchanged by the
     transformer's weights, and streamed exactly; the other dims still vary between samples."""
-    model = random_model(emotion_skip=6, linear_dims="valence_arousal", valid_emotion=False)
+    model = random_model(emotion_skip=6, linear_dims="valence_arousal")
     _, cached = generate_reactions(model, *clip, samples=3, seed=1)
     _, one = generate_reactions(model, *clip, samples=3, seed=1, chunk=1)
     np.testing.assert_allclose(cached, one, atol=1e-4)
@@ -156,7 +156,7 @@ def test_linear_emotion_dims_need_the_linear_path() -> None:
 
 
 def test_emitted_emotion_is_valid_and_the_projection_can_be_turned_off(clip) -> None:
-    raw = random_model(emotion_skip=6, valid_emotion=False)
+    raw = random_model(emotion_skip=6)
     with torch.no_grad():  # push the head's outputs far outside the valid ranges
         raw.predictor.emotion_head.bias.fill_(3.0)
     _, unprojected = generate_reactions(raw, *clip, samples=2, seed=1)

@@ -286,6 +286,8 @@ def _speaker_dims(cfg: PredictorConfig) -> tuple[int, ...]:
 
 
 def _linear_dims(cfg: PredictorConfig) -> tuple[int, ...]:
+    if cfg.linear_emotion_dims == "valence_arousal_expressions":
+        return tuple(range(VALENCE_AROUSAL[0], EMOTION_DIM))
     return VALENCE_AROUSAL if cfg.linear_emotion_dims == "valence_arousal" else ()
 
 
