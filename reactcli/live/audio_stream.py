@@ -63,9 +63,7 @@ class StreamingAudioFeatures:
 
     def __init__(self, cfg: AudioConfig, input_rate: int = 16000, device: str = "cpu") -> None:
         if cfg.encoder not in ("mfcc", "logmel"):
-            raise ReactError(
-                f"live mode supports audio.encoder 'mfcc' or 'logmel', this model uses '{cfg.encoder}'"
-            )
+            raise ReactError(f"live mode supports audio.encoder 'mfcc' or 'logmel', this model uses '{cfg.encoder}'")
         if cfg.sample_rate % FPS:
             raise ReactError(f"audio.sample_rate {cfg.sample_rate} must be a multiple of {FPS}")
         if int(input_rate) <= 0 or int(input_rate) != input_rate:
