@@ -178,8 +178,9 @@ class BlendshapeToFaceVerse:
         b = np.asarray(blendshapes)
         m = np.asarray(matrices)
         if b.ndim != 2 or m.ndim != 3 or len(b) != len(m) or len(b) < 2:
-            raise ReactError(f"calibration needs (T, 52) blendshapes and (T, 4, 4) matrices, T >= 2; "
-                             f"got {b.shape} and {m.shape}")
+            raise ReactError(
+                f"calibration needs (T, 52) blendshapes and (T, 4, 4) matrices, T >= 2; got {b.shape} and {m.shape}"
+            )
         raw = np.stack([self.raw(bi, mi) for bi, mi in zip(b, m, strict=True)])
         self.source = FaceStats(raw.mean(0), raw.std(0))
         return self
