@@ -11,10 +11,9 @@ When the microphone rate differs from the model's ``audio.sample_rate``, samples
 :class:`reactcli.live.resample.StreamingResampler`, which reproduces the offline whole-clip
 polyphase resampler sample for sample (its look-ahead, under 1 ms, fits in the 2 ms guard).
 
-wav2vec2 features are not offered live: their first conv layer normalises over time with running
-statistics, which streams in principle, but the conv stack recomputed on growing inputs costs more
-than the 20 ms per frame the live server has, and an incremental conv stack would be a second
-implementation to keep equal to the first. Live mode supports ``mfcc`` and ``logmel``.
+wav2vec2 features stream too (:mod:`reactcli.live.wav2vec2_stream`): the conv encoder has no
+padding and its first GroupNorm already uses running statistics offline, so each push runs the
+convolutions on the new samples plus a few samples of history per layer.
 """
 
 from __future__ import annotations
@@ -62,17 +61,23 @@ class StreamingAudioFeatures:
     """
 
     def __init__(self, cfg: AudioConfig, input_rate: int = 16000, device: str = "cpu") -> None:
-        if cfg.encoder not in ("mfcc", "logmel"):
-            raise ReactError(f"live mode supports audio.encoder 'mfcc' or 'logmel', this model uses '{cfg.encoder}'")
-        if cfg.sample_rate % FPS:
+        if cfg.encoder not in ("mfcc", "logmel", "wav2vec2"):
+            raise ReactError(f"live mode supports audio.encoder mfcc, logmel or wav2vec2, not '{cfg.encoder}'")
+        if cfg.encoder != "wav2vec2" and cfg.sample_rate % FPS:
             raise ReactError(f"audio.sample_rate {cfg.sample_rate} must be a multiple of {FPS}")
         if int(input_rate) <= 0 or int(input_rate) != input_rate:
             raise ReactError(f"input rate must be a positive whole number of Hz, got {input_rate}")
         self.cfg = cfg
         self.device = device
         self.input_rate = int(input_rate)
-        self.rate = int(cfg.sample_rate)
+        self.rate = 16000 if cfg.encoder == "wav2vec2" else int(cfg.sample_rate)  # as FeatureExtractor
         self.dim = audio_feature_dim(cfg)
+        self._w2v = None
+        if cfg.encoder == "wav2vec2":
+            from reactcli.data.features import Wav2Vec2Features, _require_pretrained
+            from reactcli.live.wav2vec2_stream import StreamingWav2Vec2
+
+            self._w2v = StreamingWav2Vec2(Wav2Vec2Features(_require_pretrained(cfg), device).model, device)
         self.hop = self.rate // FPS
         self.guard = self.rate // 500  # as causal_frames: windows end 2 ms before the frame boundary
         n_mels = MFCC_MELS if cfg.encoder == "mfcc" else cfg.n_mels
@@ -103,6 +108,8 @@ class StreamingAudioFeatures:
         self._prev_delta: np.ndarray | None = None
         if self._resampler is not None:
             self._resampler.reset()
+        if self._w2v is not None:
+            self._w2v.reset()
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Append new mono samples at ``input_rate``; return the features of newly completed frames."""
@@ -110,6 +117,10 @@ class StreamingAudioFeatures:
         self._received += len(samples)
         if self._resampler is not None:
             samples = self._resampler.push(samples)
+        if self._w2v is not None:
+            feats = self._w2v.push(samples)
+            self._frames = self._w2v.frames_done
+            return np.ascontiguousarray(feats, dtype=np.float32)
         if len(samples):
             self._buf = np.concatenate([self._buf, samples])
             self._total += len(samples)
