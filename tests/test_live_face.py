@@ -15,6 +15,7 @@ from _model_fixtures import random_model
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream
 from reactcli.live.face_source import (
+    AU_BLENDSHAPES,
     MEDIAPIPE_BLENDSHAPES,
     BlendshapeToFaceVerse,
     FaceStats,
@@ -226,6 +227,10 @@ def test_speaker_emotion_fallback_and_blendshape_aus() -> None:
     assert emo[ACTION_UNITS.index("AU4")] == 0.0
     unmapped = [EMOTION_COLUMNS.index(c) for c in ("AU23", "AU25", "valence", "arousal", "Happy")]
     np.testing.assert_array_equal(emo[unmapped], fallback[unmapped])
+    assert set(AU_BLENDSHAPES) <= set(ACTION_UNITS) and len(AU_BLENDSHAPES) == 13
+    assert all(name in MEDIAPIPE_BLENDSHAPES for names in AU_BLENDSHAPES.values() for name in names)
+    with pytest.raises(ReactError, match=r"fallback must have 25 values, got shape \(24,\)"):
+        speaker_emotion_from_blendshapes(scores, fallback[:24])
 
 
 def test_live_inputs_drive_a_reaction_stream() -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reactcli.errors import ReactError
-from reactcli.vocab import ACTION_UNITS, EMOTION_DIM, EXPRESSION_NAMES
+from reactcli.vocab import ACTION_UNITS, EMOTION_DIM
 
 if TYPE_CHECKING:
     from reactcli.models.checkpoint import ReactionModel
@@ -41,8 +41,6 @@ AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
     "AU24": ("mouthPressLeft", "mouthPressRight"),  # lip pressor
     "AU26": ("jawOpen",),  # jaw drop
 }
-assert all(au in ACTION_UNITS for au in AU_BLENDSHAPES)
-assert all(name in EXPRESSION_NAMES for names in AU_BLENDSHAPES.values() for name in names)
 
 
 def speaker_emotion_fallback(model: ReactionModel) -> np.ndarray | None:
