@@ -67,9 +67,25 @@ def causal_frames(wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES, n_fft:
 
 
 def log_mel(wave: np.ndarray, rate: int, n_mels: int, frames: int = CLIP_FRAMES) -> np.ndarray:
-    windows = causal_frames(wave, rate, frames) * np.hanning(N_FFT).astype(np.float32)
+    return windows_log_mel(causal_frames(wave, rate, frames), mel_filterbank(n_mels, rate))
+
+
+def windows_log_mel(windows: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
+    """(n, N_FFT) raw float32 windows -> (n, n_mels) log mel energies.
+
+    Shared by the offline extractor and the live one (``reactcli.live.audio_stream``), so that both
+    run the very same arithmetic on a window and agree frame for frame.
+    """
+    windows = windows * np.hanning(N_FFT).astype(np.float32)
     power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
-    return np.log(power @ mel_filterbank(n_mels, rate).T + 1e-10)
+    return np.log(power @ filterbank.T + 1e-10)
+
+
+def mfcc_coefficients(logmel: np.ndarray, n_mfcc: int) -> np.ndarray:
+    """(n, MFCC_MELS) log mel -> (n, n_mfcc) MFCC (orthonormal DCT-II), without deltas."""
+    from scipy.fft import dct
+
+    return dct(logmel, type=2, norm="ortho", axis=1)[:, :n_mfcc]
 
 
 def backward_delta(x: np.ndarray) -> np.ndarray:
@@ -80,9 +96,7 @@ def backward_delta(x: np.ndarray) -> np.ndarray:
 
 
 def mfcc(wave: np.ndarray, rate: int, n_mfcc: int, frames: int = CLIP_FRAMES) -> np.ndarray:
-    from scipy.fft import dct
-
-    coeffs = dct(log_mel(wave, rate, MFCC_MELS, frames), type=2, norm="ortho", axis=1)[:, :n_mfcc]
+    coeffs = mfcc_coefficients(log_mel(wave, rate, MFCC_MELS, frames), n_mfcc)
     delta = backward_delta(coeffs)
     return np.concatenate([coeffs, delta, backward_delta(delta)], axis=1)
 
