@@ -1,0 +1,279 @@
+"""``react live`` without a browser: the wire format, the per-session rules, replay == ``react generate``,
+bad clients closed alone, and independent sessions (Starlette's in-process test client)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _model_fixtures import trained_run  # noqa: F401  (session fixture)
+from conftest import run_cli
+
+pytest.importorskip("fastapi", reason="the live extra (fastapi) is not installed")
+pytest.importorskip("httpx", reason="starlette's test client needs httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from reactcli.live import protocol as P  # noqa: E402
+from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES, FACE_DIM  # noqa: E402
+
+K, SEED = 2, 3
+
+
+def tick(seq: int, frame: int, frames: int = 1) -> bytes:
+    return P.encode(P.Message(P.MsgType.TICK, seq, frame, float(seq), np.zeros((frames, 0), np.float32)))
+
+
+def audio(seq: int, frame: int, values: np.ndarray) -> bytes:
+    return P.encode(P.Message(P.MsgType.AUDIO, seq, frame, 0.0, values))
+
+
+# -- the wire format ------------------------------------------------------------------------------
+def test_message_round_trip_is_little_endian_float32() -> None:
+    values = np.arange(2 * P.CHUNK, dtype=np.float32).reshape(2, P.CHUNK) / 2000.0
+    data = P.encode(P.Message(P.MsgType.AUDIO, 7, 14, 123.5, values, aux=1.25))
+    assert len(data) == P.HEADER.size + values.size * 4 and data[:4] == b"RLV1"
+    assert np.array_equal(np.frombuffer(data[P.HEADER.size :], "<f4").reshape(2, -1), values)
+    msg = P.decode(data)
+    assert (msg.type, msg.seq, msg.frame, msg.t_ms, msg.aux, msg.frames) == (P.MsgType.AUDIO, 7, 14, 123.5, 1.25, 2)
+    assert np.array_equal(msg.values, values)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "words"),
+    [
+        (lambda d: d[:10], "shorter than"),
+        (lambda d: b"PKL0" + d[4:], "bad magic"),
+        (lambda d: d[:4] + bytes([9]) + d[5:], "version 9"),
+        (lambda d: d[:5] + bytes([77]) + d[6:], "unknown message type 77"),
+        (lambda d: d[:6] + b"\x01\x00" + d[8:], "reserved flags"),
+        (lambda d: d + b"\x00\x00\x00\x00", "announces"),
+        (lambda d: d[:-4], "announces"),
+        (lambda d: d + bytes(P.MAX_MESSAGE_BYTES), "exceeds the limit"),
+    ],
+)
+def test_decode_rejects_malformed_bytes(mutate, words: str) -> None:
+    good = audio(0, 0, np.zeros((1, P.CHUNK), np.float32))
+    with pytest.raises(P.ProtocolError, match=words):
+        P.decode(mutate(good))
+
+
+@pytest.mark.parametrize(
+    ("msg", "mode", "words"),
+    [
+        (P.Message(P.MsgType.TICK, 1, 0, 0.0, np.zeros((1, 0), np.float32)), "replay", "out-of-order"),
+        (P.Message(P.MsgType.TICK, 0, 5, 0.0, np.zeros((1, 0), np.float32)), "replay", "expected 0"),
+        (P.Message(P.MsgType.TICK, 0, 0, 0.0, np.zeros((9, 0), np.float32)), "replay", "1 to 8 frames"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.zeros((1, P.CHUNK), np.float32)), "replay", "TICK"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.zeros((1, 320), np.float32)), "mic", "640 values"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.full((1, P.CHUNK), np.nan, np.float32)), "mic", "NaN"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.full((1, P.CHUNK), 3000.0, np.float32)), "mic", "not int16"),
+    ],
+)
+def test_session_rules(msg: P.Message, mode: str, words: str) -> None:
+    with pytest.raises(P.ProtocolError, match=words):
+        P.check_input(msg, mode, seq=0, frame=0, face=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{not json", "not JSON"),
+        ('{"type": "start", "mode": "tv"}', "mode"),
+        ('{"type": "start", "mode": "mic", "evil": 1}', "evil"),
+        ('{"type": "start", "mode": "replay", "clip": -1}', "clip"),
+        ('{"type": "start", "mode": "mic", "sample_rate": 44100}', "16000"),
+    ],
+)
+def test_start_message_is_strict(text: str, words: str) -> None:
+    with pytest.raises(P.ProtocolError, match=words):
+        P.parse_start(text)
+
+
+# -- the app --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_model(trained_run):  # noqa: F811
+    from reactcli.generate import load_for_generation
+    from reactcli.runtime import resolve_device
+
+    return load_for_generation(trained_run / "predictor.ckpt", resolve_device("cpu"), {"generation": {"samples": K}})
+
+
+@pytest.fixture(scope="module")
+def replay_data(live_model, preprocessed_root: Path):
+    from reactcli.live.replay import ReplayData
+
+    return ReplayData(preprocessed_root, "val", live_model)
+
+
+def make_client(live_model, replay_data, realtime: bool = False) -> TestClient:
+    from reactcli.live.server import LiveSettings, create_app
+
+    return TestClient(create_app(live_model, LiveSettings(samples=K, seed=SEED, realtime=realtime), replay_data))
+
+
+@pytest.fixture(scope="module")
+def generated(trained_run, preprocessed_root: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:  # noqa: F811
+    out = tmp_path_factory.mktemp("generated")
+    assert run_cli(["generate", "--checkpoint", str(trained_run / "predictor.ckpt"), "--data", str(preprocessed_root),
+                    "--split", "val", "--samples", str(K), "--seed", str(SEED), "--out", str(out),
+                    "--device", "cpu"]) == 0
+    return np.load(out / "face3dmm.npy"), np.load(out / "emotion.npy")
+
+
+def start(ws, **fields) -> dict:
+    ws.send_text(json.dumps({"type": "start", **fields}))
+    return ws.receive_json()
+
+
+def replay_frames(ws, frames: int) -> np.ndarray:
+    """Tick one frame at a time and collect the (frames, dim) rows the server sends back."""
+    rows = []
+    for i in range(frames):
+        ws.send_bytes(tick(i, i))
+        msg = P.decode(ws.receive_bytes(), max_bytes=1 << 24)
+        assert msg.type == P.MsgType.FRAMES and msg.frame == i and msg.seq == i and msg.frames == 1
+        rows.append(msg.values)
+    return np.concatenate(rows)
+
+
+def split_reactions(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wire rows (T, (K + 1) * 83) -> face (K, T, 58), emotion (K, T, 25), ground truth (T, 83)."""
+    t = len(rows)
+    per = rows[:, : k * P.FRAME_VALUES].reshape(t, k, P.FRAME_VALUES).transpose(1, 0, 2)
+    return per[..., :FACE_DIM], per[..., FACE_DIM:], rows[:, k * P.FRAME_VALUES :]
+
+
+def test_page_and_assets_are_served(live_model, replay_data) -> None:
+    client = make_client(live_model, replay_data)
+    page = client.get("/")
+    assert page.status_code == 200 and "AudioWorklet" in page.text
+    assert "http" not in page.text.replace("http-equiv", ""), "the page must not load anything from the internet"
+    info = client.get("/api/info").json()
+    assert info["replay"] and info["samples"] == K and len(info["clips"]) == len(replay_data)
+    meta = client.get("/api/face-model").json()
+    blob = client.get("/api/face-model.bin").content
+    tri = meta["layout"]["tri"]
+    assert len(blob) == tri["offset"] + 4 * np.prod(tri["shape"])
+    assert client.get("/api/clips/0/video").status_code == 200
+    assert client.get("/api/clips/999/video").status_code == 404
+
+
+def test_replay_over_the_socket_equals_react_generate(live_model, replay_data, generated) -> None:
+    """All 751 frames of every reaction, streamed frame by frame, equal the offline generation."""
+    face_ref, emotion_ref = generated
+    client = make_client(live_model, replay_data)
+    index = 1
+    with client.websocket_connect("/ws") as ws:
+        ready = start(ws, mode="replay", clip=index)
+        assert ready["type"] == "ready" and ready["frames"] == CLIP_FRAMES and ready["reference"]
+        rows = replay_frames(ws, CLIP_FRAMES)
+        assert ws.receive_json() == {"type": "end", "frames": CLIP_FRAMES}
+    face, emotion, truth = split_reactions(rows, K)
+    assert face.shape == (K, CLIP_FRAMES, FACE_DIM)
+    # frame by frame instead of one patch per push: equal up to float rounding, same sampled codes
+    np.testing.assert_allclose(face, face_ref[index], atol=1e-4)
+    np.testing.assert_allclose(emotion[:, :EMOTION_FRAMES], emotion_ref[index], atol=1e-4)
+    clip = replay_data.clip(index)
+    np.testing.assert_array_equal(truth[:, :FACE_DIM], clip["listener_3dmm"])
+
+
+def test_replay_library_loop_equals_react_generate(live_model, replay_data, generated) -> None:
+    from reactcli.live.replay import replay_clip
+
+    face, emotion = replay_clip(live_model, replay_data, 0, K, SEED)
+    np.testing.assert_allclose(face, generated[0][0], atol=1e-4)
+    np.testing.assert_allclose(emotion, generated[1][0], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("send", "words"),
+    [
+        (lambda ws: ws.send_bytes(b"\x80\x04pickle"), "shorter than"),
+        (lambda ws: ws.send_bytes(tick(1, 0)), "out-of-order"),
+        (lambda ws: ws.send_bytes(tick(0, 0) + bytes(P.MAX_MESSAGE_BYTES)), "exceeds the limit"),
+        (lambda ws: ws.send_text('{"type": "start", "mode": "replay"}'), "only binary"),
+        (lambda ws: ws.send_bytes(audio(0, 0, np.zeros((1, P.CHUNK), np.float32))), "TICK"),
+    ],
+)
+def test_a_bad_client_is_closed_alone(live_model, replay_data, send, words: str) -> None:
+    client = make_client(live_model, replay_data)
+    with client.websocket_connect("/ws") as good, client.websocket_connect("/ws") as bad:
+        start(good, mode="replay", clip=2)
+        start(bad, mode="replay", clip=2)
+        good.send_bytes(tick(0, 0))
+        first = P.decode(good.receive_bytes(), 1 << 24)
+        send(bad)
+        error = bad.receive_json()
+        assert error["type"] == "error" and words in error["message"]
+        closed = bad.receive()
+        assert closed["type"] == "websocket.close" and closed["code"] in (P.CLOSE_POLICY, P.CLOSE_TOO_BIG)
+        good.send_bytes(tick(1, 1))  # the other session carries on
+        second = P.decode(good.receive_bytes(), 1 << 24)
+        assert (first.frame, second.frame) == (0, 1)
+    with client.websocket_connect("/ws") as again:  # and the server takes new clients
+        assert start(again, mode="replay", clip=0)["type"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [({"mode": "replay", "clip": 99}, "does not exist"), ({"mode": "replay", "face": True}, "no face values")],
+)
+def test_bad_start_is_refused(live_model, replay_data, fields, words: str) -> None:
+    with make_client(live_model, replay_data).websocket_connect("/ws") as ws:
+        reply = start(ws, **fields)
+        assert reply["type"] == "error" and words in reply["message"]
+
+
+def test_two_clients_are_independent_sessions(live_model, replay_data) -> None:
+    """Interleaved sessions (different clips and seeds) give what each gives alone."""
+    client = make_client(live_model, replay_data)
+    n = 40
+    alone = {}
+    for clip, seed in ((0, 1), (3, 2)):
+        with client.websocket_connect("/ws") as ws:
+            start(ws, mode="replay", clip=clip, seed=seed)
+            alone[clip] = replay_frames(ws, n)
+    with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b:
+        assert start(a, mode="replay", clip=0, seed=1)["seed"] != start(b, mode="replay", clip=3, seed=2)["seed"]
+        rows: dict[int, list[np.ndarray]] = {0: [], 3: []}
+        for i in range(n):
+            for clip, ws in ((0, a), (3, b)):
+                ws.send_bytes(tick(i, i))
+                rows[clip].append(P.decode(ws.receive_bytes(), 1 << 24).values)
+    for clip in (0, 3):
+        np.testing.assert_array_equal(np.concatenate(rows[clip]), alone[clip])
+    assert not np.array_equal(alone[0], alone[3])
+
+
+def test_a_client_faster_than_real_time_is_closed(live_model, replay_data) -> None:
+    client = make_client(live_model, replay_data, realtime=True)
+    with client.websocket_connect("/ws") as ws:
+        start(ws, mode="replay", clip=0)
+        reply: dict = {}
+        for i in range(0, 400, 8):  # 16 s of frames at once
+            ws.send_bytes(tick(i // 8, i, 8))
+        while reply.get("type") != "error":
+            event = ws.receive()
+            if event.get("text"):
+                reply = json.loads(event["text"])
+        assert "ahead of real time" in reply["message"] or "wait for the model" in reply["message"]
+
+
+def test_cli_reports_a_taken_port(trained_run, capsys) -> None:  # noqa: F811
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = run_cli(["live", "--checkpoint", str(trained_run / "predictor.ckpt"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"--port {port}" in err and "already in use" in err and "Traceback" not in err
+
+
+def test_cli_reports_a_missing_checkpoint(tmp_path: Path, capsys) -> None:
+    code = run_cli(["live", "--checkpoint", str(tmp_path / "nope.ckpt"), "--port", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.ckpt: --checkpoint file not found" in err
