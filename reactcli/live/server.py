@@ -156,6 +156,10 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/api/info")
     async def info() -> JSONResponse:
         camera = None

@@ -1,7 +1,7 @@
 // The listener's face drawn in the browser from 58 FaceVerse coefficients, with the server's face
 // model (neutral shape, 52 expression displacements, triangles, albedo) and the official REACT
-// camera and light (reactcli/render/camera.py): the same linear model and flat shading as
-// `react render`, painted back to front on a 2-D canvas instead of z-buffered.
+// camera and light (reactcli/render/camera.py): the same linear model, z-buffer and flat shading
+// as `react render`, in plain JS into an ImageData (no WebGL needed, so it runs headless too).
 export class FaceRenderer {
   static async load() {
     const meta = await (await fetch("/api/face-model")).json();
@@ -26,13 +26,11 @@ export class FaceRenderer {
     this.world = new Float32Array(3 * this.nv);
     this.screen = new Float32Array(2 * this.nv);
     this.depth = new Float32Array(this.nv);
-    this.order = new Uint32Array(this.nf);
-    this.keys = new Float32Array(this.nf);
   }
 
   draw(canvas, coeffs) {
     const ctx = canvas.getContext("2d");
-    const { nv, nf, nexp, neutral, basis, world, screen, depth, tri, albedo } = this;
+    const { nv, nf, nexp, neutral, basis, world, screen, depth, tri } = this;
     const cam = this.meta.camera;
     const light = this.meta.light;
     // vertices = neutral + basis @ exp; world = R v + t with R = Rz Ry Rx
@@ -64,42 +62,66 @@ export class FaceRenderer {
       screen[2 * v] = (half + (f * x) / d) * scale;
       screen[2 * v + 1] = (half - (f * y) / d) * scale;
     }
-    let count = 0;
+    // z-buffer rasterization at pixel centres (i + 0.5), perspective-correct depth via 1/z,
+    // nearest triangle wins: the algorithm of reactcli/render/raster.py, one triangle at a time
+    const W = canvas.width, H = canvas.height;
+    if (!this.image || this.image.width !== W || this.image.height !== H) {
+      this.image = ctx.createImageData(W, H);
+      this.zbuf = new Float32Array(W * H);
+    }
+    const px = new Uint32Array(this.image.data.buffer);
+    px.fill(0xff000000); // opaque black background (little-endian ABGR)
+    const zbuf = this.zbuf;
+    zbuf.fill(Infinity);
     for (let t = 0; t < nf; t++) {
       const a = tri[3 * t], b = tri[3 * t + 1], c = tri[3 * t + 2];
-      if (depth[a] <= cam.znear || depth[b] <= cam.znear || depth[c] <= cam.znear) continue;
-      this.keys[t] = depth[a] + depth[b] + depth[c];
-      this.order[count++] = t;
+      const za = depth[a], zb = depth[b], zc = depth[c];
+      if (za <= cam.znear || zb <= cam.znear || zc <= cam.znear || za >= cam.zfar) continue;
+      const x0 = screen[2 * a], y0 = screen[2 * a + 1], x1 = screen[2 * b], y1 = screen[2 * b + 1];
+      const x2 = screen[2 * c], y2 = screen[2 * c + 1];
+      const area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0);
+      if (!(Math.abs(area) > 1e-12)) continue;
+      const i0 = Math.max(0, Math.ceil(Math.min(x0, x1, x2) - 0.5));
+      const i1 = Math.min(W - 1, Math.floor(Math.max(x0, x1, x2) - 0.5));
+      const j0 = Math.max(0, Math.ceil(Math.min(y0, y1, y2) - 0.5));
+      const j1 = Math.min(H - 1, Math.floor(Math.max(y0, y1, y2) - 0.5));
+      if (i0 > i1 || j0 > j1) continue;
+      const colour = this.shade(t, a, b, c, light);
+      const inv = 1 / area, eps = 1e-5;
+      const iza = 1 / za, izb = 1 / zb, izc = 1 / zc;
+      for (let j = j0; j <= j1; j++) {
+        const cy = j + 0.5;
+        for (let i = i0; i <= i1; i++) {
+          const cx = i + 0.5;
+          const w0 = ((x1 - cx) * (y2 - cy) - (y1 - cy) * (x2 - cx)) * inv;
+          const w1 = ((x2 - cx) * (y0 - cy) - (y2 - cy) * (x0 - cx)) * inv;
+          const w2 = 1 - w0 - w1;
+          if (w0 < -eps || w1 < -eps || w2 < -eps) continue;
+          const z = 1 / (w0 * iza + w1 * izb + w2 * izc);
+          const k = j * W + i;
+          if (z < zbuf[k]) { zbuf[k] = z; px[k] = colour; }
+        }
+      }
     }
-    const order = Array.from(this.order.subarray(0, count)).sort((p, q) => this.keys[q] - this.keys[p]);
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    for (const t of order) {
-      const a = tri[3 * t], b = tri[3 * t + 1], c = tri[3 * t + 2];
-      // flat shading as pytorch3d's HardFlatShader: albedo * (ambient + diffuse * max(0, n . l))
-      const ax = world[3 * a], ay = world[3 * a + 1], az = world[3 * a + 2];
-      const ux = world[3 * b] - ax, uy = world[3 * b + 1] - ay, uz = world[3 * b + 2] - az;
-      const vx = world[3 * c] - ax, vy = world[3 * c + 1] - ay, vz = world[3 * c + 2] - az;
-      let nx = uy * vz - uz * vy, ny = uz * vx - ux * vz, nz = ux * vy - uy * vx;
-      const nn = Math.hypot(nx, ny, nz) || 1e-12;
-      nx /= nn; ny /= nn; nz /= nn;
-      const mx = (ax + world[3 * b] + world[3 * c]) / 3, my = (ay + world[3 * b + 1] + world[3 * c + 1]) / 3;
-      const mz = (az + world[3 * b + 2] + world[3 * c + 2]) / 3;
-      let lx = light.position[0] - mx, ly = light.position[1] - my, lz = light.position[2] - mz;
-      const ll = Math.hypot(lx, ly, lz) || 1e-12;
-      lx /= ll; ly /= ll; lz /= ll;
-      const lit = light.ambient + light.diffuse * Math.max(0, nx * lx + ny * ly + nz * lz);
-      const col = (k) => Math.round(255 * Math.min(1, Math.max(0, albedo[3 * t + k] * lit)));
-      const style = `rgb(${col(0)},${col(1)},${col(2)})`;
-      ctx.fillStyle = style;
-      ctx.strokeStyle = style;
-      ctx.beginPath();
-      ctx.moveTo(screen[2 * a], screen[2 * a + 1]);
-      ctx.lineTo(screen[2 * b], screen[2 * b + 1]);
-      ctx.lineTo(screen[2 * c], screen[2 * c + 1]);
-      ctx.closePath();
-      ctx.fill();
-      ctx.stroke();
-    }
+    ctx.putImageData(this.image, 0, 0);
+  }
+
+  // flat shading as pytorch3d's HardFlatShader: albedo * (ambient + diffuse * max(0, n . l)), packed ABGR
+  shade(t, a, b, c, light) {
+    const { world, albedo } = this;
+    const ax = world[3 * a], ay = world[3 * a + 1], az = world[3 * a + 2];
+    const ux = world[3 * b] - ax, uy = world[3 * b + 1] - ay, uz = world[3 * b + 2] - az;
+    const vx = world[3 * c] - ax, vy = world[3 * c + 1] - ay, vz = world[3 * c + 2] - az;
+    let nx = uy * vz - uz * vy, ny = uz * vx - ux * vz, nz = ux * vy - uy * vx;
+    const nn = Math.hypot(nx, ny, nz) || 1e-12;
+    nx /= nn; ny /= nn; nz /= nn;
+    const mx = (ax + world[3 * b] + world[3 * c]) / 3, my = (ay + world[3 * b + 1] + world[3 * c + 1]) / 3;
+    const mz = (az + world[3 * b + 2] + world[3 * c + 2]) / 3;
+    let lx = light.position[0] - mx, ly = light.position[1] - my, lz = light.position[2] - mz;
+    const ll = Math.hypot(lx, ly, lz) || 1e-12;
+    lx /= ll; ly /= ll; lz /= ll;
+    const lit = light.ambient + light.diffuse * Math.max(0, nx * lx + ny * ly + nz * lz);
+    const ch = (k) => Math.round(255 * Math.min(1, Math.max(0, albedo[3 * t + k] * lit)));
+    return (0xff000000 | (ch(2) << 16) | (ch(1) << 8) | ch(0)) >>> 0;
   }
 }
