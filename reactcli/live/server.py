@@ -271,7 +271,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
         ))
         queue: asyncio.Queue[Message | BaseException | None] = asyncio.Queue()
         pending = {"frames": 0}  # frames read but not yet pushed: the bounded backlog
-        reader = asyncio.create_task(_read(ws, start.mode, start.face, queue, pending))
+        reader = asyncio.create_task(_read(ws, session, start.mode, start.face, queue, pending))
         try:
             await _work(ws, session, queue, pending)
         finally:
@@ -279,7 +279,9 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
-    async def _read(ws: WebSocket, mode: str, face: bool, queue: asyncio.Queue, pending: dict[str, int]) -> None:
+    async def _read(
+        ws: WebSocket, session: LiveSession, mode: str, face: bool, queue: asyncio.Queue, pending: dict[str, int]
+    ) -> None:
         seq = frame = 0
         t0 = None
         try:
@@ -300,7 +302,11 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
                         f"input runs ahead of real time: {frame} frames after {now - t0:.2f} s at {FPS} fps"
                     )
                 if pending["frames"] + msg.frames > settings.backlog_frames:
-                    raise ProtocolError(f"more than {settings.backlog_frames} frames wait for the model")
+                    speed = np.mean(session.server_ms) if session.server_ms else float("nan")
+                    raise ProtocolError(
+                        f"the model cannot keep up: more than {settings.backlog_frames} frames wait "
+                        f"({speed:.0f} ms per frame, {1000 / FPS:.0f} available); try fewer --samples or a GPU"
+                    )
                 pending["frames"] += msg.frames
                 await queue.put(msg)
         except ProtocolError as exc:
@@ -312,7 +318,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
         out_seq = 0
         while True:
             batch = [await queue.get()]
-            while not queue.empty() and len(batch) < 4:
+            while not queue.empty():  # all that waits (at most backlog_frames): a late session catches up
                 batch.append(queue.get_nowait())
             stop = next((i for i, item in enumerate(batch) if not isinstance(item, Message)), None)
             messages = [m for m in batch[:stop] if isinstance(m, Message)]
@@ -357,16 +363,52 @@ def check_port(host: str, port: int) -> None:
             raise ReactError(f"--host {host}: cannot listen on {host}:{port} ({exc.strerror})") from None
 
 
+def _uvicorn_config(app: FastAPI, host: str, port: int) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", ws_max_size=MAX_MESSAGE_BYTES + 1024,
+        ws_ping_interval=20, lifespan="off",
+    )
+
+
+class BackgroundServer:
+    """The app on uvicorn in a daemon thread, for scripts and tests: ``with BackgroundServer(app) as url:``."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        import threading
+
+        import uvicorn
+
+        if port == 0:
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                port = probe.getsockname()[1]
+        check_port(host, port)
+        self.url = f"http://{host}:{port}/"
+        self.server = uvicorn.Server(_uvicorn_config(app, host, port))
+        self.thread = threading.Thread(target=self.server.run, name="react-live", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ReactError(f"{self.url}: the live server did not start")
+            time.sleep(0.05)
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 def serve(app: FastAPI, host: str, port: int, on_ready: Any = None) -> None:
     """Run uvicorn until Ctrl-C; ``on_ready(url)`` is called once the socket listens."""
     import uvicorn
 
     check_port(host, port)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", ws_max_size=MAX_MESSAGE_BYTES + 1024,
-        ws_ping_interval=20, lifespan="off",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(_uvicorn_config(app, host, port))
     if on_ready is not None:
         original = server.startup
 
