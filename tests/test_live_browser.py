@@ -130,3 +130,39 @@ def test_replay_mode_shows_generated_and_true_listener(page, tmp_path: Path) -> 
     assert stats["lit"] > 1000
     screenshot(page, "live.png", tmp_path)
     page.click("#stop")
+
+
+def test_page_renderer_matches_react_render(page) -> None:
+    """The page's face (static/render.js) and `react render`'s rasterizer agree pixel for pixel,
+    up to edge pixels and colour rounding, on the training-mean face and an expressive one."""
+    import torch
+
+    from reactcli.render.camera import Camera
+    from reactcli.render.raster import MeshRenderer
+    from reactcli.render.schematic import schematic_face
+    from reactcli.vocab import EXPRESSION
+
+    face = schematic_face()
+    renderer = MeshRenderer(face.tri, camera=Camera(size=224), albedo=face.albedo, chunk=1)
+    coeffs = np.zeros((2, 58), np.float32)
+    coeffs[:, 52] = np.pi  # upright, facing the camera (face_model.py)
+    coeffs[1, EXPRESSION["jawOpen"]] = 0.8
+    coeffs[1, EXPRESSION["mouthSmileLeft"]] = 0.7
+    coeffs[1, 53:58] = [0.2, -0.1, 0.05, -0.02, 0.01]
+    want = renderer.render(face.vertices(torch.from_numpy(coeffs))).numpy().astype(int)
+    got = np.array(page.evaluate("""async (rows) => {
+        const { FaceRenderer } = await import('/static/render.js');
+        const r = await FaceRenderer.load();
+        const out = [];
+        for (const row of rows) {
+            const c = document.createElement('canvas');
+            c.width = c.height = 224;
+            r.draw(c, new Float32Array(row));
+            out.push(Array.from(c.getContext('2d').getImageData(0, 0, 224, 224).data));
+        }
+        return out;
+    }""", coeffs.tolist()), int).reshape(2, 224, 224, 4)[..., :3]
+    for k in range(2):
+        covered = (want[k].sum(-1) > 0).mean()
+        off = (np.abs(got[k] - want[k]).max(-1) > 3).mean()
+        assert covered > 0.1 and off < 0.01, f"face {k}: {off:.2%} of pixels differ (face covers {covered:.0%})"
