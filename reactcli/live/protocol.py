@@ -20,10 +20,11 @@ values, also little-endian::
     28     4     aux    float32: server milliseconds spent on the frames (output); 0 in input
 
 Client -> server: ``AUDIO`` (microphone mode: per frame 640 samples at 16 kHz in [-1, 1],
-optionally followed by the 52 MediaPipe blendshape scores and the 16 values of its row-major 4 x 4
-head-pose matrix) and ``TICK`` (replay mode: ``dim`` 0, "advance the clip by ``frames``"). Server
--> client: ``FRAMES``, per frame the K generated reactions (58 raw 3DMM + 25 emotion each) and, in
-replay mode, the ground-truth listener after them. Control messages (``start``, ``ready``,
+optionally followed by the 52 MediaPipe blendshape scores and the 16 values of its 4 x 4 head-pose
+matrix in MediaPipe's own column-major order; a negative first score means "no face detected")
+and ``TICK`` (replay mode: ``dim`` 0, "advance the clip by ``frames``"). Server -> client:
+``FRAMES``, per frame the K generated reactions (58 raw 3DMM + 25 emotion each) and, in replay
+mode, the ground-truth listener after them. Control messages (``start``, ``ready``,
 ``error``, ``end``) are JSON text frames validated by pydantic models that forbid unknown keys.
 
 A message that breaks any rule raises :class:`ProtocolError`; the server answers that client with
@@ -50,7 +51,7 @@ HEADER = struct.Struct("<4sBBHIIHHdf")
 MIC_RATE = 16_000
 CHUNK = MIC_RATE // FPS  # 640 samples per 25 fps frame
 BLENDSHAPES = 52  # MediaPipe Face Landmarker blendshape scores
-POSE = 16  # its facial transformation matrix, 4 x 4 row-major
+POSE = 16  # its facial transformation matrix, 4 x 4, column-major as MediaPipe gives it
 FACE_INPUT = BLENDSHAPES + POSE
 FRAME_VALUES = FACE_DIM + EMOTION_DIM  # one reaction frame on the wire: 58 3DMM + 25 emotion
 #: At most this many frames in one input message: a late client may catch up, not dump a clip.

@@ -90,16 +90,26 @@ class MicSource:
     face from the 52 blendshapes + head pose the page sends (``face``), else the training mean.
 
     The features come from :class:`reactcli.live.audio_stream.StreamingAudioFeatures`, equal to the
-    offline extractor frame for frame, so the model hears what it was trained on. A chunk completes
-    one feature frame; face rows wait in a queue until their audio frame is out, which keeps the
-    two aligned even if the extractor ever lags.
+    offline extractor frame for frame, so the model hears what it was trained on. The face mapping,
+    the neutral face and the speaker-emotion fallback are :mod:`reactcli.live.face_source`'s
+    (docs/live_inputs.md), calibrated to this model's training statistics. A chunk completes one
+    feature frame; face rows wait in a queue until their audio frame is out, which keeps the two
+    aligned even if the extractor ever lags. A frame whose first blendshape score is negative
+    means "no face detected yet": the speaker face is then held at the training mean.
     """
 
     mode = "mic"
 
     def __init__(self, model: ReactionModel, face: bool = False) -> None:
         from reactcli.live.audio_stream import StreamingAudioFeatures
-        from reactcli.live.face_source import BlendshapeToFaceVerse, neutral_face, speaker_emotion_fallback
+        from reactcli.live.face_source import (
+            BlendshapeToFaceVerse,
+            FaceStats,
+            neutral_face,
+            speaker_emotion_fallback,
+            speaker_emotion_from_blendshapes,
+        )
+        from reactcli.live.head_pose import matrix_from_mediapipe_data
 
         self.face = face
         self.features = StreamingAudioFeatures(model.config.audio, input_rate=MIC_RATE)
@@ -108,23 +118,32 @@ class MicSource:
                 f"{model.path}: live audio features are {self.features.dim}-d but the model expects "
                 f"{model.predictor.audio_dim}"
             )
-        self.mapper = BlendshapeToFaceVerse() if face else None
-        self.neutral = np.asarray(neutral_face(), np.float32).reshape(FACE_DIM)
-        self.needs_emotion = bool(model.predictor.cfg.speaker_emotion)
-        self.emotion = np.asarray(speaker_emotion_fallback(), np.float32).reshape(EMOTION_DIM)
-        self._faces: deque[np.ndarray] = deque()
+        stats = FaceStats.from_model(model)
+        self.mapper = BlendshapeToFaceVerse(stats) if face else None
+        self.neutral = np.asarray(neutral_face(stats), np.float32).reshape(FACE_DIM)
+        fallback = speaker_emotion_fallback(model)  # None: the model takes no speaker emotion
+        self.emotion = None if fallback is None else np.asarray(fallback, np.float32).reshape(EMOTION_DIM)
+        self._emotion_from = speaker_emotion_from_blendshapes
+        self._matrix = matrix_from_mediapipe_data
+        self._rows: deque[tuple[np.ndarray, np.ndarray | None]] = deque()
+
+    def _speaker_row(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.mapper is None or row[CHUNK] < 0:
+            return self.neutral, self.emotion
+        blend = row[CHUNK : CHUNK + BLENDSHAPES].astype(np.float64)
+        pose = self._matrix(row[CHUNK + BLENDSHAPES : CHUNK + FACE_INPUT])  # MediaPipe's column-major data
+        emotion = None if self.emotion is None else self._emotion_from(blend, self.emotion)
+        return self.mapper(blend, pose), emotion
 
     def feed(self, values: np.ndarray) -> SpeakerFrames:
         for row in values:
-            if self.mapper is not None:
-                blend, pose = row[CHUNK : CHUNK + BLENDSHAPES], row[CHUNK + BLENDSHAPES : CHUNK + FACE_INPUT]
-                self._faces.append(np.asarray(self.mapper(blend, pose.reshape(4, 4)), np.float32).reshape(FACE_DIM))
-            else:
-                self._faces.append(self.neutral)
+            self._rows.append(self._speaker_row(row))
         audio = self.features.push(np.ascontiguousarray(values[:, :CHUNK]).reshape(-1))
-        n = len(audio)
-        face = np.stack([self._faces.popleft() for _ in range(n)]) if n else np.zeros((0, FACE_DIM), np.float32)
-        emotion = np.repeat(self.emotion[None], n, 0) if self.needs_emotion else None
+        rows = [self._rows.popleft() for _ in range(len(audio))]
+        face = np.stack([r[0] for r in rows]) if rows else np.zeros((0, FACE_DIM), np.float32)
+        emotion = None
+        if self.emotion is not None:
+            emotion = np.stack([r[1] for r in rows]) if rows else np.zeros((0, EMOTION_DIM), np.float32)
         return SpeakerFrames(audio, face, emotion)
 
 

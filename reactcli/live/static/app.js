@@ -330,8 +330,11 @@ async function startCamera() {
   video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 } });
   video.muted = true;
   await video.play();
-  const last = new Float32Array(FACE_INPUT); // 52 blendshapes, then the 4 x 4 pose as MediaPipe gives it
-  [0, 5, 10, 15].forEach((i) => { last[52 + i] = 1; }); // identity pose until the first detection
+  // 52 blendshapes, then the 16 values of the pose matrix as MediaPipe gives them (column-major);
+  // a negative first score tells the server "no face yet" (it holds the training-mean face)
+  const last = new Float32Array(FACE_INPUT);
+  last[0] = -1;
+  [0, 5, 10, 15].forEach((i) => { last[52 + i] = 1; });
   const loop = () => {
     if (state.stopped) return;
     const res = landmarker.detectForVideo(video, performance.now());
