@@ -277,3 +277,39 @@ def test_cli_reports_a_missing_checkpoint(tmp_path: Path, capsys) -> None:
     code = run_cli(["live", "--checkpoint", str(tmp_path / "nope.ckpt"), "--port", "1"])
     err = capsys.readouterr().err
     assert code == 1 and "nope.ckpt: --checkpoint file not found" in err
+
+
+def test_microphone_mode_equals_offline_features_and_generation(live_model, replay_data) -> None:
+    """640-sample chunks over the socket give the reactions of the offline pipeline on the same
+    wav: offline features, the training-mean face and the fallback speaker emotion."""
+    from reactcli.data.features import FeatureExtractor
+    from reactcli.generate import generate_reactions
+
+    pytest.importorskip("reactcli.live.audio_stream", reason="streaming audio features not merged yet")
+    fs = pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
+
+    frames = 60
+    rng = np.random.default_rng(0)
+    t = np.arange(frames * P.CHUNK) / P.MIC_RATE
+    wave = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
+            + 0.02 * rng.normal(size=t.shape)).astype(np.float32)
+    client = make_client(live_model, replay_data)
+    rows = []
+    with client.websocket_connect("/ws") as ws:
+        ready = start(ws, mode="mic", seed=5)
+        assert ready["type"] == "ready" and ready["speaker_face"] == "training mean" and not ready["reference"]
+        for i in range(frames):
+            ws.send_bytes(audio(i, i, wave[i * P.CHUNK : (i + 1) * P.CHUNK][None]))
+            msg = P.decode(ws.receive_bytes(), 1 << 24)
+            assert msg.frame == i and msg.frames == 1  # one chunk in, one listener frame out
+            rows.append(msg.values)
+        ws.send_bytes(audio(frames, frames, np.full((1, P.CHUNK), 2.0, np.float32)))  # int16-scale: refused
+        assert "outside [-1, 1]" in ws.receive_json()["message"]
+    face, emotion, _ = split_reactions(np.concatenate(rows), K)
+    feats = FeatureExtractor(live_model.config.audio)(wave, P.MIC_RATE, frames=frames)
+    speaker_face = np.repeat(fs.neutral_face(fs.FaceStats.from_model(live_model))[None], frames, 0)
+    fallback = fs.speaker_emotion_fallback(live_model)
+    speaker_emotion = None if fallback is None else np.repeat(fallback[None], frames, 0)
+    ref_face, ref_emotion = generate_reactions(live_model, feats, speaker_face, speaker_emotion, K, seed=5)
+    np.testing.assert_allclose(face, ref_face, atol=1e-4)
+    np.testing.assert_allclose(emotion, ref_emotion, atol=1e-4)

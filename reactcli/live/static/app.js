@@ -22,6 +22,7 @@ let ws = null;
 let run = null; // the running session's state
 
 function notice(text) {
+  if ([...$("notices").children].some((li) => li.textContent === text)) return;
   const li = document.createElement("li");
   li.textContent = text;
   $("notices").appendChild(li);
@@ -123,7 +124,9 @@ async function start() {
     notice(`webcam face off (${e.message}): the speaker's face is held at the training mean`);
     return null;
   });
-  if (mode === "mic" && !face) notice("no webcam face: the speaker's face is held at the training mean");
+  if (mode === "mic" && !face && !info.camera_problem) {
+    notice("webcam face off: the speaker's face is held at the training mean");
+  }
   run = {
     mode, clip, face, seq: 0, frame: 0, capture: new Map(), buffer: [], trace: [], truthTrace: [],
     timers: [], audio: null,
