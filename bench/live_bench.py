@@ -11,7 +11,7 @@ Modes: ``mic`` sends 640-sample chunks of a synthetic voice (needs reactcli.live
 preset, whose wav2vec2 features are not computed live). Targets on 2 cores, tiny preset: server
 <= 20 ms per frame, end-to-end p95 <= 150 ms, 0 drops over 60 s.
 
-    .venv/bin/python bench/live_bench.py [--seconds 60] [--samples 3] [--threads 2] [--presets tiny,paper]
+    .venv/bin/python bench/live_bench.py [--seconds 60] [--samples 3] [--threads 1] [--presets tiny,paper]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--samples", type=int, default=3, help="reactions per frame (react live's default)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the server (react live's default)")
     parser.add_argument("--presets", default="tiny,paper")
     parser.add_argument("--modes", default="mic,replay", help="modes for tiny (paper runs replay only)")
     args = parser.parse_args()
