@@ -138,8 +138,8 @@ async def client(port: int, mode: str, frames: int) -> dict:
         await asyncio.wait_for(receiver, timeout=30)
     latency = np.array([arrival[i] - sent[i] for i in range(frames)])
     shown = np.maximum(latency, JITTER_FRAMES * PERIOD_MS)
-    dropped = int((latency > (JITTER_FRAMES + 1) * PERIOD_MS).sum())
-    return {"server_ms": np.array(server_ms), "latency": latency, "shown": shown, "dropped": dropped}
+    late = np.flatnonzero(latency > (JITTER_FRAMES + 1) * PERIOD_MS)
+    return {"server_ms": np.array(server_ms), "latency": latency, "shown": shown, "dropped": len(late), "late": late}
 
 
 def run(preset: str, mode: str, seconds: float, samples: int, threads: int) -> dict:
@@ -188,7 +188,8 @@ def main() -> None:
                 continue
             print(f"{preset:7s} {mode:7s} {r['server_ms'].mean():16.1f} {np.percentile(r['server_ms'], 95):11.1f} "
                   f"{np.percentile(r['latency'], 50):12.1f} {np.percentile(r['latency'], 95):12.1f} "
-                  f"{np.percentile(r['shown'], 95):10.1f} {r['dropped']:8d}", flush=True)
+                  f"{np.percentile(r['shown'], 95):10.1f} {r['dropped']:8d}"
+                  + (f"  (frames {', '.join(map(str, r['late'][:6]))})" if r["dropped"] else ""), flush=True)
 
 
 if __name__ == "__main__":

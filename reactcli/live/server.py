@@ -49,7 +49,7 @@ from reactcli.live.protocol import (
     parse_start,
 )
 from reactcli.live.replay import sample_seed
-from reactcli.live.session import LiveSession, MicSource, ReplaySource
+from reactcli.live.session import LiveSession, MicSource, ReplaySource, warm_up
 from reactcli.vocab import EMOTION_COLUMNS, FACE_DIM, FPS
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class LiveSettings:
     burst_frames: int = 2 * FPS
     backlog_frames: int = 2 * FPS
     start_timeout_s: float = 10.0
+    warm_up: bool = True
     face_landmarker: Path | None = None
     mediapipe_js: Path | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"sessions": 0, "active": 0, "errors": 0})
@@ -149,6 +150,8 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
     if settings.mediapipe_js is not None:
         app.mount("/mediapipe", StaticFiles(directory=settings.mediapipe_js), name="mediapipe")
     mic_problem = mic_available(model)
+    if settings.warm_up:
+        warm_up(model, settings.samples, mic=mic_problem is None)
     face_meta, face_bytes = face_model_blob()
     counter = {"next": 0}
 

@@ -212,3 +212,17 @@ def replay_session(model: ReactionModel, clip: dict[str, np.ndarray], samples: i
     """A session that replays one dataset clip."""
     return LiveSession(model, ReplaySource(clip, bool(model.predictor.cfg.speaker_emotion)), samples, seed)
 
+
+
+def warm_up(model: ReactionModel, samples: int, mic: bool) -> None:
+    """Run a throwaway session over a few silent frames, so the first client's first frames do not
+    pay for torch's lazy kernel setup and numpy's first FFT (measured: 5-6 late frames otherwise)."""
+    frames = model.predictor.cfg.patch + 2
+    stream = ReactionStream(model, samples, seed=0)
+    audio = np.zeros((1, model.predictor.audio_dim), np.float32)
+    face = np.zeros((1, FACE_DIM), np.float32)
+    emotion = np.zeros((1, EMOTION_DIM), np.float32) if model.predictor.cfg.speaker_emotion else None
+    for _ in range(frames):
+        stream.push(audio, face, emotion)
+    if mic:
+        MicSource(model).feed(np.zeros((frames, CHUNK), np.float32))
