@@ -313,3 +313,30 @@ def test_microphone_mode_equals_offline_features_and_generation(live_model, repl
     ref_face, ref_emotion = generate_reactions(live_model, feats, speaker_face, speaker_emotion, K, seed=5)
     np.testing.assert_allclose(face, ref_face, atol=1e-4)
     np.testing.assert_allclose(emotion, ref_emotion, atol=1e-4)
+
+
+def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_data) -> None:
+    """Over a real socket uvicorn's own size limit (just above the protocol's) closes the sender
+    with 1009 before our decoder sees it; the next client is served as usual."""
+    pytest.importorskip("websockets")
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from reactcli.live.server import BackgroundServer, LiveSettings, create_app
+
+    app = create_app(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
+    with BackgroundServer(app) as url:
+        ws_url = url.replace("http://", "ws://") + "ws"
+        with connect(ws_url, max_size=1 << 24) as ws:
+            ws.send(json.dumps({"type": "start", "mode": "replay", "clip": 0}))
+            assert json.loads(ws.recv())["type"] == "ready"
+            ws.send(bytes(4 * P.MAX_MESSAGE_BYTES))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == P.CLOSE_TOO_BIG
+        with connect(ws_url, max_size=1 << 24) as ws:
+            ws.send(json.dumps({"type": "start", "mode": "replay", "clip": 0}))
+            assert json.loads(ws.recv())["type"] == "ready"
+            ws.send(tick(0, 0))
+            assert P.decode(ws.recv(timeout=10), 1 << 24).frame == 0
