@@ -4,7 +4,9 @@ bad clients closed alone, and independent sessions (Starlette's in-process test 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +153,11 @@ def test_page_and_assets_are_served(live_model, replay_data) -> None:
     client = make_client(live_model, replay_data)
     page = client.get("/")
     assert page.status_code == 200 and "AudioWorklet" in page.text
-    assert "http" not in page.text.replace("http-equiv", ""), "the page must not load anything from the internet"
+    from reactcli.live.server import STATIC
+
+    for asset in STATIC.iterdir():  # no CDN: nothing may come from another host
+        text = client.get(f"/static/{asset.name}").text
+        assert re.search(r"https?://|cdn|unpkg|jsdelivr|googleapis", text) is None, asset.name
     info = client.get("/api/info").json()
     assert info["replay"] and info["samples"] == K and len(info["clips"]) == len(replay_data)
     meta = client.get("/api/face-model").json()
@@ -211,6 +217,12 @@ def test_a_bad_client_is_closed_alone(live_model, replay_data, send, words: str)
         assert error["type"] == "error" and words in error["message"]
         closed = bad.receive()
         assert closed["type"] == "websocket.close" and closed["code"] in (P.CLOSE_POLICY, P.CLOSE_TOO_BIG)
+        for _ in range(100):  # the server's bookkeeping runs just after the close
+            stats = client.get("/api/stats").json()
+            if stats["active"] == 1:
+                break
+            time.sleep(0.01)
+        assert stats == {"sessions": 2, "active": 1, "errors": 1}
         good.send_bytes(tick(1, 1))  # the other session carries on
         second = P.decode(good.receive_bytes(), 1 << 24)
         assert (first.frame, second.frame) == (0, 1)

@@ -182,6 +182,11 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
             ],
         })
 
+    @app.get("/api/stats")
+    async def server_stats() -> JSONResponse:
+        """Sessions started, active now, and closed for a protocol error (a quick health check)."""
+        return JSONResponse(settings.stats)
+
     @app.get("/api/face-model")
     async def face_model_meta() -> JSONResponse:
         return JSONResponse(face_meta)
