@@ -352,3 +352,30 @@ def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_da
             assert json.loads(ws.recv())["type"] == "ready"
             ws.send(tick(0, 0))
             assert P.decode(ws.recv(timeout=10), 1 << 24).frame == 0
+
+
+def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> None:
+    """Blendshapes + MediaPipe's column-major pose ride along with each chunk and change the
+    speaker input; a negative first score means no face yet; a broken pose closes the session."""
+    pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
+    rng = np.random.default_rng(1)
+    pose = np.eye(4)
+    pose[:3, 3] = [0.0, 0.0, -50.0]  # 50 cm in front of MediaPipe's camera
+    pose_data = pose.T.reshape(-1)  # column-major, as Matrix.data
+
+    def chunk(blend: np.ndarray, data: np.ndarray = pose_data) -> np.ndarray:
+        wave = (0.1 * rng.normal(size=P.CHUNK)).clip(-1, 1)
+        return np.concatenate([wave, blend, data]).astype(np.float32)[None]
+
+    client = make_client(live_model, replay_data)
+    no_face = np.full(P.BLENDSHAPES, -1.0)
+    with client.websocket_connect("/ws") as ws:
+        assert start(ws, mode="mic", face=True)["speaker_face"] == "camera"
+        ws.send_bytes(audio(0, 0, chunk(no_face)))
+        assert P.decode(ws.receive_bytes(), 1 << 24).frames == 1
+        for i in range(1, 4):
+            ws.send_bytes(audio(i, i, chunk(rng.random(P.BLENDSHAPES))))
+            assert P.decode(ws.receive_bytes(), 1 << 24).frame == i
+        ws.send_bytes(audio(4, 4, chunk(rng.random(P.BLENDSHAPES), pose.reshape(-1))))  # row-major: wrong
+        error = ws.receive_json()
+        assert error["type"] == "error" and "matrix" in error["message"]
