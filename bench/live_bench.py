@@ -165,17 +165,22 @@ def main() -> None:
     parser.add_argument("--modes", default="mic,replay", help="modes for tiny (paper runs replay only)")
     args = parser.parse_args()
     import websockets
+
     try:
         import reactcli.live.audio_stream  # noqa: F401
 
         mic = True
     except ImportError:
         mic = False
-    print(f"react live, loopback WebSocket, {args.seconds:g} s at {FPS} fps, K = {args.samples}, "
-          f"{args.threads} torch threads, random weights; targets (tiny): server <= 20 ms/frame, "
-          f"end-to-end p95 <= 150 ms, 0 drops")
-    print(f"{'preset':7s} {'mode':7s} {'server ms/frame':>16s} {'server p95':>11s} {'arrival p50':>12s} "
-          f"{'arrival p95':>12s} {'shown p95':>10s} {'dropped':>8s}")
+    print(
+        f"react live, loopback WebSocket, {args.seconds:g} s at {FPS} fps, K = {args.samples}, "
+        f"{args.threads} torch threads, random weights; targets (tiny): server <= 20 ms/frame, "
+        f"end-to-end p95 <= 150 ms, 0 drops"
+    )
+    print(
+        f"{'preset':7s} {'mode':7s} {'server ms/frame':>16s} {'server p95':>11s} {'arrival p50':>12s} "
+        f"{'arrival p95':>12s} {'shown p95':>10s} {'dropped':>8s}"
+    )
     for preset in args.presets.split(","):
         for mode in args.modes.split(",") if preset == "tiny" else ["replay"]:
             if mode == "mic" and not mic:
@@ -186,10 +191,13 @@ def main() -> None:
             except websockets.ConnectionClosed as exc:
                 print(f"{preset:7s} {mode:7s} session closed by the server: {exc.reason}")
                 continue
-            print(f"{preset:7s} {mode:7s} {r['server_ms'].mean():16.1f} {np.percentile(r['server_ms'], 95):11.1f} "
-                  f"{np.percentile(r['latency'], 50):12.1f} {np.percentile(r['latency'], 95):12.1f} "
-                  f"{np.percentile(r['shown'], 95):10.1f} {r['dropped']:8d}"
-                  + (f"  (frames {', '.join(map(str, r['late'][:6]))})" if r["dropped"] else ""), flush=True)
+            print(
+                f"{preset:7s} {mode:7s} {r['server_ms'].mean():16.1f} {np.percentile(r['server_ms'], 95):11.1f} "
+                f"{np.percentile(r['latency'], 50):12.1f} {np.percentile(r['latency'], 95):12.1f} "
+                f"{np.percentile(r['shown'], 95):10.1f} {r['dropped']:8d}"
+                + (f"  (frames {', '.join(map(str, r['late'][:6]))})" if r["dropped"] else ""),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

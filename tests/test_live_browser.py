@@ -24,15 +24,22 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
-    pytest.skip("no chromium on PATH (apt-get install chromium; run.bash test does it as root)",
-                allow_module_level=True)
+    pytest.skip(
+        "no chromium on PATH (apt-get install chromium; run.bash test does it as root)", allow_module_level=True
+    )
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytest.importorskip("fastapi", reason="the live extra (fastapi, uvicorn) is not installed")
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--autoplay-policy=no-user-gesture-required"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 K = 2
 
 
@@ -69,8 +76,12 @@ def page(live_url: str, tmp_path_factory: pytest.TempPathFactory):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[*FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={wav}"],
+            args=[
+                *FLAGS,
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+            ],
         )
         context = browser.new_context(viewport={"width": 1100, "height": 760})
         tab = context.new_page()
@@ -150,7 +161,9 @@ def test_page_renderer_matches_react_render(page) -> None:
     coeffs[1, EXPRESSION["mouthSmileLeft"]] = 0.7
     coeffs[1, 53:58] = [0.2, -0.1, 0.05, -0.02, 0.01]
     want = renderer.render(face.vertices(torch.from_numpy(coeffs))).numpy().astype(int)
-    got = np.array(page.evaluate("""async (rows) => {
+    got = np.array(
+        page.evaluate(
+            """async (rows) => {
         const { FaceRenderer } = await import('/static/render.js');
         const r = await FaceRenderer.load();
         const out = [];
@@ -161,7 +174,11 @@ def test_page_renderer_matches_react_render(page) -> None:
             out.push(Array.from(c.getContext('2d').getImageData(0, 0, 224, 224).data));
         }
         return out;
-    }""", coeffs.tolist()), int).reshape(2, 224, 224, 4)[..., :3]
+    }""",
+            coeffs.tolist(),
+        ),
+        int,
+    ).reshape(2, 224, 224, 4)[..., :3]
     for k in range(2):
         covered = (want[k].sum(-1) > 0).mean()
         off = (np.abs(got[k] - want[k]).max(-1) > 3).mean()

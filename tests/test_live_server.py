@@ -120,9 +120,28 @@ def make_client(live_model, replay_data, realtime: bool = False) -> TestClient:
 @pytest.fixture(scope="module")
 def generated(trained_run, preprocessed_root: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:  # noqa: F811
     out = tmp_path_factory.mktemp("generated")
-    assert run_cli(["generate", "--checkpoint", str(trained_run / "predictor.ckpt"), "--data", str(preprocessed_root),
-                    "--split", "val", "--samples", str(K), "--seed", str(SEED), "--out", str(out),
-                    "--device", "cpu"]) == 0
+    assert (
+        run_cli(
+            [
+                "generate",
+                "--checkpoint",
+                str(trained_run / "predictor.ckpt"),
+                "--data",
+                str(preprocessed_root),
+                "--split",
+                "val",
+                "--samples",
+                str(K),
+                "--seed",
+                str(SEED),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return np.load(out / "face3dmm.npy"), np.load(out / "emotion.npy")
 
 
@@ -303,8 +322,9 @@ def test_microphone_mode_equals_offline_features_and_generation(live_model, repl
     frames = 60
     rng = np.random.default_rng(0)
     t = np.arange(frames * P.CHUNK) / P.MIC_RATE
-    wave = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
-            + 0.02 * rng.normal(size=t.shape)).astype(np.float32)
+    wave = (
+        0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2 + 0.02 * rng.normal(size=t.shape)
+    ).astype(np.float32)
     client = make_client(live_model, replay_data)
     rows = []
     with client.websocket_connect("/ws") as ws:

@@ -12,9 +12,7 @@ from reactcli.commands.common import DeviceOption, SeedOption, SetOption
 
 def live(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="predictor.ckpt from train-predictor.")],
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Preprocessed dataset root: enables replay mode.")
-    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Preprocessed dataset root: enables replay mode.")] = None,
     split: Annotated[str, typer.Option("--split", help="Split whose clips replay mode offers.")] = "val",
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,

@@ -55,11 +55,15 @@ class ReplayData:
         for n, sample in enumerate(self.dataset.samples):
             video = layout.video(split, sample.speaker)
             audio = layout.audio(split, sample.speaker)
-            self.clips.append(ReplayClip(
-                n, sample.speaker, sample.listener,
-                video if video is not None and video.suffix == ".mp4" else None,
-                audio if audio.is_file() else None,
-            ))
+            self.clips.append(
+                ReplayClip(
+                    n,
+                    sample.speaker,
+                    sample.listener,
+                    video if video is not None and video.suffix == ".mp4" else None,
+                    audio if audio.is_file() else None,
+                )
+            )
         self.clip(0)  # fail at start-up, not on the first connection, if preprocess was not run
 
     def __len__(self) -> int:

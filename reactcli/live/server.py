@@ -129,9 +129,17 @@ def face_model_blob() -> tuple[dict[str, Any], bytes]:
         offset += len(data)
     cam = camera.Camera()
     meta = {
-        "name": face.name, "vertices": face.n_vertices, "triangles": int(face.tri.shape[0]), "layout": layout,
-        "camera": {"size": cam.size, "distance": cam.distance, "focal_px": cam.focal_px, "znear": cam.znear,
-                   "zfar": cam.zfar},
+        "name": face.name,
+        "vertices": face.n_vertices,
+        "triangles": int(face.tri.shape[0]),
+        "layout": layout,
+        "camera": {
+            "size": cam.size,
+            "distance": cam.distance,
+            "focal_px": cam.focal_px,
+            "znear": cam.znear,
+            "zfar": cam.zfar,
+        },
         "light": {"position": list(camera.LIGHT_POSITION), "ambient": camera.AMBIENT, "diffuse": camera.DIFFUSE},
     }
     return meta, b"".join(chunks)
@@ -170,17 +178,35 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
             camera = "no --face-landmarker file given: the speaker's face is held at the training mean"
         elif settings.mediapipe_js is None:
             camera = "no --mediapipe-js folder given: the speaker's face is held at the training mean"
-        return JSONResponse({
-            "fps": FPS, "rate": MIC_RATE, "chunk": CHUNK, "samples": settings.samples, "seed": settings.seed,
-            "face_dim": FACE_DIM, "frame_values": FRAME_VALUES, "emotion_columns": list(EMOTION_COLUMNS),
-            "max_frames_per_message": MAX_FRAMES_PER_MESSAGE,
-            "mic": mic_problem is None, "mic_problem": mic_problem, "camera_problem": camera,
-            "replay": replay is not None,
-            "clips": [] if replay is None else [
-                {"index": c.index, "speaker": c.speaker, "listener": c.listener, "video": c.video is not None,
-                 "audio": c.audio is not None} for c in replay.clips
-            ],
-        })
+        return JSONResponse(
+            {
+                "fps": FPS,
+                "rate": MIC_RATE,
+                "chunk": CHUNK,
+                "samples": settings.samples,
+                "seed": settings.seed,
+                "face_dim": FACE_DIM,
+                "frame_values": FRAME_VALUES,
+                "emotion_columns": list(EMOTION_COLUMNS),
+                "max_frames_per_message": MAX_FRAMES_PER_MESSAGE,
+                "mic": mic_problem is None,
+                "mic_problem": mic_problem,
+                "camera_problem": camera,
+                "replay": replay is not None,
+                "clips": []
+                if replay is None
+                else [
+                    {
+                        "index": c.index,
+                        "speaker": c.speaker,
+                        "listener": c.listener,
+                        "video": c.video is not None,
+                        "audio": c.audio is not None,
+                    }
+                    for c in replay.clips
+                ],
+            }
+        )
 
     @app.get("/api/stats")
     async def server_stats() -> JSONResponse:
@@ -271,12 +297,19 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
             raise ProtocolError("the first message must be the JSON start message")
         start = parse_start(first["text"])
         session = _session_for(start, number)
-        await ws.send_text(control(
-            "ready", mode=start.mode, session=number, samples=session.samples, seed=session.seed,
-            reference=session.reference, face=start.face,
-            frames=getattr(session.source, "total", None),
-            speaker_face="camera" if start.face else "training mean",
-        ))
+        await ws.send_text(
+            control(
+                "ready",
+                mode=start.mode,
+                session=number,
+                samples=session.samples,
+                seed=session.seed,
+                reference=session.reference,
+                face=start.face,
+                frames=getattr(session.source, "total", None),
+                speaker_face="camera" if start.face else "training mean",
+            )
+        )
         queue: asyncio.Queue[Message | BaseException | None] = asyncio.Queue()
         pending = {"frames": 0}  # frames read but not yet pushed: the bounded backlog
         reader = asyncio.create_task(_read(ws, session, start.mode, start.face, queue, pending))
@@ -335,10 +368,18 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
                 pending["frames"] -= len(values)
                 result = await asyncio.to_thread(_step, session, values)
                 if result.frames:
-                    await ws.send_bytes(encode(Message(
-                        MsgType.FRAMES, out_seq, result.start, messages[-1].t_ms, result.packed(),
-                        aux=result.server_ms,
-                    )))
+                    await ws.send_bytes(
+                        encode(
+                            Message(
+                                MsgType.FRAMES,
+                                out_seq,
+                                result.start,
+                                messages[-1].t_ms,
+                                result.packed(),
+                                aux=result.server_ms,
+                            )
+                        )
+                    )
                     out_seq += 1
                 if isinstance(session.source, ReplaySource) and session.source.finished:
                     await ws.send_text(control("end", frames=session.frames_out))
@@ -375,8 +416,13 @@ def _uvicorn_config(app: FastAPI, host: str, port: int) -> Any:
     import uvicorn
 
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", ws_max_size=MAX_MESSAGE_BYTES + 1024,
-        ws_ping_interval=20, lifespan="off",
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ws_max_size=MAX_MESSAGE_BYTES + 1024,
+        ws_ping_interval=20,
+        lifespan="off",
     )
 
 
@@ -429,4 +475,3 @@ def serve(app: FastAPI, host: str, port: int, on_ready: Any = None) -> None:
     server.run()
     if not server.started:
         raise ReactError(f"--port {port}: the server could not start on {host}:{port}")
-

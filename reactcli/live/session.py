@@ -213,7 +213,6 @@ def replay_session(model: ReactionModel, clip: dict[str, np.ndarray], samples: i
     return LiveSession(model, ReplaySource(clip, bool(model.predictor.cfg.speaker_emotion)), samples, seed)
 
 
-
 def warm_up(model: ReactionModel, samples: int, mic: bool) -> None:
     """Run a throwaway session over a few silent frames, so the first client's first frames do not
     pay for torch's lazy kernel setup and numpy's first FFT (measured: 5-6 late frames otherwise)."""
