@@ -36,6 +36,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("compare", "compare", "compare"),
     ("render", "render", "render"),
     ("package-submission", "package_submission", "package_submission"),
+    ("live", "live", "live"),
 ]
 
 for _name, _module, _func in COMMANDS:

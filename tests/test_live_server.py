@@ -1,0 +1,401 @@
+"""``react live`` without a browser: the wire format, the per-session rules, replay == ``react generate``,
+bad clients closed alone, and independent sessions (Starlette's in-process test client)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _model_fixtures import trained_run  # noqa: F401  (session fixture)
+from conftest import run_cli
+
+pytest.importorskip("fastapi", reason="the live extra (fastapi) is not installed")
+pytest.importorskip("httpx", reason="starlette's test client needs httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from reactcli.live import protocol as P  # noqa: E402
+from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES, FACE_DIM  # noqa: E402
+
+K, SEED = 2, 3
+
+
+def tick(seq: int, frame: int, frames: int = 1) -> bytes:
+    return P.encode(P.Message(P.MsgType.TICK, seq, frame, float(seq), np.zeros((frames, 0), np.float32)))
+
+
+def audio(seq: int, frame: int, values: np.ndarray) -> bytes:
+    return P.encode(P.Message(P.MsgType.AUDIO, seq, frame, 0.0, values))
+
+
+# -- the wire format ------------------------------------------------------------------------------
+def test_message_round_trip_is_little_endian_float32() -> None:
+    values = np.arange(2 * P.CHUNK, dtype=np.float32).reshape(2, P.CHUNK) / 2000.0
+    data = P.encode(P.Message(P.MsgType.AUDIO, 7, 14, 123.5, values, aux=1.25))
+    assert len(data) == P.HEADER.size + values.size * 4 and data[:4] == b"RLV1"
+    assert np.array_equal(np.frombuffer(data[P.HEADER.size :], "<f4").reshape(2, -1), values)
+    msg = P.decode(data)
+    assert (msg.type, msg.seq, msg.frame, msg.t_ms, msg.aux, msg.frames) == (P.MsgType.AUDIO, 7, 14, 123.5, 1.25, 2)
+    assert np.array_equal(msg.values, values)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "words"),
+    [
+        (lambda d: d[:10], "shorter than"),
+        (lambda d: b"PKL0" + d[4:], "bad magic"),
+        (lambda d: d[:4] + bytes([9]) + d[5:], "version 9"),
+        (lambda d: d[:5] + bytes([77]) + d[6:], "unknown message type 77"),
+        (lambda d: d[:6] + b"\x01\x00" + d[8:], "reserved flags"),
+        (lambda d: d + b"\x00\x00\x00\x00", "announces"),
+        (lambda d: d[:-4], "announces"),
+        (lambda d: d + bytes(P.MAX_MESSAGE_BYTES), "exceeds the limit"),
+    ],
+)
+def test_decode_rejects_malformed_bytes(mutate, words: str) -> None:
+    good = audio(0, 0, np.zeros((1, P.CHUNK), np.float32))
+    with pytest.raises(P.ProtocolError, match=words):
+        P.decode(mutate(good))
+
+
+@pytest.mark.parametrize(
+    ("msg", "mode", "words"),
+    [
+        (P.Message(P.MsgType.TICK, 1, 0, 0.0, np.zeros((1, 0), np.float32)), "replay", "out-of-order"),
+        (P.Message(P.MsgType.TICK, 0, 5, 0.0, np.zeros((1, 0), np.float32)), "replay", "expected 0"),
+        (P.Message(P.MsgType.TICK, 0, 0, 0.0, np.zeros((9, 0), np.float32)), "replay", "1 to 8 frames"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.zeros((1, P.CHUNK), np.float32)), "replay", "TICK"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.zeros((1, 320), np.float32)), "mic", "640 values"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.full((1, P.CHUNK), np.nan, np.float32)), "mic", "NaN"),
+        (P.Message(P.MsgType.AUDIO, 0, 0, 0.0, np.full((1, P.CHUNK), 3000.0, np.float32)), "mic", "not int16"),
+    ],
+)
+def test_session_rules(msg: P.Message, mode: str, words: str) -> None:
+    with pytest.raises(P.ProtocolError, match=words):
+        P.check_input(msg, mode, seq=0, frame=0, face=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{not json", "not JSON"),
+        ('{"type": "start", "mode": "tv"}', "mode"),
+        ('{"type": "start", "mode": "mic", "evil": 1}', "evil"),
+        ('{"type": "start", "mode": "replay", "clip": -1}', "clip"),
+        ('{"type": "start", "mode": "mic", "sample_rate": 44100}', "16000"),
+    ],
+)
+def test_start_message_is_strict(text: str, words: str) -> None:
+    with pytest.raises(P.ProtocolError, match=words):
+        P.parse_start(text)
+
+
+# -- the app --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_model(trained_run):  # noqa: F811
+    from reactcli.generate import load_for_generation
+    from reactcli.runtime import resolve_device
+
+    return load_for_generation(trained_run / "predictor.ckpt", resolve_device("cpu"), {"generation": {"samples": K}})
+
+
+@pytest.fixture(scope="module")
+def replay_data(live_model, preprocessed_root: Path):
+    from reactcli.live.replay import ReplayData
+
+    return ReplayData(preprocessed_root, "val", live_model)
+
+
+def make_client(live_model, replay_data, realtime: bool = False) -> TestClient:
+    from reactcli.live.server import LiveSettings, create_app
+
+    return TestClient(create_app(live_model, LiveSettings(samples=K, seed=SEED, realtime=realtime), replay_data))
+
+
+@pytest.fixture(scope="module")
+def generated(trained_run, preprocessed_root: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:  # noqa: F811
+    out = tmp_path_factory.mktemp("generated")
+    assert (
+        run_cli(
+            [
+                "generate",
+                "--checkpoint",
+                str(trained_run / "predictor.ckpt"),
+                "--data",
+                str(preprocessed_root),
+                "--split",
+                "val",
+                "--samples",
+                str(K),
+                "--seed",
+                str(SEED),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    return np.load(out / "face3dmm.npy"), np.load(out / "emotion.npy")
+
+
+def start(ws, **fields) -> dict:
+    ws.send_text(json.dumps({"type": "start", **fields}))
+    return ws.receive_json()
+
+
+def replay_frames(ws, frames: int) -> np.ndarray:
+    """Tick one frame at a time and collect the (frames, dim) rows the server sends back."""
+    rows = []
+    for i in range(frames):
+        ws.send_bytes(tick(i, i))
+        msg = P.decode(ws.receive_bytes(), max_bytes=1 << 24)
+        assert msg.type == P.MsgType.FRAMES and msg.frame == i and msg.seq == i and msg.frames == 1
+        rows.append(msg.values)
+    return np.concatenate(rows)
+
+
+def split_reactions(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wire rows (T, (K + 1) * 83) -> face (K, T, 58), emotion (K, T, 25), ground truth (T, 83)."""
+    t = len(rows)
+    per = rows[:, : k * P.FRAME_VALUES].reshape(t, k, P.FRAME_VALUES).transpose(1, 0, 2)
+    return per[..., :FACE_DIM], per[..., FACE_DIM:], rows[:, k * P.FRAME_VALUES :]
+
+
+def test_page_and_assets_are_served(live_model, replay_data) -> None:
+    client = make_client(live_model, replay_data)
+    page = client.get("/")
+    assert page.status_code == 200 and "AudioWorklet" in page.text
+    from reactcli.live.server import STATIC
+
+    for asset in STATIC.iterdir():  # no CDN: nothing may come from another host
+        text = client.get(f"/static/{asset.name}").text
+        assert re.search(r"https?://|cdn|unpkg|jsdelivr|googleapis", text) is None, asset.name
+    info = client.get("/api/info").json()
+    assert info["replay"] and info["samples"] == K and len(info["clips"]) == len(replay_data)
+    meta = client.get("/api/face-model").json()
+    blob = client.get("/api/face-model.bin").content
+    tri = meta["layout"]["tri"]
+    assert len(blob) == tri["offset"] + 4 * np.prod(tri["shape"])
+    assert client.get("/api/clips/0/video").status_code == 200
+    assert client.get("/api/clips/999/video").status_code == 404
+
+
+def test_replay_over_the_socket_equals_react_generate(live_model, replay_data, generated) -> None:
+    """All 751 frames of every reaction, streamed frame by frame, equal the offline generation."""
+    face_ref, emotion_ref = generated
+    client = make_client(live_model, replay_data)
+    index = 1
+    with client.websocket_connect("/ws") as ws:
+        ready = start(ws, mode="replay", clip=index)
+        assert ready["type"] == "ready" and ready["frames"] == CLIP_FRAMES and ready["reference"]
+        rows = replay_frames(ws, CLIP_FRAMES)
+        assert ws.receive_json() == {"type": "end", "frames": CLIP_FRAMES}
+    face, emotion, truth = split_reactions(rows, K)
+    assert face.shape == (K, CLIP_FRAMES, FACE_DIM)
+    # frame by frame instead of one patch per push: equal up to float rounding, same sampled codes
+    np.testing.assert_allclose(face, face_ref[index], atol=1e-4)
+    np.testing.assert_allclose(emotion[:, :EMOTION_FRAMES], emotion_ref[index], atol=1e-4)
+    clip = replay_data.clip(index)
+    np.testing.assert_array_equal(truth[:, :FACE_DIM], clip["listener_3dmm"])
+
+
+def test_replay_library_loop_equals_react_generate(live_model, replay_data, generated) -> None:
+    from reactcli.live.replay import replay_clip
+
+    face, emotion = replay_clip(live_model, replay_data, 0, K, SEED)
+    np.testing.assert_allclose(face, generated[0][0], atol=1e-4)
+    np.testing.assert_allclose(emotion, generated[1][0], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("send", "words"),
+    [
+        (lambda ws: ws.send_bytes(b"\x80\x04pickle"), "shorter than"),
+        (lambda ws: ws.send_bytes(tick(1, 0)), "out-of-order"),
+        (lambda ws: ws.send_bytes(tick(0, 0) + bytes(P.MAX_MESSAGE_BYTES)), "exceeds the limit"),
+        (lambda ws: ws.send_text('{"type": "start", "mode": "replay"}'), "only binary"),
+        (lambda ws: ws.send_bytes(audio(0, 0, np.zeros((1, P.CHUNK), np.float32))), "TICK"),
+    ],
+)
+def test_a_bad_client_is_closed_alone(live_model, replay_data, send, words: str) -> None:
+    client = make_client(live_model, replay_data)
+    with client.websocket_connect("/ws") as good, client.websocket_connect("/ws") as bad:
+        start(good, mode="replay", clip=2)
+        start(bad, mode="replay", clip=2)
+        good.send_bytes(tick(0, 0))
+        first = P.decode(good.receive_bytes(), 1 << 24)
+        send(bad)
+        error = bad.receive_json()
+        assert error["type"] == "error" and words in error["message"]
+        closed = bad.receive()
+        assert closed["type"] == "websocket.close" and closed["code"] in (P.CLOSE_POLICY, P.CLOSE_TOO_BIG)
+        for _ in range(100):  # the server's bookkeeping runs just after the close
+            stats = client.get("/api/stats").json()
+            if stats["active"] == 1:
+                break
+            time.sleep(0.01)
+        assert stats == {"sessions": 2, "active": 1, "errors": 1}
+        good.send_bytes(tick(1, 1))  # the other session carries on
+        second = P.decode(good.receive_bytes(), 1 << 24)
+        assert (first.frame, second.frame) == (0, 1)
+    with client.websocket_connect("/ws") as again:  # and the server takes new clients
+        assert start(again, mode="replay", clip=0)["type"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [({"mode": "replay", "clip": 99}, "does not exist"), ({"mode": "replay", "face": True}, "no face values")],
+)
+def test_bad_start_is_refused(live_model, replay_data, fields, words: str) -> None:
+    with make_client(live_model, replay_data).websocket_connect("/ws") as ws:
+        reply = start(ws, **fields)
+        assert reply["type"] == "error" and words in reply["message"]
+
+
+def test_two_clients_are_independent_sessions(live_model, replay_data) -> None:
+    """Interleaved sessions (different clips and seeds) give what each gives alone."""
+    client = make_client(live_model, replay_data)
+    n = 40
+    alone = {}
+    for clip, seed in ((0, 1), (3, 2)):
+        with client.websocket_connect("/ws") as ws:
+            start(ws, mode="replay", clip=clip, seed=seed)
+            alone[clip] = replay_frames(ws, n)
+    with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b:
+        assert start(a, mode="replay", clip=0, seed=1)["seed"] != start(b, mode="replay", clip=3, seed=2)["seed"]
+        rows: dict[int, list[np.ndarray]] = {0: [], 3: []}
+        for i in range(n):
+            for clip, ws in ((0, a), (3, b)):
+                ws.send_bytes(tick(i, i))
+                rows[clip].append(P.decode(ws.receive_bytes(), 1 << 24).values)
+    for clip in (0, 3):
+        np.testing.assert_array_equal(np.concatenate(rows[clip]), alone[clip])
+    assert not np.array_equal(alone[0], alone[3])
+
+
+def test_a_client_faster_than_real_time_is_closed(live_model, replay_data) -> None:
+    client = make_client(live_model, replay_data, realtime=True)
+    with client.websocket_connect("/ws") as ws:
+        start(ws, mode="replay", clip=0)
+        reply: dict = {}
+        for i in range(0, 400, 8):  # 16 s of frames at once
+            ws.send_bytes(tick(i // 8, i, 8))
+        while reply.get("type") != "error":
+            event = ws.receive()
+            if event.get("text"):
+                reply = json.loads(event["text"])
+        assert "ahead of real time" in reply["message"] or "wait for the model" in reply["message"]
+
+
+def test_cli_reports_a_taken_port(trained_run, capsys) -> None:  # noqa: F811
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = run_cli(["live", "--checkpoint", str(trained_run / "predictor.ckpt"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"--port {port}" in err and "already in use" in err and "Traceback" not in err
+
+
+def test_cli_reports_a_missing_checkpoint(tmp_path: Path, capsys) -> None:
+    code = run_cli(["live", "--checkpoint", str(tmp_path / "nope.ckpt"), "--port", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nope.ckpt: --checkpoint file not found" in err
+
+
+def test_microphone_mode_equals_offline_features_and_generation(live_model, replay_data) -> None:
+    """640-sample chunks over the socket give the reactions of the offline pipeline on the same
+    wav: offline features, the training-mean face and the fallback speaker emotion."""
+    from reactcli.data.features import FeatureExtractor
+    from reactcli.generate import generate_reactions
+
+    pytest.importorskip("reactcli.live.audio_stream", reason="streaming audio features not merged yet")
+    fs = pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
+
+    frames = 60
+    rng = np.random.default_rng(0)
+    t = np.arange(frames * P.CHUNK) / P.MIC_RATE
+    wave = (
+        0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2 + 0.02 * rng.normal(size=t.shape)
+    ).astype(np.float32)
+    client = make_client(live_model, replay_data)
+    rows = []
+    with client.websocket_connect("/ws") as ws:
+        ready = start(ws, mode="mic", seed=5)
+        assert ready["type"] == "ready" and ready["speaker_face"] == "training mean" and not ready["reference"]
+        for i in range(frames):
+            ws.send_bytes(audio(i, i, wave[i * P.CHUNK : (i + 1) * P.CHUNK][None]))
+            msg = P.decode(ws.receive_bytes(), 1 << 24)
+            assert msg.frame == i and msg.frames == 1  # one chunk in, one listener frame out
+            rows.append(msg.values)
+        ws.send_bytes(audio(frames, frames, np.full((1, P.CHUNK), 2.0, np.float32)))  # int16-scale: refused
+        assert "outside [-1, 1]" in ws.receive_json()["message"]
+    face, emotion, _ = split_reactions(np.concatenate(rows), K)
+    feats = FeatureExtractor(live_model.config.audio)(wave, P.MIC_RATE, frames=frames)
+    speaker_face = np.repeat(fs.neutral_face(fs.FaceStats.from_model(live_model))[None], frames, 0)
+    fallback = fs.speaker_emotion_fallback(live_model)
+    speaker_emotion = None if fallback is None else np.repeat(fallback[None], frames, 0)
+    ref_face, ref_emotion = generate_reactions(live_model, feats, speaker_face, speaker_emotion, K, seed=5)
+    np.testing.assert_allclose(face, ref_face, atol=1e-4)
+    np.testing.assert_allclose(emotion, ref_emotion, atol=1e-4)
+
+
+def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_data) -> None:
+    """Over a real socket uvicorn's own size limit (just above the protocol's) closes the sender
+    with 1009 before our decoder sees it; the next client is served as usual."""
+    pytest.importorskip("websockets")
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from reactcli.live.server import BackgroundServer, LiveSettings, create_app
+
+    app = create_app(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
+    with BackgroundServer(app) as url:
+        ws_url = url.replace("http://", "ws://") + "ws"
+        with connect(ws_url, max_size=1 << 24) as ws:
+            ws.send(json.dumps({"type": "start", "mode": "replay", "clip": 0}))
+            assert json.loads(ws.recv())["type"] == "ready"
+            ws.send(bytes(4 * P.MAX_MESSAGE_BYTES))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == P.CLOSE_TOO_BIG
+        with connect(ws_url, max_size=1 << 24) as ws:
+            ws.send(json.dumps({"type": "start", "mode": "replay", "clip": 0}))
+            assert json.loads(ws.recv())["type"] == "ready"
+            ws.send(tick(0, 0))
+            assert P.decode(ws.recv(timeout=10), 1 << 24).frame == 0
+
+
+def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> None:
+    """Blendshapes + MediaPipe's column-major pose ride along with each chunk and change the
+    speaker input; a negative first score means no face yet; a broken pose closes the session."""
+    pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
+    rng = np.random.default_rng(1)
+    pose = np.eye(4)
+    pose[:3, 3] = [0.0, 0.0, -50.0]  # 50 cm in front of MediaPipe's camera
+    pose_data = pose.T.reshape(-1)  # column-major, as Matrix.data
+
+    def chunk(blend: np.ndarray, data: np.ndarray = pose_data) -> np.ndarray:
+        wave = (0.1 * rng.normal(size=P.CHUNK)).clip(-1, 1)
+        return np.concatenate([wave, blend, data]).astype(np.float32)[None]
+
+    client = make_client(live_model, replay_data)
+    no_face = np.full(P.BLENDSHAPES, -1.0)
+    with client.websocket_connect("/ws") as ws:
+        assert start(ws, mode="mic", face=True)["speaker_face"] == "camera"
+        ws.send_bytes(audio(0, 0, chunk(no_face)))
+        assert P.decode(ws.receive_bytes(), 1 << 24).frames == 1
+        for i in range(1, 4):
+            ws.send_bytes(audio(i, i, chunk(rng.random(P.BLENDSHAPES))))
+            assert P.decode(ws.receive_bytes(), 1 << 24).frame == i
+        ws.send_bytes(audio(4, 4, chunk(rng.random(P.BLENDSHAPES), pose.reshape(-1))))  # row-major: wrong
+        error = ws.receive_json()
+        assert error["type"] == "error" and "matrix" in error["message"]
