@@ -23,6 +23,7 @@ EXPECTED = {
     "compare",
     "render",
     "package-submission",
+    "live",
 }
 
 
