@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _weight_fixtures import rotation_zyx
 
 from reactcli.data.synth import face_stats
 from reactcli.errors import ReactError
@@ -34,14 +35,6 @@ def save_dict(path: Path, data: object) -> Path:
     return path
 
 
-def euler(rx: float, ry: float, rz: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
-    mx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    my = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    mz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return mz @ my @ mx
-
-
 def test_faceverse_vertices_follow_the_official_formula(tmp_path: Path) -> None:
     data = tiny_faceverse()
     path = save_dict(tmp_path / "faceverse_simple_v2.npy", data)
@@ -52,7 +45,7 @@ def test_faceverse_vertices_follow_the_official_formula(tmp_path: Path) -> None:
     got = model.vertices(coeffs).numpy()
     for t in range(3):
         shape = data["meanshape"].reshape(-1) + data["idBase"] @ ref[0, 0, :150] + data["exBase"] @ coeffs[t, :52]
-        want = shape.reshape(-1, 3) @ euler(*coeffs[t, 52:55]).T + coeffs[t, 55:58]
+        want = shape.reshape(-1, 3) @ rotation_zyx(*coeffs[t, 52:55]).T + coeffs[t, 55:58]
         np.testing.assert_allclose(got[t], want, rtol=1e-4, atol=1e-4)
     assert model.tri.tolist() == [[0, 1, 2], [2, 3, 4]]
     # without a reference the identity is the mean face
@@ -63,7 +56,7 @@ def test_faceverse_vertices_follow_the_official_formula(tmp_path: Path) -> None:
 def test_rotation_is_rz_ry_rx() -> None:
     angles = torch.tensor([[0.3, -0.7, 1.1], [np.pi, 0.0, 0.0]])
     got = rotation_matrix(angles).numpy()
-    np.testing.assert_allclose(got[0], euler(0.3, -0.7, 1.1), atol=1e-6)
+    np.testing.assert_allclose(got[0], rotation_zyx(0.3, -0.7, 1.1), atol=1e-6)
     np.testing.assert_allclose(got[1], np.diag([1.0, -1.0, -1.0]), atol=1e-6)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _weight_fixtures import save_random_inception
 from PIL import Image
 
 from reactcli.cli import main
@@ -74,18 +75,7 @@ def spec_layout() -> dict[str, tuple[int, ...]]:
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A plain state dict in the official layout, random but with calibrated BatchNorm statistics."""
-    torch.manual_seed(0)
-    model = FIDInceptionV3()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # cumulative average: one batch sets the running stats
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(4, 3, 64, 64))
-    path = tmp_path_factory.mktemp("fid") / "pt_inception-2015-12-05-6726825d.pth"
-    torch.save(model.state_dict(), path)
-    return path
+    return save_random_inception(tmp_path_factory.mktemp("fid") / "pt_inception-2015-12-05-6726825d.pth")
 
 
 def write_pngs(folder: Path, count: int, seed: int, size: tuple[int, int] = (48, 48)) -> Path:

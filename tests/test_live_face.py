@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _model_fixtures import random_model
+from _weight_fixtures import rotation_zyx
 
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream
@@ -33,18 +34,9 @@ from reactcli.vocab import ACTION_UNITS, EMOTION_COLUMNS, EXPRESSION, EXPRESSION
 STATS = FaceStats.packaged()
 
 
-def _rot(x: float, y: float, z: float) -> np.ndarray:
-    """Rz @ Ry @ Rx, written independently of the renderer's rotation_matrix."""
-    cx, sx, cy, sy, cz, sz = math.cos(x), math.sin(x), math.cos(y), math.sin(y), math.cos(z), math.sin(z)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def _mp_matrix(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0, t=(0.0, 0.0, -50.0), scale=1.0):
     m = np.eye(4)
-    m[:3, :3] = scale * _rot(pitch, yaw, roll)
+    m[:3, :3] = scale * rotation_zyx(pitch, yaw, roll)
     m[:3, 3] = t
     return m
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _weight_fixtures import save_random_inception
 from conftest import run_cli
 from PIL import Image
 
@@ -61,20 +62,7 @@ def pirender(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random FID Inception weights whose BatchNorm statistics come from one batch (activations stay O(1))."""
-    from reactcli.metrics.inception import FIDInceptionV3
-
-    torch.manual_seed(0)
-    model = FIDInceptionV3()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(4, 3, 64, 64))
-    path = tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth"
-    torch.save(model.state_dict(), path)
-    return path
+    return save_random_inception(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth")
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> None:
