@@ -22,6 +22,15 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Random seed; the same s
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
 DataOption = Annotated[Path, typer.Option("--data", help="Dataset root (holds train.csv, val.csv, ...).")]
 SplitOption = Annotated[str, typer.Option("--split", help="train, val or test.")]
+PirenderOption = Annotated[
+    Path | None, typer.Option("--pirender", help="The REACT organisers' PIRender weights, cur_model_fold.pth.")
+]
+InceptionOption = Annotated[
+    Path | None, typer.Option("--inception", help="pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth.")
+]
+TensorboardOption = Annotated[
+    bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
+]
 
 
 def build_config(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reactcli.commands.common import DataOption, SplitOption
+from reactcli.commands.common import DataOption, InceptionOption, PirenderOption, SplitOption
 from reactcli.errors import ReactError
 
 WorkersOption = Annotated[
@@ -85,13 +85,8 @@ def evaluate(
     split: SplitOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Write the metrics as JSON here.")] = None,
     workers: WorkersOption = None,
-    pirender: Annotated[
-        Path | None, typer.Option("--pirender", help="FRRea: the REACT PIRender weights, cur_model_fold.pth.")
-    ] = None,
-    inception: Annotated[
-        Path | None,
-        typer.Option("--inception", help="FRRea: pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth."),
-    ] = None,
+    pirender: PirenderOption = None,
+    inception: InceptionOption = None,
     realism_protocol: Annotated[
         str,
         typer.Option("--realism-protocol", help="FRRea frames: official-2024 (the baseline's subset) or all."),

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, SplitOption
+from reactcli.commands.common import (
+    ConfigOption,
+    DataOption,
+    DeviceOption,
+    PirenderOption,
+    SeedOption,
+    SetOption,
+    SplitOption,
+)
 
 
 def render(
@@ -37,9 +45,7 @@ def render(
     photo: Annotated[
         bool, typer.Option("--photo", help="Add a photo-realistic panel rendered by PIRender (needs --pirender).")
     ] = False,
-    pirender: Annotated[
-        Path | None, typer.Option("--pirender", help="The REACT organisers' PIRender weights, cur_model_fold.pth.")
-    ] = None,
+    pirender: PirenderOption = None,
     reference_image: Annotated[
         Path | None,
         typer.Option("--reference-image", help="Photo reference (PNG/JPG) instead of the listener's first frame."),

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, build_config
+from reactcli.commands.common import (
+    ConfigOption,
+    DataOption,
+    DeviceOption,
+    SeedOption,
+    SetOption,
+    TensorboardOption,
+    build_config,
+)
 
 
 def train_predictor(
@@ -30,9 +38,7 @@ def train_predictor(
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     set_: SetOption = None,
-    tensorboard: Annotated[
-        bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
-    ] = False,
+    tensorboard: TensorboardOption = False,
 ) -> None:
     """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes."""
     from rich.table import Table

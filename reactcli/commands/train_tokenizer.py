@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import ConfigOption, DataOption, DeviceOption, SeedOption, SetOption, build_config
+from reactcli.commands.common import (
+    ConfigOption,
+    DataOption,
+    DeviceOption,
+    SeedOption,
+    SetOption,
+    TensorboardOption,
+    build_config,
+)
 
 
 def train_tokenizer(
@@ -18,9 +26,7 @@ def train_tokenizer(
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     set_: SetOption = None,
-    tensorboard: Annotated[
-        bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
-    ] = False,
+    tensorboard: TensorboardOption = False,
 ) -> None:
     """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage.
 
