@@ -74,19 +74,18 @@ def shuffled_speakers(n: int) -> np.ndarray:
     return (np.arange(n) + 1) % n
 
 
-def score_seed(root: Path, run: Path, samples: int, config: Path, ridge: dict) -> dict:
+def score_seed(root: Path, run: Path, samples: int, config: Path, ridge: dict, generate_sets: list[str]) -> dict:
     """Generate (matched and speaker-shuffled), then every row's metrics for one trained run."""
     import torch
 
-    from reactcli.config import load_config
+    from reactcli.config import load_config, parse_overrides
     from reactcli.data.dataset import ReactClipDataset
-    from reactcli.generate import generate_dataset
+    from reactcli.generate import generate_dataset, load_for_generation
     from reactcli.metrics.baselines import baseline_predictions, train_emotion
     from reactcli.metrics.evaluate import evaluate_arrays, load_truth
     from reactcli.metrics.ridge import ridge_from_cache, ridge_predictions
-    from reactcli.models.checkpoint import load_reaction_model
 
-    model, _ = load_reaction_model(run / "predictor.ckpt", torch.device("cpu"))
+    model = load_for_generation(run / "predictor.ckpt", torch.device("cpu"), parse_overrides(generate_sets))
     cfg = model.config.model_copy(deep=True)
     dataset = ReactClipDataset(root, "val", cfg)
     truth = load_truth(root, "val")
@@ -180,6 +179,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--tag", default="tiny", help="run folder name under OUT/seed<S>/")
     parser.add_argument("--reuse", action="store_true", help="reuse trained checkpoints of an earlier run")
+    parser.add_argument("--generate-set", dest="generate_sets", action="append", default=[],
+                        help="generation.key=value on top of the checkpoint's settings (e.g. with --reuse)")
+    parser.add_argument("--json", type=Path, default=None, help="result file (default OUT/quality_<tag>.json)")
     parser.add_argument("--ridge-lookback", type=int, default=40)
     parser.add_argument("--ridge-step", type=int, default=2)
     parser.add_argument("--ridge-alpha", type=float, default=0.01)
@@ -187,6 +189,7 @@ def main() -> None:
     wall = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")]
     ridge = {"lookback": args.ridge_lookback, "step": args.ridge_step, "alpha": args.ridge_alpha}
+    out = args.json or args.out / f"quality_{args.tag}.json"
     results: dict[int, dict] = {}
     for seed in seeds:
         root = args.out / f"data{seed}"
@@ -197,14 +200,14 @@ def main() -> None:
         train_seconds = 0.0
         if not (args.reuse and (run / "predictor.ckpt").is_file()):
             train_seconds = train(root, run, args.config, args.sets, log)
-        result = score_seed(root, run, args.samples, args.config, ridge)
+        result = score_seed(root, run, args.samples, args.config, ridge, args.generate_sets)
         result["train_seconds"] = train_seconds
         result["checks"] = checks(result)
         results[seed] = result
         print_seed(seed, result, args.samples)
         sys.stdout.flush()  # a long run shows each seed as it finishes, also when logged to a file
         partial = {"seeds_done": list(results), "per_seed": {str(s): r for s, r in results.items()}}
-        (args.out / f"quality_{args.tag}.partial.json").write_text(json.dumps(partial, indent=2, default=float))
+        out.with_suffix(".partial.json").write_text(json.dumps(partial, indent=2, default=float))
     summ = summary(results, args.samples)
     print(f"\n== over {len(seeds)} seeds ({', '.join(map(str, seeds))}): model figures, mean and worst")
     for name, v in summ.items():
@@ -212,10 +215,10 @@ def main() -> None:
     passed = all(all(r["checks"].values()) for r in results.values())
     elapsed = time.perf_counter() - wall
     print(f"all targets met on every seed: {'yes' if passed else 'no'}; wall time {elapsed / 60:.1f} min")
-    payload = {"seeds": seeds, "sets": args.sets, "config": str(args.config), "K": args.samples, "ridge": ridge,
+    payload = {"seeds": seeds, "sets": args.sets,
+               "generate_sets": args.generate_sets, "config": str(args.config), "K": args.samples, "ridge": ridge,
                "per_seed": {str(s): r for s, r in results.items()}, "summary": summ, "all_targets_met": passed,
                "wall_seconds": elapsed}
-    out = args.out / f"quality_{args.tag}.json"
     out.write_text(json.dumps(payload, indent=2, default=float))
     print(f"wrote {out}")
 

@@ -162,6 +162,13 @@ class GenerationConfig(Section):
     smoothing: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="causal exponential smoothing of the emitted frames (0 = off)"
     )
+    emotion_residual_scale: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="shrink the emotion head's learned part towards the linear skip path (towards the train "
+        "mean without one): 1 = as trained, 0 = the linear path alone",
+    )
     valid_emotion: bool = Field(
         default=False,
         description="project each emitted emotion frame onto the valid set (AUs and valence/arousal in range, "

@@ -22,6 +22,8 @@ sampled tokens, as in the paper). ``generation.smoothing`` applies a causal expo
 average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks back, so it keeps
 the online contract. ``generation.valid_emotion`` (off by default) projects each emitted emotion
 frame onto the emotions that can exist (``models/valid_emotion.py``): per frame, so also online.
+``generation.emotion_residual_scale`` shrinks the emotion head's learned part towards the fixed
+linear skip path (a per-frame scale, online too).
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ class ReactionStream:
         self.use_cache = use_cache
         self.smoothing = float(gen.smoothing)
         self.valid_emotion = bool(gen.valid_emotion)
+        self.residual_scale = float(gen.emotion_residual_scale)
+        if self.residual_scale != 1.0 and self.pred.emotion_head is None:
+            raise ReactError(
+                "generation.emotion_residual_scale needs a predictor with an emotion head (predictor.emotion_head)"
+            )
         self._smoothed: tuple[Tensor, Tensor] | None = None  # last emitted (face, emotion) per sample
         self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
         self.patch = self.pred.cfg.patch
@@ -242,7 +249,7 @@ class ReactionStream:
             mem = memory[:, lo:]
             skip = None if skip is None else skip[:, lo:]
         skip = None if self.pred.emotion_skip is None else skip.expand(self.samples, -1, -1)
-        logits, head_emotion = self.pred.heads(state, skip, mem)
+        logits, head_emotion = self.pred.heads(state, skip, mem, self.residual_scale)
         new = sample_tokens(
             logits, self.model.valid_codes, self.top_k, self.temperature, self._uniform(lo, hi)
         )

@@ -167,3 +167,27 @@ def test_emitted_emotion_is_valid_and_the_projection_can_be_turned_off(clip) -> 
     assert np.abs(projected[..., 15:17]).max() <= 1.0
     np.testing.assert_allclose(projected[..., 17:].sum(-1), 1.0, atol=1e-5)
     assert projected[..., 17:].min() >= 0.0
+
+
+def test_emotion_residual_scale_shrinks_the_learned_part_towards_the_linear_path(clip) -> None:
+    """emotion = skip + scale * residual, frame by frame: scale 0 is the linear path alone (equal
+    across samples), scale 0.5 lies exactly half-way, and it streams exactly (online)."""
+    model = random_model(emotion_skip=6)
+
+    def emotion(scale: float, **kw) -> np.ndarray:
+        model.config.generation.emotion_residual_scale = scale
+        return generate_reactions(model, *clip, samples=3, seed=1, **kw)[1]
+
+    full, half, linear = emotion(1.0), emotion(0.5), emotion(0.0)
+    np.testing.assert_allclose(linear, np.broadcast_to(linear[:1], linear.shape), atol=1e-5)
+    assert not np.allclose(full[0], full[1], atol=1e-4)
+    # The sampled tokens (and so the states) do not depend on the scale: the mix is exact.
+    np.testing.assert_allclose(half, (full + linear) / 2, atol=1e-4)
+    np.testing.assert_allclose(emotion(0.5, chunk=1), half, atol=1e-4)
+
+
+def test_emotion_residual_scale_needs_an_emotion_head(clip) -> None:
+    model = random_model(emotion_head=False)
+    model.config.generation.emotion_residual_scale = 0.5
+    with pytest.raises(ReactError, match="emotion_residual_scale needs"):
+        generate_reactions(model, *clip, samples=2, seed=1)

@@ -240,11 +240,16 @@ class ReactionPredictor(nn.Module):
         return self.listener_norm(x)
 
     def heads(
-        self, state: Tensor, skip: Tensor | None = None, memory: Tensor | None = None
+        self, state: Tensor, skip: Tensor | None = None, memory: Tensor | None = None, residual_scale: float = 1.0
     ) -> tuple[Tensor, Tensor | None]:
         """Token logits (B, T, vocab) and the emotion head's estimate (B, T, 25) in raw emotion units
         (None without a head); ``skip`` is the skip path's output and ``memory`` the speaker memory
-        for the same frames (needed with ``speaker_emotion_dims``)."""
+        for the same frames (needed with ``speaker_emotion_dims``).
+
+        ``residual_scale`` (generation only; training uses 1) shrinks the learned part towards the
+        skip path: that part is fitted on teacher-forced states, but at generation it reads states
+        built from the model's own sampled tokens, where it is noisier than on train (docs/quality.md,
+        fourth round)."""
         if self.emotion_head is None:
             return self.head(state), None
         z = self.emotion_head(state)
@@ -253,6 +258,8 @@ class ReactionPredictor(nn.Module):
                 raise ValueError("this predictor reads some emotion dims from the speaker memory; pass it")
             from_speaker = self.speaker_emotion_head(memory).expand(z.shape[0], -1, -1)
             z = z.index_copy(-1, self.speaker_index, from_speaker)
+        if residual_scale != 1.0:
+            z = z * residual_scale
         if skip is not None:
             z = z + skip
             if len(self.linear_index):
