@@ -203,6 +203,18 @@ def test_fid_frames_follow_the_protocol_and_are_reused(
     assert write_fid_frames(job).rendered == 2
     real = folder / "real" / "00000_0030.png"
     assert real.stat().st_mtime_ns == stamps[real]
+    # another predictions folder, OLDER than the PNGs: its frames are rendered, not taken from the
+    # first folder's run (file times alone would say "fresh"); the real side is still reused
+    other = Path(shutil.copytree(predictions, tmp_path / "other"))
+    face = np.load(other / "face3dmm.npy")
+    np.save(other / "face3dmm.npy", face + 0.01)
+    past = min(stamps.values()) - 10**9
+    os.utime(other / "face3dmm.npy", ns=(past, past))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "fake" / "stray.jpg")  # react fid reads jpg too
+    switched = write_fid_frames(prepare_frrea(data, "val", other, pirender, inception, folder, max_images=2))
+    assert (switched.rendered, switched.reused, switched.removed) == (2, 0, 3)
+    assert real.stat().st_mtime_ns == stamps[real]
+    assert not (folder / "fake" / "stray.jpg").exists()
 
 
 def test_evaluate_frrea_errors_are_one_line(
@@ -214,6 +226,10 @@ def test_evaluate_frrea_errors_are_one_line(
     emotion_only = tmp_path / "emotion_only"
     emotion_only.mkdir()
     (emotion_only / "emotion.npy").write_bytes((predictions / "emotion.npy").read_bytes())
+    with_nan = Path(shutil.copytree(predictions, tmp_path / "with_nan"))
+    face = np.load(with_nan / "face3dmm.npy")
+    face[0, 0, 30, 7] = np.nan
+    np.save(with_nan / "face3dmm.npy", face)
     cases = [
         ([*base, *out, "--pirender", str(pirender)], "--pirender is for FRRea, which needs --inception too"),
         ([*base, *out, "--inception", str(inception)], "--inception is for FRRea, which needs --pirender too"),
@@ -224,11 +240,16 @@ def test_evaluate_frrea_errors_are_one_line(
          "--realism-protocol x"),
         (["evaluate", "--data", str(data), "--predictions", str(emotion_only), *out, "--pirender", str(pirender),
           "--inception", str(inception)], "emotion_only: FRRea renders the generated 3DMM"),
+        (["evaluate", "--data", str(data), "--predictions", str(with_nan), *out, "--pirender", str(pirender),
+          "--inception", str(inception)], "face3dmm.npy: sample 0 reaction 0 contains NaN/inf values"),
+        ([*base, *out, "--realism-max-images", "5"], "--realism-max-images: for FRRea only"),
+        ([*base, *out, "--device", "cpu", "--realism-protocol", "all"], "--realism-protocol, --device: for FRRea"),
     ]  # fmt: skip
     for args, needle in cases:
         assert run_cli(args) == 1, needle
         one_line_error(capsys, needle)
     assert not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "fid").exists()  # the NaN was found before any frame was written
 
 
 @pytest.mark.slow  # two 2048 x 2048 matrix square roots (FRRea, then react fid on its folders)

@@ -110,7 +110,15 @@ def evaluate(
     from reactcli.progress import console, err_console, make_progress
 
     job = None
-    if pirender is not None or inception is not None:
+    if pirender is None and inception is None:
+        realism_only = [flag for flag, given in (
+            ("--realism-protocol", realism_protocol != "official-2024"),
+            ("--realism-max-images", realism_max_images is not None),
+            ("--device", device != "auto"),
+        ) if given]  # fmt: skip
+        if realism_only:
+            raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
+    else:
         from reactcli.metrics.frrea import prepare_frrea
         from reactcli.runtime import resolve_device
 

@@ -23,16 +23,17 @@ never imports metrics.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from reactcli.atomic import atomic_path
+from reactcli.atomic import atomic_path, save_json
 from reactcli.data.layout import EVAL_FRAMES, DatasetLayout, Sample, mirrored, read_pairs
 from reactcli.errors import ReactError, file_error
 
@@ -45,6 +46,8 @@ OFFICIAL_BATCH = 4
 OFFICIAL_EVERY = 25
 #: The generated reaction the protocol renders (the first of the K).
 REACTION = 0
+#: Which inputs made the PNGs of an FRRea folder (see :func:`write_fid_frames`).
+SOURCES_FILE = "sources.json"
 
 
 def protocol_samples(protocol: str, n_samples: int) -> list[int]:
@@ -94,8 +97,35 @@ def _save_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def _fresh(path: Path, newer_than: float) -> bool:
-    """An earlier run's PNG is reused only if it is at least as new as everything it was made from."""
+    """An earlier run's PNG is reused only if it is at least as new as the video it was made from."""
     return path.is_file() and path.stat().st_mtime_ns >= newer_than
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _video_time(video: Path) -> int:
+    """Last change of an mp4, or of the newest frame of a frame folder."""
+    if video.is_file():
+        return video.stat().st_mtime_ns
+    return max((p.stat().st_mtime_ns for p in video.iterdir() if p.is_file()), default=0)
+
+
+def _read_sources(path: Path) -> dict[str, Any]:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _images(directory: Path) -> list[Path]:
+    """Every image ``react fid`` would read from ``directory`` (any of its extensions)."""
+    from reactcli.metrics.inception import IMAGE_EXTENSIONS
+
+    return [p for ext in IMAGE_EXTENSIONS for p in directory.glob(f"*.{ext}") if p.is_file()]
 
 
 @dataclass
@@ -118,8 +148,7 @@ class FrreaJob:
     split: str
     face3dmm: np.ndarray  # (N, K, T, 58) generated 3DMM, mirrored order
     face_path: Path
-    pirender_path: Path
-    photo: Any  # reactcli.render.photo.PhotoRenderer
+    photo: Any  # reactcli.render.photo.PhotoRenderer (its .path is the weights file)
     inception: Any  # reactcli.metrics.inception.FIDInceptionV3
     device: torch.device
     folder: Path
@@ -128,7 +157,6 @@ class FrreaJob:
     videos: dict[str, Path]
     full_count: int  # frames of the protocol before --realism-max-images
     batch_size: int = 50
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def images(self) -> int:
@@ -163,8 +191,8 @@ def prepare_frrea(
     layout = DatasetLayout(root)
     samples = mirrored(read_pairs(layout.root, split))
     preds = load_predictions(folder_of, len(samples))
-    plan = plan_frames(samples, protocol, int(preds.face3dmm.shape[2]), max_images)
-    full = len(plan_frames(samples, protocol, int(preds.face3dmm.shape[2])))
+    whole = plan_frames(samples, protocol, int(preds.face3dmm.shape[2]))
+    plan = whole[:max_images] if max_images is not None else whole
     if len(plan) < 2:
         raise ReactError(f"FRRea: the {protocol} protocol selects {len(plan)} frame(s) here; FID needs at least 2")
     videos: dict[str, Path] = {}
@@ -175,46 +203,59 @@ def prepare_frrea(
                 looked = layout.root / split / "Video_files" / f"{item.listener}.mp4"
                 raise file_error(looked, "no listener video: FRRea's real frames and PIRender's reference come from it")
             videos[item.listener] = video
+    for sample in sorted({item.sample for item in plan}):  # NaN fails now, not after FRD and some PNGs
+        if not np.isfinite(preds.face3dmm[sample, REACTION]).all():
+            raise file_error(preds.face_path, f"sample {sample} reaction {REACTION} contains NaN/inf values")
     dev = torch.device(device)
     photo = PhotoRenderer.load(pirender, dev, batch)
     network = load_inception(inception, dev)
     return FrreaJob(
-        layout=layout, split=split, face3dmm=preds.face3dmm, face_path=preds.face_path, pirender_path=Path(pirender),
-        photo=photo, inception=network, device=dev, folder=Path(folder), protocol=protocol, plan=plan,
-        videos=videos, full_count=full,
+        layout=layout, split=split, face3dmm=preds.face3dmm, face_path=preds.face_path, photo=photo,
+        inception=network, device=dev, folder=Path(folder), protocol=protocol, plan=plan, videos=videos,
+        full_count=len(whole),
     )  # fmt: skip
 
 
 def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = None) -> FrameFolders:
     """Write the real and fake PNGs of ``job.plan``; reuse fresh ones, delete stale ones.
 
-    A fake PNG is reused when it is newer than the predictions, the PIRender weights and the
-    listener video; a real one when it is newer than the video. PNGs of other frames (another
-    protocol, an older run) are removed, so that each folder holds exactly the frames scored and
-    ``react fid`` on them gives FRRea. ``on_progress(n)`` counts fake frames (rendered or reused).
+    ``<folder>/sources.json`` records which files made each side (real: the dataset and split;
+    fake: the predictions and the PIRender weights, by path, size and modification time). When a
+    side's record differs from this job's, none of its images is reused: file times alone would
+    take another, older predictions folder's frames for current ones. Within a matching side a PNG
+    is reused when it is newer than its listener video. Images of other frames (another protocol,
+    any extension ``react fid`` reads) are removed, so that each folder holds exactly the frames
+    scored and ``react fid`` on them gives FRRea. ``on_progress(n)`` counts fake frames (rendered
+    or reused).
     """
     from reactcli.render.photo import pick_video_frames, real_frame
 
     real_dir, fake_dir = job.folder / "real", job.folder / "fake"
     real_dir.mkdir(parents=True, exist_ok=True)
     fake_dir.mkdir(parents=True, exist_ok=True)
+    sources = {
+        "real": {"data": str(job.layout.root.resolve()), "split": job.split},
+        "fake": {"predictions": _file_identity(job.face_path), "pirender": _file_identity(job.photo.path)},
+    }
+    stored = _read_sources(job.folder / SOURCES_FILE)
     names = {item.name for item in job.plan}
     removed = 0
-    for directory in (real_dir, fake_dir):
-        for stale in directory.glob("*.png"):
-            if stale.name not in names:
+    for side, directory in (("real", real_dir), ("fake", fake_dir)):
+        keep = names if stored.get(side) == sources[side] else set()
+        for stale in _images(directory):
+            if stale.name not in keep:
                 stale.unlink()
                 removed += 1
+    save_json(job.folder / SOURCES_FILE, sources)  # what is left, and what is written next, is from these
     files = ([real_dir / i.name for i in job.plan], [fake_dir / i.name for i in job.plan])
     result = FrameFolders(real_dir, fake_dir, files, removed=removed)
-    weights_time = max(job.face_path.stat().st_mtime_ns, job.pirender_path.stat().st_mtime_ns)
     by_sample: dict[int, list[FidFrame]] = {}
     for item in job.plan:
         by_sample.setdefault(item.sample, []).append(item)
     for sample, items in by_sample.items():
         video = job.videos[items[0].listener]
-        video_time = video.stat().st_mtime_ns if video.is_file() else 0
-        need_fake = [i for i in items if not _fresh(fake_dir / i.name, max(weights_time, video_time))]
+        video_time = _video_time(video)
+        need_fake = [i for i in items if not _fresh(fake_dir / i.name, video_time)]
         need_real = [i for i in items if not _fresh(real_dir / i.name, video_time)]
         result.reused += len(items) - len(need_fake)
         if on_progress is not None and len(items) > len(need_fake):
@@ -227,8 +268,6 @@ def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = 
             _save_png(real_dir / item.name, real_frame(decoded[item.frame]))
         if need_fake:
             coeffs = np.array(job.face3dmm[sample, REACTION], dtype=np.float32)  # a writable copy of the mmap
-            if not np.isfinite(coeffs).all():
-                raise file_error(job.face_path, f"sample {sample} reaction {REACTION} contains NaN/inf values")
             reference = job.photo.reference(decoded[0])
             chosen = [i.frame for i in need_fake]
             start = 0
@@ -271,7 +310,7 @@ def run_frrea(
         "FRRea_protocol": job.protocol,
         "FRRea_frames": {"real": fid["real_images"], "fake": fid["fake_images"], "protocol": job.full_count},
         "FRRea_extractor": fid["extractor"],
-        "FRRea_renderer": f"PIRender ({job.pirender_path.name}), reference = listener's first video frame, 224 x 224",
+        "FRRea_renderer": f"PIRender ({job.photo.path.name}), reference = listener's first video frame, 224 x 224",
         "FRRea_dir": str(job.folder),
         "FRRea_note": note,
         "FRRea_timings": {
