@@ -226,7 +226,9 @@ class ReactionStream:
         """Sampling noise for frames [lo, hi), drawn per frame from (seed, frame) on the CPU."""
         rows = []
         for frame in range(lo, hi):
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + frame)
+            # torch seeds are 64-bit: folding leaves every seed that fits as it was (a negative one
+            # too: torch reads it in two's complement) and keeps a large --seed from overflowing
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + frame) % 2**64)
             rows.append(torch.rand(self.samples, self.pred.vocab_size, generator=g))
         return torch.stack(rows, 1).to(self.device)
 
@@ -278,6 +280,16 @@ class ReactionStream:
             outputs.append(torch.stack(rows, 1))
         self._smoothed = (outputs[0][:, -1], outputs[1][:, -1])
         return outputs[0], outputs[1]
+
+
+#: Stride between the stream seeds of consecutive samples of a split.
+SAMPLE_SEED_STRIDE = 100_003
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The stream seed of mirrored sample ``index`` under ``--seed seed``: one per sample, so a clip's
+    reactions do not depend on which other clips are generated (``react live`` replay uses it too)."""
+    return int(seed) * SAMPLE_SEED_STRIDE + int(index)
 
 
 def generate_reactions(
@@ -363,7 +375,7 @@ def generate_dataset(
         clip = dataset.clip(n if speaker_of is None else int(speaker_of[n]))
         face, emotion = generate_reactions(
             model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], samples,
-            seed=seed * 100_003 + n,
+            seed=sample_seed(seed, n),
         )
         faces.append(face)
         emotions.append(emotion[:, :EMOTION_FRAMES])

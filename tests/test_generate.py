@@ -191,3 +191,19 @@ def test_emotion_residual_scale_needs_an_emotion_head(clip) -> None:
     model.config.generation.emotion_residual_scale = 0.5
     with pytest.raises(ReactError, match="emotion_residual_scale needs"):
         generate_reactions(model, *clip, samples=2, seed=1)
+
+
+def test_a_large_seed_does_not_overflow_the_noise_generator(model, clip) -> None:
+    """``react generate --seed 2147483647`` gives sample seeds past 2**64 once scaled per frame; they
+    are folded into torch's 64-bit range, and a seed that already fit is unchanged (bit for bit)."""
+    from reactcli.generate import sample_seed
+
+    big = sample_seed(2**31 - 1, 23)
+    face, _ = generate_reactions(model, *clip, samples=2, seed=big)
+    again, _ = generate_reactions(model, *clip, samples=2, seed=big)
+    np.testing.assert_array_equal(face, again)
+    assert np.isfinite(face).all()
+    stream = ReactionStream(model, 2, seed=7)
+    g = torch.Generator().manual_seed(7 * 1_000_003 + 3)  # the unfolded formula, for a seed that fits
+    expected = torch.rand(2, model.predictor.vocab_size, generator=g)
+    np.testing.assert_array_equal(stream._uniform(3, 4)[:, 0].numpy(), expected.numpy())

@@ -17,17 +17,10 @@ import numpy as np
 
 from reactcli.data.layout import DatasetLayout, check_split
 from reactcli.errors import ReactError
+from reactcli.generate import sample_seed
 from reactcli.live.session import LiveSession, replay_session
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.vocab import EMOTION_DIM, EMOTION_FRAMES, FACE_DIM
-
-#: generate_dataset's per-sample seed stride; kept equal so replay reproduces `react generate`.
-SAMPLE_SEED_STRIDE = 100_003
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """The stream seed of mirrored sample ``index`` under ``--seed seed`` (as in ``react generate``)."""
-    return int(seed) * SAMPLE_SEED_STRIDE + int(index)
 
 
 @dataclass(frozen=True)

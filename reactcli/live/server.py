@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reactcli.errors import ReactError
+from reactcli.generate import sample_seed
 from reactcli.live.protocol import (
     CHUNK,
     CLOSE_POLICY,
@@ -48,8 +49,7 @@ from reactcli.live.protocol import (
     encode,
     parse_start,
 )
-from reactcli.live.replay import sample_seed
-from reactcli.live.session import LiveSession, MicSource, ReplaySource, warm_up
+from reactcli.live.session import LiveSession, MicSource, replay_session, warm_up
 from reactcli.vocab import EMOTION_COLUMNS, FACE_DIM, FPS
 
 if TYPE_CHECKING:
@@ -276,8 +276,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
                 raise ProtocolError("replay mode takes no face values")
             if start.clip >= len(replay.clips):
                 raise ProtocolError(f"clip {start.clip} does not exist (the split has {len(replay.clips)})")
-            source = ReplaySource(replay.clip(start.clip), bool(model.predictor.cfg.speaker_emotion))
-            return LiveSession(model, source, settings.samples, sample_seed(seed, start.clip))
+            return replay_session(model, replay.clip(start.clip), settings.samples, sample_seed(seed, start.clip))
         if mic_problem is not None:
             raise ProtocolError(f"microphone mode is unavailable: {mic_problem}")
         try:
@@ -381,7 +380,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
                         )
                     )
                     out_seq += 1
-                if isinstance(session.source, ReplaySource) and session.source.finished:
+                if session.reference and session.source.finished:  # a replay has an end
                     await ws.send_text(control("end", frames=session.frames_out))
             if stop is not None:
                 item = batch[stop]
