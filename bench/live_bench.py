@@ -8,7 +8,8 @@ a frame that misses its display slot by more than one frame period is dropped, a
 
 Modes: ``mic`` sends 640-sample chunks of a synthetic voice (needs reactcli.live.audio_stream);
 ``replay`` sends ticks through a synthetic clip of random features (the only mode for the paper
-preset, whose wav2vec2 features are not computed live). Targets on 2 cores, tiny preset: server
+preset: its wav2vec2 features stream live too, but need a local wav2vec2 folder, which a bench
+with random weights does not have). Targets on 2 cores, tiny preset: server
 <= 20 ms per frame, end-to-end p95 <= 150 ms, 0 drops over 60 s.
 
     .venv/bin/python bench/live_bench.py [--seconds 60] [--samples 3] [--threads 1] [--presets tiny,paper]

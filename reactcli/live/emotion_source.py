@@ -7,8 +7,8 @@ annotator, so the input is held at the training mean that the predictor stored w
 "nothing known" value. Valence, arousal and the expression probabilities have no honest estimate
 from blendshapes and stay there. Thirteen of the 15 AUs have an ARKit blendshape that describes the
 same facial action (ARKit's blendshapes are defined after FACS), so with a camera they can be set to
-an occurrence, 1 when the blendshape score reaches ``threshold``: a rough, opt-in estimate (the
-REACT AU labels come from a different detector with its own operating point). AU23 (lip tightener)
+an occurrence, 1 when the blendshape score reaches ``threshold``: a rough estimate, used only when
+the camera is on (the REACT AU labels come from a different detector with its own operating point). AU23 (lip tightener)
 and AU25 (lips part) have no one-to-one blendshape and stay at the mean. docs/live_inputs.md lists
 the table.
 """

@@ -5,7 +5,7 @@ with it directly::
 
     session = LiveSession(model, MicSource(model), samples=1, seed=0)
     for chunk in microphone_chunks():          # 640 float32 samples at 16 kHz each
-        out = session.step(chunk[None])        # (frames, K * 83): 58 3DMM + 25 emotion per reaction
+        out = session.step(chunk[None])        # StepResult; .reactions is (K, frames, 83): 58 3DMM + 25 emotion
         drive_avatar(out.reactions[0, -1, :58])
 
 A *source* turns what a client sends into speaker frames: :class:`ReplaySource` walks a dataset
