@@ -342,7 +342,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
                         f"input runs ahead of real time: {frame} frames after {now - t0:.2f} s at {FPS} fps"
                     )
                 if pending["frames"] + msg.frames > settings.backlog_frames:
-                    speed = np.mean(session.server_ms) if session.server_ms else float("nan")
+                    speed = session.mean_server_ms
                     raise ProtocolError(
                         f"the model cannot keep up: more than {settings.backlog_frames} frames wait "
                         f"({speed:.0f} ms per frame, {1000 / FPS:.0f} available); try fewer --samples or a GPU"

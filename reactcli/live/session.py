@@ -180,12 +180,17 @@ class LiveSession:
         self.stream = ReactionStream(model, samples, seed=self.seed)
         self.frames_in = 0
         self.frames_out = 0
-        self.server_ms: list[float] = []
+        self._server_ms_total = 0.0  # a running sum: a session may last hours
         self._pending_reference: deque[np.ndarray] = deque()
 
     @property
     def reference(self) -> bool:
         return isinstance(self.source, ReplaySource)
+
+    @property
+    def mean_server_ms(self) -> float:
+        """Server time per listener frame so far (NaN before the first frame)."""
+        return self._server_ms_total / self.frames_out if self.frames_out else float("nan")
 
     def step(self, values: np.ndarray) -> StepResult:
         """Feed one message's worth of client values; return every listener frame now computable."""
@@ -204,7 +209,7 @@ class LiveSession:
         self.frames_out += m
         ms = (time.perf_counter() - t0) * 1e3
         if m:
-            self.server_ms.append(ms / m)
+            self._server_ms_total += ms
         return StepResult(reactions, out.start, reference, ms)
 
 

@@ -8,6 +8,7 @@ const TYPE = { AUDIO: 1, TICK: 2, FRAMES: 16 };
 const FACE_INPUT = 52 + 16;
 const JITTER_FRAMES = 2; // a frame is shown 2 frame periods after its speaker frame was captured
 const TRACE_FRAMES = 250;
+const HISTORY = 1500; // per-frame figures kept for the stats (60 s): a long session must not grow them
 
 const $ = (id) => document.getElementById(id);
 const stats = {
@@ -15,6 +16,11 @@ const stats = {
   mode: null, ended: false,
 };
 window.liveStats = stats; // read by tests and handy in the console
+
+function record(list, value) {
+  list.push(value);
+  if (list.length > HISTORY) list.splice(0, list.length - HISTORY);
+}
 
 let info = null;
 let renderer = null;
@@ -167,7 +173,7 @@ function onMessage(data) {
   const msg = decode(data);
   if (msg.type !== TYPE.FRAMES) return;
   const now = performance.now();
-  stats.serverMs.push(msg.aux / msg.frames);
+  record(stats.serverMs, msg.aux / msg.frames);
   const period = 1000 / info.fps;
   for (let j = 0; j < msg.frames; j++) {
     const frame = msg.frame + j;
@@ -210,8 +216,8 @@ function show(item, now) {
   if (run.truthTrace.length > TRACE_FRAMES) run.truthTrace.shift();
   drawTrace();
   stats.shown++;
-  stats.latencies.push(now - item.captured);
-  stats.shownTimes.push(now);
+  record(stats.latencies, now - item.captured);
+  record(stats.shownTimes, now);
   $("listener").dataset.frame = String(item.frame);
 }
 
@@ -257,8 +263,7 @@ function updateStats() {
   if (server.length) $("stat-server").textContent =
     `${(server.reduce((a, b) => a + b, 0) / server.length).toFixed(1)} ms (p95 ${percentile(server, 0.95).toFixed(1)})`;
   $("stat-frames").textContent = `${stats.shown} / ${stats.received}`;
-  const t = stats.shownTimes;
-  const recent = t.filter((x) => x > performance.now() - 2000);
+  const recent = stats.shownTimes.slice(-100).filter((x) => x > performance.now() - 2000); // <= 2 s at 25 fps
   if (recent.length > 1) $("stat-fps").textContent = `${((recent.length - 1) * 1000 / (recent[recent.length - 1] - recent[0])).toFixed(1)} fps`;
   $("stat-dropped").textContent = String(stats.dropped);
 }
@@ -334,7 +339,7 @@ async function startCamera() {
   video.muted = true;
   await video.play();
   // 52 blendshapes, then the 16 values of the pose matrix as MediaPipe gives them (column-major);
-  // a negative first score tells the server "no face yet" (it holds the training-mean face)
+  // a negative first score tells the server "no face" (it holds the training-mean face)
   const last = new Float32Array(FACE_INPUT);
   last[0] = -1;
   [0, 5, 10, 15].forEach((i) => { last[52 + i] = 1; });
@@ -343,6 +348,8 @@ async function startCamera() {
     const res = landmarker.detectForVideo(video, performance.now());
     if (res.faceBlendshapes && res.faceBlendshapes.length) {
       res.faceBlendshapes[0].categories.forEach((c) => { if (c.index < 52) last[c.index] = c.score; });
+    } else {
+      last[0] = -1; // the face was lost: say so, rather than send the last face seen forever
     }
     if (res.facialTransformationMatrixes && res.facialTransformationMatrixes.length) {
       last.set(res.facialTransformationMatrixes[0].data.slice(0, 16), 52);
