@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from reactcli.config import AudioConfig
 
 N_FFT = 1024
+_HANN = np.hanning(N_FFT).astype(np.float32)  # the analysis window, built once (live mode calls per frame)
 MFCC_MELS = 40
 
 
@@ -76,7 +77,7 @@ def windows_log_mel(windows: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
     Shared by the offline extractor and the live one (``reactcli.live.audio_stream``), so that both
     run the very same arithmetic on a window and agree frame for frame.
     """
-    windows = windows * np.hanning(N_FFT).astype(np.float32)
+    windows = windows * _HANN
     power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
     return np.log(power @ filterbank.T + 1e-10)
 

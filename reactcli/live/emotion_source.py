@@ -15,6 +15,7 @@ the table.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,6 +44,17 @@ AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
 }
 
 
+@cache
+def _au_columns() -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """(emotion column of the AU, MediaPipe indices of its blendshapes), looked up once, not per frame."""
+    from reactcli.live.face_source import MEDIAPIPE_BLENDSHAPES  # face_source imports this module
+
+    return tuple(
+        (ACTION_UNITS.index(au), tuple(MEDIAPIPE_BLENDSHAPES.index(name) for name in names))
+        for au, names in AU_BLENDSHAPES.items()
+    )
+
+
 def speaker_emotion_fallback(model: ReactionModel) -> np.ndarray | None:
     """(25,) float32 training-mean speaker emotion stored in the model, or None if it takes none."""
     pred = model.predictor
@@ -55,13 +67,12 @@ def speaker_emotion_from_blendshapes(
     blendshapes: np.ndarray, fallback: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
     """(52,) MediaPipe scores -> (25,) emotion: the fallback with the mapped AUs set to 0 or 1."""
-    from reactcli.live.face_source import MEDIAPIPE_BLENDSHAPES, check_blendshapes
+    from reactcli.live.face_source import check_blendshapes
 
     b = check_blendshapes(blendshapes)
     out = np.asarray(fallback, np.float32).copy()
     if out.shape != (EMOTION_DIM,):
         raise ReactError(f"speaker emotion fallback must have {EMOTION_DIM} values, got shape {out.shape}")
-    for au, names in AU_BLENDSHAPES.items():
-        score = max(b[MEDIAPIPE_BLENDSHAPES.index(name)] for name in names)
-        out[ACTION_UNITS.index(au)] = 1.0 if score >= threshold else 0.0
+    for column, indices in _au_columns():
+        out[column] = 1.0 if b[list(indices)].max() >= threshold else 0.0
     return out
