@@ -165,3 +165,16 @@ def test_wav2vec2_yields_one_frame_per_40ms_chunk(tiny_wav2vec2: dict[str, Path]
     assert [len(live.push(wave[a:b])) for a, b in _chunks(len(wave), 640)] == [1] * 30
     live.reset()
     assert live.frames_done == 0 and len(live.push(wave[:640])) == 1
+
+
+def test_wav2vec2_streams_share_the_loaded_encoder_not_their_state(tiny_wav2vec2: dict[str, Path]) -> None:
+    """Every live connection builds its own stream; the weights are loaded once per process, and
+    two interleaved streams still give exactly what each gives alone (their running norms are their own)."""
+    cfg = AudioConfig(encoder="wav2vec2", pretrained=tiny_wav2vec2["group"])
+    one, two = StreamingAudioFeatures(cfg), StreamingAudioFeatures(cfg)
+    assert one._w2v.model is two._w2v.model
+    a, b = _wave(16000, seed=1)[: 640 * 20], _wave(16000, seed=2)[: 640 * 20]
+    mixed = [(one.push(a[i : i + 640]), two.push(b[i : i + 640])) for i in range(0, len(a), 640)]
+    alone = StreamingAudioFeatures(cfg)  # the same chunks, no other stream in between
+    solo = [alone.push(a[i : i + 640]) for i in range(0, len(a), 640)]
+    np.testing.assert_array_equal(np.concatenate([m[0] for m in mixed]), np.concatenate(solo))

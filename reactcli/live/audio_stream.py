@@ -18,6 +18,10 @@ convolutions on the new samples plus a few samples of history per layer.
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from reactcli.config import AudioConfig
@@ -51,6 +55,17 @@ def check_samples(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
+@cache
+def _shared_wav2vec2(folder: Path, device: str) -> Any:
+    """One loaded wav2vec2 encoder per folder and device for the whole process (read-only; each
+    stream keeps its own running statistics). ``react live`` builds a microphone source to probe,
+    to warm up and for every connection; reloading the weights each time would stall the server's
+    event loop and with it every other session. A failed load raises and is not cached."""
+    from reactcli.data.features import Wav2Vec2Features
+
+    return Wav2Vec2Features(folder, device).model
+
+
 class StreamingAudioFeatures:
     """Push microphone samples, get the (n_new, D) float32 features of the video frames they complete.
 
@@ -74,10 +89,10 @@ class StreamingAudioFeatures:
         self.dim = audio_feature_dim(cfg)
         self._w2v = None
         if cfg.encoder == "wav2vec2":
-            from reactcli.data.features import Wav2Vec2Features, _require_pretrained
+            from reactcli.data.features import _require_pretrained
             from reactcli.live.wav2vec2_stream import StreamingWav2Vec2
 
-            self._w2v = StreamingWav2Vec2(Wav2Vec2Features(_require_pretrained(cfg), device).model, device)
+            self._w2v = StreamingWav2Vec2(_shared_wav2vec2(_require_pretrained(cfg).resolve(), device), device)
         self.hop = self.rate // FPS
         self.guard = self.rate // 500  # as causal_frames: windows end 2 ms before the frame boundary
         n_mels = MFCC_MELS if cfg.encoder == "mfcc" else cfg.n_mels
