@@ -131,13 +131,7 @@ class Wav2Vec2Features:
         x = torch.from_numpy(wave16k.astype(np.float32))[None, None].to(self.device)
         with torch.inference_mode():
             for layer in self.model.feature_extractor.conv_layers:
-                x = layer.conv(x)
-                norm = getattr(layer, "layer_norm", None)
-                if isinstance(norm, torch.nn.GroupNorm):
-                    x = _running_group_norm(x, norm)
-                elif isinstance(norm, torch.nn.LayerNorm):
-                    x = norm(x.transpose(-2, -1)).transpose(-2, -1)
-                x = layer.activation(x)
+                x, _ = causal_norm_activation(layer, layer.conv(x))
             feats = self.model.feature_projection.layer_norm(x.transpose(1, 2))
         return feats[0].double().cpu().numpy()
 
@@ -153,18 +147,49 @@ class Wav2Vec2Features:
         return np.maximum(feats[last], feats[prev])
 
 
-def _running_group_norm(x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
-    """GroupNorm with one channel per group, using statistics of samples up to t only."""
+#: Running GroupNorm statistics carried from one pushed block to the next: per-channel sums of x
+#: and x^2 (float64, shape (1, C, 1)) and the number of samples they cover.
+GroupNormState = tuple["torch.Tensor", "torch.Tensor", int]
+
+
+def running_group_norm(
+    x: torch.Tensor, norm: torch.nn.GroupNorm, carried: GroupNormState | None = None
+) -> tuple[torch.Tensor, GroupNormState]:
+    """GroupNorm with one channel per group, using statistics of samples up to t only.
+
+    ``carried`` continues the statistics of the samples before ``x`` (the live extractor pushes a
+    clip in pieces); offline it is None, and both paths run the same arithmetic.
+    """
     import torch
 
     if norm.num_groups != norm.num_channels:
         raise ReactError("wav2vec2 GroupNorm with several channels per group is not supported")
     xd = x.double()
-    count = torch.arange(1, x.shape[-1] + 1, dtype=torch.float64, device=x.device)
-    mean = xd.cumsum(-1) / count
-    var = (xd * xd).cumsum(-1) / count - mean * mean
+    done = 0 if carried is None else carried[2]
+    count = done + torch.arange(1, x.shape[-1] + 1, dtype=torch.float64, device=x.device)
+    total, total_sq = xd.cumsum(-1), (xd * xd).cumsum(-1)
+    if carried is not None:
+        total, total_sq = total + carried[0], total_sq + carried[1]
+    mean = total / count
+    var = total_sq / count - mean * mean
     out = (xd - mean) / torch.sqrt(var.clamp_min(0) + norm.eps)
-    return (out * norm.weight[:, None].double() + norm.bias[:, None].double()).to(x.dtype)
+    out = (out * norm.weight[:, None].double() + norm.bias[:, None].double()).to(x.dtype)
+    return out, (total[..., -1:], total_sq[..., -1:], done + x.shape[-1])
+
+
+def causal_norm_activation(
+    layer: torch.nn.Module, y: torch.Tensor, carried: GroupNormState | None = None
+) -> tuple[torch.Tensor, GroupNormState | None]:
+    """The rest of a wav2vec2 feature-extractor layer after its conv: GroupNorm made causal (see
+    :func:`running_group_norm`), or LayerNorm (per frame, causal already), then the activation."""
+    import torch
+
+    norm = getattr(layer, "layer_norm", None)
+    if isinstance(norm, torch.nn.GroupNorm):
+        y, carried = running_group_norm(y, norm, carried)
+    elif isinstance(norm, torch.nn.LayerNorm):
+        y = norm(y.transpose(-2, -1)).transpose(-2, -1)
+    return layer.activation(y), carried
 
 
 def _folder_tag(folder: Path) -> str:

@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from reactcli.vocab import FPS
-
-HOP_16K = 16000 // FPS  # 640 samples per video frame
+from reactcli.data.features import causal_norm_activation
 
 
 class StreamingWav2Vec2:
@@ -43,9 +41,7 @@ class StreamingWav2Vec2:
         ]
         self._starts = [0] * len(self.layers)  # absolute input index of each buffer's first column
         self._next = [0] * len(self.layers)  # next output index of each layer
-        self._gn_sum: Any = None  # running GroupNorm sums (float64, per channel)
-        self._gn_sumsq: Any = None
-        self._gn_count = 0
+        self._norm_state: list[Any] = [None] * len(self.layers)  # running GroupNorm statistics per layer
         self._prev50: np.ndarray | None = None  # the last 50 Hz frame, for the pooling of the next frame
         self._n50 = 0
         self._frames = 0
@@ -74,34 +70,12 @@ class StreamingWav2Vec2:
             self._bufs[i] = buf
             return buf.new_zeros(1, layer.conv.out_channels, 0)
         y = layer.conv(buf[:, :, first * s - start : last * s + k - start])
-        norm = getattr(layer, "layer_norm", None)
-        if isinstance(norm, torch.nn.GroupNorm):
-            y = self._running_group_norm(y, norm)
-        elif isinstance(norm, torch.nn.LayerNorm):
-            y = norm(y.transpose(-2, -1)).transpose(-2, -1)
-        y = layer.activation(y)
+        y, self._norm_state[i] = causal_norm_activation(layer, y, self._norm_state[i])
         self._next[i] = last + 1
         keep_from = (last + 1) * s  # first input the next output reads
         self._bufs[i] = buf[:, :, keep_from - start :]
         self._starts[i] = keep_from
         return y
-
-    def _running_group_norm(self, x: Any, norm: Any) -> Any:
-        """The offline running GroupNorm (one channel per group), carrying sums across pushes."""
-        torch = self.torch
-        xd = x.double()
-        n = x.shape[-1]
-        count = self._gn_count + torch.arange(1, n + 1, dtype=torch.float64, device=x.device)
-        total = xd.cumsum(-1)
-        total_sq = (xd * xd).cumsum(-1)
-        if self._gn_sum is not None:
-            total = total + self._gn_sum
-            total_sq = total_sq + self._gn_sumsq
-        self._gn_sum, self._gn_sumsq, self._gn_count = total[..., -1:], total_sq[..., -1:], self._gn_count + n
-        mean = total / count
-        var = total_sq / count - mean * mean
-        out = (xd - mean) / torch.sqrt(var.clamp_min(0) + norm.eps)
-        return (out * norm.weight[:, None].double() + norm.bias[:, None].double()).to(x.dtype)
 
     def _pool(self, feats: np.ndarray) -> np.ndarray:
         """New 50 Hz frames -> completed video frames: frame t = max(50 Hz frames 2t - 1, 2t)."""
