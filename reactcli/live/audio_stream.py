@@ -29,6 +29,7 @@ from reactcli.data.features import (
     MFCC_MELS,
     N_FFT,
     audio_feature_dim,
+    backward_delta,
     mel_filterbank,
     mfcc_coefficients,
     windows_log_mel,
@@ -76,8 +77,6 @@ class StreamingAudioFeatures:
     """
 
     def __init__(self, cfg: AudioConfig, input_rate: int = 16000, device: str = "cpu") -> None:
-        if cfg.encoder not in ("mfcc", "logmel", "wav2vec2"):
-            raise ReactError(f"live mode supports audio.encoder mfcc, logmel or wav2vec2, not '{cfg.encoder}'")
         if cfg.encoder != "wav2vec2" and cfg.sample_rate % FPS:
             raise ReactError(f"audio.sample_rate {cfg.sample_rate} must be a multiple of {FPS}")
         if int(input_rate) <= 0 or int(input_rate) != input_rate:
@@ -160,9 +159,11 @@ class StreamingAudioFeatures:
         if self.cfg.encoder == "logmel":
             return logmel
         coeffs = mfcc_coefficients(logmel, self.cfg.n_mfcc)
+        # the offline backward_delta, continued: the row before this block leads it (frame 0 leads
+        # itself, so its delta is 0 as offline)
         prev = coeffs[:1] if self._prev_coeffs is None else self._prev_coeffs
-        delta = coeffs - np.concatenate([prev, coeffs[:-1]])  # backward difference, 0 at frame 0
+        delta = backward_delta(np.concatenate([prev, coeffs]))[1:]
         prev_delta = delta[:1] if self._prev_delta is None else self._prev_delta
-        delta2 = delta - np.concatenate([prev_delta, delta[:-1]])
+        delta2 = backward_delta(np.concatenate([prev_delta, delta]))[1:]
         self._prev_coeffs, self._prev_delta = coeffs[-1:], delta[-1:]
         return np.concatenate([coeffs, delta, delta2], axis=1)
