@@ -72,12 +72,6 @@ def _serve(preset: str, port: int, samples: int, threads: int, frames: int) -> N
     serve(create_app(model, LiveSettings(samples=samples, seed=0), replay), "127.0.0.1", port)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(port: int, timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -144,6 +138,8 @@ async def client(port: int, mode: str, frames: int) -> dict:
 
 
 def run(preset: str, mode: str, seconds: float, samples: int, threads: int) -> dict:
+    from reactcli.live.server import free_port
+
     frames = int(seconds * FPS)
     port = free_port()
     ctx = multiprocessing.get_context("spawn")
@@ -167,12 +163,6 @@ def main() -> None:
     args = parser.parse_args()
     import websockets
 
-    try:
-        import reactcli.live.audio_stream  # noqa: F401
-
-        mic = True
-    except ImportError:
-        mic = False
     print(
         f"react live, loopback WebSocket, {args.seconds:g} s at {FPS} fps, K = {args.samples}, "
         f"{args.threads} torch threads, random weights; targets (tiny): server <= 20 ms/frame, "
@@ -184,9 +174,6 @@ def main() -> None:
     )
     for preset in args.presets.split(","):
         for mode in args.modes.split(",") if preset == "tiny" else ["replay"]:
-            if mode == "mic" and not mic:
-                print(f"{preset:7s} {mode:7s} skipped: reactcli.live.audio_stream is not installed")
-                continue
             try:
                 r = run(preset, mode, args.seconds, args.samples, args.threads)
             except websockets.ConnectionClosed as exc:

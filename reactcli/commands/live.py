@@ -42,7 +42,7 @@ def live(
     import torch
 
     from reactcli.commands.common import collect_overrides
-    from reactcli.errors import ReactError, file_error
+    from reactcli.errors import file_error
     from reactcli.generate import load_for_generation
     from reactcli.live.server import LiveSettings, check_port, create_app, serve
     from reactcli.progress import console
@@ -77,7 +77,4 @@ def live(
         modes = "microphone" + (f" + replay ({len(replay)} {split} samples)" if replay is not None else "")
         console.print(f"react live: [bold]{url}[/]  ({modes}, K={samples}, seed {seed}; Ctrl-C stops)")
 
-    try:
-        serve(app, host, port, on_ready=ready)
-    except OSError as exc:
-        raise ReactError(f"--host {host} --port {port}: {exc.strerror or exc}") from None
+    serve(app, host, port, on_ready=ready)

@@ -267,7 +267,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
     # a plain Starlette route: FastAPI would try to resolve the (postponed) annotation as a parameter
     app.router.routes.append(WebSocketRoute("/ws", websocket))
 
-    def _session_for(start: Any, number: int) -> LiveSession:
+    def _session_for(start: Any) -> LiveSession:
         seed = settings.seed if start.seed is None else start.seed
         if start.mode == "replay":
             if replay is None:
@@ -295,7 +295,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
         if first.get("text") is None:
             raise ProtocolError("the first message must be the JSON start message")
         start = parse_start(first["text"])
-        session = _session_for(start, number)
+        session = _session_for(start)
         await ws.send_text(
             control(
                 "ready",
@@ -398,6 +398,13 @@ def _step(session: LiveSession, values: np.ndarray) -> Any:
         raise ProtocolError(str(exc), CLOSE_POLICY) from None
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free on ``host`` now (tests and benches start servers on it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def check_port(host: str, port: int) -> None:
     """Fail with one clear line when ``host:port`` cannot be bound (taken, or not an address here)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -433,10 +440,7 @@ class BackgroundServer:
 
         import uvicorn
 
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind((host, 0))
-                port = probe.getsockname()[1]
+        port = port or free_port(host)
         check_port(host, port)
         self.url = f"http://{host}:{port}/"
         self.server = uvicorn.Server(_uvicorn_config(app, host, port))
@@ -471,6 +475,7 @@ def serve(app: FastAPI, host: str, port: int, on_ready: Any = None) -> None:
                 on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{port}/")
 
         server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn logs a failed bind (port taken since check_port), exits
+        server.run()
     if not server.started:
         raise ReactError(f"--port {port}: the server could not start on {host}:{port}")
