@@ -151,5 +151,12 @@ class DatasetLayout:
             return folder
         return None
 
+    def require_video(self, split: str, clip: str, why: str) -> Path:
+        """:meth:`video`, or one error naming the mp4 that was looked for and ``why`` it is needed."""
+        video = self.video(split, clip)
+        if video is None:
+            raise file_error(self._base(split, "Video_files") / f"{clip}.mp4", why)
+        return video
+
     def neighbours(self, split: str) -> Path:
         return self.root / f"neighbour_emotion_{check_split(split)}.npy"

@@ -198,11 +198,9 @@ def prepare_frrea(
     videos: dict[str, Path] = {}
     for item in plan:
         if item.listener not in videos:
-            video = layout.video(split, item.listener)
-            if video is None:
-                looked = layout.root / split / "Video_files" / f"{item.listener}.mp4"
-                raise file_error(looked, "no listener video: FRRea's real frames and PIRender's reference come from it")
-            videos[item.listener] = video
+            videos[item.listener] = layout.require_video(
+                split, item.listener, "no listener video: FRRea's real frames and PIRender's reference come from it"
+            )
     for sample in sorted({item.sample for item in plan}):  # NaN fails now, not after FRD and some PNGs
         if not np.isfinite(preds.face3dmm[sample, REACTION]).all():
             raise file_error(preds.face_path, f"sample {sample} reaction {REACTION} contains NaN/inf values")

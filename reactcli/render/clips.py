@@ -222,15 +222,12 @@ def photo_reference_source(ctx: RenderContext, job: ClipJob) -> Path | None:
     """
     if ctx.reference_image is not None:
         return None
-    video = ctx.layout.video(ctx.split, job.listener)
-    if video is None:
-        looked = ctx.layout.root / ctx.split / "Video_files" / f"{job.listener}.mp4"
-        raise file_error(
-            looked,
-            "no listener video (mp4 or frame folder): --photo takes its reference image from the listener's "
-            "first ground-truth frame; give --reference-image PNG for data without video",
-        )
-    return video
+    return ctx.layout.require_video(
+        ctx.split,
+        job.listener,
+        "no listener video (mp4 or frame folder): --photo takes its reference image from the listener's "
+        "first ground-truth frame; give --reference-image PNG for data without video",
+    )
 
 
 def panel_count(ctx: RenderContext, job: ClipJob) -> int:
@@ -264,7 +261,7 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
         frame = ctx.reference_image if source is None else first_video_frame(source)
         reference = ctx.photo.reference(frame)
         mesh_labels.append(Label.make(f"generated (photo) #{k}", size))
-    width = size * (len(sources) + 2 + (reference is not None))
+    width = size * panel_count(ctx, job)
     target = ctx.out / video_name(job.speaker)
     frames = len(gt)
     with atomic_path(target) as tmp:
@@ -275,7 +272,7 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
                 coeffs = torch.from_numpy(np.concatenate([gt[start : start + n], gen[start : start + n]]))
                 meshes = ctx.renderer.render(ctx.model.vertices(coeffs.to(ctx.device))).cpu().numpy()  # type: ignore[attr-defined]
                 panels = [reader.take(n) for reader, _ in sources] + [meshes[:n], meshes[n:]]
-                if ctx.photo is not None and reference is not None:
+                if reference is not None:  # set exactly when ctx.photo is
                     photo = ctx.photo.render(whole, reference, range(start, start + n))
                     panels.append(fit_square(photo, size))
                 labels = [label for _, label in sources] + mesh_labels

@@ -19,7 +19,7 @@ for speed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -155,19 +155,9 @@ class PhotoRenderer:
             ref = reference.expand(len(chosen), -1, -1, -1)
             yield to_uint8(self.model(ref, driving)["fake_image"])
 
-    def render(
-        self,
-        coeffs: np.ndarray,
-        reference: torch.Tensor,
-        frames: Sequence[int],
-        on_frames: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
-        """All the given frames at once, (len(frames), 224, 224, 3) uint8; ``on_frames(n)`` per batch."""
-        out = []
-        for block in self.iter_frames(coeffs, reference, frames):
-            out.append(block)
-            if on_frames is not None:
-                on_frames(len(block))
+    def render(self, coeffs: np.ndarray, reference: torch.Tensor, frames: Sequence[int]) -> np.ndarray:
+        """All the given frames at once, (len(frames), 224, 224, 3) uint8."""
+        out = list(self.iter_frames(coeffs, reference, frames))
         if not out:
             return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
         return np.concatenate(out)
