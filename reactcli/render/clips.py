@@ -311,7 +311,7 @@ class ClipResult:
     status: str  # "rendered" or "skipped (exists)"
 
 
-def _finished(video: Path, frames: int, source: Path | list[Path], width: int | None = None) -> bool:
+def _finished(video: Path, frames: int, sources: list[Path], width: int) -> bool:
     """A video from an earlier run counts as done only if it is newer than the predictions it shows
     (a retrained model's reactions must not hide behind old videos; with ``--photo`` also newer than
     the PIRender weights) and has the frame count asked for now, and the width of the panels asked
@@ -319,14 +319,13 @@ def _finished(video: Path, frames: int, source: Path | list[Path], width: int | 
     """
     from reactcli.render.video import probe
 
-    sources = [source] if isinstance(source, Path) else source
     if any(video.stat().st_mtime_ns < s.stat().st_mtime_ns for s in sources):
         return False
     try:
         info = probe(video)
     except ReactError:
         return False
-    return info.frames == frames and (width is None or info.width == width)
+    return info.frames == frames and info.width == width
 
 
 def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
