@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         typer.secho(f"error: {exc}", err=True, fg="red")
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True, fg="red")
         sys.exit(130)
