@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reactcli.errors import ReactError, file_error
+from reactcli.torch_files import load_weights_only
 
 #: File endings pytorch-fid reads from a folder; the match is case-sensitive (as on Linux).
 IMAGE_EXTENSIONS: tuple[str, ...] = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
@@ -229,11 +230,7 @@ def load_inception(path: str | Path, device: str | torch.device = "cpu") -> FIDI
     if not path.is_file():
         raise file_error(path, f"FID Inception weights file not found (get {WEIGHTS_NAME} from pytorch-fid's "
                                "GitHub release 'fid_weights')")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise file_error(path, f"not a torch weights file ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-                         ) from None
+    state = load_weights_only(path, "a torch weights file")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise file_error(path, "not a plain state dict of tensors (expected the FID Inception weights, "
                                f"{WEIGHTS_NAME})")

@@ -6,6 +6,12 @@ the predictor weights and the set of codes seen in training — so ``react gener
 other file. Storing configs as plain dicts lets ``torch.load(weights_only=True)`` read them, so a
 checkpoint from elsewhere cannot run code on load. Every failure is a one-line ``ReactError``
 naming the file.
+
+Each checkpoint also carries ``tensor_sha256``, a digest of all its tensors taken when it was
+written (``torch_files.tensor_digest``), checked on load: torch does not check its zip entries, so a
+few flipped bytes would otherwise load as a silently wrong (or NaN) weight. Checkpoints written
+before the digest existed still load; for every checkpoint a NaN or inf weight is refused, naming
+the tensor.
 """
 
 from __future__ import annotations
@@ -21,16 +27,18 @@ from reactcli.config import ReactConfig, config_from_dict, config_to_dict
 from reactcli.errors import ReactError, file_error
 from reactcli.models.predictor import ReactionPredictor
 from reactcli.models.tokenizer import FaceTokenizer
+from reactcli.torch_files import first_nonfinite, load_weights_only, tensor_digest
 
 FORMAT = 1
 TOKENIZER_KIND = "reactcli.tokenizer"
 PREDICTOR_KIND = "reactcli.predictor"
 _NAMES = {TOKENIZER_KIND: "a tokenizer checkpoint", PREDICTOR_KIND: "a predictor checkpoint"}
+DIGEST_KEY = "tensor_sha256"
 
 
 def save_checkpoint(path: str | Path, kind: str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` tagged with ``kind`` atomically (temp file + rename)."""
-    save_torch(path, {"kind": kind, "format": FORMAT, **payload})
+    """Write ``payload`` tagged with ``kind`` and the digest of its tensors, atomically (temp file + rename)."""
+    save_torch(path, {"kind": kind, "format": FORMAT, **payload, DIGEST_KEY: tensor_digest(payload)})
 
 
 def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
@@ -38,11 +46,7 @@ def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise file_error(path, f"checkpoint not found (expected {_NAMES[kind]})")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of many kinds all mean the same to the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise file_error(path, f"not a readable checkpoint (corrupt or truncated?): {first[:200]}") from None
+    data = load_weights_only(path, f"a reactcli checkpoint ({_NAMES[kind]})")
     if not isinstance(data, dict) or "kind" not in data:
         raise file_error(path, f"not a reactcli checkpoint (expected {_NAMES[kind]})")
     if data["kind"] != kind:
@@ -50,6 +54,14 @@ def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         raise file_error(path, f"is {found}, expected {_NAMES[kind]}")
     if data.get("format") != FORMAT:
         raise file_error(path, f"checkpoint format {data.get('format')!r} is not supported (expected {FORMAT})")
+    payload = {key: value for key, value in data.items() if key not in ("kind", "format", DIGEST_KEY)}
+    stored = data.get(DIGEST_KEY)
+    if stored is not None and stored != tensor_digest(payload):
+        raise file_error(path, "the weights changed after the checkpoint was written (tensor checksum mismatch): "
+                               "the file is corrupt")
+    bad = first_nonfinite(payload)
+    if bad is not None:
+        raise file_error(path, f"weight '{bad}' holds NaN or inf: the checkpoint is unusable")
     return data
 
 
