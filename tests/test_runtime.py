@@ -1,0 +1,53 @@
+"""--threads: the default follows the CPU affinity, never more; asking for more says why it is slow."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reactcli.errors import ReactError
+from reactcli.runtime import configure_threads, usable_cores
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_default_is_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("reactcli.runtime.usable_cores", lambda: 1)
+    assert configure_threads(None) == (1, None)
+    assert torch.get_num_threads() == 1
+
+
+def test_explicit_threads_and_the_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("reactcli.runtime.usable_cores", lambda: 2)
+    assert configure_threads(1) == (1, None)
+    assert torch.get_num_threads() == 1
+    threads, warning = configure_threads(3)
+    assert threads == 3 and torch.get_num_threads() == 3
+    assert warning is not None and "--threads 3 is more than the 2 usable core(s)" in warning
+
+
+def test_omp_num_threads_above_the_cores_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("reactcli.runtime.usable_cores", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")
+    threads, warning = configure_threads(None)
+    assert threads == 2 and torch.get_num_threads() == 2
+    assert warning == "OMP_NUM_THREADS=16 is more than the 2 usable core(s): using 2"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert configure_threads(None) == (1, None)
+
+
+def test_bad_thread_count_is_one_line() -> None:
+    with pytest.raises(ReactError, match="--threads 0: expected a positive number"):
+        configure_threads(0)
+
+
+def test_usable_cores_reads_the_affinity() -> None:
+    import os
+
+    assert usable_cores() == len(os.sched_getaffinity(0))
