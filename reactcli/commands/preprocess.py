@@ -37,7 +37,7 @@ def preprocess(
         str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (2024 audio features; default auto).")
     ] = None,
 ) -> None:
-    """Check every clip (table of problems), compute train 3DMM mean/std, cache per-frame audio features."""
+    """Check every clip or recording (table of problems), compute train 3DMM mean/std, fill the cache."""
     from rich.table import Table
 
     from reactcli.data.preprocess import preprocess_dataset

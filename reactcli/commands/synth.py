@@ -22,12 +22,14 @@ def synth(
     emotion_dirs: Annotated[str, typer.Option("--emotion-dirs", help="roles (Expert_video/P25...) or p1p2.")] = "roles",
     seed: SeedOption = 0,
     edition: Annotated[str, typer.Option("--edition", help="2024, or 2025/2026: a MARS-layout dataset.")] = "2024",
-    dyads: Annotated[str | None, typer.Option("--dyads", help="MARS: dyads per split, TRAIN,VAL,TEST [4,2,2].")] = None,
+    dyads: Annotated[
+        str | None, typer.Option("--dyads", help="MARS: dyads per split, TRAIN,VAL,TEST (default 4,2,2).")
+    ] = None,
     sessions: Annotated[
-        int | None, typer.Option("--sessions", help="MARS: scripted sessions each dyad records, 1-23 [default: 4].")
+        int | None, typer.Option("--sessions", help="MARS: scripted sessions each dyad records, 1-23 (default 4).")
     ] = None,
     frames: Annotated[
-        str | None, typer.Option("--frames", help="MARS: recording lengths MIN-MAX at 30 fps [default: 58-600].")
+        str | None, typer.Option("--frames", help="MARS: recording lengths MIN-MAX at 30 fps (default 58-600).")
     ] = None,
 ) -> None:
     """Make a synthetic dataset with learnable speaker -> listener structure (see reactcli/data/synth.py)."""
