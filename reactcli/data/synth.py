@@ -139,6 +139,8 @@ class Person:
     smile: np.ndarray  # (T,) own smile events
     brow: np.ndarray  # (T,) own brow raises
     frown: np.ndarray  # (T,) own frowns
+    fps: int = FPS
+    gains: np.ndarray | None = None  # listening gains (4,) overriding STYLE_GAINS[style] (MARS: from traits)
 
     @property
     def voice(self) -> np.ndarray:
@@ -151,15 +153,22 @@ def _bumps(
     length: int,
     amplitude: tuple[float, float],
     where: np.ndarray | None = None,
+    frames: int = CLIP_FRAMES,
+    fps: int = FPS,
 ) -> np.ndarray:
     """Raised-cosine events of ``length`` frames at Poisson times (only where ``where`` is 1)."""
-    signal = np.zeros(CLIP_FRAMES + length)
-    n = rng.poisson(rate_per_10s * CLIP_FRAMES / (10 * FPS))
+    signal = np.zeros(frames + length)
+    n = rng.poisson(rate_per_10s * frames / (10 * fps))
     shape = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / (length - 1))
-    for start in rng.integers(0, CLIP_FRAMES, size=n):
+    for start in rng.integers(0, frames, size=n):
         if where is None or where[start] > 0:
             signal[start : start + length] += rng.uniform(*amplitude) * shape
-    return np.minimum(signal[:CLIP_FRAMES], 1.2)
+    return np.minimum(signal[:frames], 1.2)
+
+
+def at_fps(frames_at_25: int, fps: int) -> int:
+    """A duration given in 25 fps frames, in frames at ``fps`` (unchanged at 25 fps)."""
+    return frames_at_25 if fps == FPS else max(1, round(frames_at_25 * fps / FPS))
 
 
 def pair_behaviours(rng: np.random.Generator) -> tuple[int, int]:
@@ -173,28 +182,41 @@ def pair_behaviours(rng: np.random.Generator) -> tuple[int, int]:
     return first, (first + 1 + int(rng.integers(N_BEHAVIOURS - 1))) % N_BEHAVIOURS
 
 
-def conversation(rng: np.random.Generator, behaviour_a: int, behaviour_b: int) -> tuple[np.ndarray, np.ndarray]:
+def conversation(
+    rng: np.random.Generator, behaviour_a: int, behaviour_b: int, frames: int = CLIP_FRAMES, fps: int = FPS
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn-taking: who holds the floor, frame by frame (a gap of 0.2-0.8 s between turns)."""
     talk = (BEHAVIOUR_RATES[behaviour_a, 0], BEHAVIOUR_RATES[behaviour_b, 0])
-    floor = np.zeros((2, CLIP_FRAMES))
-    t = int(rng.integers(0, FPS))
+    floor = np.zeros((2, frames))
+    t = int(rng.integers(0, fps))
     holder = int(rng.random() < talk[1] / (talk[0] + talk[1]))
-    while t < CLIP_FRAMES:
-        length = int(np.clip(rng.exponential(talk[holder] * FPS), FPS, 8 * FPS))
+    while t < frames:
+        length = int(np.clip(rng.exponential(talk[holder] * fps), fps, 8 * fps))
         floor[holder, t : t + length] = 1.0
-        t += length + int(rng.integers(FPS // 5, 4 * FPS // 5))
+        t += length + int(rng.integers(fps // 5, 4 * fps // 5))
         holder = 1 - holder if rng.random() < 0.85 else holder
     return floor[0], floor[1]
 
 
 def make_person(
-    rng: np.random.Generator, behaviour: int, style: int, delay: int, f0: float, speech: np.ndarray
+    rng: np.random.Generator,
+    behaviour: int,
+    style: int,
+    delay: int,
+    f0: float,
+    speech: np.ndarray,
+    fps: int = FPS,
+    gains: np.ndarray | None = None,
 ) -> Person:
-    """Own events of one person: mostly while holding the floor, at the rates of its behaviour type."""
+    """Own events of one person: mostly while holding the floor, at the rates of its behaviour type.
+
+    The clip length is ``len(speech)``; event lengths are given at 25 fps and scaled to ``fps``.
+    """
     _, smile_rate, brow_rate, frown_rate = BEHAVIOUR_RATES[behaviour]
     phase = rng.uniform(0, 2 * np.pi)
     rate = rng.uniform(3.5, 5.0)
-    t = np.arange(CLIP_FRAMES) / FPS
+    frames = len(speech)
+    t = np.arange(frames) / fps
     syllable = 0.5 + 0.5 * np.sin(2 * np.pi * rate * t + phase + 0.5 * np.sin(2 * np.pi * 0.3 * t))
     # Events fall only in speaking turns (rates per 10 s of speaking): while listening, a face
     # shows reactions, not events of its own.
@@ -205,9 +227,11 @@ def make_person(
         f0=f0,
         speech=speech,
         syllable=syllable,
-        smile=_bumps(rng, smile_rate, 38, (0.6, 1.0), speech),
-        brow=_bumps(rng, brow_rate, 30, (0.6, 1.0), speech),
-        frown=_bumps(rng, frown_rate, 45, (0.6, 1.0), speech),
+        smile=_bumps(rng, smile_rate, at_fps(38, fps), (0.6, 1.0), speech, frames, fps),
+        brow=_bumps(rng, brow_rate, at_fps(30, fps), (0.6, 1.0), speech, frames, fps),
+        frown=_bumps(rng, frown_rate, at_fps(45, fps), (0.6, 1.0), speech, frames, fps),
+        fps=fps,
+        gains=gains,
     )
 
 
@@ -221,8 +245,8 @@ def reactions(listener: Person, speaker: Person) -> dict[str, np.ndarray]:
     smile = _lag(speaker.smile, d)
     brow = _lag(speaker.brow, d)
     frown = _lag(speaker.frown, d)
-    energy = _lag(_smooth(speaker.voice, 12), d)
-    g_smile, g_nod, g_brow, g_concern = STYLE_GAINS[listener.style]
+    energy = _lag(_smooth(speaker.voice, at_fps(12, listener.fps)), d)
+    g_smile, g_nod, g_brow, g_concern = STYLE_GAINS[listener.style] if listener.gains is None else listener.gains
     return {
         "smile": g_smile * smile,
         "nod": g_nod * energy,
@@ -253,7 +277,8 @@ def _ou(rng: np.random.Generator, shape: tuple[int, ...], theta: float = 0.08) -
 def make_face(rng: np.random.Generator, own: Person, other: Person, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(751, 58) 3DMM coefficients of one person: noise + own drivers + reactions to the other."""
     react = reactions(own, other)
-    face = mean + 0.25 * std * _ou(rng, (CLIP_FRAMES, FACE_DIM))
+    frames, fps = len(own.speech), own.fps
+    face = mean + 0.25 * std * _ou(rng, (frames, FACE_DIM))
     exp = face[:, :EXPRESSION_DIM]
     smile = 0.7 * (own.smile + react["smile"])
     exp[:, _lr("mouthSmile")] += smile[:, None]
@@ -268,18 +293,18 @@ def make_face(rng: np.random.Generator, own: Person, other: Person, mean: np.nda
     jaw = own.voice
     exp[:, EXPRESSION["jawOpen"]] += 0.35 * jaw
     exp[:, _lr("mouthLowerDown")] += 0.2 * jaw[:, None]
-    blinks = _bumps(rng, 3.0, 5, (0.8, 1.0))
+    blinks = _bumps(rng, 3.0, at_fps(5, fps), (0.8, 1.0), None, frames, fps)
     exp[:, _lr("eyeBlink")] += blinks[:, None]
     face[:, :EXPRESSION_DIM] = np.clip(exp, 0.0, 1.0)
-    t = np.arange(CLIP_FRAMES) / FPS
-    nod = react["nod"] + 0.3 * _smooth(own.voice, 12)
+    t = np.arange(frames) / fps
+    nod = react["nod"] + 0.3 * _smooth(own.voice, at_fps(12, fps))
     face[:, RX] += 0.06 * nod * np.sin(2 * np.pi * 2.0 * t)
     return face.astype(np.float32)
 
 
-def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(750, 25) emotion rows derived from the face, in the REACT column order."""
-    exp = face[:EMOTION_FRAMES, :EXPRESSION_DIM].astype(np.float64)
+def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray, rows: int = EMOTION_FRAMES) -> np.ndarray:
+    """(rows, 25) emotion rows derived from the face (which needs rows + 1 frames), in the REACT column order."""
+    exp = face[:rows, :EXPRESSION_DIM].astype(np.float64)
     thr = mean[:EXPRESSION_DIM] + 0.8 * std[:EXPRESSION_DIM]
 
     def fires(*names: str) -> np.ndarray:
@@ -300,7 +325,7 @@ def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np
     brow_down = exp[:, _lr("browDown")].mean(axis=1) - mean[_lr("browDown")].mean()
     jaw = exp[:, EXPRESSION["jawOpen"]] - mean[EXPRESSION["jawOpen"]]
     frown = exp[:, _lr("mouthFrown")].mean(axis=1) - mean[_lr("mouthFrown")].mean()
-    steps = np.abs(np.diff(face[: EMOTION_FRAMES + 1], axis=0))
+    steps = np.abs(np.diff(face[: rows + 1], axis=0))
     motion = steps[:, :EXPRESSION_DIM].mean(axis=1) + 0.5 * steps[:, ROTATION].sum(axis=1)
     valence = np.tanh(2.0 * smile - 1.5 * brow_down - 1.0 * frown)
     arousal = np.tanh(30.0 * (_smooth(motion, 10) - 0.02) + 1.5 * jaw)
@@ -322,11 +347,13 @@ def emotion_from_face(face: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np
     return np.concatenate([aus, valence[:, None], arousal[:, None], probs], axis=1).astype(np.float32)
 
 
-def voice_audio(rng: np.random.Generator, person: Person, stereo: bool) -> np.ndarray:
+def voice_audio(
+    rng: np.random.Generator, person: Person, stereo: bool, rate: int = AUDIO_RATE, seconds: float = AUDIO_SECONDS
+) -> np.ndarray:
     """16-bit PCM samples of a harmonic voice whose envelope is the speaking x syllable signal."""
-    n = int(round(AUDIO_SECONDS * AUDIO_RATE))
-    t = np.arange(n) / AUDIO_RATE
-    envelope = np.interp(t * FPS, np.arange(CLIP_FRAMES) + 0.5, person.voice).astype(np.float32)
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    envelope = np.interp(t * person.fps, np.arange(len(person.voice)) + 0.5, person.voice).astype(np.float32)
     # f0 * (1 + 0.05 sin(2 pi 0.7 t)) integrated in closed form: a slowly gliding pitch.
     vibrato = 2 * np.pi * 0.7
     glide = (0.05 / vibrato) * (1 - np.cos((vibrato * t).astype(np.float32)))
