@@ -20,6 +20,7 @@ pytest.importorskip("httpx", reason="starlette's test client needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from reactcli.live import protocol as P  # noqa: E402
+from reactcli.live.mediapipe import BLENDSHAPE_DIM  # noqa: E402
 from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES, FACE_DIM  # noqa: E402
 
 K, SEED = 2, 3
@@ -112,7 +113,8 @@ def replay_data(live_model, preprocessed_root: Path):
 
 
 def make_client(live_model, replay_data, realtime: bool = False) -> TestClient:
-    from reactcli.live.server import LiveSettings, create_app
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import create_app
 
     return TestClient(create_app(live_model, LiveSettings(samples=K, seed=SEED, realtime=realtime), replay_data))
 
@@ -241,7 +243,7 @@ def test_a_bad_client_is_closed_alone(live_model, replay_data, send, words: str)
             if stats["active"] == 1:
                 break
             time.sleep(0.01)
-        assert stats == {"sessions": 2, "active": 1, "errors": 1}
+        assert (stats["sessions"], stats["active"], stats["errors"], stats["refused"]) == (2, 1, 1, 0)
         good.send_bytes(tick(1, 1))  # the other session carries on
         second = P.decode(good.receive_bytes(), 1 << 24)
         assert (first.frame, second.frame) == (0, 1)
@@ -315,9 +317,9 @@ def test_microphone_mode_equals_offline_features_and_generation(live_model, repl
     wav: offline features, the training-mean face and the fallback speaker emotion."""
     from reactcli.data.features import FeatureExtractor
     from reactcli.generate import generate_reactions
+    from reactcli.live.emotion_source import speaker_emotion_fallback
+    from reactcli.live.face_source import FaceStats, neutral_face
 
-    pytest.importorskip("reactcli.live.audio_stream", reason="streaming audio features not merged yet")
-    fs = pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
 
     frames = 60
     rng = np.random.default_rng(0)
@@ -339,8 +341,8 @@ def test_microphone_mode_equals_offline_features_and_generation(live_model, repl
         assert "outside [-1, 1]" in ws.receive_json()["message"]
     face, emotion, _ = split_reactions(np.concatenate(rows), K)
     feats = FeatureExtractor(live_model.config.audio)(wave, P.MIC_RATE, frames=frames)
-    speaker_face = np.repeat(fs.neutral_face(fs.FaceStats.from_model(live_model))[None], frames, 0)
-    fallback = fs.speaker_emotion_fallback(live_model)
+    speaker_face = np.repeat(neutral_face(FaceStats.from_model(live_model))[None], frames, 0)
+    fallback = speaker_emotion_fallback(live_model)
     speaker_emotion = None if fallback is None else np.repeat(fallback[None], frames, 0)
     ref_face, ref_emotion = generate_reactions(live_model, feats, speaker_face, speaker_emotion, K, seed=5)
     np.testing.assert_allclose(face, ref_face, atol=1e-4)
@@ -354,7 +356,8 @@ def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_da
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    from reactcli.live.server import BackgroundServer, LiveSettings, create_app
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import BackgroundServer, create_app
 
     app = create_app(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
     with BackgroundServer(app) as url:
@@ -377,7 +380,6 @@ def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_da
 def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> None:
     """Blendshapes + MediaPipe's column-major pose ride along with each chunk and change the
     speaker input; a negative first score means no face yet; a broken pose closes the session."""
-    pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
     rng = np.random.default_rng(1)
     pose = np.eye(4)
     pose[:3, 3] = [0.0, 0.0, -50.0]  # 50 cm in front of MediaPipe's camera
@@ -388,14 +390,14 @@ def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> Non
         return np.concatenate([wave, blend, data]).astype(np.float32)[None]
 
     client = make_client(live_model, replay_data)
-    no_face = np.full(P.BLENDSHAPES, -1.0)
+    no_face = np.full(BLENDSHAPE_DIM, -1.0)
     with client.websocket_connect("/ws") as ws:
         assert start(ws, mode="mic", face=True)["speaker_face"] == "camera"
         ws.send_bytes(audio(0, 0, chunk(no_face)))
         assert P.decode(ws.receive_bytes(), 1 << 24).frames == 1
         for i in range(1, 4):
-            ws.send_bytes(audio(i, i, chunk(rng.random(P.BLENDSHAPES))))
+            ws.send_bytes(audio(i, i, chunk(rng.random(BLENDSHAPE_DIM))))
             assert P.decode(ws.receive_bytes(), 1 << 24).frame == i
-        ws.send_bytes(audio(4, 4, chunk(rng.random(P.BLENDSHAPES), pose.reshape(-1))))  # row-major: wrong
+        ws.send_bytes(audio(4, 4, chunk(rng.random(BLENDSHAPE_DIM), pose.reshape(-1))))  # row-major: wrong
         error = ws.receive_json()
         assert error["type"] == "error" and "matrix" in error["message"]

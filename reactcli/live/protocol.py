@@ -62,10 +62,12 @@ MAX_TEXT_BYTES = 4096
 #: A float PCM sample is in [-1, 1]; a little slack for resampler overshoot.
 MAX_SAMPLE = 1.5
 
-# WebSocket close codes (RFC 6455): 1003 unsupported data, 1008 policy violation, 1009 too big.
+# WebSocket close codes (RFC 6455 and the IANA registry): 1003 unsupported data, 1008 policy
+# violation, 1009 too big, 1013 try again later (the server is full, or this session was shed).
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
 
 
 class MsgType(IntEnum):
