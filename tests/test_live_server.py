@@ -3,10 +3,12 @@ bad clients closed alone, and independent sessions (Starlette's in-process test 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -320,7 +322,6 @@ def test_microphone_mode_equals_offline_features_and_generation(live_model, repl
     from reactcli.live.emotion_source import speaker_emotion_fallback
     from reactcli.live.face_source import FaceStats, neutral_face
 
-
     frames = 60
     rng = np.random.default_rng(0)
     t = np.arange(frames * P.CHUNK) / P.MIC_RATE
@@ -401,3 +402,182 @@ def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> Non
         ws.send_bytes(audio(4, 4, chunk(rng.random(BLENDSHAPE_DIM), pose.reshape(-1))))  # row-major: wrong
         error = ws.receive_json()
         assert error["type"] == "error" and "matrix" in error["message"]
+
+
+# -- the session runner without a socket ------------------------------------------------------------
+class FakeSocket:
+    """What the runner needs of a WebSocket: queued client events in, everything sent recorded."""
+
+    def __init__(self, *events: dict) -> None:
+        self.events = list(events)
+        self.sent: list = []
+        self.closed: tuple[int, str] | None = None
+
+    async def accept(self) -> None:
+        pass
+
+    async def receive(self) -> dict:
+        if self.events:
+            return self.events.pop(0)
+        await asyncio.sleep(3600)  # a client that says nothing more
+        raise AssertionError("unreachable")
+
+    async def send_text(self, data: str) -> None:
+        self.sent.append(json.loads(data))
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(P.decode(data, 1 << 24))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.closed = (code, reason or "")
+
+
+def text(payload: dict) -> dict:
+    return {"type": "websocket.receive", "text": json.dumps(payload)}
+
+
+def binary(data: bytes) -> dict:
+    return {"type": "websocket.receive", "bytes": data}
+
+
+LEFT = {"type": "websocket.disconnect", "code": 1000}
+
+
+def test_runner_catches_up_in_one_push(live_model, replay_data) -> None:
+    """Three ticks waiting when the worker wakes go through the model as one push of 3 frames."""
+    from reactcli.live.runner import LiveServer, LiveSettings
+
+    server = LiveServer(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
+    ws = FakeSocket(text({"type": "start", "mode": "replay", "clip": 0}), *[binary(tick(i, i)) for i in range(3)], LEFT)
+    asyncio.run(asyncio.wait_for(server.handle(ws), 60))
+    ready, frames = ws.sent
+    assert ready["type"] == "ready" and isinstance(frames, P.Message)
+    assert (frames.frame, frames.frames) == (0, 3)
+    assert server.state.stats()["active"] == 0 and ws.closed is None
+
+
+def test_runner_sheds_a_session_that_falls_behind(live_model, replay_data) -> None:
+    """With a lateness rule every frame breaks (0 ms allowed), the session is closed with 1013 and
+    the reason, and counted as shed, not as a client error."""
+    from reactcli.live.pacing import LagWindow
+    from reactcli.live.runner import LiveServer, LiveSettings, SessionRunner
+
+    server = LiveServer(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
+    ws = FakeSocket(text({"type": "start", "mode": "replay", "clip": 0}), *[binary(tick(i, i)) for i in range(4)])
+    number = server.state.admit()
+    runner = SessionRunner(server, ws, number, lag=LagWindow(window=4, late_ms=0.0))
+    with pytest.raises(P.ProtocolError, match="cannot keep up: 100% of this session's frames") as shed:
+        asyncio.run(asyncio.wait_for(runner.run(), 60))
+    assert shed.value.code == P.CLOSE_TRY_AGAIN and server.state.shed == 1
+
+
+def test_ready_tells_the_truth_about_seed_and_speaker_face(live_model, replay_data) -> None:
+    """The seed shown is the server's --seed (not the per-clip stream seed); replay's speaker face
+    is the clip's, not the training mean."""
+    from reactcli.generate import sample_seed
+
+    with make_client(live_model, replay_data).websocket_connect("/ws") as ws:
+        ready = start(ws, mode="replay", clip=3)
+    assert ready["seed"] == SEED and ready["stream_seed"] == sample_seed(SEED, 3) != SEED
+    assert ready["speaker_face"] == "the clip's face"
+
+
+# -- a real server: who may connect ------------------------------------------------------------------
+MAX = 2
+ALLOWED = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="module")
+def real_server(live_model, replay_data):
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import BackgroundServer, create_app
+
+    settings = LiveSettings(samples=K, seed=SEED, warm_up=False, max_sessions=MAX)
+    with BackgroundServer(create_app(live_model, settings, replay_data), allow_origins=[ALLOWED]) as url:
+        yield url
+
+
+def raw_request(url: str, head: str, extra: bytes = b"") -> bytes:
+    """Send a request head (plus ``extra`` header bytes) over a plain socket; the reply's first bytes."""
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        try:
+            sock.sendall(head.encode())
+            for i in range(0, len(extra), 1 << 16):
+                sock.sendall(extra[i : i + (1 << 16)])
+            sock.sendall(b"\r\n")
+        except OSError:  # the server stopped reading: its answer is still there to read
+            pass
+        try:
+            return sock.recv(4096)
+        except OSError:
+            return b""
+
+
+def upgrade(url: str, host: str | None = None, origin: str | None = None) -> bytes:
+    hostport = url.split("//")[1].rstrip("/")
+    head = (
+        f"GET /ws HTTP/1.1\r\nHost: {host or hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + (f"Origin: {origin}\r\n" if origin else "")
+    )
+    return raw_request(url, head)
+
+
+def status(reply: bytes) -> int:
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else 0
+
+
+def test_websocket_only_from_the_pages_own_origin(real_server: str) -> None:
+    own = real_server.rstrip("/")
+    assert status(upgrade(real_server, origin=own)) == 101
+    assert status(upgrade(real_server, origin=own.replace("127.0.0.1", "localhost"))) == 101
+    assert status(upgrade(real_server, origin=ALLOWED)) == 101  # --allow-origin
+    assert status(upgrade(real_server)) == 101  # a program, not a browser (browsers always send Origin)
+    for foreign in ("http://127.0.0.1:8001", "http://evil.example", "null", own.replace("http:", "https:")):
+        assert status(upgrade(real_server, origin=foreign)) == 403, foreign
+
+
+def test_a_rebinding_host_is_refused_on_http_and_websocket(real_server: str) -> None:
+    port = real_server.rstrip("/").rsplit(":", 1)[1]
+    for path in ("/api/info", "/api/clips/0/audio", "/"):
+        good = raw_request(real_server, f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n")
+        assert status(good) == 200, path
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{int(port) + 1}"):
+            bad = raw_request(real_server, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n")
+            assert status(bad) == 403 and b"is not this server" in bad, (path, host)
+    assert status(upgrade(real_server, host=f"evil.example:{port}", origin=f"http://evil.example:{port}")) == 403
+    assert status(upgrade(real_server, host=f"evil.example:{port}")) == 403
+
+
+def test_an_oversized_header_is_refused(real_server: str) -> None:
+    port = real_server.rstrip("/").rsplit(":", 1)[1]
+    head = f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Big: "
+    assert status(raw_request(real_server, head, b"a" * 10_000_000 + b"\r\n")) == 400
+    assert status(raw_request(real_server, head, b"a" * 1000 + b"\r\n")) == 200  # an ordinary one still passes
+
+
+def test_the_session_cap_refuses_the_next_client_with_a_reason(real_server: str) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    ws_url = real_server.replace("http://", "ws://") + "ws"
+
+    def begin(ws) -> dict:
+        ws.send(json.dumps({"type": "start", "mode": "replay", "clip": 0}))
+        return json.loads(ws.recv(timeout=20))
+
+    with connect(ws_url) as a, connect(ws_url) as b:
+        assert begin(a)["type"] == "ready" and begin(b)["type"] == "ready"
+        with connect(ws_url) as c:
+            error = json.loads(c.recv(timeout=20))
+            assert error["type"] == "error" and f"--max-sessions {MAX}" in error["message"]
+            with pytest.raises(ConnectionClosed) as closed:
+                c.recv(timeout=20)
+            assert closed.value.rcvd.code == P.CLOSE_TRY_AGAIN and "server is full" in closed.value.rcvd.reason
+    deadline = time.monotonic() + 20
+    while urllib.request.urlopen(real_server + "api/stats").read().count(b'"active":0') == 0:
+        assert time.monotonic() < deadline, "the closed sessions were never released"
+        time.sleep(0.05)
+    with connect(ws_url) as again:  # the slots are free again
+        assert begin(again)["type"] == "ready"

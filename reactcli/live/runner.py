@@ -32,7 +32,7 @@ import numpy as np
 
 from reactcli.errors import ReactError
 from reactcli.generate import sample_seed
-from reactcli.live.pacing import CLIENT_LEFT, LAG_WINDOW_FRAMES, LATE_MS, Backlog, LagWindow, RealtimeGate, drain
+from reactcli.live.pacing import CLIENT_LEFT, LAG_WINDOW_FRAMES, Backlog, LagWindow, RealtimeGate, drain
 from reactcli.live.protocol import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
@@ -247,16 +247,17 @@ async def _close_with(ws: Socket, error: ProtocolError) -> None:
 
 
 class SessionRunner:
-    """One session's reader and worker tasks (see the module docstring)."""
+    """One session's reader and worker tasks (see the module docstring); ``lag`` is the lateness
+    rule (default: :class:`reactcli.live.pacing.LagWindow`'s 2 s window and 120 ms)."""
 
-    def __init__(self, server: LiveServer, ws: Socket, number: int) -> None:
+    def __init__(self, server: LiveServer, ws: Socket, number: int, lag: LagWindow | None = None) -> None:
         self.server = server
         self.settings = server.settings
         self.ws = ws
         self.number = number
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.backlog = Backlog(self.settings.backlog_frames)
-        self.lag = LagWindow()
+        self.lag = lag or LagWindow()
 
     async def run(self) -> None:
         start = await self._start()
@@ -358,10 +359,11 @@ class SessionRunner:
         state = self.server.state
         state.report(self.number, self.lag.behind)
         if state.may_shed(self.number, now):
+            lag = self.lag
             raise ProtocolError(
-                f"the server cannot keep up: {self.lag.late_share:.0%} of this session's frames of the last "
-                f"2 s left it over {LATE_MS:.0f} ms late ({session.mean_server_ms:.0f} ms per frame, "
-                f"{len(state.active)} sessions); the newest late session is closed first. "
+                f"the server cannot keep up: {lag.late_share:.0%} of this session's frames of the last "
+                f"{lag.window / FPS:g} s left it over {lag.late_ms:.0f} ms late ({session.mean_server_ms:.0f} ms "
+                f"per frame, {len(state.active)} sessions); the newest late session is closed first. "
                 "Try fewer --samples, fewer sessions or a GPU",
                 CLOSE_TRY_AGAIN,
             )
