@@ -314,6 +314,37 @@ def test_cli_reports_a_missing_checkpoint(tmp_path: Path, capsys) -> None:
     assert code == 1 and "nope.ckpt: --checkpoint file not found" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [([], 10), (["--set", "generation.samples=4"], 4), (["--samples", "2", "--set", "generation.samples=4"], 2)],
+)
+def test_cli_takes_k_from_generation_samples(trained_run, monkeypatch, args: list[str], want: int) -> None:  # noqa: F811
+    """K as in react generate: --samples > --set generation.samples > the checkpoint's (tiny: 10)."""
+    import reactcli.live.server as server
+
+    port = str(server.free_port())
+    served = {}
+    monkeypatch.setattr(server, "serve", lambda app, host, port, **kw: served.update(app=app, kw=kw))
+    monkeypatch.delenv("REACT_GENERATION__SAMPLES", raising=False)
+    ckpt = str(trained_run / "predictor.ckpt")
+    assert run_cli(["live", "--checkpoint", ckpt, "--port", port, "--allow-origin", "http://a.example:9", *args]) == 0
+    assert served["app"].state.live.settings.samples == want
+    assert list(served["kw"]["allow_origins"]) == ["http://a.example:9"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--host", "0.0.0.0"], "--host 0.0.0.0: a wildcard address cannot be checked against the Host header"),
+        (["--allow-origin", "evil.example"], "--allow-origin evil.example: expected scheme://host[:port]"),
+    ],
+)
+def test_cli_refuses_an_unguardable_host_and_a_malformed_origin(trained_run, capsys, args, words) -> None:  # noqa: F811
+    code = run_cli(["live", "--checkpoint", str(trained_run / "predictor.ckpt"), "--port", "1", *args])
+    err = capsys.readouterr().err
+    assert code == 1 and words in err and "Traceback" not in err
+
+
 def test_microphone_mode_equals_offline_features_and_generation(live_model, replay_data) -> None:
     """640-sample chunks over the socket give the reactions of the offline pipeline on the same
     wav: offline features, the training-mean face and the fallback speaker emotion."""

@@ -35,6 +35,12 @@ LAG_WINDOW_FRAMES = 2 * FPS
 #: ... and a session is behind when more than this share of them were late.
 LATE_SHARE = 0.5
 
+#: Sessions one server runs at once unless ``--max-sessions`` says otherwise. Measured with
+#: bench/live_bench.py --sessions (docs/live.md): on the shared 2-core machine, the tiny preset at
+#: K = 3 (~9 ms of server time per frame) serves 3 paced sessions with no dropped frame; a 4th
+#: starts to drop.
+DEFAULT_MAX_SESSIONS = 3
+
 
 class RealtimeGate:
     """Input pacing: frame ``n`` may arrive no earlier than ``n / fps - burst_frames / fps`` seconds

@@ -32,7 +32,15 @@ import numpy as np
 
 from reactcli.errors import ReactError
 from reactcli.generate import sample_seed
-from reactcli.live.pacing import CLIENT_LEFT, LAG_WINDOW_FRAMES, Backlog, LagWindow, RealtimeGate, drain
+from reactcli.live.pacing import (
+    CLIENT_LEFT,
+    DEFAULT_MAX_SESSIONS,
+    LAG_WINDOW_FRAMES,
+    Backlog,
+    LagWindow,
+    RealtimeGate,
+    drain,
+)
 from reactcli.live.protocol import (
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
@@ -55,11 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reactcli.live")
 
-#: Sessions one server runs at once unless ``--max-sessions`` says otherwise. Measured with
-#: bench/live_bench.py --sessions (docs/live.md): on the shared 2-core machine, the tiny preset at
-#: K = 3 (~9 ms of server time per frame) serves 3 paced sessions with no dropped frame; a 4th
-#: starts to drop.
-DEFAULT_MAX_SESSIONS = 3
 #: After shedding one session the server waits this long before it sheds another.
 SHED_COOLDOWN_S = LAG_WINDOW_FRAMES / FPS
 
