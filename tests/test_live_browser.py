@@ -9,6 +9,7 @@ docs/images/live.png, the README's screenshot.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -181,16 +182,14 @@ def test_the_page_shows_why_the_server_refused_it(page, live_url: str) -> None:
         "fetch('/api/stats').then(r => r.json()).then(s => s.active === 0)", timeout=20_000, polling=200
     )
     ws_url = live_url.replace("http://", "ws://") + "ws"
-    others = [connect(ws_url) for _ in range(MAX_SESSIONS)]
-    try:
+    with contextlib.ExitStack() as others:
+        for _ in range(MAX_SESSIONS):
+            others.enter_context(connect(ws_url))
         page.select_option("#mode", "replay")
         page.click("#start")
         page.wait_for_function("document.getElementById('status').textContent.includes('server is full')")
         assert f"--max-sessions {MAX_SESSIONS}" in page.inner_text("#status")
         assert page.is_enabled("#start") and not page.is_enabled("#stop")
-    finally:
-        for ws in others:
-            ws.close()
 
 
 def test_page_renderer_matches_react_render(page) -> None:
