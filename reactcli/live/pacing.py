@@ -35,10 +35,11 @@ LAG_WINDOW_FRAMES = 2 * FPS
 #: ... and a session is behind when more than this share of them were late.
 LATE_SHARE = 0.5
 
-#: Sessions one server runs at once unless ``--max-sessions`` says otherwise. Measured with
-#: bench/live_bench.py --sessions (docs/live.md): on the shared 2-core machine, the tiny preset at
-#: K = 3 (~9 ms of server time per frame) serves 3 paced sessions with no dropped frame; a 4th
-#: starts to drop.
+#: Sessions one server runs at once unless ``--max-sessions`` says otherwise. The sessions share
+#: the cores, so N of them need about N times one session's time per frame (bench/live_bench.py
+#: --sessions, docs/live.md): the tiny preset takes ~10 ms per frame on the 2-core machine when it
+#: is quiet (9.3 ms at K = 3, x1.08 at K = 10), so 3 sessions use ~75 % of the 40 ms a frame has and
+#: a 4th would use all of it. When the machine is busy, shedding closes what no longer fits.
 DEFAULT_MAX_SESSIONS = 3
 
 
