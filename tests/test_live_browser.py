@@ -9,6 +9,7 @@ docs/images/live.png, the README's screenshot.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -57,24 +58,37 @@ def write_voice(path: Path, seconds: float = 8.0, rate: int = 16000) -> Path:
     return path
 
 
+SEED = 0  # the server's --seed; replay clip 3's stream seed is sample_seed(0, 3) = 3, which the page once showed
+MAX_SESSIONS = 2
+
+
 @pytest.fixture(scope="module")
-def live_url(trained_run, preprocessed_root: Path):  # noqa: F811
+def live_app(trained_run, preprocessed_root: Path):  # noqa: F811
+    """A factory of apps over one loaded model and the val split (a server's state is per app)."""
     from reactcli.generate import load_for_generation
     from reactcli.live.replay import ReplayData
-    from reactcli.live.server import BackgroundServer, LiveSettings, create_app
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import create_app
     from reactcli.runtime import resolve_device
 
     model = load_for_generation(trained_run / "predictor.ckpt", resolve_device("cpu"), {"generation": {"samples": K}})
-    app = create_app(model, LiveSettings(samples=K, seed=0), ReplayData(preprocessed_root, "val", model))
-    with BackgroundServer(app) as url:
+    replay = ReplayData(preprocessed_root, "val", model)
+    return lambda: create_app(model, LiveSettings(samples=K, seed=SEED, max_sessions=MAX_SESSIONS), replay)
+
+
+@pytest.fixture(scope="module")
+def live_url(live_app):
+    from reactcli.live.server import BackgroundServer
+
+    with BackgroundServer(live_app()) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def page(live_url: str, tmp_path_factory: pytest.TempPathFactory):
+def browser(tmp_path_factory: pytest.TempPathFactory):
     wav = write_voice(tmp_path_factory.mktemp("mic") / "voice.wav")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
+        chromium = pw.chromium.launch(
             executable_path=CHROMIUM,
             args=[
                 *FLAGS,
@@ -83,19 +97,29 @@ def page(live_url: str, tmp_path_factory: pytest.TempPathFactory):
                 f"--use-file-for-fake-audio-capture={wav}",
             ],
         )
-        context = browser.new_context(viewport={"width": 1100, "height": 760})
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.goto(live_url)
-        tab.wait_for_function("document.getElementById('start').disabled === false", timeout=20_000)
-        tab.errors = errors
-        yield tab
-        browser.close()
+        yield chromium
+        chromium.close()
 
 
-def run_mode(page, mode: str, seconds: float) -> dict:
+def open_page(browser, url: str):
+    tab = browser.new_context(viewport={"width": 1100, "height": 760}).new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(url)
+    tab.wait_for_function("document.getElementById('start').disabled === false", timeout=20_000)
+    tab.errors = errors
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(browser, live_url: str):
+    return open_page(browser, live_url)
+
+
+def run_mode(page, mode: str, seconds: float, clip: int = 0) -> dict:
     page.select_option("#mode", mode)
+    if mode == "replay":
+        page.select_option("#clip", str(clip))
     page.click("#start")
     page.wait_for_function("window.liveStats.shown > 5", timeout=20_000)
     time.sleep(seconds)
@@ -135,12 +159,37 @@ def test_microphone_mode_draws_listener_frames_at_25_fps(page, tmp_path: Path) -
 
 
 def test_replay_mode_shows_generated_and_true_listener(page, tmp_path: Path) -> None:
-    stats = run_mode(page, "replay", 3.0)
+    stats = run_mode(page, "replay", 3.0, clip=3)
     assert stats["mode"] == "replay" and stats["errors"] == [] and page.errors == []
     assert stats["shown"] >= 50 and 20 <= stats["fps"] <= 30, stats
     assert stats["lit"] > 1000
+    # the page says what the server does: the server's seed, the clip's own speaker face, no webcam notice
+    status = page.inner_text("#status")
+    assert f"seed {SEED}," in status and "seed 3" not in status, status
+    assert "speaker face: the clip's face" in status and "training mean" not in status, status
+    assert "webcam" not in page.inner_text("#notices") and "training mean" not in page.inner_text("#notices")
+    assert "dashed: ground truth" in page.inner_text("#trace-legend")
     screenshot(page, "live.png", tmp_path)
     page.click("#stop")
+
+
+def test_the_page_shows_why_the_server_refused_it(page, live_url: str) -> None:
+    """With --max-sessions taken by other clients the page shows the server's reason, and start
+    works again once a slot is free."""
+    from websockets.sync.client import connect
+
+    page.wait_for_function(  # the page's own earlier sessions are released
+        "fetch('/api/stats').then(r => r.json()).then(s => s.active === 0)", timeout=20_000, polling=200
+    )
+    ws_url = live_url.replace("http://", "ws://") + "ws"
+    with contextlib.ExitStack() as others:
+        for _ in range(MAX_SESSIONS):
+            others.enter_context(connect(ws_url))
+        page.select_option("#mode", "replay")
+        page.click("#start")
+        page.wait_for_function("document.getElementById('status').textContent.includes('server is full')")
+        assert f"--max-sessions {MAX_SESSIONS}" in page.inner_text("#status")
+        assert page.is_enabled("#start") and not page.is_enabled("#stop")
 
 
 def test_page_renderer_matches_react_render(page) -> None:
@@ -183,3 +232,21 @@ def test_page_renderer_matches_react_render(page) -> None:
         covered = (want[k].sum(-1) > 0).mean()
         off = (np.abs(got[k] - want[k]).max(-1) > 3).mean()
         assert covered > 0.1 and off < 0.01, f"face {k}: {off:.2%} of pixels differ (face covers {covered:.0%})"
+
+
+def test_start_is_enabled_again_after_the_server_stops(browser, live_app) -> None:
+    from reactcli.live.server import BackgroundServer
+
+    server = BackgroundServer(live_app())
+    url = server.__enter__()
+    try:
+        tab = open_page(browser, url)
+        tab.select_option("#mode", "replay")
+        tab.click("#start")
+        tab.wait_for_function("window.liveStats.shown > 5", timeout=20_000)
+        assert not tab.is_enabled("#start")
+    finally:
+        server.__exit__(None, None, None)
+    tab.wait_for_function("document.getElementById('start').disabled === false", timeout=20_000)
+    assert "connection closed" in tab.inner_text("#status") and not tab.is_enabled("#stop")
+    tab.context.close()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,16 +13,9 @@ from _weight_fixtures import rotation_zyx
 
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream
-from reactcli.live.face_source import (
-    AU_BLENDSHAPES,
-    MEDIAPIPE_BLENDSHAPES,
-    BlendshapeToFaceVerse,
-    FaceStats,
-    neutral_face,
-    speaker_emotion_fallback,
-    speaker_emotion_from_blendshapes,
-)
-from reactcli.live.head_pose import MEDIAPIPE_FOV_DEG, matrix_from_mediapipe_data
+from reactcli.live.emotion_source import AU_BLENDSHAPES, speaker_emotion_fallback, speaker_emotion_from_blendshapes
+from reactcli.live.face_source import BlendshapeToFaceVerse, FaceStats, neutral_face
+from reactcli.live.mediapipe import MEDIAPIPE_BLENDSHAPES, MEDIAPIPE_FOV_DEG, matrix_from_mediapipe_data
 from reactcli.render.camera import CAMERA_DISTANCE, Camera
 from reactcli.render.face_model import display_to_raw
 from reactcli.render.raster import MeshRenderer
@@ -104,69 +95,10 @@ def test_translation_keeps_the_image_position_and_scales_depth() -> None:
         assert depth == pytest.approx((CAMERA_DISTANCE - STATS.mean[57]) * -t[2] / 50.0, rel=1e-5)
 
 
-def _recording(n: int, seed: int = 0, brow_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    scores = 0.3 + 0.08 * rng.standard_normal((n, 52))
-    scores[:, MEDIAPIPE_BLENDSHAPES.index("browInnerUp")] += brow_offset
-    poses = 0.15 * rng.standard_normal((n, 3)) + [0.2, 0.0, 0.0]  # a webcam above the screen: 0.2 rad pitch
-    places = np.stack([rng.normal(2, 1, n), rng.normal(0, 1, n), rng.normal(-60, 5, n)], 1)
-    mats = np.stack([_mp_matrix(*pose, t=tuple(place)) for pose, place in zip(poses, places, strict=True)])
-    return scores, mats
-
-
-def test_fit_calibrates_to_the_training_moments() -> None:
-    scores, mats = _recording(600)
-    mapper = BlendshapeToFaceVerse().fit(scores, mats)
-    out = np.stack([mapper(b, m) for b, m in zip(scores, mats, strict=True)]).astype(np.float64)
-    live = [i for i in range(58) if i != EXPRESSION["tongueOut"]]
-    np.testing.assert_allclose(out[:, live].mean(0), STATS.mean[live], atol=0.02 * STATS.std[live].max())
-    np.testing.assert_allclose(out[:, live].std(0), STATS.std[live], rtol=0.05)
-    raw = np.stack([BlendshapeToFaceVerse()(b, m) for b, m in zip(scores, mats, strict=True)])
-    assert abs(raw[:, 52].mean() - STATS.mean[52]) > 0.1  # uncalibrated: the 0.2 rad webcam pitch shows
-
-
-def test_running_calibration_removes_a_user_offset() -> None:
-    scores, mats = _recording(1000, brow_offset=0.5)
-    brow = EXPRESSION["browInnerUp"]
-    fixed, adaptive = BlendshapeToFaceVerse(), BlendshapeToFaceVerse(adapt_frames=50)
-    out_fixed = np.stack([fixed(b, m) for b, m in zip(scores, mats, strict=True)])
-    out_adapt = np.stack([adaptive(b, m) for b, m in zip(scores, mats, strict=True)])
-    assert abs(out_fixed[-300:, brow].mean() - STATS.mean[brow]) > 3 * STATS.std[brow]
-    assert abs(out_adapt[-300:, brow].mean() - STATS.mean[brow]) < 0.25 * STATS.std[brow]
-
-
 def test_outputs_are_clipped_to_the_training_range() -> None:
     scores = np.full(52, 50.0)  # a broken detection
     out = BlendshapeToFaceVerse(clip_std=3.0)(scores, _mp_matrix())
     assert (out[:52] <= STATS.mean[:52] + 3.0 * STATS.std[:52] + 1e-5).all()
-
-
-def test_calibration_file_round_trip_and_errors(tmp_path: Path) -> None:
-    scores, mats = _recording(50, seed=3)
-    mapper = BlendshapeToFaceVerse(clip_std=3.5).fit(scores, mats)
-    path = tmp_path / "calib.json"
-    mapper.save(path)
-    loaded = BlendshapeToFaceVerse.load(path)
-    np.testing.assert_array_equal(loaded(scores[7], mats[7]), mapper(scores[7], mats[7]))
-    assert loaded.clip_std == 3.5
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ReactError, match=r"bad.json: not a JSON blendshape calibration"):
-        BlendshapeToFaceVerse.load(tmp_path / "bad.json")
-    data = json.loads(path.read_text())
-    data["source_std"] = data["source_std"][:10]
-    (tmp_path / "short.json").write_text(json.dumps(data))
-    with pytest.raises(ReactError, match=r"short.json: invalid blendshape calibration .*58 finite values"):
-        BlendshapeToFaceVerse.load(tmp_path / "short.json")
-    with pytest.raises(ReactError, match=r"missing.json: blendshape calibration file not found"):
-        BlendshapeToFaceVerse.load(tmp_path / "missing.json")
-
-
-def test_from_stats_targets_the_given_moments() -> None:
-    mean, std = STATS.mean + 0.1, STATS.std * 2
-    mapper = BlendshapeToFaceVerse.from_stats(mean, std)
-    np.testing.assert_allclose(mapper.target.mean, mean)
-    with pytest.raises(ReactError, match="give both the mean and the std"):
-        BlendshapeToFaceVerse.from_stats(mean)
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,12 @@ bad clients closed alone, and independent sessions (Starlette's in-process test 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ pytest.importorskip("httpx", reason="starlette's test client needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from reactcli.live import protocol as P  # noqa: E402
+from reactcli.live.mediapipe import BLENDSHAPE_DIM  # noqa: E402
 from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES, FACE_DIM  # noqa: E402
 
 K, SEED = 2, 3
@@ -112,7 +115,8 @@ def replay_data(live_model, preprocessed_root: Path):
 
 
 def make_client(live_model, replay_data, realtime: bool = False) -> TestClient:
-    from reactcli.live.server import LiveSettings, create_app
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import create_app
 
     return TestClient(create_app(live_model, LiveSettings(samples=K, seed=SEED, realtime=realtime), replay_data))
 
@@ -241,7 +245,7 @@ def test_a_bad_client_is_closed_alone(live_model, replay_data, send, words: str)
             if stats["active"] == 1:
                 break
             time.sleep(0.01)
-        assert stats == {"sessions": 2, "active": 1, "errors": 1}
+        assert (stats["sessions"], stats["active"], stats["errors"], stats["refused"]) == (2, 1, 1, 0)
         good.send_bytes(tick(1, 1))  # the other session carries on
         second = P.decode(good.receive_bytes(), 1 << 24)
         assert (first.frame, second.frame) == (0, 1)
@@ -310,14 +314,44 @@ def test_cli_reports_a_missing_checkpoint(tmp_path: Path, capsys) -> None:
     assert code == 1 and "nope.ckpt: --checkpoint file not found" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [([], 10), (["--set", "generation.samples=4"], 4), (["--samples", "2", "--set", "generation.samples=4"], 2)],
+)
+def test_cli_takes_k_from_generation_samples(trained_run, monkeypatch, args: list[str], want: int) -> None:  # noqa: F811
+    """K as in react generate: --samples > --set generation.samples > the checkpoint's (tiny: 10)."""
+    import reactcli.live.server as server
+
+    port = str(server.free_port())
+    served = {}
+    monkeypatch.setattr(server, "serve", lambda app, host, port, **kw: served.update(app=app, kw=kw))
+    monkeypatch.delenv("REACT_GENERATION__SAMPLES", raising=False)
+    ckpt = str(trained_run / "predictor.ckpt")
+    assert run_cli(["live", "--checkpoint", ckpt, "--port", port, "--allow-origin", "http://a.example:9", *args]) == 0
+    assert served["app"].state.live.settings.samples == want
+    assert list(served["kw"]["allow_origins"]) == ["http://a.example:9"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--host", "0.0.0.0"], "--host 0.0.0.0: a wildcard address cannot be checked against the Host header"),
+        (["--allow-origin", "evil.example"], "--allow-origin evil.example: expected scheme://host[:port]"),
+    ],
+)
+def test_cli_refuses_an_unguardable_host_and_a_malformed_origin(trained_run, capsys, args, words) -> None:  # noqa: F811
+    code = run_cli(["live", "--checkpoint", str(trained_run / "predictor.ckpt"), "--port", "1", *args])
+    err = capsys.readouterr().err
+    assert code == 1 and words in err and "Traceback" not in err
+
+
 def test_microphone_mode_equals_offline_features_and_generation(live_model, replay_data) -> None:
     """640-sample chunks over the socket give the reactions of the offline pipeline on the same
     wav: offline features, the training-mean face and the fallback speaker emotion."""
     from reactcli.data.features import FeatureExtractor
     from reactcli.generate import generate_reactions
-
-    pytest.importorskip("reactcli.live.audio_stream", reason="streaming audio features not merged yet")
-    fs = pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
+    from reactcli.live.emotion_source import speaker_emotion_fallback
+    from reactcli.live.face_source import FaceStats, neutral_face
 
     frames = 60
     rng = np.random.default_rng(0)
@@ -339,8 +373,8 @@ def test_microphone_mode_equals_offline_features_and_generation(live_model, repl
         assert "outside [-1, 1]" in ws.receive_json()["message"]
     face, emotion, _ = split_reactions(np.concatenate(rows), K)
     feats = FeatureExtractor(live_model.config.audio)(wave, P.MIC_RATE, frames=frames)
-    speaker_face = np.repeat(fs.neutral_face(fs.FaceStats.from_model(live_model))[None], frames, 0)
-    fallback = fs.speaker_emotion_fallback(live_model)
+    speaker_face = np.repeat(neutral_face(FaceStats.from_model(live_model))[None], frames, 0)
+    fallback = speaker_emotion_fallback(live_model)
     speaker_emotion = None if fallback is None else np.repeat(fallback[None], frames, 0)
     ref_face, ref_emotion = generate_reactions(live_model, feats, speaker_face, speaker_emotion, K, seed=5)
     np.testing.assert_allclose(face, ref_face, atol=1e-4)
@@ -354,7 +388,8 @@ def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_da
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    from reactcli.live.server import BackgroundServer, LiveSettings, create_app
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import BackgroundServer, create_app
 
     app = create_app(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
     with BackgroundServer(app) as url:
@@ -377,7 +412,6 @@ def test_real_uvicorn_server_survives_an_oversized_message(live_model, replay_da
 def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> None:
     """Blendshapes + MediaPipe's column-major pose ride along with each chunk and change the
     speaker input; a negative first score means no face yet; a broken pose closes the session."""
-    pytest.importorskip("reactcli.live.face_source", reason="face inputs not merged yet")
     rng = np.random.default_rng(1)
     pose = np.eye(4)
     pose[:3, 3] = [0.0, 0.0, -50.0]  # 50 cm in front of MediaPipe's camera
@@ -388,14 +422,193 @@ def test_microphone_mode_with_camera_face_values(live_model, replay_data) -> Non
         return np.concatenate([wave, blend, data]).astype(np.float32)[None]
 
     client = make_client(live_model, replay_data)
-    no_face = np.full(P.BLENDSHAPES, -1.0)
+    no_face = np.full(BLENDSHAPE_DIM, -1.0)
     with client.websocket_connect("/ws") as ws:
         assert start(ws, mode="mic", face=True)["speaker_face"] == "camera"
         ws.send_bytes(audio(0, 0, chunk(no_face)))
         assert P.decode(ws.receive_bytes(), 1 << 24).frames == 1
         for i in range(1, 4):
-            ws.send_bytes(audio(i, i, chunk(rng.random(P.BLENDSHAPES))))
+            ws.send_bytes(audio(i, i, chunk(rng.random(BLENDSHAPE_DIM))))
             assert P.decode(ws.receive_bytes(), 1 << 24).frame == i
-        ws.send_bytes(audio(4, 4, chunk(rng.random(P.BLENDSHAPES), pose.reshape(-1))))  # row-major: wrong
+        ws.send_bytes(audio(4, 4, chunk(rng.random(BLENDSHAPE_DIM), pose.reshape(-1))))  # row-major: wrong
         error = ws.receive_json()
         assert error["type"] == "error" and "matrix" in error["message"]
+
+
+# -- the session runner without a socket ------------------------------------------------------------
+class FakeSocket:
+    """What the runner needs of a WebSocket: queued client events in, everything sent recorded."""
+
+    def __init__(self, *events: dict) -> None:
+        self.events = list(events)
+        self.sent: list = []
+        self.closed: tuple[int, str] | None = None
+
+    async def accept(self) -> None:
+        pass
+
+    async def receive(self) -> dict:
+        if self.events:
+            return self.events.pop(0)
+        await asyncio.sleep(3600)  # a client that says nothing more
+        raise AssertionError("unreachable")
+
+    async def send_text(self, data: str) -> None:
+        self.sent.append(json.loads(data))
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(P.decode(data, 1 << 24))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.closed = (code, reason or "")
+
+
+def text(payload: dict) -> dict:
+    return {"type": "websocket.receive", "text": json.dumps(payload)}
+
+
+def binary(data: bytes) -> dict:
+    return {"type": "websocket.receive", "bytes": data}
+
+
+LEFT = {"type": "websocket.disconnect", "code": 1000}
+
+
+def test_runner_catches_up_in_one_push(live_model, replay_data) -> None:
+    """Three ticks waiting when the worker wakes go through the model as one push of 3 frames."""
+    from reactcli.live.runner import LiveServer, LiveSettings
+
+    server = LiveServer(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
+    ws = FakeSocket(text({"type": "start", "mode": "replay", "clip": 0}), *[binary(tick(i, i)) for i in range(3)], LEFT)
+    asyncio.run(asyncio.wait_for(server.handle(ws), 60))
+    ready, frames = ws.sent
+    assert ready["type"] == "ready" and isinstance(frames, P.Message)
+    assert (frames.frame, frames.frames) == (0, 3)
+    assert server.state.stats()["active"] == 0 and ws.closed is None
+
+
+def test_runner_sheds_a_session_that_falls_behind(live_model, replay_data) -> None:
+    """With a lateness rule every frame breaks (0 ms allowed), the session is closed with 1013 and
+    the reason, and counted as shed, not as a client error."""
+    from reactcli.live.pacing import LagWindow
+    from reactcli.live.runner import LiveServer, LiveSettings, SessionRunner
+
+    server = LiveServer(live_model, LiveSettings(samples=K, seed=SEED, warm_up=False), replay_data)
+    ws = FakeSocket(text({"type": "start", "mode": "replay", "clip": 0}), *[binary(tick(i, i)) for i in range(4)])
+    number = server.state.admit()
+    runner = SessionRunner(server, ws, number, lag=LagWindow(window=4, late_ms=0.0))
+    with pytest.raises(P.ProtocolError, match="cannot keep up: 100% of this session's frames") as shed:
+        asyncio.run(asyncio.wait_for(runner.run(), 60))
+    assert shed.value.code == P.CLOSE_TRY_AGAIN and server.state.shed == 1
+
+
+def test_ready_tells_the_truth_about_seed_and_speaker_face(live_model, replay_data) -> None:
+    """The seed shown is the server's --seed (not the per-clip stream seed); replay's speaker face
+    is the clip's, not the training mean."""
+    from reactcli.generate import sample_seed
+
+    with make_client(live_model, replay_data).websocket_connect("/ws") as ws:
+        ready = start(ws, mode="replay", clip=3)
+    assert ready["seed"] == SEED and ready["stream_seed"] == sample_seed(SEED, 3) != SEED
+    assert ready["speaker_face"] == "the clip's face"
+
+
+# -- a real server: who may connect ------------------------------------------------------------------
+MAX = 2
+ALLOWED = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="module")
+def real_server(live_model, replay_data):
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import BackgroundServer, create_app
+
+    settings = LiveSettings(samples=K, seed=SEED, warm_up=False, max_sessions=MAX)
+    with BackgroundServer(create_app(live_model, settings, replay_data), allow_origins=[ALLOWED]) as url:
+        yield url
+
+
+def raw_request(url: str, head: str, extra: bytes = b"") -> bytes:
+    """Send a request head (plus ``extra`` header bytes) over a plain socket; the reply's first bytes."""
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        try:
+            sock.sendall(head.encode())
+            for i in range(0, len(extra), 1 << 16):
+                sock.sendall(extra[i : i + (1 << 16)])
+            sock.sendall(b"\r\n")
+        except OSError:  # the server stopped reading: its answer is still there to read
+            pass
+        try:
+            return sock.recv(4096)
+        except OSError:
+            return b""
+
+
+def upgrade(url: str, host: str | None = None, origin: str | None = None) -> bytes:
+    hostport = url.split("//")[1].rstrip("/")
+    head = (
+        f"GET /ws HTTP/1.1\r\nHost: {host or hostport}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + (f"Origin: {origin}\r\n" if origin else "")
+    )
+    return raw_request(url, head)
+
+
+def status(reply: bytes) -> int:
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else 0
+
+
+def test_websocket_only_from_the_pages_own_origin(real_server: str) -> None:
+    own = real_server.rstrip("/")
+    assert status(upgrade(real_server, origin=own)) == 101
+    assert status(upgrade(real_server, origin=own.replace("127.0.0.1", "localhost"))) == 101
+    assert status(upgrade(real_server, origin=ALLOWED)) == 101  # --allow-origin
+    assert status(upgrade(real_server)) == 101  # a program, not a browser (browsers always send Origin)
+    for foreign in ("http://127.0.0.1:8001", "http://evil.example", "null", own.replace("http:", "https:")):
+        assert status(upgrade(real_server, origin=foreign)) == 403, foreign
+
+
+def test_a_rebinding_host_is_refused_on_http_and_websocket(real_server: str) -> None:
+    port = real_server.rstrip("/").rsplit(":", 1)[1]
+    for path in ("/api/info", "/api/clips/0/audio", "/"):
+        good = raw_request(real_server, f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n")
+        assert status(good) == 200, path
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{int(port) + 1}"):
+            bad = raw_request(real_server, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n")
+            assert status(bad) == 403 and b"is not this server" in bad, (path, host)
+    assert status(upgrade(real_server, host=f"evil.example:{port}", origin=f"http://evil.example:{port}")) == 403
+    assert status(upgrade(real_server, host=f"evil.example:{port}")) == 403
+
+
+def test_an_oversized_header_is_refused(real_server: str) -> None:
+    port = real_server.rstrip("/").rsplit(":", 1)[1]
+    head = f"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Big: "
+    assert status(raw_request(real_server, head, b"a" * 10_000_000 + b"\r\n")) == 400
+    assert status(raw_request(real_server, head, b"a" * 1000 + b"\r\n")) == 200  # an ordinary one still passes
+
+
+def test_the_session_cap_refuses_the_next_client_with_a_reason(real_server: str) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    ws_url = real_server.replace("http://", "ws://") + "ws"
+
+    def begin(ws) -> dict:
+        ws.send(json.dumps({"type": "start", "mode": "replay", "clip": 0}))
+        return json.loads(ws.recv(timeout=20))
+
+    with connect(ws_url) as a, connect(ws_url) as b:
+        assert begin(a)["type"] == "ready" and begin(b)["type"] == "ready"
+        with connect(ws_url) as c:
+            error = json.loads(c.recv(timeout=20))
+            assert error["type"] == "error" and f"--max-sessions {MAX}" in error["message"]
+            with pytest.raises(ConnectionClosed) as closed:
+                c.recv(timeout=20)
+            assert closed.value.rcvd.code == P.CLOSE_TRY_AGAIN and "server is full" in closed.value.rcvd.reason
+    deadline = time.monotonic() + 20
+    while urllib.request.urlopen(real_server + "api/stats").read().count(b'"active":0') == 0:
+        assert time.monotonic() < deadline, "the closed sessions were never released"
+        time.sleep(0.05)
+    with connect(ws_url) as again:  # the slots are free again
+        assert begin(again)["type"] == "ready"

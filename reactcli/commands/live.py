@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from reactcli.commands.common import DeviceOption, SeedOption, SetOption
+from reactcli.live.pacing import DEFAULT_MAX_SESSIONS
 
 
 def live(
@@ -16,7 +17,10 @@ def live(
     split: Annotated[str, typer.Option("--split", help="Split whose clips replay mode offers.")] = "val",
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    samples: Annotated[int, typer.Option("--samples", min=1, max=16, help="Reactions generated per frame.")] = 3,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", min=1, help="Reactions generated per frame (default: generation.samples)."),
+    ] = None,
     face_landmarker: Annotated[
         Path | None,
         typer.Option("--face-landmarker", help="MediaPipe face_landmarker.task: speaker face from the webcam."),
@@ -24,6 +28,14 @@ def live(
     mediapipe_js: Annotated[
         Path | None,
         typer.Option("--mediapipe-js", help="Folder of @mediapipe/tasks-vision (vision_bundle.mjs, wasm/)."),
+    ] = None,
+    max_sessions: Annotated[
+        int,
+        typer.Option("--max-sessions", min=1, help="Sessions served at once; the next is refused, saying why."),
+    ] = DEFAULT_MAX_SESSIONS,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option("--allow-origin", help="Also accept WebSockets from pages of this origin, e.g. http://host:port."),
     ] = None,
     threads: Annotated[
         int, typer.Option("--threads", min=0, help="torch CPU threads per step (0 = torch default).")
@@ -44,7 +56,9 @@ def live(
     from reactcli.commands.common import collect_overrides
     from reactcli.errors import file_error
     from reactcli.generate import load_for_generation
-    from reactcli.live.server import LiveSettings, check_port, create_app, serve
+    from reactcli.live.guard import allowed_hosts, allowed_origins
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import check_port, create_app, serve
     from reactcli.progress import console
     from reactcli.runtime import resolve_device
 
@@ -55,6 +69,7 @@ def live(
         raise file_error(mediapipe_js, "--mediapipe-js: no vision_bundle.mjs in this folder")
     if data is not None and not data.is_dir():
         raise file_error(data, "--data: dataset root not found")
+    allowed_origins(allowed_hosts(host, port), allow_origin or ())  # a wildcard --host or a bad origin: one line
     check_port(host, port)  # before loading anything: a taken port is the commonest mistake
     if threads:
         # One frame is a few hundred tiny matrix products: intra-op threads only add hand-offs, and
@@ -62,19 +77,25 @@ def live(
         # per frame with 2 threads, 0.09 s with 1). The other core is left to the web server.
         torch.set_num_threads(threads)
     dev = resolve_device(device)
+    # K as in react generate: --samples > --set generation.samples > REACT_GENERATION__SAMPLES > the checkpoint's
     model = load_for_generation(checkpoint, dev, collect_overrides(set_, generation={"samples": samples}))
+    k = model.config.generation.samples
     replay = None
     if data is not None:
         from reactcli.live.replay import ReplayData
 
         replay = ReplayData(data, split, model)
-    settings = LiveSettings(samples=samples, seed=seed, face_landmarker=face_landmarker, mediapipe_js=mediapipe_js)
+    settings = LiveSettings(
+        samples=k, seed=seed, max_sessions=max_sessions, face_landmarker=face_landmarker, mediapipe_js=mediapipe_js
+    )
     app = create_app(model, settings, replay)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]listening on {host}: anyone who can reach this address can use the model[/]")
 
     def ready(url: str) -> None:
         modes = "microphone" + (f" + replay ({len(replay)} {split} samples)" if replay is not None else "")
-        console.print(f"react live: [bold]{url}[/]  ({modes}, K={samples}, seed {seed}; Ctrl-C stops)")
+        console.print(
+            f"react live: [bold]{url}[/]  ({modes}, K={k}, seed {seed}, at most {max_sessions} sessions; Ctrl-C stops)"
+        )
 
-    serve(app, host, port, on_ready=ready)
+    serve(app, host, port, allow_origins=allow_origin or (), on_ready=ready)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reactcli.errors import ReactError
+from reactcli.live.mediapipe import MEDIAPIPE_BLENDSHAPES, check_blendshapes
 from reactcli.vocab import ACTION_UNITS, EMOTION_DIM
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ AU_BLENDSHAPES: dict[str, tuple[str, ...]] = {
 @cache
 def _au_columns() -> tuple[tuple[int, tuple[int, ...]], ...]:
     """(emotion column of the AU, MediaPipe indices of its blendshapes), looked up once, not per frame."""
-    from reactcli.live.face_source import MEDIAPIPE_BLENDSHAPES  # face_source imports this module
-
     return tuple(
         (ACTION_UNITS.index(au), tuple(MEDIAPIPE_BLENDSHAPES.index(name) for name in names))
         for au, names in AU_BLENDSHAPES.items()
@@ -67,8 +66,6 @@ def speaker_emotion_from_blendshapes(
     blendshapes: np.ndarray, fallback: np.ndarray, threshold: float = 0.5
 ) -> np.ndarray:
     """(52,) MediaPipe scores -> (25,) emotion: the fallback with the mapped AUs set to 0 or 1."""
-    from reactcli.live.face_source import check_blendshapes
-
     b = check_blendshapes(blendshapes)
     out = np.asarray(fallback, np.float32).copy()
     if out.shape != (EMOTION_DIM,):

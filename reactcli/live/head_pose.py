@@ -23,39 +23,12 @@ import math
 
 import numpy as np
 
-from reactcli.errors import ReactError
+from reactcli.live.mediapipe import MEDIAPIPE_FOV_DEG, check_matrix
 from reactcli.render.camera import CAMERA_DISTANCE, FOV
 
-#: MediaPipe Face Landmarker's default virtual camera: 63 degrees vertical field of view.
-MEDIAPIPE_FOV_DEG = 63.0
 #: Camera distance (cm) of a typical webcam user, mapped to the training mean depth.
 REFERENCE_DISTANCE_CM = 50.0
 _RAW_TO_UPRIGHT = np.diag([1.0, -1.0, -1.0])
-
-
-def matrix_from_mediapipe_data(data: np.ndarray | list[float]) -> np.ndarray:
-    """MediaPipe's 16 ``Matrix.data`` values (column-major, as the JS/C++ APIs give them) -> (4, 4)
-    row-major matrix whose last column is the translation."""
-    flat = np.asarray(data, dtype=np.float64).reshape(-1)
-    if flat.shape != (16,):
-        raise ReactError(f"face transformation matrix must have 16 values, got {flat.size}")
-    return flat.reshape(4, 4).T
-
-
-def check_matrix(matrix: np.ndarray) -> np.ndarray:
-    """Validate a (4, 4) row-major similarity transform (one-line ReactErrors)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (4, 4):
-        raise ReactError(f"face transformation matrix must be 4x4, got shape {m.shape}")
-    if not np.isfinite(m).all():
-        raise ReactError("face transformation matrix contains NaN or inf")
-    if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0], atol=1e-4):
-        hint = " (transposed? MediaPipe's data is column-major)" if np.allclose(m[:3, 3], 0, atol=1e-4) else ""
-        row = np.round(m[3], 4).tolist()
-        raise ReactError(f"face transformation matrix's last row must be 0 0 0 1, got {row}{hint}")
-    if np.linalg.det(m[:3, :3]) <= 1e-12:
-        raise ReactError("face transformation matrix has no proper rotation (determinant <= 0)")
-    return m
 
 
 def rotation_part(matrix: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reactcli.live.mediapipe import BLENDSHAPE_DIM, POSE_VALUES
 from reactcli.vocab import EMOTION_DIM, FACE_DIM, FPS
 
 MAGIC = b"RLV1"
@@ -50,9 +51,9 @@ HEADER = struct.Struct("<4sBBHIIHHdf")
 #: The page's capture rate (what speech features use), not the dataset's 44.1 kHz AUDIO_RATE.
 MIC_RATE = 16_000
 CHUNK = MIC_RATE // FPS  # 640 samples per 25 fps frame
-BLENDSHAPES = 52  # MediaPipe Face Landmarker blendshape scores
-POSE = 16  # its facial transformation matrix, 4 x 4, column-major as MediaPipe gives it
-FACE_INPUT = BLENDSHAPES + POSE
+#: Face values after the audio with the webcam: MediaPipe's blendshape scores, then its 4 x 4
+#: facial transformation matrix, column-major as MediaPipe gives it (reactcli.live.mediapipe).
+FACE_INPUT = BLENDSHAPE_DIM + POSE_VALUES
 FRAME_VALUES = FACE_DIM + EMOTION_DIM  # one reaction frame on the wire: 58 3DMM + 25 emotion
 #: At most this many frames in one input message: a late client may catch up, not dump a clip.
 MAX_FRAMES_PER_MESSAGE = 8
@@ -61,10 +62,12 @@ MAX_TEXT_BYTES = 4096
 #: A float PCM sample is in [-1, 1]; a little slack for resampler overshoot.
 MAX_SAMPLE = 1.5
 
-# WebSocket close codes (RFC 6455): 1003 unsupported data, 1008 policy violation, 1009 too big.
+# WebSocket close codes (RFC 6455 and the IANA registry): 1003 unsupported data, 1008 policy
+# violation, 1009 too big, 1013 try again later (the server is full, or this session was shed).
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
 
 
 class MsgType(IntEnum):

@@ -26,7 +26,8 @@ import numpy as np
 
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream
-from reactcli.live.protocol import BLENDSHAPES, CHUNK, FACE_INPUT, FRAME_VALUES, MIC_RATE, ProtocolError
+from reactcli.live.mediapipe import BLENDSHAPE_DIM
+from reactcli.live.protocol import CHUNK, FACE_INPUT, FRAME_VALUES, MIC_RATE, ProtocolError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
 
@@ -90,9 +91,10 @@ class MicSource:
     face from the 52 blendshapes + head pose the page sends (``face``), else the training mean.
 
     The features come from :class:`reactcli.live.audio_stream.StreamingAudioFeatures`, equal to the
-    offline extractor frame for frame, so the model hears what it was trained on. The face mapping,
-    the neutral face and the speaker-emotion fallback are :mod:`reactcli.live.face_source`'s
-    (docs/live_inputs.md), calibrated to this model's training statistics. A chunk completes one
+    offline extractor frame for frame, so the model hears what it was trained on. The face map and
+    the neutral face are :mod:`reactcli.live.face_source`'s, the speaker-emotion fallback
+    :mod:`reactcli.live.emotion_source`'s (docs/live_inputs.md), both from this model's training
+    statistics. A chunk completes one
     feature frame; face rows wait in a queue until their audio frame is out, which keeps the two
     aligned even if the extractor ever lags. A frame whose first blendshape score is negative
     means "no face detected yet": the speaker face is then held at the training mean.
@@ -102,14 +104,9 @@ class MicSource:
 
     def __init__(self, model: ReactionModel, face: bool = False) -> None:
         from reactcli.live.audio_stream import StreamingAudioFeatures
-        from reactcli.live.face_source import (
-            BlendshapeToFaceVerse,
-            FaceStats,
-            neutral_face,
-            speaker_emotion_fallback,
-            speaker_emotion_from_blendshapes,
-        )
-        from reactcli.live.head_pose import matrix_from_mediapipe_data
+        from reactcli.live.emotion_source import speaker_emotion_fallback, speaker_emotion_from_blendshapes
+        from reactcli.live.face_source import BlendshapeToFaceVerse, FaceStats, neutral_face
+        from reactcli.live.mediapipe import matrix_from_mediapipe_data
 
         self.face = face
         self.features = StreamingAudioFeatures(model.config.audio, input_rate=MIC_RATE)
@@ -130,8 +127,8 @@ class MicSource:
     def _speaker_row(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.mapper is None or row[CHUNK] < 0:
             return self.neutral, self.emotion
-        blend = row[CHUNK : CHUNK + BLENDSHAPES].astype(np.float64)
-        pose = self._matrix(row[CHUNK + BLENDSHAPES : CHUNK + FACE_INPUT])  # MediaPipe's column-major data
+        blend = row[CHUNK : CHUNK + BLENDSHAPE_DIM].astype(np.float64)
+        pose = self._matrix(row[CHUNK + BLENDSHAPE_DIM : CHUNK + FACE_INPUT])  # MediaPipe's column-major data
         emotion = None if self.emotion is None else self._emotion_from(blend, self.emotion)
         return self.mapper(blend, pose), emotion
 

@@ -27,11 +27,15 @@ let renderer = null;
 let ws = null;
 let run = null; // the running session's state
 
-function notice(text) {
+// A notice is about the page (mode null) or about one mode ("mic", "replay"): the webcam's state
+// means nothing in replay, which feeds the clip's own speaker face.
+function notice(text, mode = null) {
   if ([...$("notices").children].some((li) => li.textContent === text)) return;
   const li = document.createElement("li");
   li.textContent = text;
+  if (mode) li.dataset.mode = mode;
   $("notices").appendChild(li);
+  layout();
 }
 
 function setStatus(text, state = "ok") {
@@ -90,7 +94,7 @@ async function init() {
   }
   if (info.camera_problem) {
     $("camera").disabled = true;
-    notice(`webcam face off (${info.camera_problem})`);
+    notice(`webcam face off (${info.camera_problem})`, "mic");
   }
   $("mode").addEventListener("change", layout);
   $("start").addEventListener("click", () => start().catch(fail));
@@ -104,7 +108,9 @@ async function init() {
 }
 
 function layout() {
-  const replay = $("mode").value === "replay";
+  const mode = $("mode").value;
+  const replay = mode === "replay";
+  for (const li of $("notices").children) li.classList.toggle("hidden", Boolean(li.dataset.mode) && li.dataset.mode !== mode);
   $("clip-label").classList.toggle("hidden", !replay);
   $("truth-panel").classList.toggle("hidden", !replay);
   $("speaker-panel").classList.toggle("hidden", !replay);
@@ -127,15 +133,15 @@ async function start() {
   const clip = Number($("clip").value || 0);
   let face = null;
   if (mode === "mic" && $("camera").checked) face = await startCamera().catch((e) => {
-    notice(`webcam face off (${e.message}): the speaker's face is held at the training mean`);
+    notice(`webcam face off (${e.message}): the speaker's face is held at the training mean`, "mic");
     return null;
   });
   if (mode === "mic" && !face && !info.camera_problem) {
-    notice("webcam face off: the speaker's face is held at the training mean");
+    notice("webcam face off: the speaker's face is held at the training mean", "mic");
   }
   run = {
     mode, clip, face, seq: 0, frame: 0, capture: new Map(), buffer: [], trace: [], truthTrace: [],
-    timers: [], audio: null,
+    timers: [], audio: null, error: null,
   };
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   ws = new WebSocket(url);
@@ -145,7 +151,7 @@ async function start() {
     ws.onerror = () => reject(new Error("WebSocket failed to open"));
   });
   ws.onmessage = (ev) => onMessage(ev.data);
-  ws.onclose = (ev) => { if (run) setStatus(`connection closed (${ev.code} ${ev.reason})`, ev.code === 1000 ? "idle" : "error"); };
+  ws.onclose = (ev) => closed(ev);
   await opened;
   ws.send(JSON.stringify({ type: "start", mode, clip, face: Boolean(face) }));
   $("start").disabled = true;
@@ -162,6 +168,7 @@ function onMessage(data) {
       (msg.mode === "mic" ? startMic() : startReplay()).catch(fail);
     } else if (msg.type === "error") {
       stats.errors.push(msg.message);
+      if (run) run.error = msg.message;
       setStatus(`server: ${msg.message}`, "error");
     } else if (msg.type === "end") {
       stats.ended = true;
@@ -252,7 +259,8 @@ function drawTrace() {
     legend.push(name);
   }
   ctx.setLineDash([]);
-  $("trace-legend").textContent = `emotion, last 10 s: ${legend.join(", ")} (dashed: ground truth)`;
+  const dashed = run.truthTrace.length ? " (dashed: ground truth)" : ""; // replay only: mic has none
+  $("trace-legend").textContent = `emotion, last 10 s: ${legend.join(", ")}${dashed}`;
 }
 
 function updateStats() {
@@ -359,6 +367,15 @@ async function startCamera() {
   const state = { latest: () => last, video, stopped: false };
   setTimeout(loop, 0);
   return state;
+}
+
+// The server closed the socket (it refused or shed the session, or it stopped): say why, and
+// leave the page ready for another start.
+function closed(ev) {
+  if (!run) return; // a close we asked for
+  const why = run.error ? `server: ${run.error}` : `connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ""})`;
+  stop(null);
+  setStatus(why, ev.code === 1000 && !stats.errors.length ? "idle" : "error");
 }
 
 function stop(reason) {
