@@ -28,6 +28,9 @@ PirenderOption = Annotated[
 InceptionOption = Annotated[
     Path | None, typer.Option("--inception", help="pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth.")
 ]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Threads for FRD (default: all CPU cores).")
+]
 TensorboardOption = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
 ]
