@@ -15,6 +15,7 @@ from reactcli.commands.common import (
     SplitOption,
     WorkersOption,
     build_config,
+    check_writable,
 )
 from reactcli.metrics.ridge import DEFAULT_ALPHA, DEFAULT_LOOKBACK, DEFAULT_STEP
 
@@ -54,6 +55,8 @@ def baselines(
     if ridge_alpha <= 0:
         raise ReactError(f"--ridge-alpha {ridge_alpha}: the ridge strength must be > 0")
     cfg = build_config(config, set_)
+    if out is not None:
+        check_writable(out)  # before fitting and scoring every row, not after
     truth = load_truth(data, split)
     skipped: dict[str, str] = {}
     try:

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import DataOption, InceptionOption, PirenderOption, SplitOption, WorkersOption
+from reactcli.commands.common import (
+    DataOption,
+    InceptionOption,
+    PirenderOption,
+    SplitOption,
+    WorkersOption,
+    check_writable,
+)
 from reactcli.errors import ReactError
 
 
@@ -44,6 +51,8 @@ def evaluate(
     from reactcli.progress import console, err_console, make_progress
     from reactcli.tables import metrics_table
 
+    if out is not None:
+        check_writable(out)  # before FRD, not after it
     job = None
     if pirender is None and inception is None:
         realism_only = [flag for flag, given in (
