@@ -14,9 +14,9 @@ import numpy as np
 from reactcli.atomic import atomic_path
 from reactcli.config import ReactConfig
 from reactcli.data.features import feature_tag
-from reactcli.data.layout import FACE_DIM
 from reactcli.data.loaders import load_npy
 from reactcli.errors import file_error
+from reactcli.vocab import FACE_DIM
 
 
 class FeatureCache:

@@ -34,7 +34,7 @@ from reactcli.live.emotion_source import (  # noqa: F401  (re-exported: the spea
     speaker_emotion_from_blendshapes,
 )
 from reactcli.live.head_pose import MEDIAPIPE_FOV_DEG, REFERENCE_DISTANCE_CM, mediapipe_pose_to_faceverse
-from reactcli.vocab import EXPRESSION, EXPRESSION_DIM, EXPRESSION_NAMES, FACE_DIM
+from reactcli.vocab import EXPRESSION, EXPRESSION_DIM, EXPRESSION_NAMES, FACE_DIM, ROTATION, TRANSLATION
 
 if TYPE_CHECKING:
     from reactcli.models.checkpoint import ReactionModel
@@ -117,10 +117,10 @@ def raw_faceverse(
     named = MEDIAPIPE_INDEX >= 0
     out[:EXPRESSION_DIM][named] = b[MEDIAPIPE_INDEX[named]]
     rot, trans = mediapipe_pose_to_faceverse(
-        matrix, reference.mean[52:55], reference.mean[55:58], fov_deg, reference_distance_cm
+        matrix, reference.mean[ROTATION], reference.mean[TRANSLATION], fov_deg, reference_distance_cm
     )
-    out[EXPRESSION_DIM : EXPRESSION_DIM + 3] = rot
-    out[EXPRESSION_DIM + 3 :] = trans
+    out[ROTATION] = rot
+    out[TRANSLATION] = trans
     return out
 
 

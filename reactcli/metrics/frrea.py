@@ -34,8 +34,9 @@ import numpy as np
 import torch
 
 from reactcli.atomic import atomic_path, save_json
-from reactcli.data.layout import EVAL_FRAMES, DatasetLayout, Sample, mirrored, read_pairs
+from reactcli.data.layout import DatasetLayout, Sample, mirrored, read_pairs
 from reactcli.errors import ReactError, file_error
+from reactcli.vocab import EVAL_FRAMES
 
 #: Frame protocols of ``react evaluate --realism-protocol``.
 PROTOCOLS = ("official-2024", "all")

@@ -32,9 +32,9 @@ import torch
 from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig
-from reactcli.data.layout import EMOTION_DIM, VALENCE_AROUSAL
 from reactcli.errors import ReactError
 from reactcli.models.layers import Block, CrossBlock
+from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
 
 
 class CodeEmbedding(nn.Module):

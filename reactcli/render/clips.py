@@ -21,24 +21,14 @@ import numpy as np
 import torch
 
 from reactcli.atomic import atomic_path
-from reactcli.data.layout import (
-    CLIP_FRAMES,
-    EMOTION_DIM,
-    EVAL_FRAMES,
-    FACE_DIM,
-    SUBMISSION_CLIPS,
-    DatasetLayout,
-    clip_slug,
-    mirrored,
-    read_pairs,
-)
+from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, clip_slug, mirrored, read_pairs
 from reactcli.data.loaders import iter_video_frames, load_npy
 from reactcli.errors import ReactError, file_error
 from reactcli.render.camera import Camera
 from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
 from reactcli.render.face_model import FaceModel
 from reactcli.render.video import Mp4Writer
-from reactcli.vocab import EMOTION_FILE, FACE3DMM_FILE
+from reactcli.vocab import CLIP_FRAMES, EMOTION_DIM, EMOTION_FILE, EVAL_FRAMES, FACE3DMM_FILE, FACE_DIM
 
 if TYPE_CHECKING:
     from reactcli.render.photo import PhotoRenderer
