@@ -154,10 +154,11 @@ def test_read_only_out_of_synth_is_one_line(readonly_dir: Path) -> None:
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "PermissionError" in debug.stderr
 
 
-def test_read_only_out_of_evaluate_and_baselines_is_refused_before_the_work(
+def test_read_only_out_of_evaluate_baselines_and_fid_is_refused_before_the_work(
     readonly_dir: Path, synth_root: Path, tmp_path: Path
 ) -> None:
-    """Both commands check ``--out`` first: the error names the file, and comes before any metric."""
+    """These commands check ``--out`` (fid: ``--json``) first: the error names the file and comes
+    before any metric (fid: before its weights are even looked for)."""
     import numpy as np
 
     from reactcli.data.layout import mirrored, read_pairs
@@ -170,6 +171,7 @@ def test_read_only_out_of_evaluate_and_baselines_is_refused_before_the_work(
     for args in (
         ("evaluate", "--data", str(synth_root), "--predictions", str(predictions), "--out", str(out)),
         ("baselines", "--data", str(synth_root), "--samples", "2", "--out", str(out)),
+        ("fid", str(tmp_path), str(tmp_path), "--inception", str(tmp_path / "weights.pth"), "--json", str(out)),
     ):
         result = react_readonly(*args)
         assert result.returncode == 1, result.stderr

@@ -17,7 +17,7 @@ are written as 224 x 224 PNGs with matching names under ``<dir>/real`` and ``<di
 FID of the two folders is computed as ``react fid`` (and ``python -m pytorch_fid``) computes it, so
 ``react fid <dir>/real <dir>/fake`` reproduces the number.
 
-This is the one metric that renders, so it imports ``reactcli.render`` (a sibling layer); render
+This is the one metric that renders, so it imports ``reactcli.render`` (the layer below); render
 never imports metrics.
 """
 
