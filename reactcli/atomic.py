@@ -20,10 +20,19 @@ import numpy as np
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temp path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    An ``OSError`` (full disk, read-only folder) leaves with the target's name when it has none or
+    names the temp file, so the one line the CLI prints names the file the user asked for.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename).parent == target.parent:
+            exc.filename = str(target)
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -32,6 +41,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.filename is None or exc.filename == str(tmp):
+            exc.filename, exc.filename2 = str(target), None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

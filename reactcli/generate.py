@@ -37,10 +37,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from reactcli.data.layout import EMOTION_DIM, FACE_DIM
+from reactcli.data.loaders import pad_emotion
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.models.valid_emotion import project_emotion
+from reactcli.vocab import EMOTION_DIM, FACE_DIM
 
 if TYPE_CHECKING:
     from reactcli.data.dataset import ReactClipDataset
@@ -316,7 +317,7 @@ def generate_reactions(
     face3dmm = np.asarray(face3dmm, dtype=np.float32)
     step = chunk or stream.patch
     if emotion is not None:
-        emotion = _frames(np.asarray(emotion, dtype=np.float32), len(audio))
+        emotion = pad_emotion(np.asarray(emotion, dtype=np.float32), len(audio))
     faces, emotions = [], []
     for lo in range(0, len(audio), step):
         out = stream.push(
@@ -325,13 +326,6 @@ def generate_reactions(
         faces.append(out.face3dmm)
         emotions.append(out.emotion)
     return torch.cat(faces, 1).numpy(), torch.cat(emotions, 1).numpy()
-
-
-def _frames(emotion: np.ndarray, frames: int) -> np.ndarray:
-    """Emotion (750 rows for 751 video frames in REACT) padded by repeating its last row, as training sees it."""
-    if len(emotion) >= frames or len(emotion) == 0:
-        return emotion[:frames]
-    return np.concatenate([emotion, np.repeat(emotion[-1:], frames - len(emotion), 0)])
 
 
 # -- batch drivers used by ``react generate`` ------------------------------------------------------
@@ -367,8 +361,8 @@ def generate_dataset(
     ``speaker_of[n]`` feeds sample n the speaker input of another sample (the speaker-shuffle
     ablation of ``bench/quality_bench.py``); by default every sample gets its own speaker.
     """
-    from reactcli.data.layout import EMOTION_FRAMES
     from reactcli.progress import track
+    from reactcli.vocab import EMOTION_FRAMES
 
     emotions, faces = [], []
     for n in track(range(len(dataset)), f"{description} (K={samples})"):

@@ -34,9 +34,20 @@ import numpy as np
 
 from reactcli import __version__
 from reactcli.atomic import atomic_path
-from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, FACE_DIM, FPS, SUBMISSION_CLIPS
+from reactcli.data.layout import SUBMISSION_CLIPS
 from reactcli.errors import ReactError, file_error
-from reactcli.vocab import BASELINES_FILE, EMOTION_FILE, FACE3DMM_FILE, GENERATION_FILE, METRIC_KEYS, METRICS_FILE
+from reactcli.vocab import (
+    BASELINES_FILE,
+    EMOTION_DIM,
+    EMOTION_FILE,
+    EVAL_FRAMES,
+    FACE3DMM_FILE,
+    FACE_DIM,
+    FPS,
+    GENERATION_FILE,
+    METRIC_KEYS,
+    METRICS_FILE,
+)
 
 SUBMISSION_K = 10
 FORMAT = "reactcli-submission/1"

@@ -69,6 +69,10 @@ EXPRESSIONS_8: tuple[str, ...] = ("Neutral", "Happy", "Sad", "Surprise", "Fear",
 EMOTION_COLUMNS: tuple[str, ...] = (*ACTION_UNITS, "valence", "arousal", *EXPRESSIONS_8)
 EMOTION_DIM = len(EMOTION_COLUMNS)  # 25
 VALENCE_AROUSAL = (EMOTION_COLUMNS.index("valence"), EMOTION_COLUMNS.index("arousal"))  # (15, 16)
+#: The three blocks of the emotion vector as slices (FRD weighs each block's DTW on its own).
+AU_DIMS = slice(0, len(ACTION_UNITS))  # [0:15] AU occurrences, 0/1
+VALENCE_AROUSAL_DIMS = slice(VALENCE_AROUSAL[0], VALENCE_AROUSAL[1] + 1)  # [15:17] in [-1, 1]
+EXPRESSIONS_8_DIMS = slice(VALENCE_AROUSAL[1] + 1, EMOTION_DIM)  # [17:25] probabilities
 
 
 # -- metrics --------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from conftest import copy_dataset
 
 from reactcli.cli import main
 from reactcli.data.layout import mirrored, read_pairs
-from reactcli.metrics.evaluate import METRIC_KEYS, load_truth
+from reactcli.metrics.evaluate import load_truth
+from reactcli.vocab import METRIC_KEYS
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

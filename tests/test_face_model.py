@@ -12,10 +12,12 @@ from _weight_fixtures import rotation_zyx
 
 from reactcli.data.synth import face_stats
 from reactcli.errors import ReactError
-from reactcli.render.face_model import EXP_DIM, load_face_model, rotation_matrix
+from reactcli.render.build import load_face_model
+from reactcli.render.face_model import rotation_matrix
 from reactcli.render.faceverse import ID_DIM, load_faceverse, safe_load_pickled_npy, synthetic_faceverse
 from reactcli.render.raster import MeshRenderer
 from reactcli.render.schematic import schematic_face
+from reactcli.vocab import EXPRESSION_DIM
 
 
 def tiny_faceverse(n_vert: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
@@ -23,7 +25,7 @@ def tiny_faceverse(n_vert: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
     return {
         "meanshape": rng.normal(size=(n_vert, 3)).astype(np.float32),
         "idBase": rng.normal(size=(3 * n_vert, ID_DIM)).astype(np.float32),
-        "exBase": rng.normal(size=(3 * n_vert, EXP_DIM)).astype(np.float32),
+        "exBase": rng.normal(size=(3 * n_vert, EXPRESSION_DIM)).astype(np.float32),
         "tri": np.array([[0, 1, 2], [2, 3, 4]], dtype=np.int32),
         "meantex": np.zeros((1, 3 * n_vert), np.float32),
         "keypoints": np.arange(3),
@@ -192,11 +194,11 @@ def test_schematic_face_visibly_moves(dims: tuple[int, ...], min_pixels: int) ->
 
 def test_every_expression_coefficient_moves_the_built_in_face() -> None:
     model = schematic_face()
-    assert model.exp_basis.shape == (3 * model.n_vertices, EXP_DIM)
+    assert model.exp_basis.shape == (3 * model.n_vertices, EXPRESSION_DIM)
     per_dim = model.exp_basis.abs().amax(0)
     assert (per_dim > 0.005).all(), per_dim
     # left shapes move the subject's left (image right, +x), right shapes the other side
-    basis = model.exp_basis.T.reshape(EXP_DIM, -1, 3)
+    basis = model.exp_basis.T.reshape(EXPRESSION_DIM, -1, 3)
     rest = model.neutral
     for left, right in ((8, 9), (43, 44), (3, 4)):
         assert rest[basis[left].norm(dim=1) > 1e-4, 0].mean() > 0

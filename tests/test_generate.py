@@ -7,9 +7,9 @@ import pytest
 import torch
 from _model_fixtures import random_model
 
-from reactcli.data.layout import VALENCE_AROUSAL
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream, generate_reactions, sample_tokens
+from reactcli.vocab import VALENCE_AROUSAL
 
 
 @pytest.fixture(scope="module")

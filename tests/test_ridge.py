@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reactcli.errors import ReactError
-from reactcli.metrics.ridge import fit_ridge, lagged
+from reactcli.linear import lagged
+from reactcli.metrics.ridge import fit_ridge
 
 
 def clips(n: int = 6, t: int = 300, seed: int = 0):
@@ -73,7 +74,7 @@ def test_predictor_linear_path_is_the_closed_form_ridge_and_stays_fixed() -> Non
     import torch
     from _model_fixtures import random_model
 
-    from reactcli.metrics.ridge import lagged, solve_lagged
+    from reactcli.linear import lagged, solve_lagged
     from reactcli.training.schedule import make_optimizer
 
     model = random_model(emotion_skip=6).predictor

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 from conftest import copy_dataset, run_cli
 
-from reactcli.commands.compare import collect_rows, metrics_frame
-from reactcli.data.layout import EMOTION_COLUMNS, DatasetLayout, mirrored, read_pairs
+from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion
 from reactcli.errors import ReactError
+from reactcli.tables import collect_rows, metrics_frame
+from reactcli.vocab import EMOTION_COLUMNS
 
 
 def _emotion_csv(path: Path, rows: int = 750, header: tuple[str, ...] = EMOTION_COLUMNS, seed: int = 0) -> np.ndarray:

@@ -7,8 +7,16 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import ConfigOption, DataOption, SeedOption, SetOption, SplitOption, build_config
-from reactcli.commands.evaluate import WorkersOption, metrics_table
+from reactcli.commands.common import (
+    ConfigOption,
+    DataOption,
+    SeedOption,
+    SetOption,
+    SplitOption,
+    WorkersOption,
+    build_config,
+    check_writable,
+)
 from reactcli.metrics.ridge import DEFAULT_ALPHA, DEFAULT_LOOKBACK, DEFAULT_STEP
 
 
@@ -42,10 +50,13 @@ def baselines(
     from reactcli.metrics.evaluate import evaluate_arrays, load_truth
     from reactcli.metrics.ridge import ridge_from_cache, ridge_predictions
     from reactcli.progress import console, err_console, make_progress
+    from reactcli.tables import metrics_table
 
     if ridge_alpha <= 0:
         raise ReactError(f"--ridge-alpha {ridge_alpha}: the ridge strength must be > 0")
     cfg = build_config(config, set_)
+    if out is not None:
+        check_writable(out)  # before fitting and scoring every row, not after
     truth = load_truth(data, split)
     skipped: dict[str, str] = {}
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from reactcli.config import ReactConfig, load_config, parse_overrides
+from reactcli.errors import file_error
 
 ConfigOption = Annotated[
     Path | None,
@@ -27,6 +30,9 @@ PirenderOption = Annotated[
 ]
 InceptionOption = Annotated[
     Path | None, typer.Option("--inception", help="pytorch-fid's weights, pt_inception-2015-12-05-6726825d.pth.")
+]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Threads for FRD (default: all CPU cores).")
 ]
 TensorboardOption = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
@@ -58,3 +64,25 @@ def collect_overrides(assignments: list[str] | None, **direct: dict[str, Any] | 
             if value is not None:
                 overrides.setdefault(section, {})[key] = value
     return overrides
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output file that could not be written, before the work rather than after it.
+
+    Creates and removes a temp file in the nearest existing folder on the way to ``path`` (where
+    ``reactcli.atomic`` will write, or create the folders), so nothing is left behind.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise file_error(target, "is a folder, expected a file name")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise file_error(target, f"cannot be written: {folder} is not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise file_error(target, f"cannot be written: {exc.strerror or exc} ({folder})") from None
+    os.close(fd)
+    os.unlink(name)

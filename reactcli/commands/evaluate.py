@@ -2,79 +2,20 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import DataOption, InceptionOption, PirenderOption, SplitOption
+from reactcli.commands.common import (
+    DataOption,
+    InceptionOption,
+    PirenderOption,
+    SplitOption,
+    WorkersOption,
+    check_writable,
+)
 from reactcli.errors import ReactError
-
-WorkersOption = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Threads for FRD (default: all CPU cores).")
-]
-
-
-def format_metric(values: Sequence[float | None], digits: int | None = None) -> list[str]:
-    """The cells of one metric across prediction sets, all with the same number of decimals.
-
-    One precision per metric keeps its numbers comparable at a glance and aligned in a column:
-    ``digits`` when given, else 4 decimals, or 2 when a value reaches 10 (FRD's tens and hundreds
-    would otherwise be too wide for the demo's eight columns in 80 characters). Null (None or NaN,
-    e.g. FRRea without its weights) is "-".
-    """
-    present = [abs(v) for v in values if v is not None and not math.isnan(v)]
-    places = digits if digits is not None else (2 if present and max(present) >= 10 else 4)
-    return ["-" if v is None or math.isnan(v) else f"{v:.{places}f}" for v in values]
-
-
-def best_cells(key: str, cells: Sequence[str], reference: Sequence[bool] | None = None) -> list[bool]:
-    """Which cells hold the best value of metric ``key`` as shown (ties, after rounding, all win).
-
-    Comparing the rounded cells, not the raw numbers, means a reader never sees two equal numbers
-    with only one of them bold. Reference rows (the ground truth) are shown but never "best": GT
-    is the bound the methods are measured against, not a competitor.
-    """
-    from reactcli.metrics.names import best
-
-    reference = reference or [False] * len(cells)
-    shown = [None if cell == "-" or ref else float(cell) for cell, ref in zip(cells, reference, strict=True)]
-    top = best(key, shown)
-    return [top is not None and value == top for value in shown]
-
-
-def metrics_table(
-    rows: dict[str, dict[str, Any]],
-    title: str,
-    metrics: Sequence[str] | None = None,
-    digits: int | None = None,
-    bold_best: bool = False,
-    reference: Sequence[bool] | None = None,
-) -> Any:
-    """A rich table: one row per metric (arrow = better direction), one column per prediction set.
-
-    Compact on purpose (no vertical rules, one precision per metric) so that the demo's eight
-    columns fit an 80-column terminal without wrapping numbers. ``metrics`` picks and orders the
-    rows (default: all, in the order of ``reactcli.metrics.names``).
-    """
-    from rich import box
-    from rich.table import Table
-
-    from reactcli.metrics.names import METRIC_KEYS, metric
-
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("metric", no_wrap=True)
-    for name in rows:
-        table.add_column(name, justify="right", no_wrap=True)
-    for key in metrics or METRIC_KEYS:
-        cells = format_metric([values.get(key) for values in rows.values()], digits)
-        if bold_best:
-            wins = best_cells(key, cells, reference)
-            cells = [f"[bold]{c}[/bold]" if win else c for c, win in zip(cells, wins, strict=True)]
-        table.add_row(f"{key} {metric(key).arrow}", *cells)
-    return table
 
 
 def evaluate(
@@ -108,7 +49,10 @@ def evaluate(
     from reactcli.data.layout import read_pairs
     from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth, validate_predictions
     from reactcli.progress import console, err_console, make_progress
+    from reactcli.tables import metrics_table
 
+    if out is not None:
+        check_writable(out)  # before FRD, not after it
     job = None
     if pirender is None and inception is None:
         realism_only = [flag for flag, given in (

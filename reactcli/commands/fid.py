@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from reactcli.commands.common import check_writable
+
 
 def fid(
     real_dir: Annotated[Path, typer.Argument(help="Folder of real images (png, jpg, ...; not recursive).")],
@@ -30,6 +32,8 @@ def fid(
     from reactcli.progress import console, err_console, make_progress
     from reactcli.runtime import resolve_device
 
+    if json_out is not None:
+        check_writable(json_out)  # before the features, not after them
     files = (list_images(real_dir), list_images(fake_dir))
     dev = resolve_device(device)
     model = load_inception(inception, dev)

@@ -68,7 +68,8 @@ def render(
     from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
     from reactcli.errors import ReactError
     from reactcli.progress import console
-    from reactcli.render.clips import RenderContext, build_renderer, load_predictions, render_jobs, select_jobs
+    from reactcli.render.build import build_renderer
+    from reactcli.render.clips import RenderContext, load_predictions, render_jobs, select_jobs
     from reactcli.runtime import resolve_device, seed_everything
 
     cfg = build_config(

@@ -16,8 +16,10 @@ from torch.utils.data import Dataset
 
 from reactcli.config import ReactConfig
 from reactcli.data.cache import FeatureCache
-from reactcli.data.layout import CLIP_FRAMES, EMOTION_DIM, FACE_DIM, Sample, mirrored, read_pairs
+from reactcli.data.layout import Sample, mirrored, read_pairs
+from reactcli.data.loaders import pad_emotion
 from reactcli.errors import file_error
+from reactcli.vocab import CLIP_FRAMES, EMOTION_DIM, FACE_DIM
 
 
 class _ClipStore:
@@ -33,8 +35,7 @@ class _ClipStore:
         audio, face, emotion = (self.cache.load(p) for p in (audio_path, face_path, emotion_path))
         if audio.shape[0] != CLIP_FRAMES or face.shape != (CLIP_FRAMES, FACE_DIM) or emotion.shape[1] != EMOTION_DIM:
             raise file_error(audio_path.parent, f"cached arrays of {clip} have unexpected shapes; rerun preprocess")
-        # Emotion has 750 rows for 751 video frames: repeat the last row so every frame has one.
-        emotion = np.concatenate([emotion, emotion[-1:].repeat(CLIP_FRAMES - len(emotion), 0)])
+        emotion = pad_emotion(emotion, CLIP_FRAMES)  # 750 rows for 751 video frames
         return audio.astype(np.float32), face.astype(np.float32), emotion.astype(np.float32)
 
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reactcli.data.layout import CLIP_FRAMES, FPS
 from reactcli.data.loaders import resample
 from reactcli.errors import ReactError, file_error
+from reactcli.vocab import CLIP_FRAMES, FPS
 
 if TYPE_CHECKING:
     import torch

@@ -13,17 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reactcli.errors import ReactError, file_error
-from reactcli.vocab import (  # noqa: F401  (re-exported: the data layer's sizes and names live in vocab)
-    AUDIO_RATE,
-    CLIP_FRAMES,
-    EMOTION_COLUMNS,
-    EMOTION_DIM,
-    EMOTION_FRAMES,
-    EVAL_FRAMES,
-    FACE_DIM,
-    FPS,
-    VALENCE_AROUSAL,
-)
 
 SPLITS = ("train", "val", "test")
 #: The four clips the challenge asked every team to render (speaker paths of val rows).
@@ -138,7 +127,7 @@ class DatasetLayout:
             if path.is_file():
                 return path
         tried = " or ".join(str(p) for p in candidates)
-        raise ReactError(f"{tried}: emotion file not found")
+        raise ReactError(path=tried, problem="emotion file not found")
 
     def video(self, split: str, clip: str) -> Path | None:
         """An mp4 file or a folder of numbered PNG/JPG frames, or None when the split has no video."""

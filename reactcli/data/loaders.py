@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.data.layout import CLIP_FRAMES, EMOTION_COLUMNS, EMOTION_DIM, EMOTION_FRAMES, FACE_DIM
 from reactcli.errors import file_error
+from reactcli.vocab import CLIP_FRAMES, EMOTION_COLUMNS, EMOTION_DIM, EMOTION_FRAMES, FACE_DIM, FPS
 
 #: The shortest audio accepted: 30 s clips at 25 fps need 751 frames; allow one frame of slack.
-MIN_AUDIO_SECONDS = (CLIP_FRAMES - 1) / 25.0
+MIN_AUDIO_SECONDS = (CLIP_FRAMES - 1) / FPS
 
 
 def _check_finite(path: Path, array: np.ndarray) -> np.ndarray:
@@ -90,6 +90,18 @@ def load_emotion(path: str | Path, frames: int = EMOTION_FRAMES) -> np.ndarray:
             path, f"contains {int((~finite).sum())} NaN/inf values (first at line {row + 2}, column {col + 1}{name})"
         )
     return array
+
+
+def pad_emotion(emotion: np.ndarray, frames: int = CLIP_FRAMES) -> np.ndarray:
+    """Emotion rows for ``frames`` video frames: short ones padded by repeating the last row.
+
+    REACT has 750 emotion rows for 751 video frames; the dataset (training, ``react generate``) and
+    single-clip generation give the last frame the last row by this one rule. Longer input is cut
+    to ``frames``; empty input stays empty.
+    """
+    if len(emotion) >= frames or len(emotion) == 0:
+        return emotion[:frames]
+    return np.concatenate([emotion, np.repeat(emotion[-1:], frames - len(emotion), 0)])
 
 
 def _emotion_header(path: Path) -> list[str]:

@@ -75,7 +75,7 @@ def preprocess_dataset(root: Path, cfg: ReactConfig, splits: list[str], device: 
         try:
             samples = mirrored(read_pairs(layout.root, split))
         except ReactError as exc:
-            problems.append(Problem(split, str(layout.root / f"{split}.csv"), str(exc).split(": ", 1)[-1]))
+            problems.append(Problem.of(split, exc, layout.root / f"{split}.csv"))
             continue
         problems += check_neighbours(layout, split, samples)
         clips = dict.fromkeys(c for s in samples for c in (s.speaker, s.listener))

@@ -56,20 +56,19 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.atomic import atomic_path, save_npy, save_text
-from reactcli.data.layout import (
+from reactcli.data.layout import SPLITS, SUBMISSION_CLIPS, Pair, mirrored, p1p2_name
+from reactcli.errors import ReactError
+from reactcli.vocab import (
     AUDIO_RATE,
     CLIP_FRAMES,
     EMOTION_COLUMNS,
     EMOTION_FRAMES,
+    EXPRESSION,
+    EXPRESSION_DIM,
+    FACE_DIM,
     FPS,
-    SPLITS,
-    SUBMISSION_CLIPS,
-    Pair,
-    mirrored,
-    p1p2_name,
+    ROTATION,
 )
-from reactcli.errors import ReactError
-from reactcli.vocab import EXPRESSION, EXPRESSION_DIM, FACE_DIM, ROTATION
 
 RX, RY = ROTATION.start, ROTATION.start + 1  # head rotation about x (nod) and y (turn)
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.data.layout import CLIP_FRAMES, EMOTION_FRAMES, DatasetLayout, Sample
+from reactcli.data.layout import DatasetLayout, Sample
 from reactcli.data.loaders import list_frame_files, load_audio, load_emotion, load_face3dmm, load_neighbours
 from reactcli.errors import ReactError
+from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,10 @@ class Problem:
     path: str
     problem: str
 
-
-def _message(exc: ReactError, path: Path) -> str:
-    text = str(exc)
-    prefix = f"{path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    @classmethod
+    def of(cls, split: str, exc: ReactError, path: str | Path) -> Problem:
+        """The row for an error: its own path and problem, or ``path`` for an error that names no file."""
+        return cls(split, str(path) if exc.path is None else exc.path, exc.problem)
 
 
 def check_clip(layout: DatasetLayout, split: str, clip: str) -> tuple[list[Problem], dict[str, np.ndarray]]:
@@ -44,12 +44,11 @@ def check_clip(layout: DatasetLayout, split: str, clip: str) -> tuple[list[Probl
         if frames != CLIP_FRAMES:  # more frames than 751: readable, but not the REACT time base
             problem(face_path, f"3DMM has {frames} frames, expected {CLIP_FRAMES}")
     except ReactError as exc:
-        problem(face_path, _message(exc, face_path))
+        problems.append(Problem.of(split, exc, face_path))
     try:
         emotion_path = layout.emotion(split, clip)
-    except ReactError as exc:  # neither spelling exists: the message lists both paths
-        tried, _, text = str(exc).rpartition(": ")
-        problems.append(Problem(split, tried, text))
+    except ReactError as exc:  # neither spelling exists: the error's path lists both
+        problems.append(Problem.of(split, exc, layout.root / split / "Emotion" / clip))
     else:
         try:
             loaded["emotion"] = load_emotion(emotion_path, frames=EMOTION_FRAMES)
@@ -58,13 +57,13 @@ def check_clip(layout: DatasetLayout, split: str, clip: str) -> tuple[list[Probl
             if rows != EMOTION_FRAMES:  # 750 rows for 751 frames is expected; anything else is not
                 problem(emotion_path, f"emotion CSV has {rows} rows, expected {EMOTION_FRAMES}")
         except ReactError as exc:
-            problem(emotion_path, _message(exc, emotion_path))
+            problems.append(Problem.of(split, exc, emotion_path))
     audio_path = layout.audio(split, clip)
     try:
         loaded["wave"], rate = load_audio(audio_path)
         loaded["rate"] = np.asarray(rate)
     except ReactError as exc:
-        problem(audio_path, _message(exc, audio_path))
+        problems.append(Problem.of(split, exc, audio_path))
     video_root = layout.root / split / "Video_files"
     if video_root.is_dir():  # video is optional for a split, but then every clip needs one
         video = layout.video(split, clip)
@@ -76,7 +75,7 @@ def check_clip(layout: DatasetLayout, split: str, clip: str) -> tuple[list[Probl
                 if count != CLIP_FRAMES:
                     problem(video, f"frame folder has {count} frames, expected {CLIP_FRAMES}")
             except ReactError as exc:
-                problem(video, _message(exc, video))
+                problems.append(Problem.of(split, exc, video))
     return problems, loaded
 
 
@@ -87,5 +86,5 @@ def check_neighbours(layout: DatasetLayout, split: str, samples: list[Sample]) -
     try:
         load_neighbours(path, len(samples))
     except ReactError as exc:
-        return [Problem(split, str(path), _message(exc, path))]
+        return [Problem.of(split, exc, path)]
     return []

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.data.layout import EVAL_FRAMES, DatasetLayout, read_pairs
+from reactcli.data.layout import DatasetLayout, read_pairs
 from reactcli.data.loaders import load_emotion
 from reactcli.errors import ReactError
+from reactcli.vocab import EVAL_FRAMES
 
 BASELINE_NAMES = ("GT", "Mime", "Random", "MeanSeq", "MeanFr", "Ridge")
 #: Rows computed from the split's emotion alone (Ridge also needs cached audio features).

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES, DatasetLayout, mirrored, read_pairs
+from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
 from reactcli.data.loaders import load_emotion, load_neighbours, load_npy
 from reactcli.errors import file_error
-from reactcli.vocab import EMOTION_FILE
-from reactcli.vocab import METRIC_KEYS as METRIC_KEYS  # re-exported; vocab defines the keys
+from reactcli.vocab import EMOTION_DIM, EMOTION_FILE, EVAL_FRAMES
 
 
 @dataclass

@@ -17,7 +17,7 @@ are written as 224 x 224 PNGs with matching names under ``<dir>/real`` and ``<di
 FID of the two folders is computed as ``react fid`` (and ``python -m pytorch_fid``) computes it, so
 ``react fid <dir>/real <dir>/fake`` reproduces the number.
 
-This is the one metric that renders, so it imports ``reactcli.render`` (a sibling layer); render
+This is the one metric that renders, so it imports ``reactcli.render`` (the layer below); render
 never imports metrics.
 """
 
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 
 from reactcli.atomic import atomic_path, save_json
-from reactcli.data.layout import EVAL_FRAMES, DatasetLayout, Sample, mirrored, read_pairs
+from reactcli.data.layout import DatasetLayout, Sample, mirrored, read_pairs
 from reactcli.errors import ReactError, file_error
+from reactcli.vocab import EVAL_FRAMES
 
 #: Frame protocols of ``react evaluate --realism-protocol``.
 PROTOCOLS = ("official-2024", "all")

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from reactcli.errors import ReactError
 from reactcli.vocab import METRIC_KEYS, METRICS, Metric
 
-__all__ = ["BY_NAME", "METRICS", "METRIC_KEYS", "Metric", "best", "metric", "parse_metrics"]
-
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reactcli.metrics.dtw import CHECK_EVERY, EXACT_LANES, frd_exact_lanes, frd_search_column, search_margin
+from reactcli.vocab import ACTION_UNITS, AU_DIMS
 
 #: Frame step of the ranking pass (5 frames = 0.2 s).
 COARSE_STEP = 5
@@ -32,8 +33,8 @@ def au_row_ids(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Real AUs are 0/1, so a split has a few hundred distinct rows; the search tabulates their
     cost once per reaction instead of recomputing it in every cell.
     """
-    rows = np.ascontiguousarray(series[..., :15], dtype=np.float32).reshape(-1, 15)
-    keys = rows.view(np.dtype((np.void, rows.itemsize * 15))).ravel()
+    rows = np.ascontiguousarray(series[..., AU_DIMS], dtype=np.float32).reshape(-1, len(ACTION_UNITS))
+    keys = rows.view(np.dtype((np.void, rows.itemsize * len(ACTION_UNITS)))).ravel()
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return np.asarray(inverse, dtype=np.int64).reshape(series.shape[:2]), np.ascontiguousarray(rows[first])
 

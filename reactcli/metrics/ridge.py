@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.config import ReactConfig
-from reactcli.data.layout import EMOTION_DIM, EVAL_FRAMES
 from reactcli.errors import ReactError
+from reactcli.linear import lagged, solve_lagged
+from reactcli.vocab import EMOTION_DIM, EVAL_FRAMES
 
 DEFAULT_LOOKBACK = 40  # frames: 1.6 s, longer than the typical reaction delay
 DEFAULT_STEP = 2
@@ -48,15 +49,6 @@ def standardise(emotion: np.ndarray, audio: np.ndarray, mean: np.ndarray, std: n
     return (np.concatenate([emotion, audio[:frames]], axis=1) - mean) / std
 
 
-def lagged(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    """(T, F) -> (T, L * F): row t holds frames t - lag for each lag (zeros before frame 0)."""
-    t, f = frames.shape
-    out = np.zeros((t, len(lags) * f), dtype=np.float64)
-    for i, lag in enumerate(lags):
-        out[lag:, i * f : (i + 1) * f] = frames[: t - lag] if lag else frames
-    return out
-
-
 def fit_ridge(
     speaker_emotion: list[np.ndarray],
     speaker_audio: list[np.ndarray],
@@ -84,28 +76,6 @@ def fit_ridge(
     inputs = [standardise(e, a, mean, std) for e, a in zip(speaker_emotion, speaker_audio, strict=True)]
     weights, bias = solve_lagged(inputs, listener_emotion, lags, alpha)
     return RidgeBaseline(lags, mean, std, weights, bias)
-
-
-def solve_lagged(
-    inputs: list[np.ndarray], targets: list[np.ndarray], lags: np.ndarray, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form ridge from lagged (T, F) inputs to (T, D) targets: (L * F, D) weights, (D,) bias.
-
-    The bias is the targets' mean (inputs are standardised, so their lagged copies are near zero
-    mean); the penalty is ``alpha * frames * |w|^2``. Used by the baseline and to fit the
-    predictor's fixed linear path (``predictor.emotion_skip``).
-    """
-    bias = np.concatenate(targets).astype(np.float64).mean(0)
-    width = len(lags) * inputs[0].shape[1]
-    xtx = np.zeros((width, width))
-    xty = np.zeros((width, targets[0].shape[1]))
-    frames = 0
-    for x_frames, y in zip(inputs, targets, strict=True):
-        x = lagged(np.asarray(x_frames, dtype=np.float64), lags)
-        xtx += x.T @ x
-        xty += x.T @ (np.asarray(y, dtype=np.float64) - bias)
-        frames += len(x)
-    return np.linalg.solve(xtx + alpha * frames * np.eye(width), xty), bias
 
 
 def ridge_from_cache(root: Path, cfg: ReactConfig, lookback: int, step: int, alpha: float) -> RidgeBaseline:

@@ -32,9 +32,9 @@ import torch
 from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig
-from reactcli.data.layout import EMOTION_DIM, VALENCE_AROUSAL
 from reactcli.errors import ReactError
 from reactcli.models.layers import Block, CrossBlock
+from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
 
 
 class CodeEmbedding(nn.Module):
@@ -209,7 +209,7 @@ class ReactionPredictor(nn.Module):
         Ridge over lags 0 .. emotion_skip - 1 of the standardised inputs, to the listener emotion in
         the head's standardised units; a frame before 0 reads 0, as :meth:`skip` pads it.
         """
-        from reactcli.metrics.ridge import solve_lagged
+        from reactcli.linear import solve_lagged
 
         assert self.emotion_skip is not None
         inputs = [self.skip_features(a[None], None if e is None else e[None])[0].double().cpu().numpy()

@@ -15,11 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from reactcli.vocab import ACTION_UNITS, EMOTION_DIM, VALENCE_AROUSAL
-
-_AUS = slice(0, len(ACTION_UNITS))
-_VA = slice(VALENCE_AROUSAL[0], VALENCE_AROUSAL[1] + 1)
-_EXPRESSIONS = slice(VALENCE_AROUSAL[1] + 1, EMOTION_DIM)
+from reactcli.vocab import AU_DIMS, EMOTION_DIM, EXPRESSIONS_8_DIMS, VALENCE_AROUSAL_DIMS
 
 
 def project_to_simplex(values: Tensor) -> Tensor:
@@ -43,7 +39,7 @@ def project_emotion(emotion: Tensor | np.ndarray) -> Tensor:
     if x.shape[-1] != EMOTION_DIM:
         raise ValueError(f"expected (..., {EMOTION_DIM}) emotion, got {tuple(x.shape)}")
     out = x.clone()
-    out[..., _AUS] = x[..., _AUS].clamp(0.0, 1.0)
-    out[..., _VA] = x[..., _VA].clamp(-1.0, 1.0)
-    out[..., _EXPRESSIONS] = project_to_simplex(x[..., _EXPRESSIONS])
+    out[..., AU_DIMS] = x[..., AU_DIMS].clamp(0.0, 1.0)
+    out[..., VALENCE_AROUSAL_DIMS] = x[..., VALENCE_AROUSAL_DIMS].clamp(-1.0, 1.0)
+    out[..., EXPRESSIONS_8_DIMS] = project_to_simplex(x[..., EXPRESSIONS_8_DIMS])
     return out

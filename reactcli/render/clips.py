@@ -21,27 +21,16 @@ import numpy as np
 import torch
 
 from reactcli.atomic import atomic_path
-from reactcli.data.layout import (
-    CLIP_FRAMES,
-    EMOTION_DIM,
-    EVAL_FRAMES,
-    FACE_DIM,
-    SUBMISSION_CLIPS,
-    DatasetLayout,
-    clip_slug,
-    mirrored,
-    read_pairs,
-)
+from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, clip_slug, mirrored, read_pairs
 from reactcli.data.loaders import iter_video_frames, load_npy
 from reactcli.errors import ReactError, file_error
 from reactcli.render.camera import Camera
 from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
-from reactcli.render.face_model import FaceModel, load_face_model
+from reactcli.render.face_model import FaceModel
 from reactcli.render.video import Mp4Writer
-from reactcli.vocab import EMOTION_FILE, FACE3DMM_FILE
+from reactcli.vocab import CLIP_FRAMES, EMOTION_DIM, EMOTION_FILE, EVAL_FRAMES, FACE3DMM_FILE, FACE_DIM
 
 if TYPE_CHECKING:
-    from reactcli.config import RenderConfig
     from reactcli.render.photo import PhotoRenderer
 
 
@@ -65,20 +54,6 @@ def video_name(clip: str) -> str:
 
 def plot_name(clip: str) -> str:
     return f"{clip_slug(clip)}_emotion.png"
-
-
-def build_renderer(cfg: RenderConfig, device: torch.device) -> tuple[FaceModel, Camera, object]:
-    """The face model (``render.face_model``/``reference`` or the built-in head), the official camera
-    at ``render.size`` and the rasterizer of ``render.backend`` (``MeshRenderer`` or
-    ``Pytorch3dRenderer``: ``.render(vertices) -> (B, S, S, 3) uint8``), all on ``device``."""
-    model = load_face_model(cfg.face_model, cfg.reference).to(device)
-    camera = Camera(size=cfg.size)
-    if cfg.backend == "pytorch3d":
-        from reactcli.render.p3d import Pytorch3dRenderer as Backend
-    else:
-        from reactcli.render.raster import MeshRenderer as Backend
-    renderer = Backend(model.tri, camera=camera, albedo=model.albedo, device=device, chunk=cfg.chunk)
-    return model, camera, renderer
 
 
 def select_jobs(root: Path, split: str, submit_only: bool, limit: int | None) -> tuple[list[ClipJob], list[str]]:

@@ -5,27 +5,27 @@ Both models share one linear form, the one the REACT renders use::
     vertices = neutral + exBase @ exp          (neutral = meanshape + idBase @ identity)
     world    = R @ vertices + translation,     R = Rz(rz) @ Ry(ry) @ Rx(rx)
 
-with ``exp = x[0:52]``, ``(rx, ry, rz) = x[52:55]``, ``translation = x[55:58]``. FaceVerse stores
+with ``exp = x[:EXPRESSION_DIM]`` (52), ``(rx, ry, rz) = x[ROTATION]`` and
+``translation = x[TRANSLATION]`` (the slices of :mod:`reactcli.vocab`). FaceVerse stores
 faces in camera-style coordinates (y down, looking along -z); a rotation of about pi around x
 turns them upright towards the official camera on the +z axis, which is why real data has
 ``rx`` close to pi.
 
 The two sources: the user's FaceVerse v2 file (:mod:`reactcli.render.faceverse`, read without
 running pickled code) and the built-in schematic head (:mod:`reactcli.render.schematic`, no
-download needed); :func:`load_face_model` picks one.
+download needed); ``load_face_model`` in :mod:`reactcli.render.build` picks one (there, not here,
+because both sources import this module).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from reactcli.errors import ReactError
-from reactcli.vocab import EXPRESSION_DIM as EXP_DIM
-from reactcli.vocab import FACE_DIM
+from reactcli.vocab import EXPRESSION_DIM, FACE_DIM, ROTATION, TRANSLATION
 
 
 @dataclass
@@ -52,9 +52,9 @@ class FaceModel:
         x = torch.as_tensor(coeffs, dtype=torch.float32, device=self.neutral.device)
         if x.ndim != 2 or x.shape[1] != FACE_DIM:
             raise ReactError(f"3DMM coefficients have shape {tuple(x.shape)}, expected (T, {FACE_DIM})")
-        shape = self.neutral + (x[:, :EXP_DIM] @ self.exp_basis.T).view(x.shape[0], -1, 3)
-        rot = rotation_matrix(x[:, EXP_DIM : EXP_DIM + 3])
-        return shape @ rot.transpose(1, 2) + x[:, None, EXP_DIM + 3 :]
+        shape = self.neutral + (x[:, :EXPRESSION_DIM] @ self.exp_basis.T).view(x.shape[0], -1, 3)
+        rot = rotation_matrix(x[:, ROTATION])
+        return shape @ rot.transpose(1, 2) + x[:, None, TRANSLATION]
 
 
 def rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
@@ -71,17 +71,3 @@ def rotation_matrix(angles: torch.Tensor) -> torch.Tensor:
 def display_to_raw(a: np.ndarray) -> np.ndarray:
     """Display frame (y up, facing +z) -> FaceVerse raw frame (y down, facing -z): a rotation by pi about x."""
     return a * np.array([1.0, -1.0, -1.0], np.float32)
-
-
-
-def load_face_model(face_model: Path | None, reference: Path | None) -> FaceModel:
-    """The user's FaceVerse file when given, else the built-in face (a reference needs a model)."""
-    if face_model is None:
-        if reference is not None:
-            raise ReactError(f"--reference {reference}: needs --face-model (the built-in face has no identity space)")
-        from reactcli.render.schematic import schematic_face
-
-        return schematic_face()
-    from reactcli.render.faceverse import load_faceverse
-
-    return load_faceverse(face_model, reference)

@@ -19,7 +19,8 @@ import torch
 
 from reactcli.data.loaders import load_npy
 from reactcli.errors import ReactError, file_error
-from reactcli.render.face_model import EXP_DIM, FaceModel, display_to_raw
+from reactcli.render.face_model import FaceModel, display_to_raw
+from reactcli.vocab import EXPRESSION_DIM
 
 ID_DIM = 150  # identity coefficients of FaceVerse v2
 
@@ -111,8 +112,8 @@ def load_faceverse(path: str | Path, reference: str | Path | None = None) -> Fac
     ex_base = _array(path, data, "exBase").astype(np.float32)
     if id_base.shape != (3 * n_vert, ID_DIM):
         raise file_error(path, f"'idBase' has shape {id_base.shape}, expected ({3 * n_vert}, {ID_DIM})")
-    if ex_base.shape != (3 * n_vert, EXP_DIM):
-        raise file_error(path, f"'exBase' has shape {ex_base.shape}, expected ({3 * n_vert}, {EXP_DIM})")
+    if ex_base.shape != (3 * n_vert, EXPRESSION_DIM):
+        raise file_error(path, f"'exBase' has shape {ex_base.shape}, expected ({3 * n_vert}, {EXPRESSION_DIM})")
     tri = _array(path, data, "tri")
     if tri.ndim != 2 or tri.shape[1] != 3 or tri.shape[0] == 0:
         raise file_error(path, f"'tri' has shape {tri.shape}, expected (faces, 3)")
@@ -147,13 +148,15 @@ def synthetic_faceverse(n_side: int, seed: int = 0) -> dict[str, np.ndarray]:
     a = (r * n_side + c).ravel()
     tri = np.concatenate([np.stack([a, a + 1, a + n_side + 1], 1), np.stack([a, a + n_side + 1, a + n_side], 1)])
     smooth = np.stack(
-        [np.sin((k + 1) * verts[:, 0] * 3) * np.cos((k % 5 + 1) * verts[:, 1] * 3) for k in range(EXP_DIM)]
+        [np.sin((k + 1) * verts[:, 0] * 3) * np.cos((k % 5 + 1) * verts[:, 1] * 3) for k in range(EXPRESSION_DIM)]
     )
-    ex = (smooth[:, :, None] * rng.normal(0, 0.02, (EXP_DIM, 1, 3))).reshape(EXP_DIM, -1).T
+    ex = (smooth[:, :, None] * rng.normal(0, 0.02, (EXPRESSION_DIM, 1, 3))).reshape(EXPRESSION_DIM, -1).T
     return {
         "meanshape": display_to_raw(verts.astype(np.float32)).reshape(1, -1),
         "idBase": rng.normal(0, 1e-3, (verts.size, ID_DIM)).astype(np.float32),
-        "exBase": display_to_raw(ex.T.reshape(EXP_DIM, -1, 3).astype(np.float32)).reshape(EXP_DIM, -1).T.copy(),
+        "exBase": display_to_raw(ex.T.reshape(EXPRESSION_DIM, -1, 3).astype(np.float32))
+        .reshape(EXPRESSION_DIM, -1)
+        .T.copy(),
         "tri": tri.astype(np.int32),
         "meantex": np.full((1, verts.size), 180.0, np.float32),
     }

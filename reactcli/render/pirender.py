@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reactcli.errors import file_error
+from reactcli.vocab import FACE_DIM  # the mapping net reads raw FaceVerse coefficients
 
-COEFF_DIM = 58  # FaceVerse: expression 0-51, rotation 52-54, translation 55-57, raw units
 WINDOW = 27  # frames per driving window, centred on the rendered frame
 HALF_WINDOW = WINDOW // 2
 DESCRIPTOR_DIM = 256
@@ -192,7 +192,7 @@ class FineADAINResBlocks(nn.Module):
 class MappingNet(nn.Module):
     """(B, 58, 27) coefficients -> (B, 256, 1) descriptor; every layer is unpadded, 27 -> 1 frames."""
 
-    def __init__(self, coeffs: int = COEFF_DIM, layers: int = 3) -> None:
+    def __init__(self, coeffs: int = FACE_DIM, layers: int = 3) -> None:
         super().__init__()
         self.layers = layers
         self.pre = nn.Conv1d(coeffs, 73, 1)
@@ -351,9 +351,9 @@ class PIRender(nn.Module):
     def forward(self, reference: torch.Tensor, driving: torch.Tensor) -> dict[str, torch.Tensor]:
         if reference.ndim != 4 or reference.shape[1] != 3 or reference.shape[2] % 32 or reference.shape[3] % 32:
             raise ValueError(f"reference must be (B, 3, H, W) with H, W multiples of 32, got {tuple(reference.shape)}")
-        if driving.shape[1:] != (COEFF_DIM, WINDOW) or driving.shape[0] != reference.shape[0]:
+        if driving.shape[1:] != (FACE_DIM, WINDOW) or driving.shape[0] != reference.shape[0]:
             raise ValueError(
-                f"driving must be (B, {COEFF_DIM}, {WINDOW}) with B = {reference.shape[0]}, got {tuple(driving.shape)}"
+                f"driving must be (B, {FACE_DIM}, {WINDOW}) with B = {reference.shape[0]}, got {tuple(driving.shape)}"
             )
         descriptor = self.mapping_net(driving)
         out = self.warpping_net(reference, descriptor)
@@ -438,8 +438,8 @@ def driving_windows(coeffs: np.ndarray | torch.Tensor, frames: Sequence[int] | N
     selects the rendered frames (default: all T), e.g. every 30th for the FID protocol.
     """
     coeffs = torch.as_tensor(coeffs, dtype=torch.float32)
-    if coeffs.ndim != 2 or coeffs.shape[1] != COEFF_DIM or coeffs.shape[0] == 0:
-        raise ValueError(f"coefficients must be (T, {COEFF_DIM}) with T >= 1, got {tuple(coeffs.shape)}")
+    if coeffs.ndim != 2 or coeffs.shape[1] != FACE_DIM or coeffs.shape[0] == 0:
+        raise ValueError(f"coefficients must be (T, {FACE_DIM}) with T >= 1, got {tuple(coeffs.shape)}")
     length = coeffs.shape[0]
     centre = torch.arange(length) if frames is None else torch.as_tensor(list(frames), dtype=torch.long)
     if centre.numel() and (centre.min() < 0 or centre.max() >= length):

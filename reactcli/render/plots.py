@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.atomic import atomic_path
-from reactcli.data.layout import EMOTION_COLUMNS, FPS
+from reactcli.vocab import EMOTION_COLUMNS, FPS
 
 #: valence, arousal, then the AUs of a smile (6, 12), a frown (4) and an open mouth (25)
 PLOT_DIMS = ("valence", "arousal", "AU12", "AU6", "AU4", "AU25")

@@ -13,8 +13,8 @@ import functools
 import numpy as np
 import torch
 
-from reactcli.render.face_model import EXP_DIM, FaceModel, display_to_raw
-from reactcli.vocab import EXPRESSION as E
+from reactcli.render.face_model import FaceModel, display_to_raw
+from reactcli.vocab import EXPRESSION, EXPRESSION_DIM
 
 SKIN = (0.86, 0.69, 0.57)
 EYE_WHITE = (0.95, 0.95, 0.92)
@@ -137,7 +137,7 @@ def _blendshapes(verts: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray
     """(52, V, 3) displacements in the display frame, one per ARKit expression coefficient."""
     n = len(verts)
     x, y = verts[:, 0], verts[:, 1]
-    out = np.zeros((EXP_DIM, n, 3), np.float32)
+    out = np.zeros((EXPRESSION_DIM, n, 3), np.float32)
 
     def mask(*names: str) -> np.ndarray:
         m = np.zeros(n, np.float32)
@@ -161,7 +161,8 @@ def _blendshapes(verts: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray
     for side, tag in ((1, "L"), (-1, "R")):
         lr = "Left" if tag == "L" else "Right"
         i_bdown, i_bout, i_csq, i_blink, i_sq, i_wide = (
-            E[f"{stem}{lr}"] for stem in ("browDown", "browOuterUp", "cheekSquint", "eyeBlink", "eyeSquint", "eyeWide")
+            EXPRESSION[f"{stem}{lr}"]
+            for stem in ("browDown", "browOuterUp", "cheekSquint", "eyeBlink", "eyeSquint", "eyeWide")
         )
         brow = mask(f"brow{tag}")
         eye = mask(f"eye{tag}", f"iris{tag}")
@@ -171,7 +172,7 @@ def _blendshapes(verts: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray
         brow_skin = skin * gauss(ex, 0.18, 0.12, 0.05)
         out[i_bdown, :, 1] = -brow * (0.03 + 0.02 * (1 - t)) - 0.5 * 0.03 * brow_skin
         out[i_bdown, :, 0] = -side * brow * 0.012 * (1 - t)
-        out[E["browInnerUp"], :, 1] += brow * 0.045 * (1 - t) + 0.02 * brow_skin
+        out[EXPRESSION["browInnerUp"], :, 1] += brow * 0.045 * (1 - t) + 0.02 * brow_skin
         out[i_bout, :, 1] = brow * 0.045 * t + 0.015 * brow_skin * (np.abs(x) > 0.15)
         cheek = skin * gauss(side * 0.17, -0.09, 0.08, 0.06)
         out[i_csq, :, 1] = 0.025 * cheek + eye * (y < _EYE_Y) * 0.012
@@ -179,18 +180,18 @@ def _blendshapes(verts: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray
         out[i_sq, :, 1] = -eye * (y - _EYE_Y) * np.where(y < _EYE_Y, 0.55, 0.2)
         out[i_wide, :, 1] = eye * (y - _EYE_Y) * 0.5 + 0.012 * brow
         # gaze (in = towards the nose)
-        out[E[f"eyeLookDown{lr}"], :, 1] = -0.016 * iris
-        out[E[f"eyeLookIn{lr}"], :, 0] = -side * 0.026 * iris
-        out[E[f"eyeLookOut{lr}"], :, 0] = side * 0.026 * iris
-        out[E[f"eyeLookUp{lr}"], :, 1] = 0.014 * iris
-        out[E["cheekPuff"], :, 0] += side * 0.03 * skin * gauss(side * 0.2, -0.17, 0.09, 0.08) * (x * side > 0)
-        out[E["cheekPuff"], :, 2] += 0.035 * skin * gauss(side * 0.2, -0.17, 0.09, 0.08)
+        out[EXPRESSION[f"eyeLookDown{lr}"], :, 1] = -0.016 * iris
+        out[EXPRESSION[f"eyeLookIn{lr}"], :, 0] = -side * 0.026 * iris
+        out[EXPRESSION[f"eyeLookOut{lr}"], :, 0] = side * 0.026 * iris
+        out[EXPRESSION[f"eyeLookUp{lr}"], :, 1] = 0.014 * iris
+        out[EXPRESSION["cheekPuff"], :, 0] += side * 0.03 * skin * gauss(side * 0.2, -0.17, 0.09, 0.08) * (x * side > 0)
+        out[EXPRESSION["cheekPuff"], :, 2] += 0.035 * skin * gauss(side * 0.2, -0.17, 0.09, 0.08)
 
         corner = mouth_all * np.clip(side * x / _MOUTH_RX, 0, 1.2) ** 2
         corner_skin = skin * gauss(side * _MOUTH_RX, _MOUTH_Y, 0.06, 0.05)
         half = mouth_all * (side * x > 0)
         i_dimple, i_frown, i_lowdown, i_press, i_smile, i_stretch, i_upup, i_sneer = (
-            E[f"{stem}{lr}"] for stem in (
+            EXPRESSION[f"{stem}{lr}"] for stem in (
                 "mouthDimple", "mouthFrown", "mouthLowerDown", "mouthPress", "mouthSmile", "mouthStretch",
                 "mouthUpperUp", "noseSneer",
             )
@@ -207,27 +208,27 @@ def _blendshapes(verts: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray
         out[i_upup, :, 1] = 0.03 * half * upper_lip
         out[i_sneer, :, 1] = 0.02 * skin * gauss(side * 0.045, -0.07, 0.04, 0.05)
 
-    out[E["jawForward"], :, 2] = 0.04 * jaw
-    out[E["jawLeft"], :, 0] = 0.04 * jaw
-    out[E["jawOpen"], :, 1] = -0.13 * jaw
-    out[E["jawOpen"], :, 2] = -0.02 * jaw
-    out[E["jawRight"], :, 0] = -0.04 * jaw
-    out[E["mouthClose"], :, 1] = 0.03 * mask("lipL") * jaw_mouth.clip(0.3, 1) - 0.01 * upper_lip
-    out[E["mouthFunnel"], :, 0] = -0.35 * x * lips
-    out[E["mouthFunnel"], :, 1] = 1.5 * (y - _MOUTH_Y) * mask("mouth")
-    out[E["mouthFunnel"], :, 2] = 0.02 * lips
-    out[E["mouthLeft"], :, 0] = 0.05 * mouth_all + 0.02 * skin * near_mouth
-    out[E["mouthPucker"], :, 0] = -0.45 * x * mouth_all
-    out[E["mouthPucker"], :, 2] = 0.03 * lips
-    out[E["mouthRight"], :, 0] = -out[E["mouthLeft"], :, 0]
-    out[E["mouthRollLower"], :, 1] = 0.02 * mask("lipL")
-    out[E["mouthRollLower"], :, 2] = -0.01 * mask("lipL")
-    out[E["mouthRollUpper"], :, 1] = -0.015 * upper_lip
-    out[E["mouthRollUpper"], :, 2] = -0.01 * upper_lip
-    out[E["mouthShrugLower"], :, 1] = 0.025 * (mask("lipL") + jaw_skin * 0.6)
-    out[E["mouthShrugUpper"], :, 1] = 0.02 * upper_lip
-    out[E["tongueOut"], :, 1] = -0.05 * mask("tongue")
-    out[E["tongueOut"], :, 2] = 0.035 * mask("tongue")
+    out[EXPRESSION["jawForward"], :, 2] = 0.04 * jaw
+    out[EXPRESSION["jawLeft"], :, 0] = 0.04 * jaw
+    out[EXPRESSION["jawOpen"], :, 1] = -0.13 * jaw
+    out[EXPRESSION["jawOpen"], :, 2] = -0.02 * jaw
+    out[EXPRESSION["jawRight"], :, 0] = -0.04 * jaw
+    out[EXPRESSION["mouthClose"], :, 1] = 0.03 * mask("lipL") * jaw_mouth.clip(0.3, 1) - 0.01 * upper_lip
+    out[EXPRESSION["mouthFunnel"], :, 0] = -0.35 * x * lips
+    out[EXPRESSION["mouthFunnel"], :, 1] = 1.5 * (y - _MOUTH_Y) * mask("mouth")
+    out[EXPRESSION["mouthFunnel"], :, 2] = 0.02 * lips
+    out[EXPRESSION["mouthLeft"], :, 0] = 0.05 * mouth_all + 0.02 * skin * near_mouth
+    out[EXPRESSION["mouthPucker"], :, 0] = -0.45 * x * mouth_all
+    out[EXPRESSION["mouthPucker"], :, 2] = 0.03 * lips
+    out[EXPRESSION["mouthRight"], :, 0] = -out[EXPRESSION["mouthLeft"], :, 0]
+    out[EXPRESSION["mouthRollLower"], :, 1] = 0.02 * mask("lipL")
+    out[EXPRESSION["mouthRollLower"], :, 2] = -0.01 * mask("lipL")
+    out[EXPRESSION["mouthRollUpper"], :, 1] = -0.015 * upper_lip
+    out[EXPRESSION["mouthRollUpper"], :, 2] = -0.01 * upper_lip
+    out[EXPRESSION["mouthShrugLower"], :, 1] = 0.025 * (mask("lipL") + jaw_skin * 0.6)
+    out[EXPRESSION["mouthShrugUpper"], :, 1] = 0.02 * upper_lip
+    out[EXPRESSION["tongueOut"], :, 1] = -0.05 * mask("tongue")
+    out[EXPRESSION["tongueOut"], :, 2] = 0.035 * mask("tongue")
     return out
 
 
@@ -235,7 +236,7 @@ def _blendshapes(verts: np.ndarray, groups: dict[str, np.ndarray]) -> np.ndarray
 def _schematic_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     verts, tris, colors, groups = _build_schematic()
     basis = display_to_raw(_blendshapes(verts, groups))  # (52, V, 3)
-    return display_to_raw(verts), basis.reshape(EXP_DIM, -1).T.copy(), tris, colors
+    return display_to_raw(verts), basis.reshape(EXPRESSION_DIM, -1).T.copy(), tris, colors
 
 
 def schematic_face() -> FaceModel:

@@ -26,7 +26,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig, config_to_dict
 from reactcli.data.features import audio_feature_dim
-from reactcli.data.layout import EMOTION_DIM, VALENCE_AROUSAL
 from reactcli.errors import ReactError, file_error
 from reactcli.models.checkpoint import (
     PREDICTOR_KIND,
@@ -45,7 +44,7 @@ from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop
 from reactcli.training.schedule import make_optimizer, make_scheduler
-from reactcli.vocab import PREDICTOR_CKPT, PREDICTOR_LAST_CKPT
+from reactcli.vocab import EMOTION_DIM, PREDICTOR_CKPT, PREDICTOR_LAST_CKPT, VALENCE_AROUSAL
 
 KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
