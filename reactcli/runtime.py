@@ -76,9 +76,11 @@ def configure_threads(threads: int | None) -> tuple[int, str | None]:
             wanted = min(cores, int(omp))
             if int(omp) > cores:
                 warning = f"OMP_NUM_THREADS={omp} is more than the {cores} usable core(s): using {cores}"
-    torch.set_num_threads(wanted)
     if "numba" in sys.modules:
         import numba
 
+        # First: numba's first call launches its OpenMP pool, which resets the OpenMP thread count
+        # that torch shares with it (seen: torch back at 2 threads after set_num_threads(1)).
         numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(wanted)
     return wanted, warning

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from reactcli.errors import ReactError
+from reactcli import runtime
 from reactcli.runtime import configure_threads, usable_cores
 
 
@@ -18,13 +19,13 @@ def _restore_threads():
 
 def test_default_is_the_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("reactcli.runtime.usable_cores", lambda: 1)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
     assert configure_threads(None) == (1, None)
     assert torch.get_num_threads() == 1
 
 
 def test_explicit_threads_and_the_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reactcli.runtime.usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
     assert configure_threads(1) == (1, None)
     assert torch.get_num_threads() == 1
     threads, warning = configure_threads(3)
@@ -33,7 +34,7 @@ def test_explicit_threads_and_the_warning(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_omp_num_threads_above_the_cores_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reactcli.runtime.usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
     monkeypatch.setenv("OMP_NUM_THREADS", "16")
     threads, warning = configure_threads(None)
     assert threads == 2 and torch.get_num_threads() == 2
@@ -51,3 +52,13 @@ def test_usable_cores_reads_the_affinity() -> None:
     import os
 
     assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+def test_numba_pool_launch_does_not_undo_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba's first thread call launches its OpenMP pool, which resets the count torch shares."""
+    import numba  # noqa: F401  (loaded, as after any FRD)
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    configure_threads(1)
+    assert torch.get_num_threads() == 1
