@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reactcli.errors import ReactError
 from reactcli import runtime
+from reactcli.errors import ReactError
 from reactcli.runtime import configure_threads, usable_cores
 
 
