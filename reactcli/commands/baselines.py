@@ -16,7 +16,9 @@ def baselines(
     data: DataOption,
     split: SplitOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Write every row's metrics as JSON here.")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Reactions per speaker (K).")] = 10,
+    samples: Annotated[
+        int | None, typer.Option("--samples", min=1, help="Reactions per speaker (K; default generation.samples).")
+    ] = None,
     seed: SeedOption = 0,
     workers: WorkersOption = None,
     config: ConfigOption = None,
@@ -45,7 +47,8 @@ def baselines(
 
     if ridge_alpha <= 0:
         raise ReactError(f"--ridge-alpha {ridge_alpha}: the ridge strength must be > 0")
-    cfg = build_config(config, set_)
+    cfg = build_config(config, set_, generation={"samples": samples})
+    samples = cfg.generation.samples
     truth = load_truth(data, split)
     skipped: dict[str, str] = {}
     try:
