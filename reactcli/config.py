@@ -300,7 +300,7 @@ REMOVED: dict[tuple[str, str], str] = {
 # A stored config holding the "off" value loads; one that used the knob cannot be rebuilt.
 RETIRED: dict[tuple[str, str], tuple[Any, str]] = {
     ("predictor", "speaker_emotion_dims"): (
-        "none", "emotion dims from the speaker memory alone lost to the linear path (docs/quality.md, second round)"
+        "none", "emotion dims from the speaker memory alone lost to the linear path, docs/quality.md"
     ),
 }
 
@@ -426,8 +426,8 @@ def upgrade_stored(data: Mapping[str, Any], name: str = "stored config") -> dict
             if (section, key) in RETIRED:
                 off, why = RETIRED[section, key]
                 if value != off:
-                    raise ReactError(f"{name}: was trained with {section}.{key} = {value!r}, a knob since retired "
-                                     f"({why}); this version cannot rebuild that model")
+                    raise ReactError(f"{name}: {section}.{key} = {value!r} is a retired knob ({why}); this "
+                                     "version cannot rebuild a model trained with it")
                 continue
             if (section, key) in REMOVED:
                 continue

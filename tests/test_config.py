@@ -215,8 +215,8 @@ def test_retired_knob_loads_when_off_and_is_refused_when_used(tmp_path: Path) ->
     stored["data"]["splits"] = ["train", "val"]  # removed key: dropped
     assert config_from_dict(stored) == load_config(None, None, environ={})
     stored["predictor"]["speaker_emotion_dims"] = "valence_arousal"
-    with pytest.raises(ReactError, match=r"^old\.ckpt: was trained with predictor\.speaker_emotion_dims = "
-                                         r"'valence_arousal', a knob since retired .*cannot rebuild that model"):
+    with pytest.raises(ReactError, match=r"^old\.ckpt: predictor\.speaker_emotion_dims = 'valence_arousal' is a "
+                                         r"retired knob \(.*\); this version cannot rebuild a model trained with it"):
         config_from_dict(stored, "old.ckpt")
     with pytest.raises(ReactError, match=r"c\.toml: 'predictor\.speaker_emotion_dims' was retired: .*quality\.md"):
         load_config(write(tmp_path, "[predictor]\nspeaker_emotion_dims = 'none'\n"), None, environ={})

@@ -69,12 +69,18 @@ def test_checkpoint_with_old_config_names_loads(trained_run: Path, tmp_path: Pat
     config["tokenizer"]["window"] = config["tokenizer"].pop("window_frames")
     config["predictor"]["context"] = config["predictor"].pop("context_frames")
     config["training"]["predictor_window"] = config["training"].pop("predictor_crop_frames")
-    config["data"].update(root="/old/data", window_frames=160, num_workers=0)
+    config["data"].update(root="/old/data", window_frames=160, num_workers=0, splits=["train", "val"])
+    config["predictor"]["speaker_emotion_dims"] = "none"  # retired, in its "off" state
     torch.save(data, tmp_path / "old.ckpt")
     old, _ = load_reaction_model(tmp_path / "old.ckpt")
     new, _ = load_reaction_model(trained_run / "predictor.ckpt")
     assert old.config == new.config
     assert old.config.predictor.context_frames == new.predictor.cfg.context_frames == 32
+    config["predictor"]["speaker_emotion_dims"] = "valence_arousal"  # a model this version cannot rebuild
+    torch.save(data, tmp_path / "retired.ckpt")
+    with pytest.raises(ReactError, match=r"retired\.ckpt: .*speaker_emotion_dims = 'valence_arousal' is a retired "
+                                         r"knob"):
+        load_reaction_model(tmp_path / "retired.ckpt")
 
 
 def test_predictor_checkpoint_is_self_contained(trained_run: Path) -> None:

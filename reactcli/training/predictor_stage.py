@@ -271,6 +271,7 @@ def train_predictor(
         if resume:
             point = read_resume_point(last_path, PREDICTOR_KIND, cfg, run_key, RESUME_FROM_COMMAND_LINE)
             cfg, seed = point.config, point.seed
+            stop.kept = f"{last_path} (step {point.step}) is kept as it was; continue with --resume"
             bundle, _ = load_reaction_model(last_path, "cpu", point.data)
             tokenizer, model, valid = bundle.tokenizer, bundle.predictor, bundle.valid_codes
         else:

@@ -125,6 +125,7 @@ def train_tokenizer(
         if resume:
             point = read_resume_point(last_path, TOKENIZER_KIND, cfg, run_key, RESUME_FROM_COMMAND_LINE)
             cfg, seed = point.config, point.seed
+            stop.kept = f"{last_path} (step {point.step}) is kept as it was; continue with --resume"
         seed_everything(seed)
         train, held = ({k: torch.from_numpy(v) for k, v in load_clips(root, split, cfg, FACE_KEYS).items()}
                        for split in ("train", "val"))
