@@ -409,10 +409,11 @@ def test_a_stop_signal_keeps_the_step_and_resume_is_the_same_run(
         if step == 5:
             os.kill(os.getpid(), signal.SIGINT)
 
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(Interrupted, match=r"train tokenizer: stopped by SIGINT after step 6 of 12; kept .*"
                                           r"tokenizer_last\.ckpt \(step 6\); continue with the same command") as exc:
         train_tokenizer(preprocessed_root, fast_config(), tmp_path, 0, ctx, on_step=interrupt)
-    assert exc.value.exit_code == 130 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert exc.value.exit_code == 130 and signal.getsignal(signal.SIGINT) is before  # handlers restored
     assert not (tmp_path / "tokenizer.ckpt").exists()
     train_tokenizer(preprocessed_root, fast_config(), tmp_path, 0, ctx, resume=True)
     resumed, _, _ = load_tokenizer(tmp_path / "tokenizer.ckpt")
@@ -439,6 +440,7 @@ def test_stop_request_rules() -> None:
     from reactcli.errors import Interrupted
     from reactcli.training.stop import StopRequest
 
+    before = signal.getsignal(signal.SIGTERM)
     with StopRequest("train x") as stop:
         assert signal.getsignal(signal.SIGTERM) == stop._handle
         with pytest.raises(Interrupted, match=r"^train x: stopped at once by SIGTERM; nothing was kept"):
@@ -449,7 +451,7 @@ def test_stop_request_rules() -> None:
             stop.kept = "kept run/x_last.ckpt (step 3)"
             with pytest.raises(Interrupted, match=r"stopped at once by SIGINT again; kept run/x_last\.ckpt"):
                 stop._handle(signal.SIGINT, None)
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == before
     with StopRequest("train x", distributed=True) as stop, stop.armed():
         stop._handle(signal.SIGTERM, None)
         stop._handle(signal.SIGTERM, None)
