@@ -10,20 +10,31 @@ first so that a typo is reported with the layer (file name, environment variable
 checkpoint) and the full dotted key instead of pydantic's anonymous "extra inputs are not
 permitted".
 
-Keys renamed since earlier versions are listed in :data:`RENAMED`: a config file that still uses an
-old name gets an error naming the new one, and a configuration stored in a checkpoint is upgraded
-when it is read (:func:`config_from_dict`), so checkpoints written before the rename keep loading.
+Settings that depend on each other are checked by validators on the sections (and on
+:class:`ReactConfig` for rules across sections) while the configuration is loaded; a broken rule
+names every key it involves with its value and the layer it came from, so a contradiction is found
+before a model is built or a corpus tokenised. A rule broken by the base layer's values alone (a
+checkpoint's stored configuration) is not raised: the stored run was built that way and its weights
+match it.
+
+Keys renamed since earlier versions are listed in :data:`RENAMED` (and renamed values in
+:data:`RENAMED_VALUES`): a config file that still uses an old name gets an error naming the new one,
+and a configuration stored in a checkpoint is upgraded when it is read (:func:`config_from_dict`),
+so checkpoints written before the rename keep loading. Keys dropped are in :data:`REMOVED` (with
+why), and knobs retired after they lost a measured comparison in :data:`RETIRED`: a stored config
+that holds the retired knob's "off" value loads, one that used the knob is refused with the reason.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from reactcli.errors import ReactError
 
@@ -34,6 +45,32 @@ else:  # pragma: no cover
 
 ENV_PREFIX = "REACT_"
 ENV_DELIMITER = "__"
+DEFAULTS = "the defaults"  # the layer name of a value nobody set
+
+
+class RuleError(ValueError):
+    """A rule between settings is broken; ``keys`` are the dotted keys it involves."""
+
+    def __init__(self, keys: tuple[str, ...], problem: str) -> None:
+        super().__init__(problem)
+        self.keys = keys
+        self.problem = problem
+
+
+def rule(info: ValidationInfo, ok: bool, keys: tuple[str, ...], problem: str) -> None:
+    """Raise :class:`RuleError` unless ``ok``, or unless every key involved comes from the base layer.
+
+    ``info.context`` (set by :func:`load_config`) maps ``(section, key)`` to the layer each value came
+    from and names the base layer; without it (a plain ``ReactConfig(...)`` or an assignment) every
+    rule applies.
+    """
+    if ok:
+        return
+    context = info.context or {}
+    base, origin = context.get("base"), context.get("origin", {})
+    if base is not None and all(origin.get(tuple(k.split(".", 1))) == base for k in keys):
+        return
+    raise RuleError(keys, problem)
 
 
 class Section(BaseModel):
@@ -41,10 +78,10 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    """Where the preprocessing cache and face statistics live, and which splits are used.
+    """Where the preprocessing cache and face statistics live.
 
     The dataset root itself is not a setting: every command takes it as ``--data`` and passes it on
-    as an argument, so it travels one way only.
+    as an argument, so it travels one way only. Both training stages validate on the val split.
     """
 
     cache_dir: Path | None = Field(
@@ -54,7 +91,6 @@ class DataConfig(Section):
         default=None, description="(58,) mean 3DMM .npy; default: the train mean computed by preprocess"
     )
     std_face: Path | None = Field(default=None, description="(58,) std 3DMM .npy; default: from preprocess")
-    splits: list[Literal["train", "val", "test"]] = ["train", "val"]
 
 
 class AudioConfig(Section):
@@ -81,6 +117,12 @@ class TokenizerConfig(Section):
     dropout: float = 0.1
     normalize_std: bool = Field(default=False, description="divide by std_face as well as subtract mean")
 
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> TokenizerConfig:
+        rule(info, self.dim % self.heads == 0, ("tokenizer.dim", "tokenizer.heads"),
+             f"tokenizer.dim ({self.dim}) must be a multiple of tokenizer.heads ({self.heads})")
+        return self
+
 
 class PredictorConfig(Section):
     """Cross-modal reaction predictor (stage 2)."""
@@ -106,14 +148,25 @@ class PredictorConfig(Section):
         default=True,
         description="emit emotion from a regression head on the listener state (else decode it from the tokens)",
     )
-    speaker_emotion_dims: Literal["none", "valence_arousal", "all"] = Field(
-        default="none",
-        description="emotion dims the head reads from the speaker memory alone (no listener history)",
-    )
     linear_emotion_dims: Literal["none", "valence_arousal", "valence_arousal_expressions"] = Field(
         default="none",
         description="emotion dims given by the fixed linear path alone, no learned residual (needs emotion_skip)",
     )
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> PredictorConfig:
+        # rotary positions rotate pairs of channels, so each head needs an even width
+        rule(info, self.dim % self.heads == 0 and (self.dim // self.heads) % 2 == 0,
+             ("predictor.dim", "predictor.heads"),
+             f"predictor.dim ({self.dim}) must split into predictor.heads ({self.heads}) heads of an even width")
+        rule(info, self.emotion_skip == 0 or self.emotion_head, ("predictor.emotion_skip", "predictor.emotion_head"),
+             "predictor.emotion_skip adds a linear path to the emotion head: it needs predictor.emotion_head = true "
+             "(or emotion_skip = 0)")
+        rule(info, self.linear_emotion_dims == "none" or (self.emotion_head and self.emotion_skip > 0),
+             ("predictor.linear_emotion_dims", "predictor.emotion_head", "predictor.emotion_skip"),
+             "predictor.linear_emotion_dims takes dims from the linear path alone: it needs predictor.emotion_head "
+             "= true and predictor.emotion_skip > 0")
+        return self
 
 
 class TrainingConfig(Section):
@@ -130,9 +183,10 @@ class TrainingConfig(Section):
     tokenizer_batch_size: int = 8
     predictor_batch_size: int = 16
     predictor_crop_frames: int = Field(default=288, ge=2, description="length of the predictor's training crops")
-    select_by: Literal["val_loss", "unheard_emotion"] = Field(
+    select_by: Literal["val_loss", "val_unheard_mse"] = Field(
         default="val_loss",
-        description="best checkpoint by teacher-forced val loss, or by the emotion MSE with no listener history",
+        description="the validation figure (a predictor log column) that picks predictor.ckpt: the teacher-forced "
+        "val loss, or the emotion MSE with every listener input MASKed (needs predictor.emotion_head)",
     )
     emotion_only_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     truncate_prob: float = 0.5
@@ -156,7 +210,9 @@ class TrainingConfig(Section):
 
 
 class GenerationConfig(Section):
-    samples: int = Field(default=10, ge=1)
+    """Sampling and the post-processing of emitted frames (``react generate``, ``react live``, baselines' K)."""
+
+    samples: int = Field(default=10, ge=1, description="reactions per speaker (K)")
     top_k: int = Field(default=512, ge=1)
     temperature: float = Field(default=1.0, gt=0.0)
     smoothing: float = Field(
@@ -170,9 +226,9 @@ class GenerationConfig(Section):
         "mean without one): 1 = as trained, 0 = the linear path alone",
     )
     valid_emotion: bool = Field(
-        default=False,
-        description="project each emitted emotion frame onto the valid set (AUs and valence/arousal in range, "
-        "expression probabilities summing to 1)",
+        default=True,
+        description="project each emitted emotion frame onto the valid set (AUs in [0, 1], valence/arousal in "
+        "[-1, 1], expression probabilities on the simplex)",
     )
 
 
@@ -205,6 +261,18 @@ class ReactConfig(BaseModel):
     generation: GenerationConfig = GenerationConfig()
     render: RenderConfig = RenderConfig()
 
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> ReactConfig:
+        head = self.predictor.emotion_head
+        rule(info, self.training.select_by != "val_unheard_mse" or head,
+             ("training.select_by", "predictor.emotion_head"),
+             "training.select_by = 'val_unheard_mse' scores the emotion head: it needs predictor.emotion_head = true")
+        rule(info, self.generation.emotion_residual_scale == 1.0 or head,
+             ("generation.emotion_residual_scale", "predictor.emotion_head"),
+             "generation.emotion_residual_scale shrinks the emotion head's learned part: it needs "
+             "predictor.emotion_head = true (or a scale of 1)")
+        return self
+
 
 SECTIONS: dict[str, type[Section]] = {
     name: field.annotation  # type: ignore[misc]
@@ -217,25 +285,56 @@ RENAMED: dict[tuple[str, str], str] = {
     ("predictor", "context"): "context_frames",
     ("training", "predictor_window"): "predictor_crop_frames",
 }
-# Keys that no code read (or, for data.root, that travelled twice): dropped from stored configs.
-REMOVED: frozenset[tuple[str, str]] = frozenset({("data", "root"), ("data", "window_frames"), ("data", "num_workers")})
+# (section, key) -> {old value: new value}: values renamed (the selection criterion is named by its log column).
+RENAMED_VALUES: dict[tuple[str, str], dict[Any, Any]] = {
+    ("training", "select_by"): {"unheard_emotion": "val_unheard_mse"},
+}
+# Keys dropped (no code read them, or they travelled twice) -> why; dropped from stored configs.
+REMOVED: dict[tuple[str, str], str] = {
+    ("data", "root"): "the dataset root is given as --data",
+    ("data", "window_frames"): "no code read it",
+    ("data", "num_workers"): "no code read it",
+    ("data", "splits"): "it only chose the tokenizer's validation split; both stages validate on val",
+}
+# Knobs retired after they lost a measured comparison -> (the value that meant "off", why).
+# A stored config holding the "off" value loads; one that used the knob cannot be rebuilt.
+RETIRED: dict[tuple[str, str], tuple[Any, str]] = {
+    ("predictor", "speaker_emotion_dims"): (
+        "none", "emotion dims from the speaker memory alone lost to the linear path, docs/quality.md"
+    ),
+}
 
 Layer = Mapping[str, Mapping[str, Any]]
+
+
+def _nearest(word: str, candidates: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or nothing when none is close."""
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _check_known_keys(data: Mapping[str, Any], origin: str) -> None:
     for section, values in data.items():
         if section not in SECTIONS:
-            raise ReactError(f"{origin}: unknown config section '{section}' (known: {', '.join(SECTIONS)})")
+            raise ReactError(f"{origin}: unknown config section '{section}'{_nearest(section, list(SECTIONS))} "
+                             f"(known: {', '.join(SECTIONS)})")
         if not isinstance(values, Mapping):
             raise ReactError(f"{origin}: '{section}' must be a table of settings, got {values!r}")
         fields = SECTIONS[section].model_fields
-        for key in values:
+        for key, value in values.items():
             if (section, key) in RENAMED:
                 raise ReactError(f"{origin}: '{section}.{key}' is now called '{section}.{RENAMED[section, key]}'")
+            if (section, key) in RETIRED:
+                raise ReactError(f"{origin}: '{section}.{key}' was retired: {RETIRED[section, key][1]}")
+            if (section, key) in REMOVED:
+                raise ReactError(f"{origin}: '{section}.{key}' was removed: {REMOVED[section, key]}")
+            new = RENAMED_VALUES.get((section, key), {})
+            if isinstance(value, str) and value in new:
+                raise ReactError(f"{origin}: {section}.{key} = '{value}' is now called '{new[value]}'")
             if key not in fields:
                 raise ReactError(
-                    f"{origin}: unknown config key '{section}.{key}' (known in [{section}]: {', '.join(fields)})"
+                    f"{origin}: unknown config key '{section}.{key}'{_nearest(key, list(fields))} "
+                    f"(known in [{section}]: {', '.join(fields)})"
                 )
 
 
@@ -251,19 +350,47 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+def env_name(section: str, key: str) -> str:
+    """The environment variable of a setting: ``REACT_TRAINING__PREDICTOR_MAX_STEPS``."""
+    return f"{ENV_PREFIX}{section.upper()}{ENV_DELIMITER}{key.upper()}"
+
+
+def _env_names() -> dict[str, str]:
+    return {env_name(s, k): f"{s}.{k}" for s, model in SECTIONS.items() for k in model.model_fields}
+
+
+def settings_shaped(name: str) -> bool:
+    """Whether a ``REACT_*`` variable is meant as one of our settings (and so must be one).
+
+    The ``REACT_`` prefix is shared: React's own tooling reads ``REACT_APP_*``, ``REACT_EDITOR`` and
+    ``REACT_NATIVE_*``, and our browser test reads ``REACT_UPDATE_SCREENSHOT``. A variable is ours when
+    it has the section delimiter ``__``, starts with a section name and ``_``
+    (``REACT_TRAINING_PREDICTOR_MAX_STEPS``), or is one typo away from a setting's variable
+    (``REACT_GENERATON_SAMPLES``); anything else is left to whoever set it.
+    """
+    rest = name.upper()[len(ENV_PREFIX):]
+    if ENV_DELIMITER in rest or any(rest.startswith(f"{section.upper()}_") for section in SECTIONS):
+        return True
+    return bool(difflib.get_close_matches(name.upper(), list(_env_names()), n=1, cutoff=0.8))
+
+
 def read_env(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
-    """Collect ``REACT_SECTION__KEY`` variables; an unknown one is an error naming the variable."""
+    """Collect ``REACT_SECTION__KEY`` variables; a settings-shaped one that names no setting is an
+    error naming the variable and the nearest real one (:func:`settings_shaped`)."""
     environ = os.environ if environ is None else environ
     found: dict[str, dict[str, str]] = {}
+    names = _env_names()
     for name, value in environ.items():
-        if not name.upper().startswith(ENV_PREFIX) or ENV_DELIMITER not in name:
+        if not name.upper().startswith(ENV_PREFIX) or not settings_shaped(name):
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition(ENV_DELIMITER)
-        if (section, key) in RENAMED:
-            raise ReactError(f"environment variable {name}: '{section}.{key}' is now called "
-                             f"'{section}.{RENAMED[section, key]}'")
-        if section not in SECTIONS or key not in SECTIONS[section].model_fields:
-            raise ReactError(f"environment variable {name}: no such setting '{section}.{key}'")
+        section, delimiter, key = name[len(ENV_PREFIX) :].lower().partition(ENV_DELIMITER)
+        if name.upper() not in names and (section, key) not in RENAMED and (section, key) not in REMOVED \
+                and (section, key) not in RETIRED:
+            close = difflib.get_close_matches(name.upper(), list(names), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]} ({names[close[0]]})?" if close else ""
+            shape = "" if delimiter else f" (a setting is {ENV_PREFIX}<SECTION>{ENV_DELIMITER}<KEY>)"
+            raise ReactError(f"environment variable {name}: no such setting{shape}{hint}")
+        _check_known_keys({section: {key: value}}, f"environment variable {name}")
         found.setdefault(section, {})[key] = value
     return found
 
@@ -285,16 +412,29 @@ def parse_overrides(assignments: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def upgrade_stored(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """A stored configuration with renamed keys under their new names and removed keys dropped."""
+def upgrade_stored(data: Mapping[str, Any], name: str = "stored config") -> dict[str, dict[str, Any]]:
+    """A stored configuration with renamed keys and values under their new names, removed keys
+    dropped, and retired knobs dropped where they hold their "off" value (any other value is an
+    error naming ``name``: the model it describes cannot be rebuilt)."""
     out: dict[str, dict[str, Any]] = {}
     for section, values in data.items():
         if not isinstance(values, Mapping):
             out[section] = values  # type: ignore[assignment]  # reported by _check_known_keys
             continue
-        out[section] = {
-            RENAMED.get((section, key), key): value for key, value in values.items() if (section, key) not in REMOVED
-        }
+        kept: dict[str, Any] = {}
+        for key, value in values.items():
+            if (section, key) in RETIRED:
+                off, why = RETIRED[section, key]
+                if value != off:
+                    raise ReactError(f"{name}: {section}.{key} = {value!r} is a retired knob ({why}); this "
+                                     "version cannot rebuild a model trained with it")
+                continue
+            if (section, key) in REMOVED:
+                continue
+            new_key = RENAMED.get((section, key), key)
+            renamed = RENAMED_VALUES.get((section, new_key), {})
+            kept[new_key] = renamed.get(value, value) if isinstance(value, str) else value
+        out[section] = kept
     return out
 
 
@@ -315,6 +455,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     base: tuple[str, Layer] | None = None,
     only: frozenset[str] | None = None,
+    fixed: frozenset[str] | None = None,
 ) -> ReactConfig:
     """Build the configuration from base (defaults, or ``base``) < file < environment < CLI overrides.
 
@@ -322,10 +463,13 @@ def load_config(
     by ``name``; its old key names are upgraded. With ``only``, the upper layers may change just
     those sections: a file or ``--set`` value elsewhere is an error naming its layer, while
     ``REACT_*`` variables of other sections are ignored (they are usually exported for training).
+    ``fixed`` sections take their values from ``base``: an upper layer may repeat a value but one
+    that differs is an error naming its layer (``react train-predictor``: the tokenizer section of
+    the tokenizer checkpoint). Rules between settings are checked last (see the module docstring).
     """
     layers: list[tuple[str, Layer]] = []
     if base is not None:
-        stored = upgrade_stored(base[1])
+        stored = upgrade_stored(base[1], base[0])
         _check_known_keys(stored, base[0])
         layers.append((base[0], stored))
     upper: list[tuple[str, Layer]] = []
@@ -345,23 +489,65 @@ def load_config(
                     key = next(iter(values))
                     raise ReactError(
                         f"{name}: {section}.{key} cannot be changed here: it comes from "
-                        f"{base[0] if base else 'the defaults'}; only {', '.join(f'{s}.*' for s in sorted(only))} "
+                        f"{base[0] if base else DEFAULTS}; only {', '.join(f'{s}.*' for s in sorted(only))} "
                         "can be set"
                     )
     merged, origin = _merge(layers + upper)
-    return ReactConfig.model_construct(
-        **{name: _validate_section(name, merged.get(name, {}), origin) for name in SECTIONS}
-    )
-
-
-def _validate_section(name: str, values: Mapping[str, Any], origin: Mapping[tuple[str, str], str]) -> Section:
+    order = [DEFAULTS, *(name for name, _ in layers + upper)]
+    context = {"origin": origin, "base": base[0] if base else None}
     try:
-        return SECTIONS[name].model_validate(dict(values))
+        cfg = ReactConfig.model_validate({name: merged.get(name, {}) for name in SECTIONS}, context=context)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        source = origin.get((name, key), "config")
-        raise ReactError(f"{source}: {name}.{key}: {err['msg']} (got {values.get(key)!r})") from None
+        raise _config_error(exc, merged, origin, order) from None
+    if fixed and base is not None:
+        _check_fixed(cfg, fixed, base, origin)
+    return cfg
+
+
+def _config_error(
+    exc: ValidationError, merged: Mapping[str, Mapping[str, Any]], origin: Mapping[tuple[str, str], str],
+    order: list[str],
+) -> ReactError:
+    """The first problem as one line naming the layer: a bad value's, or for a broken rule the
+    highest layer among the keys involved (the value set last), each key with its value and layer."""
+    err = exc.errors()[0]
+    broken = (err.get("ctx") or {}).get("error")
+    if isinstance(broken, RuleError):
+        def where(dotted: str) -> tuple[str, str, Any]:
+            section, key = dotted.split(".", 1)
+            layer = origin.get((section, key), DEFAULTS)
+            value = merged.get(section, {}).get(key, SECTIONS[section].model_fields[key].default)
+            return dotted, layer, value
+
+        involved = [where(k) for k in broken.keys]
+        source = max((layer for _, layer, _ in involved), key=order.index)
+        detail = "; ".join(f"{k} = {v!r} from {_label(layer)}" for k, layer, v in involved)
+        return ReactError(f"{source}: {broken.problem} ({detail})")
+    section = str(err["loc"][0]) if err["loc"] else "?"
+    key = str(err["loc"][1]) if len(err["loc"]) > 1 else "?"
+    source = origin.get((section, key), "config")
+    value = merged.get(section, {}).get(key)
+    return ReactError(f"{source}: {section}.{key}: {err['msg']} (got {value!r})")
+
+
+def _label(layer: str) -> str:
+    return f"the {layer}" if layer in ("command line", "environment") else layer
+
+
+def _check_fixed(
+    cfg: ReactConfig, fixed: frozenset[str], base: tuple[str, Layer], origin: Mapping[tuple[str, str], str]
+) -> None:
+    """Every value of a ``fixed`` section must be the base layer's (an upper layer may only repeat it)."""
+    stored = load_config(base=(base[0], {s: v for s, v in base[1].items() if s in fixed}), environ={},
+                         only=frozenset())
+    for section in sorted(fixed):
+        want, got = getattr(stored, section).model_dump(), getattr(cfg, section).model_dump()
+        for key, value in got.items():
+            if value != want[key]:
+                raise ReactError(
+                    f"{origin.get((section, key), DEFAULTS)}: {section}.{key} = {value!r} differs from "
+                    f"{want[key]!r} in {base[0]}; {section}.* comes from there (drop the setting, or train a new one)"
+                )
 
 
 def config_to_dict(cfg: ReactConfig) -> dict[str, Any]:

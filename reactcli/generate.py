@@ -20,7 +20,7 @@ the input was chunked or on any later speaker input — which is what makes the 
 Emotion comes from the predictor's emotion head when it has one (else it is decoded from the
 sampled tokens, as in the paper). ``generation.smoothing`` applies a causal exponential moving
 average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks back, so it keeps
-the online contract. ``generation.valid_emotion`` (off by default) projects each emitted emotion
+the online contract. ``generation.valid_emotion`` (on by default) projects each emitted emotion
 frame onto the emotions that can exist (``models/valid_emotion.py``): per frame, so also online.
 ``generation.emotion_residual_scale`` shrinks the emotion head's learned part towards the fixed
 linear skip path (a per-frame scale, online too).
@@ -41,6 +41,7 @@ from reactcli.data.loaders import pad_emotion
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.models.valid_emotion import project_emotion
+from reactcli.runtime import derive_seed
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
 
 if TYPE_CHECKING:
@@ -227,9 +228,7 @@ class ReactionStream:
         """Sampling noise for frames [lo, hi), drawn per frame from (seed, frame) on the CPU."""
         rows = []
         for frame in range(lo, hi):
-            # torch seeds are 64-bit: folding leaves every seed that fits as it was (a negative one
-            # too: torch reads it in two's complement) and keeps a large --seed from overflowing
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + frame) % 2**64)
+            g = torch.Generator().manual_seed(derive_seed("frame", self.seed, frame))
             rows.append(torch.rand(self.samples, self.pred.vocab_size, generator=g))
         return torch.stack(rows, 1).to(self.device)
 
@@ -249,10 +248,9 @@ class ReactionStream:
             full = torch.arange(hi, device=self.device)
             lin = self._listener_inputs(0, hi)
             state = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
-            mem = memory[:, lo:]
             skip = None if skip is None else skip[:, lo:]
         skip = None if self.pred.emotion_skip is None else skip.expand(self.samples, -1, -1)
-        logits, head_emotion = self.pred.heads(state, skip, mem, self.residual_scale)
+        logits, head_emotion = self.pred.heads(state, skip, self.residual_scale)
         new = sample_tokens(
             logits, self.model.valid_codes, self.top_k, self.temperature, self._uniform(lo, hi)
         )
@@ -283,14 +281,10 @@ class ReactionStream:
         return outputs[0], outputs[1]
 
 
-#: Stride between the stream seeds of consecutive samples of a split.
-SAMPLE_SEED_STRIDE = 100_003
-
-
 def sample_seed(seed: int, index: int) -> int:
     """The stream seed of mirrored sample ``index`` under ``--seed seed``: one per sample, so a clip's
     reactions do not depend on which other clips are generated (``react live`` replay uses it too)."""
-    return int(seed) * SAMPLE_SEED_STRIDE + int(index)
+    return derive_seed("sample", seed, index)
 
 
 def generate_reactions(

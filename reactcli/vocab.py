@@ -107,6 +107,7 @@ METRIC_KEYS: tuple[str, ...] = tuple(m.name for m in METRICS)
 TOKENIZER_CKPT = "tokenizer.ckpt"
 PREDICTOR_CKPT = "predictor.ckpt"  # best by validation loss
 PREDICTOR_LAST_CKPT = "predictor_last.ckpt"  # last step, with the optimiser state for --resume
+TOKENIZER_LAST_CKPT = "tokenizer_last.ckpt"  # the same for train-tokenizer --resume
 EMOTION_FILE = "emotion.npy"  # (N, K, 750, 25) generated emotion
 FACE3DMM_FILE = "face3dmm.npy"  # (N, K, 751, 58) generated raw 3DMM
 GENERATION_FILE = "generation.json"  # how the predictions were generated

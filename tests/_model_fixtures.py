@@ -43,7 +43,7 @@ def run_cli(*args: str) -> None:
 
 def random_model(
     audio_dim: int = 10, patch: int = 4, context: int = 16, seed: int = 0, smoothing: float = 0.0,
-    emotion_skip: int = 0, speaker_dims: str = "none", linear_dims: str = "none", valid_emotion: bool = False,
+    emotion_skip: int = 0, linear_dims: str = "none", valid_emotion: bool = False,
     emotion_head: bool = True,
 ) -> ReactionModel:
     """A random tokenizer + predictor with open gates (alpha != 0) so cross-attention matters."""
@@ -53,7 +53,7 @@ def random_model(
         "tokenizer": {"dim": 32, "depth": 2, "decoder_depth": 2, "heads": 4, "window_frames": 8, "dropout": 0.0},
         "predictor": {"dim": 32, "heads": 4, "self_depth": 2, "cross_depth": 2, "context_frames": context,
                       "patch": patch, "dropout": 0.0, "emotion_skip": emotion_skip, "emotion_head": emotion_head,
-                      "speaker_emotion_dims": speaker_dims, "linear_emotion_dims": linear_dims},
+                      "linear_emotion_dims": linear_dims},
     }, environ={})
     tokenizer, predictor = build_models(cfg, audio_dim)
     for module in predictor.modules():

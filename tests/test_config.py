@@ -106,8 +106,13 @@ def test_old_key_in_file_or_env_names_the_new_one(tmp_path: Path) -> None:
         load_config(write(tmp_path, "[predictor]\ncontext = 64\n"), None, environ={})
     with pytest.raises(ReactError, match="REACT_TRAINING__PREDICTOR_WINDOW.*predictor_crop_frames"):
         load_config(None, None, environ={"REACT_TRAINING__PREDICTOR_WINDOW": "64"})
-    with pytest.raises(ReactError, match="unknown config key 'data.num_workers'"):
+    with pytest.raises(ReactError, match="'data.num_workers' was removed: no code read it"):
         load_config(write(tmp_path, "[data]\nnum_workers = 4\n"), None, environ={})
+    with pytest.raises(ReactError, match="'data.splits' was removed: .*both stages validate on val"):
+        load_config(write(tmp_path, "[data]\nsplits = ['train']\n"), None, environ={})
+    with pytest.raises(ReactError, match="--set: training.select_by = 'unheard_emotion' is now called "
+                                         "'val_unheard_mse'"):
+        load_config(None, parse_overrides(["training.select_by='unheard_emotion'"]), environ={})
 
 
 def test_base_layer_with_only_some_sections_changeable(tmp_path: Path) -> None:
@@ -131,3 +136,106 @@ def test_base_layer_with_only_some_sections_changeable(tmp_path: Path) -> None:
     stored["predictor"]["dim"] = "wide"
     with pytest.raises(ReactError, match=r"run/p\.ckpt: predictor\.dim"):
         load_config(None, None, environ={}, base=("run/p.ckpt", stored), only=only)
+
+
+def test_unknown_key_suggests_the_nearest(tmp_path: Path) -> None:
+    with pytest.raises(ReactError, match=r"unknown config key 'training.predictor_max_step' \(did you mean "
+                                         r"'predictor_max_steps'\?\)"):
+        load_config(write(tmp_path, "[training]\npredictor_max_step = 5\n"), None, environ={})
+
+
+@pytest.mark.parametrize(("name", "nearest"), [
+    ("REACT_TRAINING_PREDICTOR_MAX_STEPS", "REACT_TRAINING__PREDICTOR_MAX_STEPS"),  # one underscore
+    ("REACT_GENERATON_SAMPLES", "REACT_GENERATION__SAMPLES"),  # a typo in the section, one underscore
+    ("REACT_TRAINNG__PREDICTOR_MAX_STEPS", "REACT_TRAINING__PREDICTOR_MAX_STEPS"),  # unknown section
+    ("react_training__predictor_max_stepz", "REACT_TRAINING__PREDICTOR_MAX_STEPS"),  # lower case, typo
+])
+def test_unknown_settings_variable_names_itself_and_the_nearest_setting(name: str, nearest: str) -> None:
+    """Issue 26: a misspelt REACT_* variable was silently ignored; it is an error naming the nearest
+    real variable, also where only some sections may change (``react generate``)."""
+    for only in (None, frozenset({"generation"})):
+        with pytest.raises(ReactError, match=rf"environment variable {name}: no such setting.*did you mean {nearest}"):
+            load_config(None, None, environ={name: "5"}, only=only)
+
+
+def test_other_react_variables_are_left_alone() -> None:
+    """The REACT_ prefix is shared with React's tooling and our browser test's switch: those are not ours."""
+    env = {"REACT_APP_API_URL": "http://x", "REACT_EDITOR": "code", "REACT_NATIVE_PACKAGER_HOSTNAME": "h",
+           "REACT_UPDATE_SCREENSHOT": "1", "REACT_GENERATION__SAMPLES": "3"}
+    assert load_config(None, None, environ=env).generation.samples == 3
+
+
+def test_rules_between_settings_name_every_layer(tmp_path: Path) -> None:
+    """A contradiction is an error at load: the layer that set a value last is named first, and
+    every key the rule involves is listed with its value and layer."""
+    path = write(tmp_path, "[predictor]\nemotion_skip = 8\nlinear_emotion_dims = 'valence_arousal'\n")
+    assert load_config(path, None, environ={}).predictor.linear_emotion_dims == "valence_arousal"
+    with pytest.raises(ReactError, match=r"^command line: predictor\.linear_emotion_dims takes .* needs "
+                                         r"predictor\.emotion_head = true and predictor\.emotion_skip > 0 "
+                                         r"\(predictor\.linear_emotion_dims = 'valence_arousal' from .*c\.toml; "
+                                         r"predictor\.emotion_head = True from the defaults; "
+                                         r"predictor\.emotion_skip = 0 from the command line\)$"):
+        load_config(path, parse_overrides(["predictor.emotion_skip=0"]), environ={})
+    with pytest.raises(ReactError, match=r"^environment: predictor\.emotion_skip adds .* needs "
+                                         r"predictor\.emotion_head = true"):
+        load_config(None, None, environ={"REACT_PREDICTOR__EMOTION_HEAD": "false",
+                                         "REACT_PREDICTOR__EMOTION_SKIP": "4"})
+    for setting, message in (
+        ("training.select_by='val_unheard_mse'", "training.select_by = 'val_unheard_mse' scores the emotion head"),
+        ("generation.emotion_residual_scale=0.5", "generation.emotion_residual_scale shrinks"),
+    ):
+        with pytest.raises(ReactError, match=rf"^command line: {message}"):
+            load_config(None, parse_overrides(["predictor.emotion_head=false", setting]), environ={})
+    with pytest.raises(ReactError, match=r"^command line: predictor\.dim \(36\) must split into predictor\.heads "
+                                         r"\(12\) heads of an even width"):
+        load_config(None, parse_overrides(["predictor.dim=36"]), environ={})
+    with pytest.raises(ReactError, match=r"c\.toml: tokenizer\.dim \(30\) must be a multiple of tokenizer\.heads"):
+        load_config(write(tmp_path, "[tokenizer]\ndim = 30\nheads = 4\n"), None, environ={})
+
+
+def test_a_stored_config_is_not_refused_for_its_own_contradictions() -> None:
+    """A rule broken by the stored values alone (a run trained before the rule existed, when the knob
+    was silently ignored) still loads; a value from an upper layer that breaks a rule does not."""
+    stored = config_to_dict(load_config(None, None, environ={}))
+    stored["predictor"].update(emotion_head=False, emotion_skip=40)
+    stored["training"]["select_by"] = "unheard_emotion"  # the old spelling, upgraded
+    cfg = load_config(base=("run/p.ckpt", stored), environ={}, only=frozenset({"generation"}))
+    assert (cfg.predictor.emotion_skip, cfg.training.select_by) == (40, "val_unheard_mse")
+    with pytest.raises(ReactError, match=r"^command line: generation\.emotion_residual_scale shrinks .*"
+                                         r"predictor\.emotion_head = False from run/p\.ckpt"):
+        load_config(None, parse_overrides(["generation.emotion_residual_scale=0.5"]), environ={},
+                    base=("run/p.ckpt", stored), only=frozenset({"generation"}))
+
+
+def test_retired_knob_loads_when_off_and_is_refused_when_used(tmp_path: Path) -> None:
+    """``predictor.speaker_emotion_dims`` lost (docs/quality.md): a checkpoint that left it "none"
+    loads, one that used it says it cannot be rebuilt, a config file that sets it is told why."""
+    stored = config_to_dict(load_config(None, None, environ={}))
+    stored["predictor"]["speaker_emotion_dims"] = "none"
+    stored["data"]["splits"] = ["train", "val"]  # removed key: dropped
+    assert config_from_dict(stored) == load_config(None, None, environ={})
+    stored["predictor"]["speaker_emotion_dims"] = "valence_arousal"
+    with pytest.raises(ReactError, match=r"^old\.ckpt: predictor\.speaker_emotion_dims = 'valence_arousal' is a "
+                                         r"retired knob \(.*\); this version cannot rebuild a model trained with it"):
+        config_from_dict(stored, "old.ckpt")
+    with pytest.raises(ReactError, match=r"c\.toml: 'predictor\.speaker_emotion_dims' was retired: .*quality\.md"):
+        load_config(write(tmp_path, "[predictor]\nspeaker_emotion_dims = 'none'\n"), None, environ={})
+
+
+def test_fixed_section_may_be_repeated_not_changed(tmp_path: Path) -> None:
+    """``react train-predictor``: tokenizer.* is the tokenizer checkpoint's; a layer may repeat a
+    value (the same preset for both stages) but a different one names the layer and the key."""
+    stored = {"tokenizer": config_to_dict(load_config(CONFIGS / "tiny.toml", None, environ={}))["tokenizer"]}
+    base, fixed = ("run/tokenizer.ckpt", stored), frozenset({"tokenizer"})
+    assert load_config(None, None, environ={}, base=base, fixed=fixed).tokenizer.dim == 64  # not the default 252
+    assert load_config(CONFIGS / "tiny.toml", None, environ={}, base=base, fixed=fixed).tokenizer.dim == 64
+    with pytest.raises(ReactError, match=r"^command line: tokenizer\.depth = 3 differs from 2 in run/tokenizer\.ckpt"):
+        load_config(None, parse_overrides(["tokenizer.depth=3"]), environ={}, base=base, fixed=fixed)
+    with pytest.raises(ReactError, match=r"paper\.toml: tokenizer\.dim = 252 differs from 64 in run/tokenizer\.ckpt"):
+        load_config(CONFIGS / "paper.toml", None, environ={}, base=base, fixed=fixed)
+
+
+def test_valid_emotion_is_on_by_default_and_in_the_presets() -> None:
+    assert load_config(None, None, environ={}).generation.valid_emotion
+    for preset in CONFIGS.glob("*.toml"):
+        assert load_config(preset, None, environ={}).generation.valid_emotion, preset.name

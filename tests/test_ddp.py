@@ -31,10 +31,10 @@ def test_two_process_gloo_tokenizer_training(trained_run: Path, preprocessed_roo
                      "--seed", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("tokenizer reconstruction") == 1  # only rank 0 reports
-    names = sorted(p.name for p in out.iterdir())  # one checkpoint, one log, no temp files
-    assert names == ["tokenizer.ckpt", "tokenizer_curves.png", "tokenizer_log.csv"]
+    names = sorted(p.name for p in out.iterdir())  # the checkpoints, one log, no temp files
+    assert names == ["tokenizer.ckpt", "tokenizer_curves.png", "tokenizer_last.ckpt", "tokenizer_log.csv"]
     lines = (out / "tokenizer_log.csv").read_text().splitlines()
-    assert lines[0].startswith("step,") and [int(line.split(",")[0]) for line in lines[1:]] == [4, 8, 10, 12]
+    assert lines[0].startswith("step,") and [int(line.split(",")[0]) for line in lines[1:]] == [4, 7, 8, 10, 12]
     ddp, _, data = load_tokenizer(out / "tokenizer.ckpt")
     single, _, _ = load_tokenizer(trained_run / "tokenizer.ckpt")  # same config and seed, one process
     assert data["steps"] == 12 and all(torch.isfinite(p).all() for p in ddp.parameters())
@@ -57,3 +57,38 @@ def test_two_process_gloo_training(trained_run: Path, preprocessed_root: Path, t
     assert names == ["predictor.ckpt", "predictor_curves.png", "predictor_last.ckpt", "predictor_log.csv"]
     lines = (out / "predictor_log.csv").read_text().splitlines()
     assert lines[0].startswith("step,") and [int(line.split(",")[0]) for line in lines[1:]] == [4, 8]
+
+
+@pytest.mark.slow
+def test_two_process_stop_on_sigint(trained_run: Path, preprocessed_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C reaches torchrun, which forwards it to both workers: they stop after the same step
+    (the flag travels with the loss), rank 0 keeps the checkpoint of that step, rank 1 says it
+    stopped, and neither hangs or leaves a temp file."""
+    import re
+    import signal
+    import time
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "reactcli.cli", "train-predictor", "--config", str(TINY), "--data", str(preprocessed_root),
+           "--tokenizer", str(trained_run / "tokenizer.ckpt"), "--out", str(out), "--device", "cpu", *set_args(),
+           "--max-steps", "5000", "--set", "training.val_every=10000", "--set", "training.log_every=1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = out / "predictor_log.csv"
+    deadline = time.monotonic() + 240
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    kept = re.search(r"error: train predictor: stopped by SIGINT after step (\d+) of 5000; kept \S+predictor_last"
+                     r"\.ckpt \(step \d+\)", err)
+    assert kept, err[-3000:]
+    step = int(kept[1])
+    assert f"error: train predictor: rank 1 stopped by SIGINT after step {step} of 5000" in err
+    assert torch.load(out / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == step
+    assert [int(row.split(",")[0]) for row in log.read_text().splitlines()[1:]] == list(range(1, step + 1))
+    assert sorted(p.name for p in out.iterdir()) == ["predictor_curves.png", "predictor_last.ckpt",
+                                                     "predictor_log.csv"]

@@ -185,3 +185,8 @@ def test_baselines_say_when_train_has_no_emotion(
     assert list(payload["rows"]) == ["GT", "Mime", "Random"]
     assert "train" in payload["skipped"]["MeanSeq"] and "left out" in err
     assert "react preprocess" in payload["skipped"]["Ridge"] and "Ridge left out" in err
+    assert payload["K"] == 2
+    # K lives in generation.samples: --samples only overrides it
+    code, _, err = run(["baselines", "--data", str(root), "--out", str(out), "--set", "generation.samples=3"], capsys)
+    assert code == 0, err
+    assert json.loads(out.read_text())["K"] == 3

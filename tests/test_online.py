@@ -11,14 +11,14 @@ from reactcli.generate import generate_reactions
 
 
 @pytest.mark.parametrize(
-    ("chunk", "smoothing", "skip", "speaker_dims"),
+    ("chunk", "smoothing", "skip", "linear_dims"),
     [(1, 0.0, 0, "none"), (5, 0.0, 0, "none"), (32, 0.0, 0, "none"), (5, 0.6, 8, "none"),
-     (3, 0.0, 0, "valence_arousal")],
+     (3, 0.0, 8, "valence_arousal")],
 )
 def test_future_speaker_input_cannot_change_past_frames(
-    chunk: int, smoothing: float, skip: int, speaker_dims: str
+    chunk: int, smoothing: float, skip: int, linear_dims: str
 ) -> None:
-    model = random_model(patch=4, context=16, smoothing=smoothing, emotion_skip=skip, speaker_dims=speaker_dims)
+    model = random_model(patch=4, context=16, smoothing=smoothing, emotion_skip=skip, linear_dims=linear_dims)
     rng = np.random.default_rng(3)
     audio = rng.normal(size=(60, 10)).astype(np.float32)
     face = rng.normal(size=(60, 58)).astype(np.float32)

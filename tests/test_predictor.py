@@ -132,3 +132,26 @@ def test_grid_code_embedding_uses_fsq_coordinates() -> None:
     far = (grid(torch.tensor([999])) - grid(torch.tensor([0]))).norm()
     assert near < far
     assert CodeEmbedding([8, 5, 5, 5], 16, "table").table.weight.shape == (1002, 16)
+
+
+def test_build_predictor_takes_train_statistics_the_skip_path_and_the_seen_codes() -> None:
+    """build_predictor: input and target statistics of the train corpus (not whole-clip ones), the
+    ridge-fitted linear path, and the codes the train listeners used (and no PAD/MASK)."""
+    from reactcli.config import load_config
+    from reactcli.models.predictor import build_predictor
+    from reactcli.models.tokenizer import FaceTokenizer
+
+    cfg = load_config(None, {"predictor": {"dim": 32, "heads": 4, "self_depth": 1, "cross_depth": 1,
+                                           "emotion_skip": 4, "patch": 4, "context_frames": 16}}, environ={})
+    tokenizer = FaceTokenizer(cfg.tokenizer)
+    g = torch.Generator().manual_seed(2)
+    train = {"speaker_audio": torch.randn(3, 30, 10, generator=g) * 4 + 2,
+             "speaker_emotion": torch.rand(3, 30, 25, generator=g),
+             "listener_emotion": torch.rand(3, 30, 25, generator=g) * 0.5,
+             "listener_tokens": torch.tensor([5, 7, 999]).repeat(3, 10)}
+    model, valid = build_predictor(cfg, tokenizer, train)
+    torch.testing.assert_close(model.audio_mean, train["speaker_audio"].flatten(0, 1).mean(0))
+    torch.testing.assert_close(model.emotion_std, train["speaker_emotion"].flatten(0, 1).std(0))
+    torch.testing.assert_close(model.target_mean, train["listener_emotion"].flatten(0, 1).mean(0))
+    assert model.emotion_skip is not None and float(model.emotion_skip.weight.abs().sum()) > 0  # fitted
+    assert valid.shape == (model.vocab_size,) and valid.nonzero().flatten().tolist() == [5, 7, 999]

@@ -22,7 +22,7 @@ def _clips(root: Path, split: str) -> list[str]:
 
 
 def test_cache_contents(preprocessed_root: Path) -> None:
-    cache = FeatureCache(preprocessed_root, load_config())
+    cache = FeatureCache(preprocessed_root, load_config(environ={}))
     faces = []
     for split in ("train", "val", "test"):
         for clip in _clips(preprocessed_root, split):
@@ -39,7 +39,7 @@ def test_cache_contents(preprocessed_root: Path) -> None:
 
 
 def test_rerun_skips_finished_clips(preprocessed_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cache = FeatureCache(preprocessed_root, load_config())
+    cache = FeatureCache(preprocessed_root, load_config(environ={}))
     target = cache.audio_features("val", _clips(preprocessed_root, "val")[0])
     before = target.stat().st_mtime_ns
     capsys.readouterr()
@@ -52,7 +52,7 @@ def test_rerun_skips_finished_clips(preprocessed_root: Path, capsys: pytest.Capt
 def test_partial_files_do_not_count_as_finished(make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
     assert run_cli(["preprocess", "--data", str(root), "--splits", "train,val"]) == 0
-    cache = FeatureCache(root, load_config())
+    cache = FeatureCache(root, load_config(environ={}))
     clips = _clips(root, "val")
     killed = cache.audio_features("val", clips[0])
     good = np.load(killed)
@@ -120,7 +120,7 @@ def test_every_problem_is_listed(
     assert len(errors) == 1 and "8 problem(s) found" in errors[0]
     assert "Traceback" not in captured.err
     # The broken clips are not cached, the good train clips are, and statistics still get written.
-    cache = FeatureCache(root, load_config())
+    cache = FeatureCache(root, load_config(environ={}))
     assert not cache.face3dmm("val", _clips(root, "val")[1]).exists()
     assert cache.face3dmm("val", _clips(root, "val")[7]).exists()
     assert cache.face_stats().is_file()
@@ -154,7 +154,7 @@ def test_p1p2_folders_and_frame_videos_preprocess(make_synth, tmp_path: Path) ->
 def test_logmel_cache_is_separate(make_synth, tmp_path: Path) -> None:
     root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
     assert run_cli(["preprocess", "--data", str(root), "--splits", "val", "--set", "audio.encoder=logmel"]) == 0
-    cfg = load_config(overrides={"audio": {"encoder": "logmel"}})
+    cfg = load_config(overrides={"audio": {"encoder": "logmel"}}, environ={})
     path = FeatureCache(root, cfg).audio_features("val", _clips(root, "val")[0])
     assert "logmel80" in str(path) and np.load(path).shape == (751, 80)
 
@@ -183,7 +183,7 @@ def test_regenerated_dataset_is_not_served_from_a_stale_cache(tmp_path: Path) ->
     base += ["--video", "none"]
     assert run_cli(base + ["--seed", "1"]) == 0
     assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
-    cache = FeatureCache(root, load_config())
+    cache = FeatureCache(root, load_config(environ={}))
     clip = _clips(root, "val")[0]
     old = np.load(cache.face3dmm("val", clip))
     assert run_cli(base + ["--seed", "2"]) == 0

@@ -4,6 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,12 +69,18 @@ def test_checkpoint_with_old_config_names_loads(trained_run: Path, tmp_path: Pat
     config["tokenizer"]["window"] = config["tokenizer"].pop("window_frames")
     config["predictor"]["context"] = config["predictor"].pop("context_frames")
     config["training"]["predictor_window"] = config["training"].pop("predictor_crop_frames")
-    config["data"].update(root="/old/data", window_frames=160, num_workers=0)
+    config["data"].update(root="/old/data", window_frames=160, num_workers=0, splits=["train", "val"])
+    config["predictor"]["speaker_emotion_dims"] = "none"  # retired, in its "off" state
     torch.save(data, tmp_path / "old.ckpt")
     old, _ = load_reaction_model(tmp_path / "old.ckpt")
     new, _ = load_reaction_model(trained_run / "predictor.ckpt")
     assert old.config == new.config
     assert old.config.predictor.context_frames == new.predictor.cfg.context_frames == 32
+    config["predictor"]["speaker_emotion_dims"] = "valence_arousal"  # a model this version cannot rebuild
+    torch.save(data, tmp_path / "retired.ckpt")
+    with pytest.raises(ReactError, match=r"retired\.ckpt: .*speaker_emotion_dims = 'valence_arousal' is a retired "
+                                         r"knob"):
+        load_reaction_model(tmp_path / "retired.ckpt")
 
 
 def test_predictor_checkpoint_is_self_contained(trained_run: Path) -> None:
@@ -89,40 +101,49 @@ def test_resume_continues_the_same_run(preprocessed_root: Path, trained_run: Pat
 
     ctx = DistContext(0, 1, 0, torch.device("cpu"))
     full, killed = tmp_path / "full", tmp_path / "killed"
-    train_predictor(preprocessed_root, fast_config(), trained_run / "tokenizer.ckpt", full, 3, ctx)
+    every_step = fast_config().model_copy(
+        update={"training": fast_config().training.model_copy(update={"log_every": 1})})
+    train_predictor(preprocessed_root, every_step, trained_run / "tokenizer.ckpt", full, 3, ctx)
 
     def kill(step: int) -> None:
         if step == 6:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt  # a kill: no signal handler runs, the last checkpoint is step 4's
 
     with pytest.raises(KeyboardInterrupt):
-        train_predictor(preprocessed_root, fast_config(), trained_run / "tokenizer.ckpt", killed, 3,
+        train_predictor(preprocessed_root, every_step, trained_run / "tokenizer.ckpt", killed, 3,
                         ctx, on_step=kill)
     assert torch.load(killed / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == 4
-    report = train_predictor(preprocessed_root, fast_config(), None, killed, 0, ctx, resume=True)
+    rows = (killed / "predictor_log.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    report = train_predictor(preprocessed_root, every_step, None, killed, 0, ctx, resume=True)
     assert report.start_step == 4
     a = torch.load(full / "predictor_last.ckpt", weights_only=True)
     b = torch.load(killed / "predictor_last.ckpt", weights_only=True)
     for key, value in a["predictor_state"].items():
         assert torch.equal(value, b["predictor_state"][key]), key
     assert a["val_loss"] == b["val_loss"]
-    # the log of the killed run was appended to, not rewritten: one header, rows 4 (before) and 8 (after)
+    # steps 5 and 6 were trained again: their rows from before the kill are gone, one row per step
     lines = (killed / "predictor_log.csv").read_text().splitlines()
     assert sum(line.startswith("step,") for line in lines) == 1
-    assert [int(line.split(",")[0]) for line in lines[1:]] == [4, 8]
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [1, 2, 3, 4, 5, 6, 7, 8]
     full_rows = (full / "predictor_log.csv").read_text().splitlines()
+    same = [lines[0].split(",").index(c) for c in ("step", "loss", "ce", "emotion_mse", "lr", "grad_norm")]
+    assert [[r.split(",")[i] for i in same] for r in lines] == [[r.split(",")[i] for i in same] for r in full_rows]
     val_col = lines[0].split(",").index("val_loss")
     assert lines[-1].split(",")[val_col] == full_rows[-1].split(",")[val_col] != ""
     assert report.log == killed / "predictor_log.csv" and (killed / "predictor_curves.png").is_file()
+    # the summary's train loss is the progress bar's figure: the last row's running mean
+    assert (report.final_steps, f"{report.final_loss:.6g}") == (1, lines[-1].split(",")[1])
 
 
 def test_training_writes_logs_and_curves(trained_run: Path) -> None:
     import pandas as pd
 
-    stages = (("tokenizer", ["face_l1", "emotion_l1"], []), ("predictor", ["ce", "emotion_mse"], ["val_unheard_mse"]))
-    for stage, parts, val_only in stages:
+    stages = (("tokenizer", ["face_l1", "emotion_l1"], [], ["phase"]),
+              ("predictor", ["ce", "emotion_mse"], ["val_unheard_mse"], []))
+    for stage, parts, val_only, phase in stages:
         log = pd.read_csv(trained_run / f"{stage}_log.csv")
-        assert list(log.columns) == ["step", "loss", *parts, "lr", "grad_norm", "frames_per_s", "val_loss",
+        assert list(log.columns) == ["step", *phase, "loss", *parts, "lr", "grad_norm", "frames_per_s", "val_loss",
                                      *(f"val_{p}" for p in parts), *val_only]
         assert log["step"].is_monotonic_increasing and log["step"].iloc[-1] > 0
         assert (log["lr"] > 0).all() and (log["grad_norm"] > 0).all() and (log["frames_per_s"] > 0).all()
@@ -132,6 +153,11 @@ def test_training_writes_logs_and_curves(trained_run: Path) -> None:
         assert png.startswith(b"\x89PNG") and len(png) > 5000
     tok = pd.read_csv(trained_run / "tokenizer_log.csv")
     assert tok["face_l1"].isna().iloc[-1] and tok["emotion_l1"].notna().all()  # the emotion-only phase
+    # 12 steps, emotion-only from step index 7 (0.4 of them): the full phase's last step has a row, and
+    # the phase column says which loss each row is
+    assert tok["step"].tolist() == [4, 7, 8, 10, 12]
+    assert tok["phase"].tolist() == ["face_and_emotion"] * 2 + ["emotion_only"] * 3
+    assert tok["face_l1"].notna().tolist() == [True, True, False, False, False]
 
 
 def test_tensorboard_events_and_missing_package(preprocessed_root: Path, tmp_path: Path, monkeypatch) -> None:
@@ -209,12 +235,12 @@ def test_generate_dataset_mode(trained_run: Path, preprocessed_root: Path, tmp_p
     assert (meta["split"], meta["N"], meta["K"], meta["seed"]) == ("val", 12, 2, 7)
     # speaker-major: sample n's reactions are generated from speaker n alone
     from reactcli.data.dataset import ReactClipDataset
-    from reactcli.generate import generate_reactions
+    from reactcli.generate import generate_reactions, sample_seed
 
     model, _ = load_reaction_model(trained_run / "predictor.ckpt")
     clip = ReactClipDataset(preprocessed_root, "val", model.config).clip(5)
     _, emo5 = generate_reactions(
-        model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], 2, seed=7 * 100_003 + 5
+        model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], 2, seed=sample_seed(7, 5)
     )
     np.testing.assert_allclose(emotion[5], emo5[:, :750], atol=1e-5)
     run_cli("generate", "--checkpoint", trained_run / "predictor.ckpt", "--data", preprocessed_root,
@@ -322,3 +348,149 @@ def test_listener_dropout_and_self_sampling_change_only_real_inputs() -> None:
                                    valid, 0.0), plain_in)
     weights = emotion_weights(6.0)
     assert weights.mean() == pytest.approx(1.0) and weights[15] == weights[16] == pytest.approx(6 * weights[0])
+
+
+def _tiny_args() -> list[str]:
+    from _model_fixtures import set_args
+
+    return ["--config", str(TINY), "--device", "cpu", *set_args()]
+
+
+@pytest.mark.slow
+def test_sigint_keeps_a_resumable_checkpoint(preprocessed_root: Path, trained_run: Path, tmp_path: Path) -> None:
+    """Issue 26: Ctrl-C before the first checkpoint lost all training. A real SIGINT to a real
+    ``react train-predictor``: one line saying what was kept, exit 130, ``predictor_last.ckpt`` at the
+    step it stopped after, one log row per step; ``--resume`` continues from there."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "reactcli.cli", "train-predictor", "--data", str(preprocessed_root), "--tokenizer",
+           str(trained_run / "tokenizer.ckpt"), "--out", str(out), "--max-steps", "5000",
+           "--set", "training.val_every=10000", "--set", "training.log_every=1", *_tiny_args()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = out / "predictor_log.csv"
+    deadline = time.monotonic() + 240
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3):  # two steps done: training runs
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    found = re.fullmatch(r"error: train predictor: stopped by SIGINT after step (\d+) of 5000; kept (\S+) "
+                         r"\(step (\d+)\); continue with the same command and --resume", message)
+    assert found, message
+    step = int(found[1])
+    assert found[2] == str(out / "predictor_last.ckpt") and int(found[3]) == step
+    assert torch.load(out / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == step
+    assert sorted(p.name for p in out.iterdir()) == ["predictor_curves.png", "predictor_last.ckpt",
+                                                     "predictor_log.csv"]  # no best yet, no temp files
+    assert [int(row.split(",")[0]) for row in log.read_text().splitlines()[1:]] == list(range(1, step + 1))
+    run_cli("train-predictor", "--data", preprocessed_root, "--out", out, "--resume", "--max-steps", step + 2,
+            "--set", "training.val_every=10000", "--set", "training.log_every=1", *_tiny_args())
+    assert torch.load(out / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == step + 2
+    assert [int(row.split(",")[0]) for row in log.read_text().splitlines()[1:]] == list(range(1, step + 3))
+
+
+def test_a_stop_signal_keeps_the_step_and_resume_is_the_same_run(
+    preprocessed_root: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    """Both stages: SIGINT (here sent by the test itself after step 5) stops after the step in
+    progress with the checkpoint of that step; the resumed run ends bit for bit where an
+    uninterrupted one does (the tokenizer: trained_run's, same settings and seed)."""
+    from reactcli.errors import Interrupted
+    from reactcli.training.ddp import DistContext
+    from reactcli.training.predictor_stage import train_predictor
+    from reactcli.training.tokenizer_stage import train_tokenizer
+
+    ctx = DistContext(0, 1, 0, torch.device("cpu"))
+
+    def interrupt(step: int) -> None:
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted, match=r"train tokenizer: stopped by SIGINT after step 6 of 12; kept .*"
+                                          r"tokenizer_last\.ckpt \(step 6\); continue with the same command") as exc:
+        train_tokenizer(preprocessed_root, fast_config(), tmp_path, 0, ctx, on_step=interrupt)
+    assert exc.value.exit_code == 130 and signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert not (tmp_path / "tokenizer.ckpt").exists()
+    train_tokenizer(preprocessed_root, fast_config(), tmp_path, 0, ctx, resume=True)
+    resumed, _, _ = load_tokenizer(tmp_path / "tokenizer.ckpt")
+    reference, _, _ = load_tokenizer(trained_run / "tokenizer.ckpt")
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    steps = [int(row.split(",")[0]) for row in (tmp_path / "tokenizer_log.csv").read_text().splitlines()[1:]]
+    assert steps == [4, 6, 7, 8, 10, 12]  # 6: the stop's row; each step once
+
+    with pytest.raises(Interrupted, match=r"train predictor: stopped by SIGINT after step 6 of 8; kept "):
+        train_predictor(preprocessed_root, fast_config(), trained_run / "tokenizer.ckpt", tmp_path, 0, ctx,
+                        on_step=interrupt)
+    assert torch.load(tmp_path / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == 6
+    train_predictor(preprocessed_root, fast_config(), None, tmp_path, 0, ctx, resume=True)
+    a = torch.load(trained_run / "predictor_last.ckpt", weights_only=True)
+    b = torch.load(tmp_path / "predictor_last.ckpt", weights_only=True)
+    for key, value in a["predictor_state"].items():
+        assert torch.equal(value, b["predictor_state"][key]), key
+
+
+def test_stop_request_rules() -> None:
+    """Before training a signal stops at once saying nothing was kept; while armed the first one
+    only asks; a second one in one process stops at once; under torchrun repeats are the launcher's."""
+    from reactcli.errors import Interrupted
+    from reactcli.training.stop import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest("train x") as stop:
+        assert signal.getsignal(signal.SIGTERM) == stop._handle
+        with pytest.raises(Interrupted, match=r"^train x: stopped at once by SIGTERM; nothing was kept"):
+            stop._handle(signal.SIGTERM, None)
+        with stop.armed():
+            stop._handle(signal.SIGINT, None)
+            assert stop.requested == "SIGINT"
+            stop.kept = "kept run/x_last.ckpt (step 3)"
+            with pytest.raises(Interrupted, match=r"stopped at once by SIGINT again; kept run/x_last\.ckpt"):
+                stop._handle(signal.SIGINT, None)
+    assert signal.getsignal(signal.SIGTERM) == before
+    with StopRequest("train x", distributed=True) as stop, stop.armed():
+        stop._handle(signal.SIGTERM, None)
+        stop._handle(signal.SIGTERM, None)
+        assert stop.requested == "SIGTERM"
+
+
+def test_train_predictor_refuses_another_tokenizer_setting(
+    preprocessed_root: Path, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tokenizer.* comes from the tokenizer checkpoint (issue 21: it was overwritten without a word)."""
+    from reactcli.cli import main
+    from reactcli.training.ddp import DistContext
+    from reactcli.training.predictor_stage import train_predictor
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train-predictor", "--data", str(preprocessed_root), "--tokenizer", str(trained_run / "tokenizer.ckpt"),
+              "--out", str(tmp_path), *_tiny_args(), "--set", "tokenizer.depth=3"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "error: command line: tokenizer.depth = 3 differs from 1 in " in err
+    assert not any(tmp_path.iterdir())
+    cfg = fast_config()
+    cfg.tokenizer.dim = 64  # a library caller is refused too, naming the checkpoint and the key
+    with pytest.raises(ReactError, match=r"tokenizer\.ckpt: this tokenizer has tokenizer\.dim = 32 but the config "
+                                         r"says 64"):
+        train_predictor(preprocessed_root, cfg, trained_run / "tokenizer.ckpt", tmp_path, 0,
+                        DistContext(0, 1, 0, torch.device("cpu")))
+
+
+def test_log_keeps_one_row_per_step_on_resume(tmp_path: Path) -> None:
+    from reactcli.training.log import TrainingLog
+
+    log = TrainingLog(tmp_path, "predictor", ("ce",))
+    for step in range(1, 7):
+        log.write(step, {"loss": float(step), "ce": float(step)})
+    log.close()
+    log = TrainingLog(tmp_path, "predictor", ("ce",), resume_step=4)
+    log.write(5, {"loss": 50.0, "ce": 50.0})
+    log.close()
+    rows = (tmp_path / "predictor_log.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [["1", "1"], ["2", "2"], ["3", "3"], ["4", "4"], ["5", "50"]]
+    with pytest.raises(ReactError, match=r"predictor_log\.csv: --resume: log columns"):
+        TrainingLog(tmp_path, "predictor", ("ce", "emotion_mse"), resume_step=4)

@@ -24,7 +24,9 @@ def baselines(
     data: DataOption,
     split: SplitOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Write every row's metrics as JSON here.")] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Reactions per speaker (K).")] = 10,
+    samples: Annotated[
+        int | None, typer.Option("--samples", min=1, help="Reactions per speaker (K; default generation.samples).")
+    ] = None,
     seed: SeedOption = 0,
     workers: WorkersOption = None,
     config: ConfigOption = None,
@@ -54,7 +56,8 @@ def baselines(
 
     if ridge_alpha <= 0:
         raise ReactError(f"--ridge-alpha {ridge_alpha}: the ridge strength must be > 0")
-    cfg = build_config(config, set_)
+    cfg = build_config(config, set_, generation={"samples": samples})
+    samples = cfg.generation.samples
     if out is not None:
         check_writable(out)  # before fitting and scoring every row, not after
     truth = load_truth(data, split)

@@ -14,7 +14,7 @@ from reactcli.commands.common import (
     SeedOption,
     SetOption,
     TensorboardOption,
-    build_config,
+    collect_overrides,
 )
 
 
@@ -30,7 +30,8 @@ def train_predictor(
         bool,
         typer.Option(
             "--resume",
-            help="Continue the interrupted run in --out. Takes training.predictor_max_steps, val_every, log_every "
+            help="Continue the stopped run in --out from predictor_last.ckpt. Takes training.predictor_max_steps, "
+            "val_every, log_every "
             "and tensorboard from the command line; every other setting (and the seed) from the checkpoint, "
             "and a changed audio/predictor/training setting is refused.",
         ),
@@ -40,9 +41,15 @@ def train_predictor(
     set_: SetOption = None,
     tensorboard: TensorboardOption = False,
 ) -> None:
-    """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes."""
+    """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes.
+
+    The tokenizer's settings (tokenizer.*) come from its checkpoint: a file, variable or --set that
+    gives another value is refused. Ctrl-C (or SIGTERM) stops after the step in progress and keeps
+    predictor_last.ckpt for --resume.
+    """
     from rich.table import Table
 
+    from reactcli.config import config_to_dict, load_config
     from reactcli.progress import console
     from reactcli.training.ddp import init_distributed, shutdown
     from reactcli.training.predictor_stage import RESUME_FROM_COMMAND_LINE
@@ -51,7 +58,14 @@ def train_predictor(
 
     # an absent flag must not mask training.tensorboard from the file or environment
     training = {"predictor_max_steps": max_steps, "tensorboard": True if tensorboard else None}
-    cfg = build_config(config, set_, training=training)
+    base = None
+    if tokenizer is not None and not resume:
+        from reactcli.models.checkpoint import TOKENIZER_KIND, read_checkpoint, stored_config
+
+        # the tokenizer section is the checkpoint's: the config may repeat it, not change it
+        stored = stored_config(tokenizer, read_checkpoint(tokenizer, TOKENIZER_KIND))
+        base = (str(tokenizer), {"tokenizer": config_to_dict(stored)["tokenizer"]})
+    cfg = load_config(config, collect_overrides(set_, training=training), base=base, fixed=frozenset({"tokenizer"}))
     ctx = init_distributed(device)
     try:
         report = run(data, cfg, tokenizer, out, seed, ctx, resume=resume)
@@ -63,15 +77,17 @@ def train_predictor(
         taken = ", ".join(f"training.{key}" for key in RESUME_FROM_COMMAND_LINE)
         console.print(f"resumed: {taken} from the command line, every other setting from the checkpoint")
     table = Table(title="reaction predictor")
-    best = "best val unheard MSE" if report.selected_by == "val_unheard_mse" else "best val loss"
-    for col in ("parameters", "steps", "final train loss", best, "best step", "valid codes", "time"):
+    train_loss = f"train loss, mean of last {report.final_steps} step{'s' if report.final_steps != 1 else ''}"
+    for col in ("parameters", "steps", train_loss, f"best {report.selected_by}", "best step", "valid codes", "time"):
         table.add_column(col, justify="right")
     table.add_row(
         f"{report.parameters / 1e6:.2f} M",
         f"{report.start_step}->{report.steps}" if report.start_step else str(report.steps),
-        f"{report.final_loss:.4f}", f"{report.best_val_loss:.4f}", str(report.best_step), str(report.codes_valid),
+        f"{report.final_loss:.4f}", f"{report.best_val:.4f}", str(report.best_step), str(report.codes_valid),
         f"{report.seconds:.0f} s",
     )
     console.print(table)
+    console.print("the train loss is the progress bar's last figure (cross-entropy + weighted emotion MSE); "
+                  f"predictor.ckpt is the step with the lowest {report.selected_by} (a column of the log)")
     console.print(f"best checkpoint [bold]{out / PREDICTOR_CKPT}[/], last [bold]{out / PREDICTOR_LAST_CKPT}[/]")
     console.print(f"training log [bold]{report.log}[/], curves [bold]{report.curves}[/]")

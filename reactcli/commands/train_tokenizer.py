@@ -23,6 +23,15 @@ def train_tokenizer(
     out: Annotated[Path, typer.Option("--out", help="Run folder; tokenizer.ckpt is written there.")],
     config: ConfigOption = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Total training steps.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the stopped run in --out from tokenizer_last.ckpt. Takes training.tokenizer_max_steps, "
+            "val_every, log_every and tensorboard from the command line; every other setting (and the seed) from "
+            "the checkpoint, and a changed tokenizer/training setting is refused.",
+        ),
+    ] = False,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     set_: SetOption = None,
@@ -31,11 +40,13 @@ def train_tokenizer(
     """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage.
 
     Under torchrun every process trains a shard of each batch (DistributedDataParallel) and rank 0 writes.
+    Ctrl-C (or SIGTERM) stops after the step in progress and keeps tokenizer_last.ckpt for --resume.
     """
     from rich.table import Table
 
     from reactcli.progress import console
     from reactcli.training.ddp import init_distributed, shutdown
+    from reactcli.training.tokenizer_stage import EMOTION_ONLY
     from reactcli.training.tokenizer_stage import train_tokenizer as run
     from reactcli.vocab import EMOTION_DIM, FACE_DIM, TOKENIZER_CKPT
 
@@ -44,7 +55,7 @@ def train_tokenizer(
     cfg = build_config(config, set_, training=training)
     ctx = init_distributed(device)
     try:
-        report = run(data, cfg, out, seed, ctx)
+        report = run(data, cfg, out, seed, ctx, resume=resume)
     finally:
         shutdown(ctx)
     if report is None:  # not rank 0 of a torchrun job
@@ -66,5 +77,10 @@ def train_tokenizer(
         str(report.steps), f"{report.seconds:.0f} s",
     )
     console.print(usage)
+    what = "emotion L1 alone" if report.final_phase == EMOTION_ONLY else "grouped 3DMM L1 + emotion L1"
+    console.print(
+        f"final train loss {report.final_loss:.4f}: the mean of the last {report.final_steps} step(s) (the progress "
+        f"bar's figure), {what}; after step {report.emotion_only_from} only the emotion decoder trains"
+    )
     console.print(f"tokenizer written to [bold]{out / TOKENIZER_CKPT}[/]")
     console.print(f"training log [bold]{report.log}[/], curves [bold]{report.curves}[/]")

@@ -25,16 +25,19 @@ generator is exact.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from reactcli.config import PredictorConfig
-from reactcli.errors import ReactError
+from reactcli.config import PredictorConfig, ReactConfig
 from reactcli.models.layers import Block, CrossBlock
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
+
+if TYPE_CHECKING:
+    from reactcli.models.tokenizer import FaceTokenizer
 
 
 class CodeEmbedding(nn.Module):
@@ -106,13 +109,8 @@ class ReactionPredictor(nn.Module):
         self.listener_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, self.vocab_size, bias=False)
         self.emotion_head = nn.Linear(d, EMOTION_DIM) if cfg.emotion_head else None
-        self.speaker_dims = _speaker_dims(cfg) if cfg.emotion_head else ()
-        # Dims read from the speaker memory alone: no listener history, so no exposure to the model's
-        # own samples at generation (docs/quality.md); the other dims keep the K reactions diverse.
-        self.speaker_emotion_head = nn.Linear(d, len(self.speaker_dims)) if self.speaker_dims else None
-        self.register_buffer("speaker_index", torch.tensor(self.speaker_dims, dtype=torch.long), persistent=False)
-        if cfg.linear_emotion_dims != "none" and not (cfg.emotion_head and cfg.emotion_skip > 0):
-            raise ReactError("predictor.linear_emotion_dims needs predictor.emotion_head = true and emotion_skip > 0")
+        # (the rules between these settings, e.g. linear_emotion_dims needs the skip path, are
+        # checked when the configuration is loaded: reactcli/config.py)
         # Dims given by the fixed linear path alone: at the demo's budget the learned residual made
         # valence/arousal worse on unseen speakers on every seed (docs/quality.md).
         self.register_buffer(
@@ -240,11 +238,10 @@ class ReactionPredictor(nn.Module):
         return self.listener_norm(x)
 
     def heads(
-        self, state: Tensor, skip: Tensor | None = None, memory: Tensor | None = None, residual_scale: float = 1.0
+        self, state: Tensor, skip: Tensor | None = None, residual_scale: float = 1.0
     ) -> tuple[Tensor, Tensor | None]:
         """Token logits (B, T, vocab) and the emotion head's estimate (B, T, 25) in raw emotion units
-        (None without a head); ``skip`` is the skip path's output and ``memory`` the speaker memory
-        for the same frames (needed with ``speaker_emotion_dims``).
+        (None without a head); ``skip`` is the skip path's output for the same frames.
 
         ``residual_scale`` (generation only; training uses 1) shrinks the learned part towards the
         skip path: that part is fitted on teacher-forced states, but at generation it reads states
@@ -253,11 +250,6 @@ class ReactionPredictor(nn.Module):
         if self.emotion_head is None:
             return self.head(state), None
         z = self.emotion_head(state)
-        if self.speaker_emotion_head is not None:
-            if memory is None:
-                raise ValueError("this predictor reads some emotion dims from the speaker memory; pass it")
-            from_speaker = self.speaker_emotion_head(memory).expand(z.shape[0], -1, -1)
-            z = z.index_copy(-1, self.speaker_index, from_speaker)
         if residual_scale != 1.0:
             z = z * residual_scale
         if skip is not None:
@@ -283,13 +275,43 @@ class ReactionPredictor(nn.Module):
         pos = torch.arange(audio.shape[1], device=audio.device)
         memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
         skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
-        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip, memory)
+        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip)
 
 
-def _speaker_dims(cfg: PredictorConfig) -> tuple[int, ...]:
-    if cfg.speaker_emotion_dims == "valence_arousal":
-        return VALENCE_AROUSAL
-    return tuple(range(EMOTION_DIM)) if cfg.speaker_emotion_dims == "all" else ()
+SKIP_RIDGE_ALPHA = 0.01  # ridge strength per frame of the fixed linear path (the Ridge baseline's default)
+
+
+def build_predictor(
+    cfg: ReactConfig, tokenizer: FaceTokenizer, train: Mapping[str, Tensor]
+) -> tuple[ReactionPredictor, Tensor]:
+    """A new predictor ready to train, and the mask of codes it may sample (``(vocab,)`` bool).
+
+    ``train`` is the tokenised train split (``speaker_audio`` (N, T, A), ``speaker_emotion`` and
+    ``listener_emotion`` (N, T, 25), ``listener_tokens`` (N, T)). What the model takes from it before
+    the first step: the standardisation statistics of its inputs and of the emotion head's target
+    (train statistics only, defect 7 of docs/model.md), the fixed linear skip path (ridge, closed
+    form) and the codes the train listeners use (generation never samples a code no listener made).
+    """
+    audio = train["speaker_audio"]
+    model = ReactionPredictor(cfg.predictor, audio.shape[-1], tokenizer.cfg.levels)
+    flat = audio.flatten(0, 1)
+    model.audio_mean.copy_(flat.mean(0))
+    model.audio_std.copy_(flat.std(0).clamp_min(1e-3))
+    if cfg.predictor.speaker_emotion:
+        flat = train["speaker_emotion"].flatten(0, 1)
+        model.emotion_mean.copy_(flat.mean(0))
+        model.emotion_std.copy_(flat.std(0).clamp_min(1e-3))
+    if cfg.predictor.emotion_head:
+        flat = train["listener_emotion"].flatten(0, 1)
+        model.target_mean.copy_(flat.mean(0))
+        model.target_std.copy_(flat.std(0).clamp_min(1e-2))  # a never-firing AU stays at its mean
+    if model.emotion_skip is not None:
+        emotion_in = train["speaker_emotion"] if cfg.predictor.speaker_emotion else [None] * len(audio)
+        model.fit_emotion_skip(audio, emotion_in, train["listener_emotion"], SKIP_RIDGE_ALPHA)
+    codes = tokenizer.codebook_size
+    valid = torch.zeros(model.vocab_size, dtype=torch.bool)
+    valid[:codes] = torch.bincount(train["listener_tokens"].flatten(), minlength=codes)[:codes] > 0
+    return model, valid
 
 
 def _linear_dims(cfg: PredictorConfig) -> tuple[int, ...]:

@@ -7,9 +7,11 @@ cut part becomes key padding, the first listener inputs after it become MASK) so
 learns from short contexts, as at the start of a conversation. Validation is the cross-entropy
 over whole val clips with the same windowed causal attention as generation.
 
-``predictor_last.ckpt`` holds the optimiser and scheduler state and the step; batches and dropout
-noise are functions of (seed, step, rank), so ``--resume`` after a kill continues the very same
-run. ``predictor.ckpt`` is the best by validation loss. Both are written by rank 0 only, atomically.
+``predictor_last.ckpt`` holds the optimiser and scheduler state and the step (written at every
+validation and when a signal stops the run); batches and dropout noise are functions of (seed, step,
+rank), so ``--resume`` after a kill continues the very same run (``training/resume.py``).
+``predictor.ckpt`` is the best by ``training.select_by``, a validation column of the log. Both are
+written by rank 0 only, atomically.
 """
 
 from __future__ import annotations
@@ -24,47 +26,47 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from reactcli.config import ReactConfig, config_to_dict
+from reactcli.config import ReactConfig
 from reactcli.data.features import audio_feature_dim
-from reactcli.errors import ReactError, file_error
+from reactcli.errors import Interrupted, ReactError, file_error
 from reactcli.models.checkpoint import (
     PREDICTOR_KIND,
     load_reaction_model,
     load_tokenizer,
     predictor_payload,
-    read_checkpoint,
     save_checkpoint,
-    stored_config,
 )
 from reactcli.models.layers import count_parameters
-from reactcli.models.predictor import ReactionPredictor
+from reactcli.models.predictor import ReactionPredictor, build_predictor
 from reactcli.models.tokenizer import FaceTokenizer
 from reactcli.training.corpus import WindowBatches, load_clips
 from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
-from reactcli.training.loop import LoopConfig, run_loop
+from reactcli.training.loop import LoopConfig, run_loop, stopped_message
+from reactcli.training.resume import read_resume_point, restore_optimizer, training_state
 from reactcli.training.schedule import make_optimizer, make_scheduler
+from reactcli.training.stop import StopRequest
 from reactcli.vocab import EMOTION_DIM, PREDICTOR_CKPT, PREDICTOR_LAST_CKPT, VALENCE_AROUSAL
 
 KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
 IGNORE = -100
-SKIP_RIDGE_ALPHA = 0.01  # ridge strength per frame of the fixed linear path (the Ridge baseline's default)
 
 
 @dataclass
 class PredictorReport:
     steps: int
     start_step: int
-    final_loss: float
-    best_val_loss: float
+    final_loss: float  # mean train loss over the last ``final_steps`` steps (the progress bar's last figure)
+    final_steps: int
+    best_val: float  # the best ``selected_by`` figure
     best_step: int
     parameters: int
     codes_valid: int
     seconds: float
     log: Path | None = None  # predictor_log.csv (rank 0)
     curves: Path | None = None  # predictor_curves.png
-    selected_by: str = "val_loss"  # the validation figure that picked predictor.ckpt
+    selected_by: str = "val_loss"  # the validation figure (a log column) that picked predictor.ckpt
 
 
 @torch.no_grad()
@@ -236,22 +238,13 @@ RESUME_FROM_COMMAND_LINE = ("predictor_max_steps", "val_every", "log_every", "te
 _TOKENIZER_ONLY = ("emotion_only_fraction",)  # training.* keys of stage 1 (besides tokenizer_*)
 
 
-def _check_resume_config(path: Path, stored: ReactConfig, given: ReactConfig) -> None:
-    """A resumed run must be the same run: audio features, the predictor's architecture and the
-    optimisation settings unchanged. Only ``training.<RESUME_FROM_COMMAND_LINE>`` may differ (and
-    the tokenizer stage's own keys, which stage 2 never reads; the tokenizer itself is stored)."""
-    a, b = config_to_dict(stored), config_to_dict(given)
-    for section in ("audio", "predictor", "training"):
-        for key, value in a[section].items():
-            if section == "training" and (
-                key in RESUME_FROM_COMMAND_LINE or key.startswith("tokenizer_") or key in _TOKENIZER_ONLY
-            ):
-                continue
-            if b[section].get(key) != value:
-                raise file_error(
-                    path, f"--resume: this run used {section}.{key} = {value!r} but the config now says "
-                    f"{b[section].get(key)!r}; resume with the same settings or start a new --out folder",
-                )
+def run_key(section: str, key: str) -> bool:
+    """The settings a predictor run reads: audio features, the architecture and the optimisation
+    settings (not the tokenizer stage's own keys, which stage 2 never reads; the tokenizer itself
+    is stored)."""
+    if section == "training":
+        return not key.startswith("tokenizer_") and key not in _TOKENIZER_ONLY
+    return section in ("audio", "predictor")
 
 
 def train_predictor(
@@ -264,140 +257,124 @@ def train_predictor(
     resume: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> PredictorReport:
-    """Train (or resume) the predictor; rank 0 writes ``predictor.ckpt`` and ``predictor_last.ckpt``."""
+    """Train (or resume) the predictor; rank 0 writes ``predictor.ckpt`` and ``predictor_last.ckpt``.
+
+    SIGINT or SIGTERM stops after the step in progress: ``predictor_last.ckpt`` is written at that
+    step and :class:`~reactcli.errors.Interrupted` says so (``--resume`` continues from it).
+    """
     t0 = time.perf_counter()
     device = ctx.device
     last_path, best_path = out_dir / PREDICTOR_LAST_CKPT, out_dir / PREDICTOR_CKPT
-    state: dict | None = None
-    if resume:
-        if not last_path.is_file():
-            raise file_error(last_path, "--resume: no checkpoint of an interrupted run here (train without --resume)")
-        data = read_checkpoint(last_path, PREDICTOR_KIND)
-        state = data.get("training_state")
-        if not isinstance(state, dict):
-            raise file_error(last_path, "--resume: checkpoint holds no training state")
-        stored = stored_config(last_path, data)
-        _check_resume_config(last_path, stored, cfg)
-        for key in RESUME_FROM_COMMAND_LINE:
-            setattr(stored.training, key, getattr(cfg.training, key))
-        cfg = stored
-        seed = int(state["seed"])
-        bundle, _ = load_reaction_model(last_path, "cpu", data)
-        tokenizer, model, valid = bundle.tokenizer, bundle.predictor, bundle.valid_codes
-    else:
-        if tokenizer_path is None:
-            raise ReactError("train-predictor needs --tokenizer DIR/tokenizer.ckpt (or --resume)")
-        tokenizer, tok_cfg, _ = load_tokenizer(tokenizer_path)
-        cfg.tokenizer = tok_cfg.tokenizer  # the checkpoint's tokenizer is the one we train with
-        model = None
-        valid = None
-    tokenizer.to(device)
-    torch.manual_seed(seed)
-    audio_dim = audio_feature_dim(cfg.audio)
-    train = tokenize_corpus(tokenizer, load_clips(root, "train", cfg, KEYS), device)
-    val = tokenize_corpus(tokenizer, load_clips(root, "val", cfg, KEYS), device)
-    if train["speaker_audio"].shape[-1] != audio_dim:
-        raise file_error(root, f"cached audio features have {train['speaker_audio'].shape[-1]} dims, "
-                         f"the audio config gives {audio_dim}; rerun `react preprocess` with this config")
-    if model is None:
-        model = ReactionPredictor(cfg.predictor, audio_dim, tokenizer.cfg.levels)
-        flat = train["speaker_audio"].flatten(0, 1)
-        model.audio_mean.copy_(flat.mean(0))
-        model.audio_std.copy_(flat.std(0).clamp_min(1e-3))
-        if cfg.predictor.speaker_emotion:
-            flat = train["speaker_emotion"].flatten(0, 1)
-            model.emotion_mean.copy_(flat.mean(0))
-            model.emotion_std.copy_(flat.std(0).clamp_min(1e-3))
-        if cfg.predictor.emotion_head:
-            flat = train["listener_emotion"].flatten(0, 1)
-            model.target_mean.copy_(flat.mean(0))
-            model.target_std.copy_(flat.std(0).clamp_min(1e-2))  # a never-firing AU stays at its mean
-        if model.emotion_skip is not None:
-            n_clips = len(train["speaker_audio"])
-            emotion_in = train["speaker_emotion"] if cfg.predictor.speaker_emotion else [None] * n_clips
-            model.fit_emotion_skip(train["speaker_audio"], emotion_in, train["listener_emotion"], SKIP_RIDGE_ALPHA)
-        valid = torch.zeros(model.vocab_size, dtype=torch.bool)
-        valid[: tokenizer.codebook_size] = torch.bincount(
-            train["listener_tokens"].flatten(), minlength=tokenizer.codebook_size
-        )[: tokenizer.codebook_size] > 0
-    model.to(device)
-    tc = cfg.training
-    optimizer = make_optimizer(model, tc.predictor_lr, tc.weight_decay, tc.betas)
-    scheduler = make_scheduler(optimizer, tc.predictor_warmup_steps, tc.predictor_max_steps)
-    start = 0
-    best_val, best_step = float("inf"), 0
-    if state is not None:
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise file_error(last_path, f"--resume: optimiser state does not fit the model ({exc})") from None
-        start = int(state["step"])
-        best_val, best_step = float(state["best_val"]), int(state["best_step"])
-    train_model = DistributedDataParallel(model) if ctx.distributed else model
-    windows = WindowBatches(
-        {k: train[k] for k in WINDOW_KEYS}, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
-        ctx.world,
-    )
-
-    weights = emotion_weights(tc.valence_arousal_weight)
-
-    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        batch, rngs = windows.batch(step)
-        audio, speaker, listener_in, padding, targets = make_batch(
-            batch, rngs, model, tc.truncate_prob, tc.listener_dropout
+    with StopRequest("train predictor", ctx.distributed) as stop:
+        point = None
+        if resume:
+            point = read_resume_point(last_path, PREDICTOR_KIND, cfg, run_key, RESUME_FROM_COMMAND_LINE)
+            cfg, seed = point.config, point.seed
+            stop.kept = f"{last_path} (step {point.step}) is kept as it was; continue with --resume"
+            bundle, _ = load_reaction_model(last_path, "cpu", point.data)
+            tokenizer, model, valid = bundle.tokenizer, bundle.predictor, bundle.valid_codes
+        else:
+            tokenizer = _tokenizer_for(tokenizer_path, cfg)
+        tokenizer.to(device)
+        torch.manual_seed(seed)
+        train, val = (_tokenized_split(root, split, cfg, tokenizer, device) for split in ("train", "val"))
+        if point is None:
+            model, valid = build_predictor(cfg, tokenizer, train)
+        model.to(device)
+        tc = cfg.training
+        optimizer = make_optimizer(model, tc.predictor_lr, tc.weight_decay, tc.betas)
+        scheduler = make_scheduler(optimizer, tc.predictor_warmup_steps, tc.predictor_max_steps)
+        start, best = 0, {"best_val": float("inf"), "best_step": 0}
+        if point is not None:
+            restore_optimizer(point, optimizer, scheduler)
+            start = point.step
+            best = {"best_val": float(point.state["best_val"]), "best_step": int(point.state["best_step"])}
+        train_model = DistributedDataParallel(model) if ctx.distributed else model
+        windows = WindowBatches(
+            {k: train[k] for k in WINDOW_KEYS}, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
+            ctx.world,
         )
-        audio, speaker, listener_in = audio.to(device), speaker.to(device), listener_in.to(device)
-        padding = None if padding is None else padding.to(device)
-        speaker_emotion = batch["speaker_emotion"].to(device)
-        if tc.self_sampling > 0:
-            listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion, valid.to(device),
-                                      tc.self_sampling)
-        logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
-        parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device), weights)
-        return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
+        weights = emotion_weights(tc.valence_arousal_weight)
 
-    val_columns: dict[str, float] = {}
-    unheard = tc.select_by == "unheard_emotion" and model.emotion_head is not None
-    select_by = "val_unheard_mse" if unheard else "val_loss"
+        def save_last(step: int, figures: dict[str, float] | None = None) -> None:
+            state = training_state(optimizer, scheduler, step, seed, **best)
+            extra = {"step": step, "seed": seed, **(figures or {})}
+            save_checkpoint(last_path, PREDICTOR_KIND,
+                            predictor_payload(cfg, tokenizer, model, valid, training_state=state, **extra))
+            stop.kept = f"kept {last_path} (step {step}); continue with the same command and --resume"
 
-    def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
-        nonlocal best_val, best_step
-        if ctx.is_main:
-            val_columns.update(validation_loss(model, val, device, tc.emotion_loss_weight, weights))
-            val_loss = val_columns["val_loss"]
-            extra = {"step": step, "seed": seed, "val_loss": val_loss, "train_loss": train_loss}
-            score = val_columns.get(select_by, val_loss)
-            if score < best_val:
-                best_val, best_step = score, step
-                save_checkpoint(best_path, PREDICTOR_KIND, predictor_payload(cfg, tokenizer, model, valid, **extra))
-            training_state = {
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                "seed": seed, "best_val": best_val, "best_step": best_step,
-            }
-            save_checkpoint(
-                last_path, PREDICTOR_KIND,
-                predictor_payload(cfg, tokenizer, model, valid, training_state=training_state, **extra),
+        def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+            batch, rngs = windows.batch(step)
+            audio, speaker, listener_in, padding, targets = make_batch(
+                batch, rngs, model, tc.truncate_prob, tc.listener_dropout
             )
-        barrier(ctx)
-        return dict(val_columns) if ctx.is_main else None
+            audio, speaker, listener_in = audio.to(device), speaker.to(device), listener_in.to(device)
+            padding = None if padding is None else padding.to(device)
+            speaker_emotion = batch["speaker_emotion"].to(device)
+            if tc.self_sampling > 0:
+                listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
+                                          valid.to(device), tc.self_sampling)
+            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
+            parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device),
+                               weights)
+            return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
 
-    loop = LoopConfig(
-        "train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed,
-        frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
-    )
-    parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
-    val_parts = tuple(f"val_{p}" for p in parts)
-    if model.emotion_head is not None:
-        val_parts += ("val_unheard_mse",)
-    log = None
-    if ctx.is_main:
-        log = TrainingLog(out_dir, "predictor", parts, val_parts, resume=resume, tensorboard=tc.tensorboard)
-    try:
-        result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log)
-    finally:
-        curves = log.close() if log is not None else None
+        def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
+            figures = None
+            if ctx.is_main:
+                figures = validation_loss(model, val, device, tc.emotion_loss_weight, weights)
+                losses = {"val_loss": figures["val_loss"], "train_loss": train_loss}
+                if figures[tc.select_by] < best["best_val"]:
+                    best.update(best_val=figures[tc.select_by], best_step=step)
+                    save_checkpoint(best_path, PREDICTOR_KIND,
+                                    predictor_payload(cfg, tokenizer, model, valid, step=step, seed=seed, **losses))
+                save_last(step, losses)
+            barrier(ctx)
+            return figures
+
+        loop = LoopConfig(
+            "train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed,
+            frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
+        )
+        parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
+        val_parts = tuple(f"val_{p}" for p in parts) + (("val_unheard_mse",) if model.emotion_head is not None else ())
+        log = None
+        if ctx.is_main:
+            log = TrainingLog(out_dir, "predictor", parts, val_parts, resume_step=start if resume else None,
+                              tensorboard=tc.tensorboard)
+        try:
+            result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log, stop)
+        finally:
+            curves = log.close() if log is not None else None
+        if result.stopped_at is not None:
+            if ctx.is_main:
+                save_last(result.stopped_at)
+            barrier(ctx)
+            raise Interrupted(stopped_message("train predictor", result, tc.predictor_max_steps, ctx, stop.kept))
     return PredictorReport(
-        tc.predictor_max_steps, start, result.last_loss, best_val, best_step, count_parameters(model),
-        int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves, select_by,
+        tc.predictor_max_steps, start, result.final_loss, result.final_steps, best["best_val"], best["best_step"],
+        count_parameters(model), int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves,
+        tc.select_by,
     )
+
+
+def _tokenizer_for(path: Path | None, cfg: ReactConfig) -> FaceTokenizer:
+    """The stage-1 tokenizer this run trains with; its settings must be the configuration's
+    (the command builds the tokenizer section from the checkpoint: reactcli/commands/train_predictor.py)."""
+    if path is None:
+        raise ReactError("train-predictor needs --tokenizer DIR/tokenizer.ckpt (or --resume)")
+    tokenizer, stored, _ = load_tokenizer(path)
+    for key, value in stored.tokenizer.model_dump().items():
+        if getattr(cfg.tokenizer, key) != value:
+            raise file_error(path, f"this tokenizer has tokenizer.{key} = {value!r} but the config says "
+                             f"{getattr(cfg.tokenizer, key)!r}; its settings come from the checkpoint")
+    return tokenizer
+
+
+def _tokenized_split(root: Path, split: str, cfg: ReactConfig, tokenizer: FaceTokenizer, device: torch.device) -> dict:
+    corpus = tokenize_corpus(tokenizer, load_clips(root, split, cfg, KEYS), device)
+    audio_dim = audio_feature_dim(cfg.audio)
+    if corpus["speaker_audio"].shape[-1] != audio_dim:
+        raise file_error(root, f"cached audio features have {corpus['speaker_audio'].shape[-1]} dims, "
+                         f"the audio config gives {audio_dim}; rerun `react preprocess` with this config")
+    return corpus
