@@ -105,8 +105,7 @@ def evaluate(
     renders the protocol's frames into OUT's folder/fid/{real,fake} and scores them with the FID;
     without the two files it is null and the JSON says why.
     """
-    from reactcli.data.layout import read_pairs
-    from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth, validate_predictions
+    from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth
     from reactcli.progress import console, err_console, make_progress
 
     job = None
@@ -130,10 +129,7 @@ def evaluate(
         job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",
                             realism_protocol, realism_max_images, resolve_device(device))  # fmt: skip
     truth = load_truth(data, split)
-    rows = len(read_pairs(data, split))
-    raw = load_predictions(predictions)
-    preds = validate_predictions(raw, truth.listener.shape[0], rows, predictions)
-    del raw
+    preds = load_predictions(predictions, truth)
     with make_progress() as progress:
         task = progress.add_task("FRD (DTW)", total=preds.shape[0], info="")
         result = evaluate_arrays(
