@@ -162,9 +162,9 @@ def prepare_frrea(
 
     protocol_samples(protocol, 0)  # an unknown protocol fails before anything is loaded
     predictions = Path(predictions)
-    folder = predictions if predictions.is_dir() else predictions.parent
+    generated = predictions if predictions.is_dir() else predictions.parent
     names = {*DENSE_FILES.values(), *RAGGED_FILES.values()}
-    preds = PredictionSet.open(folder) if any((folder / name).is_file() for name in names) else None
+    preds = PredictionSet.open(generated) if any((generated / name).is_file() for name in names) else None
     if preds is None or not preds.has_face3dmm:
         raise file_error(
             predictions,
