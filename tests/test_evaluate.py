@@ -214,3 +214,23 @@ def test_baselines_say_when_train_has_no_emotion(
     assert list(payload["rows"]) == ["GT", "Mime", "Random"]
     assert "train" in payload["skipped"]["MeanSeq"] and "left out" in err
     assert "react preprocess" in payload["skipped"]["Ridge"] and "Ridge left out" in err
+
+
+def test_an_unwritable_out_fails_before_any_metric(
+    synth_root: Path, truth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's read-only --out gave a traceback after computing everything; now one line, first."""
+    import os
+
+    import reactcli.metrics.evaluate as evaluate_module
+
+    pred = tmp_path / "pred.npy"
+    np.save(pred, gt_predictions(truth))
+    locked = tmp_path / "locked"  # as if mounted read-only (root may write into a chmod 555 folder)
+    locked.mkdir()
+    out = locked / "metrics.json"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    monkeypatch.setattr(evaluate_module, "evaluate_arrays", lambda *a, **k: pytest.fail("metrics ran"))
+    code, _, err = run(["evaluate", "--data", str(synth_root), "--predictions", str(pred), "--out", str(out)], capsys)
+    assert code == 1 and err.strip() == f"error: {out}: cannot write there ({locked} is not writable)"

@@ -305,6 +305,29 @@ def test_check_recomputes_shapes_and_nan_of_arrays(good_zip: Path, tmp_path: Pat
     assert problems == ["predictions/emotion.npy: contains NaN/inf values"]
 
 
+def test_check_holds_videos_to_the_render_record(good_zip: Path, tmp_path: Path) -> None:
+    """A submission video swapped in the archive (manifest updated to match) is not the one render.json records."""
+    import hashlib
+
+    video = submission_video(SUBMISSION_CLIPS[1])
+    with zipfile.ZipFile(good_zip) as zf:
+        other = zf.read(video) + b"\0"  # another file (the fixture's four videos are identical)
+
+    def edit(name: str, old: bytes) -> bytes:
+        if name == video:
+            return other
+        if name == "manifest.json":
+            manifest = json.loads(old)
+            for entry in manifest["files"]:
+                if entry["path"] == video:
+                    entry.update(sha256=hashlib.sha256(other).hexdigest(), bytes=len(other))
+            return json.dumps(manifest).encode()
+        return old
+
+    problems, _ = check_archive(_rewrite(good_zip, tmp_path / "swapped.zip", edit))
+    assert problems == [f"{video}: not the video videos/render.json records"]
+
+
 def test_check_rejects_non_archives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "x.zip").write_text("not a zip")
     assert run_cli(["package-submission", "--check", str(tmp_path / "x.zip")]) == 1

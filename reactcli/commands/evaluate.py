@@ -128,6 +128,10 @@ def evaluate(
             raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
         job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",
                             realism_protocol, realism_max_images, resolve_device(device))  # fmt: skip
+    if out is not None:  # a folder that cannot take the JSON fails now, not after FRD
+        from reactcli.atomic import check_space
+
+        check_space(out, 1 << 20)
     truth = load_truth(data, split)
     preds = load_predictions(predictions, truth)
     with make_progress() as progress:
