@@ -224,11 +224,14 @@ class StagedFolder:
     or a predicate on a name): a folder holding anything else (say, the checkpoints of a run given
     as ``--out`` by mistake) is refused before any work, naming what is there. ``need_bytes``
     checks the free space first. :meth:`abort` (or leaving a ``with`` block by an exception)
-    removes the temporary folder and leaves ``target`` as it was.
+    removes the temporary folder and leaves ``target`` as it was; only a hard kill (SIGKILL, power
+    loss) can leave the hidden ``.<name>.*.tmp`` folder behind, which nothing reads.
     """
 
     def __init__(self, target: str | Path, replaces: Replaceable | None = None, need_bytes: int | None = None) -> None:
         self.target = Path(target)
+        if self.target.is_symlink():  # swap the folder the link points to; the link stays
+            self.target = self.target.resolve()
         if self.target.exists() and not self.target.is_dir():
             raise ReactError(path=self.target, problem="is a file; expected a folder (or a path that does not exist)")
         if self.target.is_dir():
