@@ -152,7 +152,7 @@ def check_space(target: str | Path, need_bytes: int) -> None:
     """Refuse, before any work, an output of ``need_bytes`` that the target's file system cannot hold
     or that cannot be written there at all; the error names ``target``."""
     target = Path(target)
-    where = _existing_parent(target if target.exists() else target.parent)
+    where = _existing_parent(target if target.is_dir() else target.parent)  # where the temp name goes
     if not os.access(where, os.W_OK | os.X_OK):
         raise ReactError(path=target, problem=f"cannot write there ({where} is not writable)")
     free = shutil.disk_usage(where).free

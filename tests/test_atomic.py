@@ -80,6 +80,7 @@ def test_atomic_path_reports_a_full_disk_against_the_target(tmp_path: Path) -> N
     target = tmp_path / "x.npy"
     atomic.save_npy(target, np.zeros(3))
     old = target.read_bytes()
+    atomic.check_space(target, 10)  # an existing (non-executable) file: its folder is what must be writable
     with pytest.raises(ReactError) as exc, atomic.atomic_path(target) as tmp, open(tmp, "wb") as fh:
         fh.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
