@@ -28,7 +28,7 @@ linear skip path (a per-frame scale, online too).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -343,61 +343,100 @@ def load_for_generation(
     return model
 
 
-def generate_dataset(
+def iter_reactions(
     model: ReactionModel, dataset: ReactClipDataset, samples: int, seed: int, speaker_of: Sequence[int] | None = None,
     description: str = "generating reactions",
-) -> tuple[np.ndarray, np.ndarray]:
-    """K reactions for every sample of ``dataset``: emotion (N, K, 750, 25) and face3dmm (N, K, 751, 58).
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(n, face3dmm (K, 751, 58), emotion (K, 750, 25))`` for every sample of ``dataset`` in order,
+    one at a time (so a writer can put each on disk before the next is made).
 
-    Arrays are stacked speaker-major: ``emotion[n, k]`` is reaction k to speaker sample n (the
-    released code reshaped pass-major output as speaker-major: defect 4, docs/model.md). Sample n uses seed
-    (seed, n), so a clip's reactions do not depend on which other clips are generated.
-    ``speaker_of[n]`` feeds sample n the speaker input of another sample (the speaker-shuffle
-    ablation of ``bench/quality_bench.py``); by default every sample gets its own speaker.
+    Sample n uses the stream seed ``sample_seed(seed, n)``, so a clip's reactions do not depend on
+    which other clips are generated. ``speaker_of[n]`` feeds sample n the speaker input of another
+    sample (the speaker-shuffle ablation of ``bench/quality_bench.py``); by default every sample
+    gets its own speaker.
     """
     from reactcli.progress import track
     from reactcli.vocab import EMOTION_FRAMES
 
-    emotions, faces = [], []
     for n in track(range(len(dataset)), f"{description} (K={samples})"):
         clip = dataset.clip(n if speaker_of is None else int(speaker_of[n]))
         face, emotion = generate_reactions(
             model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], samples,
             seed=sample_seed(seed, n),
         )
+        yield n, face.astype(np.float32), emotion[:, :EMOTION_FRAMES].astype(np.float32)
+
+
+def generate_dataset(
+    model: ReactionModel, dataset: ReactClipDataset, samples: int, seed: int, speaker_of: Sequence[int] | None = None,
+    description: str = "generating reactions",
+) -> tuple[np.ndarray, np.ndarray]:
+    """K reactions for every sample of ``dataset`` in memory: emotion (N, K, 750, 25) and face3dmm (N, K, 751, 58).
+
+    Arrays are stacked speaker-major: ``emotion[n, k]`` is reaction k to speaker sample n (the
+    released code reshaped pass-major output as speaker-major: defect 4, docs/model.md). The seeds
+    and ``speaker_of`` are those of :func:`iter_reactions`.
+    """
+    emotions, faces = [], []
+    for _, face, emotion in iter_reactions(model, dataset, samples, seed, speaker_of, description):
         faces.append(face)
-        emotions.append(emotion[:, :EMOTION_FRAMES])
-    return np.stack(emotions).astype(np.float32), np.stack(faces).astype(np.float32)
+        emotions.append(emotion)
+    return np.stack(emotions), np.stack(faces)
+
+
+def generation_record(model: ReactionModel, checkpoint: Path, seed: int, split: str | None = None) -> dict[str, Any]:
+    """What a prediction set records about how it was made: enough to make it again (the checkpoint
+    by path and sha256, the seed, and the whole ``generation`` section the run used)."""
+    from reactcli.freshness import sha256_file
+    from reactcli.predictions import ORDER_2024
+
+    record: dict[str, Any] = {"edition": "2024"}
+    if split is not None:
+        record["split"] = split
+    record.update({
+        "seed": int(seed),
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "generation": model.config.generation.model_dump(mode="json"),
+        "order": ORDER_2024,
+    })  # fmt: skip
+    return record
 
 
 def generate_split(
     checkpoint: Path, root: Path, split: str, out: Path, seed: int, device: torch.device,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict:
-    """Generate K reactions for every mirrored sample of ``split``; write emotion/face3dmm .npy and
-    generation.json into ``out``; return that metadata."""
-    from reactcli.atomic import save_json, save_npy
+    """Generate K reactions for every mirrored sample of ``split`` into the prediction set ``out``
+    (``reactcli.predictions``: emotion.npy (N, K, 750, 25), face3dmm.npy (N, K, 751, 58),
+    generation.json); returns its record.
+
+    All or nothing: the set is written into a temporary folder beside ``out`` and swapped in at the
+    end, after a free-space check made before the first sample; an error, Ctrl-C or a kill leaves
+    an older set in ``out`` as it was.
+    """
     from reactcli.data.dataset import ReactClipDataset
     from reactcli.data.layout import SPLITS
-    from reactcli.vocab import EMOTION_FILE, FACE3DMM_FILE, GENERATION_FILE
+    from reactcli.predictions import PredictionWriter, predicted_bytes, sample_ids
+    from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES
 
     if split not in SPLITS:
         raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
     model = load_for_generation(checkpoint, device, overrides)
     dataset = ReactClipDataset(Path(root), split, model.config)
     k = model.config.generation.samples
-    emotion_arr, face_arr = generate_dataset(model, dataset, k, seed, description=f"generating {split} reactions")
-    gen = model.config.generation
-    meta = {
-        "split": split, "N": int(emotion_arr.shape[0]), "K": k, "seed": seed, "checkpoint": str(checkpoint),
-        "emotion_shape": list(emotion_arr.shape), "face3dmm_shape": list(face_arr.shape),
-        "order": "mirrored samples (rows, then roles swapped); reactions along dim 1",
-        "top_k": gen.top_k, "temperature": gen.temperature, "smoothing": gen.smoothing,
-    }
-    save_npy(Path(out) / EMOTION_FILE, emotion_arr)
-    save_npy(Path(out) / FACE3DMM_FILE, face_arr)
-    save_json(Path(out) / GENERATION_FILE, meta)
-    return meta
+    ids = sample_ids(dataset.samples)
+    need = predicted_bytes(k, [EMOTION_FRAMES] * len(ids), [CLIP_FRAMES] * len(ids))
+    record = generation_record(model, checkpoint, seed, split)
+    with PredictionWriter(out, k, record, need_bytes=need) as writer:
+        for n, face, emotion in iter_reactions(model, dataset, k, seed, description=f"generating {split} reactions"):
+            writer.add(ids[n], emotion, face)
+        return writer.commit().record
+
+
+#: How far (in frames) the speaker's audio may differ from its 3DMM in single-clip mode: REACT's
+#: 30 s wavs hold 750 frames of sound for 751 video frames, and wav lengths vary by a few ms.
+AUDIO_SLACK_FRAMES = 2
 
 
 def generate_clip_file(
@@ -405,10 +444,21 @@ def generate_clip_file(
     overrides: Mapping[str, Mapping[str, Any]] | None = None, emotion_path: Path | None = None,
 ) -> dict:
     """Single-clip mode: features computed with the checkpoint's stored extractor settings; writes
-    ``out`` (.npz with emotion (K, T, 25) and face3dmm (K, T, 58)) and returns K and the shapes."""
+    ``out`` (.npz with emotion (K, T, 25), face3dmm (K, T, 58) and ``record``, the prediction
+    record as a JSON string) and returns that record.
+
+    The inputs are held to dataset mode's rules: a 3DMM of exactly 751 float frames (as
+    ``react preprocess`` requires) and a wav whose duration matches it within
+    :data:`AUDIO_SLACK_FRAMES` frames; anything else is refused in one line instead of being cut.
+    The output equals dataset mode's for the same clip when ``seed`` is that sample's stream seed,
+    ``sample_seed(dataset seed, n)`` (``tests/test_generate.py`` checks it).
+    """
+    import json
+
     from reactcli.atomic import atomic_path
     from reactcli.data.features import FeatureExtractor
     from reactcli.data.loaders import load_audio, load_emotion, load_face3dmm
+    from reactcli.vocab import CLIP_FRAMES, FPS
 
     if Path(out).suffix != ".npz":
         raise ReactError(f"{out}: single-clip output must be an .npz file")
@@ -420,8 +470,15 @@ def generate_clip_file(
         speaker_emotion = load_emotion(emotion_path)
     elif emotion_path is not None:
         raise ReactError(f"{checkpoint}: this model does not take the speaker's emotion; drop --speaker-emotion")
-    face = load_face3dmm(face_path)
+    face = load_face3dmm(face_path, exact=True)
     wave, rate = load_audio(audio_path)
+    heard = len(wave) / rate * FPS
+    if abs(heard - CLIP_FRAMES) > AUDIO_SLACK_FRAMES:
+        raise ReactError(
+            path=audio_path,
+            problem=f"audio is {len(wave) / rate:.2f} s ({heard:.0f} frames at {FPS} fps) but the 3DMM {face_path} "
+            f"has {CLIP_FRAMES} frames; give the matching clip (nothing is cut silently)",
+        )
     extractor = FeatureExtractor(model.config.audio)
     if extractor.dim != model.predictor.audio_dim:
         raise ReactError(
@@ -431,6 +488,13 @@ def generate_clip_file(
     audio = extractor(wave, rate, frames=len(face))
     k = model.config.generation.samples
     face_out, emotion = generate_reactions(model, audio, face, speaker_emotion, k, seed=seed)
+    record = generation_record(model, checkpoint, seed)
+    record.update({
+        "inputs": {"audio": str(audio_path), "face3dmm": str(face_path),
+                   "emotion": None if emotion_path is None else str(emotion_path)},
+        "K": k, "emotion_shape": list(emotion.shape), "face3dmm_shape": list(face_out.shape),
+    })  # fmt: skip
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, emotion=emotion.astype(np.float32), face3dmm=face_out.astype(np.float32))
-    return {"K": k, "emotion_shape": list(emotion.shape), "face3dmm_shape": list(face_out.shape)}
+        arrays = {"emotion": emotion.astype(np.float32), "face3dmm": face_out.astype(np.float32)}
+        np.savez(fh, **arrays, record=np.array(json.dumps(record)))
+    return record

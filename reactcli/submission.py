@@ -6,6 +6,7 @@ The run folder it reads (what ``bash run.bash demo`` writes to ``runs/demo/``)::
     RUN/predictions/face3dmm.npy    (N, 10, 751 or 750, 58) raw 3DMM coefficients     required
     RUN/predictions/generation.json what `react generate` recorded (split, seed, ...)  optional
     RUN/videos/<clip>.mp4           `react render` output; the four submission clips   required
+    RUN/videos/render.json          `react render`'s record of its finished videos      required
     RUN/videos/*_emotion.png        emotion plots                                       optional
     RUN/metrics.json                `react evaluate` output                             required
     RUN/baselines.json              `react baselines` output                            optional
@@ -14,11 +15,13 @@ The run folder it reads (what ``bash run.bash demo`` writes to ``runs/demo/``)::
 
 The archive keeps those relative paths and adds ``manifest.json`` (every file with its sha256 and
 size, arrays with shape and dtype, model type "online", N, K, T, split, toolkit version) and a
-short ``README.md``. Everything is validated *before* writing (shapes, K = 10, T = 750, no
-NaN/inf, the four videos present, 25 fps and with sound); a failure lists every problem and leaves
-no zip behind (the archive is written to a temp name and renamed). ``check_archive`` re-reads an
-archive and verifies hashes, shapes and the same rules. Zip entries carry a fixed timestamp, so
-the same run folder gives a byte-identical archive.
+short ``README.md``. Everything is validated *before* writing (the prediction set as
+``reactcli.predictions`` opens it, then the challenge's own rules: dense, K = 10, T = 750, float,
+no NaN/inf or values beyond ``VALUE_LIMIT``; the four videos present, 25 fps, with sound, and
+vouched for by ``render.json`` — finished, unchanged, made from these predictions); a failure
+lists every problem and leaves no zip behind (the archive is written to a temp name and
+renamed). ``check_archive`` re-reads an archive and verifies hashes, shapes and the same rules.
+Zip entries carry a fixed timestamp, so the same run folder gives a byte-identical archive.
 """
 
 from __future__ import annotations
@@ -36,13 +39,12 @@ from reactcli import __version__
 from reactcli.atomic import atomic_path
 from reactcli.data.layout import SUBMISSION_CLIPS
 from reactcli.errors import ReactError, file_error
+from reactcli.predictions import RAGGED, VALUE_LIMIT, PredictionSet, shape_problem
 from reactcli.vocab import (
     BASELINES_FILE,
-    EMOTION_DIM,
     EMOTION_FILE,
     EVAL_FRAMES,
     FACE3DMM_FILE,
-    FACE_DIM,
     FPS,
     GENERATION_FILE,
     METRIC_KEYS,
@@ -66,6 +68,13 @@ def submission_video(clip: str) -> str:
     from reactcli.render.clips import video_name
 
     return f"videos/{video_name(clip)}"
+
+
+def render_manifest() -> str:
+    """Archive path of ``react render``'s record of finished videos."""
+    from reactcli.render.clips import RENDER_MANIFEST
+
+    return f"videos/{RENDER_MANIFEST}"
 
 
 class _HashingReader:
@@ -92,6 +101,7 @@ class FileFacts:
     shape: tuple[int, ...] | None = None
     dtype: str | None = None
     finite: bool | None = None
+    peak: float | None = None  # largest |value| of a float array with only finite values
 
     def manifest_entry(self, path: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"path": path, "sha256": self.sha256, "bytes": self.bytes}
@@ -113,6 +123,7 @@ def scan(fh: IO[bytes], is_npy: bool) -> FileFacts:
     if dtype.hasobject:
         raise ValueError("holds Python objects (pickled), not numbers")
     finite = True
+    peak = 0.0
     step = max(dtype.itemsize, (_CHUNK // dtype.itemsize) * dtype.itemsize)
     expected = int(np.prod(shape)) * dtype.itemsize
     seen = 0
@@ -123,10 +134,15 @@ def scan(fh: IO[bytes], is_npy: bool) -> FileFacts:
         seen += len(data)
         if finite and np.issubdtype(dtype, np.inexact):
             usable = len(data) - len(data) % dtype.itemsize
-            finite = bool(np.isfinite(np.frombuffer(data[:usable], dtype=dtype)).all())
+            values = np.frombuffer(data[:usable], dtype=dtype)
+            finite = bool(np.isfinite(values).all())
+            if finite and values.size:
+                peak = max(peak, float(np.abs(values).max()))
     if seen != expected:
         raise ValueError(f"array data is {seen} bytes, its header says {expected} (truncated?)")
-    return FileFacts(reader.sha.hexdigest(), reader.bytes, tuple(int(s) for s in shape), dtype.str, finite)
+    is_float = np.issubdtype(dtype, np.inexact)
+    shape_ = tuple(int(s) for s in shape)
+    return FileFacts(reader.sha.hexdigest(), reader.bytes, shape_, dtype.str, finite, peak if is_float else None)
 
 
 def scan_file(path: Path) -> FileFacts:
@@ -141,25 +157,27 @@ def scan_file(path: Path) -> FileFacts:
 
 
 def prediction_problems(name: str, facts: FileFacts, kind: str) -> list[str]:
-    """Shape/dtype/NaN problems of ``emotion`` or ``face3dmm`` predictions (empty list = fine)."""
+    """Problems of ``emotion`` or ``face3dmm`` predictions as a submission (empty list = fine): a
+    prediction set's shape rules (``predictions.shape_problem``), then the challenge's: K = 10,
+    T = 750 (751 allowed for the 3DMM), N even (mirrored pairs), float, finite, within VALUE_LIMIT."""
     shape = facts.shape or ()
-    dim, frames = (EMOTION_DIM, (EVAL_FRAMES,)) if kind == "emotion" else (FACE_DIM, (EVAL_FRAMES + 1, EVAL_FRAMES))
-    want = f"(N, {SUBMISSION_K}, {' or '.join(map(str, frames))}, {dim})"
+    generic = shape_problem(kind, shape)
+    if generic:
+        return [f"{name}: {generic}"]
+    frames = (EVAL_FRAMES,) if kind == "emotion" else (EVAL_FRAMES + 1, EVAL_FRAMES)
     problems = []
-    if len(shape) != 4:
-        return [f"{name}: shape {shape}, expected {want}"]
     if shape[1] != SUBMISSION_K:
         problems.append(f"{name}: K = {shape[1]} reactions per speaker, the challenge expects K = {SUBMISSION_K}")
     if shape[2] not in frames:
         problems.append(f"{name}: T = {shape[2]} frames, expected {' or '.join(map(str, frames))}")
-    if shape[3] != dim:
-        problems.append(f"{name}: last dimension {shape[3]}, expected {dim}")
     if shape[0] == 0 or shape[0] % 2:
         problems.append(f"{name}: N = {shape[0]} samples, expected an even number (2 x rows, mirrored order)")
     if facts.dtype is None or np.dtype(facts.dtype).kind != "f":
         problems.append(f"{name}: dtype {facts.dtype}, expected floating point")
     elif facts.finite is False:
         problems.append(f"{name}: contains NaN/inf values")
+    elif facts.peak is not None and facts.peak > VALUE_LIMIT:
+        problems.append(f"{name}: |x| up to {facts.peak:.3g}, outside the sane range |x| <= {VALUE_LIMIT:g}")
     return problems
 
 
@@ -227,8 +245,6 @@ def collect_run(run: Path) -> RunContents:
         rc.files[rel], rc.facts[rel] = path, facts
         rc.problems += prediction_problems(rel, facts, kind)
     shapes = [rc.facts[r].shape for r in (PRED_EMOTION, PRED_FACE3DMM) if r in rc.facts]
-    if len(shapes) == 2 and shapes[0] and shapes[1] and shapes[0][:2] != shapes[1][:2]:
-        rc.problems.append(f"predictions: emotion.npy has (N, K) = {shapes[0][:2]}, face3dmm.npy {shapes[1][:2]}")
     if shapes and shapes[0]:
         rc.n = int(shapes[0][0])
 
@@ -236,9 +252,16 @@ def collect_run(run: Path) -> RunContents:
     generation = run / PRED_GENERATION
     if generation.is_file():
         rc.files[PRED_GENERATION] = generation
-        meta = _read_json(generation, rc.problems, PRED_GENERATION)
-        if meta and "split" in meta:
-            splits[PRED_GENERATION] = str(meta["split"])
+    if not rc.problems:  # the files are there and shaped: read them as the prediction set they are
+        try:
+            preds = PredictionSet.open(run / "predictions")
+        except ReactError as exc:
+            rc.problems.append(str(exc))
+        else:
+            if preds.layout == RAGGED:
+                rc.problems.append("predictions: a ragged set (clips of different lengths) is no REACT 2024 submission")
+            if "split" in preds.record:
+                splits[PRED_GENERATION] = str(preds.record["split"])
     metrics = run / METRICS_FILE
     if not metrics.is_file():
         rc.problems.append(f"metrics.json: missing (write it with `react evaluate --out {metrics}`)")
@@ -260,17 +283,23 @@ def collect_run(run: Path) -> RunContents:
         rc.problems.append("split disagrees: " + ", ".join(f"{k} says '{v}'" for k, v in splits.items()))
     rc.split = next(iter(splits.values()), None)
 
+    from reactcli.render.clips import recorded_video_problem
+
+    videos = run / "videos"
     for clip in SUBMISSION_CLIPS:
         rel = submission_video(clip)
         if not (run / rel).is_file():
             rc.problems.append(f"{rel}: missing (render it with `react render --submit-only --out {run}/videos`)")
-        else:
-            rc.problems += video_problems(rel, run / rel)
-    videos = run / "videos"
+            continue
+        problems = video_problems(rel, run / rel)
+        unvouched = recorded_video_problem(videos, Path(rel).name, generation)
+        rc.problems += problems or ([f"{rel}: {unvouched}"] if unvouched else [])
     if videos.is_dir():
         for path in sorted(videos.iterdir()):
             if path.is_file() and path.suffix in (".mp4", ".png") and not path.name.startswith("."):
                 rc.files[f"videos/{path.name}"] = path
+    if (run / render_manifest()).is_file():
+        rc.files[render_manifest()] = run / render_manifest()
     for path in sorted(run.iterdir()):
         if path.is_file() and path.suffix in (".ckpt", ".toml") and not path.name.startswith("."):
             rc.files[path.name] = path
@@ -289,7 +318,7 @@ def _readme(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str:
         "- `predictions/emotion.npy` (N, K, 750, 25) and `predictions/face3dmm.npy` (N, K, T, 58, raw FaceVerse "
         "coefficients)",
         "- `videos/`: 25 fps mp4s with the speaker's audio (speaker | listener | listener GT mesh | generated "
-        "mesh) and emotion-curve PNGs",
+        "mesh), emotion-curve PNGs and `render.json` (which predictions each video shows)",
         "- `metrics.json` (and `baselines.json`): `react evaluate` / `react baselines` output",
         "- `*.ckpt`, `*.toml`: checkpoints and configs of the run",
         "- `manifest.json`: sha256, size and array shapes of every file",
@@ -413,4 +442,23 @@ def check_archive(path: Path) -> tuple[list[str], dict[str, Any] | None]:
         for clip in SUBMISSION_CLIPS:
             if submission_video(clip) not in entries:
                 problems.append(f"{submission_video(clip)}: submission video not in the archive")
+        problems += _render_record_problems(zf, entries)
     return problems, manifest
+
+
+def _render_record_problems(zf: zipfile.ZipFile, entries: dict[str, Any]) -> list[str]:
+    """When the archive holds ``videos/render.json``, every submission video must be the one it records."""
+    name = render_manifest()
+    if name not in entries or name not in zf.namelist():
+        return []
+    try:
+        videos = json.loads(zf.read(name)).get("videos", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        return [f"{name}: unreadable ({exc})"]
+    problems = []
+    for clip in SUBMISSION_CLIPS:
+        rel = submission_video(clip)
+        stored = videos.get(Path(rel).name) if isinstance(videos, dict) else None
+        if rel in entries and (not isinstance(stored, dict) or stored.get("sha256") != entries[rel].get("sha256")):
+            problems.append(f"{rel}: not the video {name} records")
+    return problems

@@ -98,6 +98,13 @@ def test_3dmm_errors(tmp_path: Path) -> None:
     (tmp_path / "corrupt.npy").write_bytes(b"not numpy")
     with pytest.raises(ReactError, match=r"corrupt\.npy: not a readable"):
         load_face3dmm(tmp_path / "corrupt.npy")
+    np.save(tmp_path / "int.npy", np.ones((751, 1, 58), np.int16))  # a wrong export, not coefficients
+    with pytest.raises(ReactError, match=r"int\.npy: 3DMM has dtype int16, expected floating point"):
+        load_face3dmm(tmp_path / "int.npy")
+    np.save(tmp_path / "long.npy", np.zeros((1000, 58), np.float32))
+    assert load_face3dmm(tmp_path / "long.npy").shape == (751, 58)  # cut, as dataset clips' `_full` twins are
+    with pytest.raises(ReactError, match=r"long\.npy: 3DMM has 1000 frames, expected 751"):
+        load_face3dmm(tmp_path / "long.npy", exact=True)
 
 
 def test_emotion_csv_errors(tmp_path: Path) -> None:

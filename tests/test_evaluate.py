@@ -92,7 +92,10 @@ def bad_prediction_cases(n: int) -> dict[str, tuple[np.ndarray, str]]:
     nan[1, 0, 3, 4] = np.nan
     inf = ok.copy()
     inf[0, 1, 0, 0] = np.inf
+    huge = ok.copy()
+    huge[2, 1, 5, 0] = 1e30  # the issue's input: it passed, and metrics.json held a bare Infinity
     return {
+        "huge": (huge, "sample 2 reaction 1 has |x| up to 1e+30 (first at frame 5, dim 0), outside the sane range"),
         "short": (ok[:, :, :700], "expected at least 750"),
         "wrong_n": (ok[:-2], f"expected N = {n}"),
         "nan": (nan, "NaN/inf"),
@@ -102,7 +105,7 @@ def bad_prediction_cases(n: int) -> dict[str, tuple[np.ndarray, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["short", "wrong_n", "nan", "inf", "ndim", "dims"])
+@pytest.mark.parametrize("case", ["short", "wrong_n", "nan", "inf", "huge", "ndim", "dims"])
 def test_evaluate_rejects_bad_predictions_in_one_line(
     case: str, synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +120,33 @@ def test_evaluate_rejects_bad_predictions_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("error:") and str(pred) in lines[0]
     assert expected in lines[0]
     assert out.read_text() == "previous results"  # nothing written over
+
+
+def test_non_finite_metrics_are_null_with_a_reason(tmp_path: Path) -> None:
+    from reactcli.atomic import save_json
+    from reactcli.metrics.evaluate import null_non_finite
+
+    result = null_non_finite({"FRC": float("nan"), "FRD": float("inf"), "FRDiv": 0.5, "notes": {"FRD": "search"}})
+    assert result["FRC"] is None and result["FRD"] is None and result["FRDiv"] == 0.5
+    assert result["notes"]["FRC"] == "came out nan (not a finite number), stored as null"
+    assert result["notes"]["FRD"].startswith("came out inf") and result["notes"]["FRD"].endswith("; search")
+    save_json(tmp_path / "m.json", result)
+    assert "NaN" not in (tmp_path / "m.json").read_text() and json.loads((tmp_path / "m.json").read_text())
+
+
+def test_evaluate_checks_sample_ids_of_a_generate_folder(
+    synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A generate folder names its samples: one made for another split or order is refused, naming both."""
+    from reactcli.predictions import PredictionWriter, sample_ids
+
+    ids = sample_ids(mirrored(read_pairs(synth_root, "val")))
+    with PredictionWriter(tmp_path / "gen", 1, {"split": "val"}, kinds=("emotion",)) as writer:
+        for name in [ids[1], ids[0], *ids[2:]]:
+            writer.add(name, np.zeros((1, 750, 25), np.float32))
+        writer.commit()
+    code, _, err = run(["evaluate", "--data", str(synth_root), "--predictions", str(tmp_path / "gen")], capsys)
+    assert code == 1 and f"generation.json: sample 0 is '{ids[1]}' but the val split" in err
 
 
 def test_evaluate_rejects_unreadable_inputs(
@@ -190,3 +220,23 @@ def test_baselines_say_when_train_has_no_emotion(
     code, _, err = run(["baselines", "--data", str(root), "--out", str(out), "--set", "generation.samples=3"], capsys)
     assert code == 0, err
     assert json.loads(out.read_text())["K"] == 3
+
+
+def test_an_unwritable_out_fails_before_any_metric(
+    synth_root: Path, truth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's read-only --out gave a traceback after computing everything; now one line, first."""
+    import os
+
+    import reactcli.metrics.evaluate as evaluate_module
+
+    pred = tmp_path / "pred.npy"
+    np.save(pred, gt_predictions(truth))
+    locked = tmp_path / "locked"  # as if mounted read-only (root may write into a chmod 555 folder)
+    locked.mkdir()
+    out = locked / "metrics.json"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    monkeypatch.setattr(evaluate_module, "evaluate_arrays", lambda *a, **k: pytest.fail("metrics ran"))
+    code, _, err = run(["evaluate", "--data", str(synth_root), "--predictions", str(pred), "--out", str(out)], capsys)
+    assert code == 1 and err.strip() == f"error: {out}: cannot write there ({locked} is not writable)"

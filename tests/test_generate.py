@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -192,3 +194,119 @@ def test_a_large_seed_does_not_overflow_the_noise_generator(model, clip) -> None
     g = torch.Generator().manual_seed(derive_seed("frame", 7, 3))
     expected = torch.rand(2, model.predictor.vocab_size, generator=g)
     np.testing.assert_array_equal(stream._uniform(3, 4)[:, 0].numpy(), expected.numpy())
+
+
+# ------------------------------------------------------------------ the drivers of ``react generate``
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random model on the preprocessed fixture's MFCC features (78-d), saved as train-predictor does."""
+    from reactcli.models.checkpoint import PREDICTOR_KIND, predictor_payload, save_checkpoint
+
+    model = random_model(audio_dim=78, patch=8, context=16, emotion_skip=4)
+    path = tmp_path_factory.mktemp("ckpt") / "predictor.ckpt"
+    save_checkpoint(path, PREDICTOR_KIND, predictor_payload(model.config, model.tokenizer, model.predictor,
+                                                            model.valid_codes))  # fmt: skip
+    return path
+
+
+def test_single_clip_equals_dataset_mode_on_the_same_clip(checkpoint: Path, preprocessed_root: Path, tmp_path: Path):
+    """``generate_clip_file`` from the clip's raw files (wav, 3DMM, emotion CSV) equals ``generate_split``'s
+    sample n when its seed is that sample's stream seed ``sample_seed(seed, n)``: same features, same
+    inputs, same noise. The record says how both were made."""
+    import json
+
+    from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
+    from reactcli.generate import generate_clip_file, generate_split, sample_seed
+
+    cpu = torch.device("cpu")
+    two = {"generation": {"samples": 2}}
+    record = generate_split(checkpoint, preprocessed_root, "test", tmp_path / "pred", 5, cpu, two)
+    assert (record["split"], record["N"], record["K"], record["seed"]) == ("test", 4, 2, 5)
+    assert record["generation"]["samples"] == 2 and "emotion_residual_scale" in record["generation"]
+    assert "valid_emotion" in record["generation"] and len(record["checkpoint_sha256"]) == 64
+    emotion, face = np.load(tmp_path / "pred" / "emotion.npy"), np.load(tmp_path / "pred" / "face3dmm.npy")
+    assert emotion.shape == (4, 2, 750, 25) and face.shape == (4, 2, 751, 58)
+    layout = DatasetLayout(preprocessed_root)
+    n = 3  # a swapped sample: the row's listener speaks
+    sample = mirrored(read_pairs(preprocessed_root, "test"))[n]
+    assert record["ids"][n] == f"{sample.speaker}->{sample.listener}"
+    out = tmp_path / "one.npz"
+    single = generate_clip_file(
+        checkpoint, layout.audio("test", sample.speaker), layout.face3dmm("test", sample.speaker), out,
+        sample_seed(5, n), cpu, two, layout.emotion("test", sample.speaker),
+    )  # fmt: skip
+    with np.load(out) as arrays:
+        np.testing.assert_allclose(arrays["emotion"][:, :750], emotion[n], atol=1e-5)
+        np.testing.assert_allclose(arrays["face3dmm"], face[n], atol=1e-5)
+        assert json.loads(str(arrays["record"])) == single
+    assert single["generation"] == record["generation"] and single["seed"] == sample_seed(5, n)
+
+
+def test_generate_refuses_a_full_disk_in_one_line_and_keeps_the_older_set(
+    checkpoint: Path, preprocessed_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The issue's failure: a full disk between two writes left a new emotion.npy (seed 7) beside the old
+    face3dmm.npy and a generation.json saying seed 0, and a traceback. Now: one line, old set whole."""
+    import errno
+
+    from conftest import run_cli
+
+    from reactcli import predictions
+
+    out = tmp_path / "pred"
+    base = ["generate", "--checkpoint", str(checkpoint), "--data", str(preprocessed_root), "--split", "test",
+            "--samples", "1", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert run_cli([*base, "--seed", "0"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = predictions._write_block
+    calls = {"n": 0}
+
+    def full_disk(fh, block) -> None:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fh, block)
+
+    monkeypatch.setattr(predictions, "_write_block", full_disk)
+    capsys.readouterr()
+    assert run_cli([*base, "--seed", "7"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "━" not in line]
+    assert err == [f"error: {out}: could not write (No space left on device); nothing was changed there"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred"]
+    monkeypatch.undo()
+    with pytest.raises(ReactError, match="holds other files \\(predictor.ckpt\\)"):  # a run folder given as --out
+        from reactcli.generate import generate_split
+
+        generate_split(checkpoint, preprocessed_root, "test", checkpoint.parent, 0, torch.device("cpu"))
+
+
+def test_single_clip_refuses_mismatched_lengths_and_integer_3dmm(
+    checkpoint: Path, preprocessed_root: Path, tmp_path: Path
+) -> None:
+    from scipy.io import wavfile
+
+    from reactcli.data.layout import DatasetLayout, read_pairs
+    from reactcli.generate import generate_clip_file
+
+    layout = DatasetLayout(preprocessed_root)
+    clip = read_pairs(preprocessed_root, "test")[0].speaker
+    audio, face, emotion = layout.audio("test", clip), layout.face3dmm("test", clip), layout.emotion("test", clip)
+    rate, wave = wavfile.read(audio)
+    long_wav = tmp_path / "long.wav"
+    wavfile.write(long_wav, rate, np.concatenate([wave, wave]))  # 60 s of sound for a 30 s face
+    raw = np.load(face)
+    long_face, int_face = tmp_path / "long.npy", tmp_path / "int.npy"
+    np.save(long_face, np.concatenate([raw, raw[:249]]))  # 1000 frames
+    np.save(int_face, (raw * 100).astype(np.int16))
+    cases = [
+        (long_wav, face, f"{long_wav}: audio is 60.04 s (1501 frames at 25 fps) but the 3DMM {face} has 751"),
+        (audio, long_face, f"{long_face}: 3DMM has 1000 frames, expected 751"),
+        (audio, int_face, f"{int_face}: 3DMM has dtype int16, expected floating point"),
+    ]
+    for wav, face3dmm, message in cases:
+        with pytest.raises(ReactError) as exc:
+            generate_clip_file(checkpoint, wav, face3dmm, tmp_path / "x.npz", 0, torch.device("cpu"), None, emotion)
+        assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "x.npz").exists()

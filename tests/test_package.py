@@ -16,6 +16,8 @@ from scipy.io import wavfile
 from reactcli import __version__
 from reactcli.data.layout import SUBMISSION_CLIPS
 from reactcli.errors import ReactError
+from reactcli.freshness import sha256_file
+from reactcli.render.clips import record_video
 from reactcli.render.video import Mp4Writer
 from reactcli.submission import check_archive, package_run, submission_video
 
@@ -44,8 +46,10 @@ def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (pred / "generation.json").write_text(json.dumps({"split": "val", "N": N, "K": 10, "seed": 0}))
     wav = root / "a.wav"
     wavfile.write(wav, 44100, (rng.normal(0, 0.1, 11025) * 3000).astype(np.int16))
+    made_from = {"sources": {"record_sha256": sha256_file(pred / "generation.json")}}
     for clip in SUBMISSION_CLIPS:
         write_video(run_dir / submission_video(clip), wav)
+        record_video(run_dir / "videos", run_dir / submission_video(clip), made_from)  # as react render does
         (run_dir / submission_video(clip)).with_name(Path(submission_video(clip)).stem + "_emotion.png").write_bytes(
             b"\x89PNG fake plot"
         )
@@ -79,6 +83,7 @@ def test_archive_holds_everything_with_a_manifest(good_zip: Path, good_run: Path
     expected = {
         "predictions/emotion.npy", "predictions/face3dmm.npy", "predictions/generation.json", "metrics.json",
         "baselines.json", "tokenizer.ckpt", "predictor.ckpt", "tiny.toml", "README.md", "manifest.json",
+        "videos/render.json",
         *(submission_video(c) for c in SUBMISSION_CLIPS),
         *(submission_video(c)[:-4] + "_emotion.png" for c in SUBMISSION_CLIPS),
     }  # fmt: skip
@@ -142,9 +147,9 @@ CASES = {
     "K = 5": (_save(EMO, np.zeros((N, 5, 750, 25), np.float32)), "K = 5 reactions per speaker"),
     "T = 700": (_save(EMO, np.zeros((N, 10, 700, 25), np.float32)), "T = 700 frames, expected 750"),
     "face T": (_save(FACE, np.zeros((N, 10, 700, 58), np.float32)), "T = 700 frames, expected 751 or 750"),
-    "emotion dim": (_save(EMO, np.zeros((N, 10, 750, 24), np.float32)), "last dimension 24, expected 25"),
-    "face dim": (_save(FACE, np.zeros((N, 10, 751, 52), np.float32)), "last dimension 52, expected 58"),
-    "3-d": (_save(EMO, np.zeros((10, 750, 25), np.float32)), "shape (10, 750, 25), expected (N, 10, 750, 25)"),
+    "emotion dim": (_save(EMO, np.zeros((N, 10, 750, 24), np.float32)), "(4, 10, 750, 24), expected (N, K, T, 25)"),
+    "face dim": (_save(FACE, np.zeros((N, 10, 751, 52), np.float32)), "(4, 10, 751, 52), expected (N, K, T, 58)"),
+    "3-d": (_save(EMO, np.zeros((10, 750, 25), np.float32)), "shape (10, 750, 25), expected (N, K, T, 25)"),
     "nan emotion": (_nan(EMO, (N, 10, 750, 25)), "predictions/emotion.npy: contains NaN/inf"),
     "nan face": (_nan(FACE, (N, 10, 751, 58)), "predictions/face3dmm.npy: contains NaN/inf"),
     "int dtype": (_save(EMO, np.zeros((N, 10, 750, 25), np.int32)), "dtype <i4, expected floating point"),
@@ -154,7 +159,10 @@ CASES = {
         ],
         "N = 3 samples, expected an even number",
     ),
-    "N mismatch": (_save(FACE, np.zeros((6, 10, 751, 58), np.float32)), "emotion.npy has (N, K) = (4, 10)"),
+    "N mismatch": (
+        _save(FACE, np.zeros((6, 10, 751, 58), np.float32)), "emotion.npy: has (N, K) = (4, 10) but face3dmm.npy has (6"
+    ),
+    "absurd values": (_save(EMO, np.full((N, 10, 750, 25), 1e30, np.float32)), "outside the sane range |x| <= 1000"),
     "pickled npy": (
         lambda d: np.save(d / EMO, np.array([{"a": 1}], dtype=object), allow_pickle=True),
         "holds Python objects",
@@ -184,6 +192,15 @@ CASES = {
     "broken video": (
         lambda d: (d / submission_video(SUBMISSION_CLIPS[0])).write_bytes(b"not a video"),
         "no video stream",
+    ),
+    "no render record": (
+        lambda d: (d / "videos" / "render.json").unlink(),
+        f"{submission_video(SUBMISSION_CLIPS[0])}: not in render.json (an unfinished or older render",
+    ),
+    "video changed": (_video(SUBMISSION_CLIPS[2]), "differs from the video render.json records"),
+    "other predictions": (
+        lambda d: (d / "predictions" / "generation.json").write_text(json.dumps({"split": "val", "seed": 5})),
+        "rendered from other predictions than",
     ),
 }
 
@@ -286,6 +303,29 @@ def test_check_recomputes_shapes_and_nan_of_arrays(good_zip: Path, tmp_path: Pat
 
     problems, _ = check_archive(_rewrite(good_zip, tmp_path / "nan.zip", edit))
     assert problems == ["predictions/emotion.npy: contains NaN/inf values"]
+
+
+def test_check_holds_videos_to_the_render_record(good_zip: Path, tmp_path: Path) -> None:
+    """A submission video swapped in the archive (manifest updated to match) is not the one render.json records."""
+    import hashlib
+
+    video = submission_video(SUBMISSION_CLIPS[1])
+    with zipfile.ZipFile(good_zip) as zf:
+        other = zf.read(video) + b"\0"  # another file (the fixture's four videos are identical)
+
+    def edit(name: str, old: bytes) -> bytes:
+        if name == video:
+            return other
+        if name == "manifest.json":
+            manifest = json.loads(old)
+            for entry in manifest["files"]:
+                if entry["path"] == video:
+                    entry.update(sha256=hashlib.sha256(other).hexdigest(), bytes=len(other))
+            return json.dumps(manifest).encode()
+        return old
+
+    problems, _ = check_archive(_rewrite(good_zip, tmp_path / "swapped.zip", edit))
+    assert problems == [f"{video}: not the video videos/render.json records"]
 
 
 def test_check_rejects_non_archives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

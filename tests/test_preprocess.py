@@ -67,6 +67,31 @@ def test_partial_files_do_not_count_as_finished(make_synth, tmp_path: Path, caps
     assert np.load(truncated).shape == (751, 58)
 
 
+def test_a_source_replaced_by_an_older_file_is_not_served_from_the_cache(
+    make_synth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Freshness is the sources' identity (path, size, time), not "newer than": a clip's 3DMM swapped
+    for another file with an older time stamp (copied with ``cp -p``, or restored from a backup) is
+    cached again; the record is what marks a cache entry finished."""
+    root = copy_dataset(make_synth(train=1, val=4, video="none"), tmp_path / "ds")
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
+    layout, cache = DatasetLayout(root), FeatureCache(root, load_config(environ={}))
+    clips = _clips(root, "val")
+    target = layout.face3dmm("val", clips[0])
+    other = np.load(layout.face3dmm("val", clips[1]))
+    stamp = target.stat().st_mtime_ns
+    np.save(target, other)
+    os.utime(target, ns=(stamp - 10**11, stamp - 10**11))  # older than the cache entry
+    capsys.readouterr()
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
+    assert "│ val   │     8 │          1 │              7 │" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(cache.face3dmm("val", clips[0])), load_face3dmm(target))
+    record = cache.audio_features("val", clips[0]).with_name(f"{Path(clips[0]).name}.sources.json")
+    record.unlink()  # an entry without its record (a run killed before it) is not finished
+    assert run_cli(["preprocess", "--data", str(root), "--splits", "val"]) == 0
+    assert "│ val   │     8 │          1 │              7 │" in capsys.readouterr().out and record.is_file()
+
+
 def _damage(root: Path) -> dict[str, str]:
     """Break one clip in each way the issue lists; returns path -> expected problem text."""
     layout = DatasetLayout(root)

@@ -93,6 +93,46 @@ def test_rerun_skips_finished_videos(submit_render: Path, synth_root: Path, val_
     os.utime(val_predictions / "face3dmm.npy", ns=(stamp + 10**9, stamp + 10**9))
     assert run_cli([*args, "--submit-only", "--max-frames", "10", "--limit", "1"]) == 0
     assert first.stat().st_mtime_ns != stamp
+    # ... nor are OLDER ones from elsewhere (the rule is identity, not time), and a video changed by
+    # hand is not the finished one render.json recorded
+    stamp = first.stat().st_mtime_ns
+    os.utime(val_predictions / "face3dmm.npy", ns=(stamp - 10**10, stamp - 10**10))
+    assert run_cli([*args, "--submit-only", "--max-frames", "10", "--limit", "1"]) == 0
+    assert first.stat().st_mtime_ns != stamp
+    stamp = first.stat().st_mtime_ns
+    first.write_bytes(first.read_bytes()[:-10])
+    assert run_cli([*args, "--submit-only", "--max-frames", "10", "--limit", "1"]) == 0
+    assert first.stat().st_mtime_ns != stamp and probe(first).frames == 10
+
+
+def test_render_json_records_finished_videos_and_another_seed_renders_again(
+    submit_render: Path, synth_root: Path, val_predictions: Path, tmp_path: Path
+) -> None:
+    """render.json lists each finished video with the reaction it shows; a rerun with another --seed
+    draws other reactions, and exactly the videos whose reaction changed are rendered again."""
+    import json
+    import shutil
+
+    from reactcli.render.clips import RENDER_MANIFEST, choose_reaction, recorded_video_problem
+
+    out = Path(shutil.copytree(submit_render, tmp_path / "videos"))
+    args = ["render", "--data", str(synth_root), "--predictions", str(val_predictions), "--out", str(out)]
+    assert run_cli([*args, "--submit-only", "--max-frames", str(FRAMES), "--seed", "3"]) == 0  # as made (other
+    manifest = json.loads((out / RENDER_MANIFEST).read_text())["videos"]  # tests render again into the fixture)
+    assert sorted(manifest) == sorted(video_name(c) for c in SUBMISSION_CLIPS)
+    index = {s.speaker: n for n, s in enumerate(mirrored(read_pairs(synth_root, "val")))}
+    for clip in SUBMISSION_CLIPS:
+        entry = manifest[video_name(clip)]
+        assert entry["reaction"] == choose_reaction(3, None, 3, index[clip]) and entry["frames"] == FRAMES
+        assert recorded_video_problem(out, video_name(clip)) is None
+    seed = next(s for s in range(4, 40) if any(
+        choose_reaction(3, None, s, index[c]) != choose_reaction(3, None, 3, index[c]) for c in SUBMISSION_CLIPS))
+    changed = {video_name(c) for c in SUBMISSION_CLIPS
+               if choose_reaction(3, None, seed, index[c]) != choose_reaction(3, None, 3, index[c])}  # fmt: skip
+    before = {p.name: p.read_bytes() for p in out.glob("*.mp4")}
+    assert run_cli([*args, "--submit-only", "--max-frames", str(FRAMES), "--seed", str(seed)]) == 0
+    rendered = {p.name for p in out.glob("*.mp4") if p.read_bytes() != before[p.name]}
+    assert rendered == changed and changed
 
 
 def test_missing_submission_clips_fall_back_to_the_first_four(
@@ -139,12 +179,14 @@ def test_video_writer_and_probe_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        ("missing", "face3dmm.npy: generated 3DMM not found"),
-        ("wrong_n", "has 6 samples but the split has 12"),
-        ("wrong_dim", "expected (N, K, 751, 58)"),
+        ("missing", "pred: prediction folder has no emotion.npy or face3dmm.npy"),
+        ("wrong_n", "face3dmm.npy: predictions hold 6 samples, expected N = 12 (the val split: 2 x 6 rows"),
+        ("wrong_dim", "face3dmm.npy: predictions have shape (12, 2, 751, 50), expected (N, K, T, 58)"),
         ("nan", "contains NaN/inf values"),
         ("sample", "--sample 5: the predictions hold K = 2 reactions"),
         ("emotion_k", "emotion.npy: has (N, K) = (12, 3) but face3dmm.npy has (12, 2)"),
+        ("emotion_only", "react render draws the generated 3DMM, but this prediction set has no face3dmm.npy"),
+        ("huge", "face3dmm.npy: sample 0 reaction 1 has |x| up to 1e+30"),
     ],
 )
 def test_render_errors(
@@ -165,7 +207,12 @@ def test_render_errors(
         extra += ["--sample", "5"]
     elif setup == "emotion_k":
         np.save(pred / "emotion.npy", np.zeros((12, 3, 750, 25), np.float32))
-    if setup != "missing":
+    elif setup == "emotion_only":
+        np.save(pred / "emotion.npy", np.zeros((12, 2, 750, 25), np.float32))
+    elif setup == "huge":
+        face[0, 1, 3, 7] = 1e30
+        extra += ["--sample", "1"]
+    if setup not in ("missing", "emotion_only"):
         np.save(pred / "face3dmm.npy", face.astype(np.float32))
     out = tmp_path / "videos"
     args = ["render", "--data", str(synth_root), "--predictions", str(pred), "--out", str(out), "--max-frames", "3"]

@@ -180,6 +180,45 @@ def test_cli_synth(tmp_path: Path) -> None:
     assert run_cli(["synth", "--out", str(tmp_path / "x"), "--val-pairs", "3"]) != 0  # < the 4 submission clips
 
 
+def test_synth_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A run stopped half-way (here: after the first clip) or a full disk leaves an older dataset in
+    the folder as it was and no half dataset anywhere; a folder of other files is refused."""
+    import errno
+
+    import reactcli.data.synth as synth
+
+    root = tmp_path / "ds"
+    make_synthetic_dataset(root, {"val": 4}, video="none", seed=1)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    def killed() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(root, {"val": 4}, video="none", seed=2, on_clip=killed)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+    def full_disk(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(synth, "save_text", full_disk)
+    capsys.readouterr()
+    assert run_cli(["synth", "--out", str(root), "--val-pairs", "4", "--train-pairs", "0", "--test-pairs", "0",
+                    "--video", "none", "--seed", "3"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert errors == [f"error: {root}: could not write (No space left on device); nothing was changed there"]
+    assert "Traceback" not in err
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("mine")
+    with pytest.raises(ReactError, match="holds other files \\(thesis.tex\\)"):
+        make_synthetic_dataset(tmp_path / "home", {"val": 4}, video="none")
+    assert (tmp_path / "home" / "thesis.tex").read_text() == "mine"
+
+
 def test_bad_options(tmp_path: Path) -> None:
     with pytest.raises(ReactError, match="--video avi"):
         make_synthetic_dataset(tmp_path, {"val": 4}, video="avi")

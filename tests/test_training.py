@@ -298,9 +298,9 @@ def test_generate_sampling_overrides(
             "--split", "val", "--samples", "1", "--device", "cpu"]
     monkeypatch.setenv("REACT_GENERATION__TOP_K", "3")
     run_cli(*base, "--out", tmp_path / "env")
-    assert json.loads((tmp_path / "env" / "generation.json").read_text())["top_k"] == 3
+    assert json.loads((tmp_path / "env" / "generation.json").read_text())["generation"]["top_k"] == 3
     run_cli(*base, "--out", tmp_path / "flag", "--top-k", "9", "--temperature", "0.5")
-    meta = json.loads((tmp_path / "flag" / "generation.json").read_text())
+    meta = json.loads((tmp_path / "flag" / "generation.json").read_text())["generation"]
     assert (meta["top_k"], meta["temperature"]) == (9, 0.5)
     capsys.readouterr()
     for extra, message in (

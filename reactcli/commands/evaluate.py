@@ -46,8 +46,7 @@ def evaluate(
     renders the protocol's frames into OUT's folder/fid/{real,fake} and scores them with the FID;
     without the two files it is null and the JSON says why.
     """
-    from reactcli.data.layout import read_pairs
-    from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth, validate_predictions
+    from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth
     from reactcli.progress import console, err_console, make_progress
     from reactcli.tables import metrics_table
 
@@ -73,11 +72,12 @@ def evaluate(
             raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
         job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",
                             realism_protocol, realism_max_images, resolve_device(device))  # fmt: skip
+    if out is not None:  # a folder that cannot take the JSON fails now, not after FRD
+        from reactcli.atomic import check_space
+
+        check_space(out, 1 << 20)
     truth = load_truth(data, split)
-    rows = len(read_pairs(data, split))
-    raw = load_predictions(predictions)
-    preds = validate_predictions(raw, truth.listener.shape[0], rows, predictions)
-    del raw
+    preds = load_predictions(predictions, truth)
     with make_progress() as progress:
         task = progress.add_task("FRD (DTW)", total=preds.shape[0], info="")
         result = evaluate_arrays(

@@ -30,8 +30,9 @@ def generate(
     """Generate listener reactions frame by frame (strictly online) with the trained model.
 
     Dataset mode writes OUT/emotion.npy (N, K, 750, 25), OUT/face3dmm.npy (N, K, 751, 58) (raw 3DMM
-    coefficients) in the mirrored sample order, and OUT/generation.json. Single-clip mode writes an
-    .npz with emotion (K, 751, 25) and face3dmm (K, 751, 58).
+    coefficients) in the mirrored sample order, and OUT/generation.json (how they were made), all at
+    once: an older set in OUT is kept whole if the run fails. Single-clip mode writes an .npz with
+    emotion (K, 751, 25) and face3dmm (K, 751, 58); the wav must match the 3DMM's 751 frames.
     """
     from reactcli.commands.common import collect_overrides
     from reactcli.errors import ReactError

@@ -60,16 +60,17 @@ def render(
 
     With --photo --pirender cur_model_fold.pth a fifth panel shows the generated reaction rendered
     by PIRender as the official renderer drives it (reference: the listener's first video frame).
-    Videos are named after the speaker clip (OUT/<clip>.mp4); finished ones are skipped on a rerun.
+    Videos are named after the speaker clip (OUT/<clip>.mp4); OUT/render.json records each finished
+    one (what it shows, made from what), and a rerun skips those it still vouches for.
     """
     import torch
 
     from reactcli.commands.common import build_config
-    from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
+    from reactcli.data.layout import DatasetLayout
     from reactcli.errors import ReactError
     from reactcli.progress import console
     from reactcli.render.build import build_renderer
-    from reactcli.render.clips import RenderContext, load_predictions, render_jobs, select_jobs
+    from reactcli.render.clips import RenderContext, open_predictions, render_jobs, select_jobs
     from reactcli.runtime import resolve_device, seed_everything
 
     cfg = build_config(
@@ -82,15 +83,14 @@ def render(
     dev = resolve_device(device)
     seed_everything(seed)
     layout = DatasetLayout(data)
-    n_samples = len(mirrored(read_pairs(data, split)))
     jobs, missing = select_jobs(data, split, submit_only, limit)
     if missing:
         console.print(
             f"[yellow]submission clips not in {split}: {', '.join(missing)}; rendering the first "
             f"{len(jobs)} samples instead[/]"
         )
-    preds = load_predictions(predictions, n_samples)
-    if preds.emotion is None:
+    preds = open_predictions(predictions, data, split)
+    if not preds.has_emotion:
         console.print(f"[yellow]no emotion.npy in {predictions}: emotion plots are skipped[/]")
     model, camera, renderer = build_renderer(cfg, dev)
     photo_renderer, reference = None, None

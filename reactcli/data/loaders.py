@@ -41,8 +41,13 @@ def load_npy(path: str | Path, what: str, mmap_mode: str | None = None) -> np.nd
         raise file_error(path, f"not a readable .npy file ({exc})") from None
 
 
-def load_face3dmm(path: str | Path, frames: int = CLIP_FRAMES) -> np.ndarray:
-    """A (frames, 58) float32 array from a (T, 1, 58) or (T, 58) ``.npy`` file."""
+def load_face3dmm(path: str | Path, frames: int = CLIP_FRAMES, exact: bool = False) -> np.ndarray:
+    """A (frames, 58) float32 array from a (T, 1, 58) or (T, 58) floating-point ``.npy`` file.
+
+    Integer arrays are refused: FaceVerse coefficients are fractions (rotation x is about pi), so an
+    int16 file is a wrong export, and casting it would feed the model a flattened face. Longer files
+    are cut to ``frames`` unless ``exact`` (then any other length is an error, as for a dataset clip).
+    """
     path = Path(path)
     array = load_npy(path, "3DMM file")
     if array.ndim == 3 and array.shape[1] == 1:
@@ -50,7 +55,9 @@ def load_face3dmm(path: str | Path, frames: int = CLIP_FRAMES) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != FACE_DIM:
         expected = f"({frames}, 1, {FACE_DIM}) or ({frames}, {FACE_DIM})"
         raise file_error(path, f"3DMM has shape {array.shape}, expected {expected}")
-    if array.shape[0] < frames:
+    if not np.issubdtype(array.dtype, np.floating):
+        raise file_error(path, f"3DMM has dtype {array.dtype}, expected floating point (FaceVerse coefficients)")
+    if array.shape[0] < frames or (exact and array.shape[0] != frames):
         raise file_error(path, f"3DMM has {array.shape[0]} frames, expected {frames}")
     return _check_finite(path, np.ascontiguousarray(array[:frames], dtype=np.float32))
 

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.atomic import atomic_path, save_npy, save_text
+from reactcli.atomic import atomic_folder, atomic_path, save_npy, save_text
 from reactcli.data.layout import SPLITS, SUBMISSION_CLIPS, Pair, mirrored, p1p2_name
 from reactcli.errors import ReactError
 from reactcli.vocab import (
@@ -466,52 +466,62 @@ def make_synthetic_dataset(
     ``on_clip`` is called after each conversation clip (for progress bars). A ``latents`` dict is
     filled with ``split -> {clip: behaviour type}`` (the hidden truth behind the neighbour
     matrices, for tests; the dataset itself has no such file, like the real one).
+
+    All or nothing: the dataset is written into a temporary folder beside ``out`` and swapped in at
+    the end, so a full disk or Ctrl-C never leaves half a dataset, and an older dataset in ``out``
+    (its feature cache included, which belongs to the old data) is either kept or replaced as a
+    whole. A folder holding anything but a dataset's files is refused before any work.
     """
     if video not in ("mp4", "frames", "none"):
         raise ReactError(f"--video {video}: expected mp4, frames or none")
     if emotion_dirs not in ("roles", "p1p2"):
         raise ReactError(f"--emotion-dirs {emotion_dirs}: expected roles or p1p2")
-    out = Path(out)
-    mean, std = face_stats()
-    master = np.random.default_rng(seed)
-    people_traits: dict[str, tuple[int, int, float]] = {}  # person -> (style, delay, f0)
+    with atomic_folder(out, replaces=_dataset_entry) as root:  # every file goes into the staged folder
+        mean, std = face_stats()
+        master = np.random.default_rng(seed)
+        people_traits: dict[str, tuple[int, int, float]] = {}  # person -> (style, delay, f0)
 
-    def traits(person: str) -> tuple[int, int, float]:
-        key = "/".join(person.split("/")[:3])
-        if key not in people_traits:
-            r = np.random.default_rng([seed, len(people_traits), 7])
-            people_traits[key] = (int(r.integers(N_STYLES)), int(r.integers(5, 26)), float(r.uniform(100, 220)))
-        return people_traits[key]
+        def traits(person: str) -> tuple[int, int, float]:
+            key = "/".join(person.split("/")[:3])
+            if key not in people_traits:
+                r = np.random.default_rng([seed, len(people_traits), 7])
+                people_traits[key] = (int(r.integers(N_STYLES)), int(r.integers(5, 26)), float(r.uniform(100, 220)))
+            return people_traits[key]
 
-    written: dict[str, list[Pair]] = {}
-    for split_no, split in enumerate(SPLITS):
-        count = pairs.get(split, 0)
-        if count <= 0:
-            continue
-        rows = choose_pairs(split, count, master)
-        behaviour: dict[str, int] = {}
-        for row_no, row in enumerate(rows):
-            rng = np.random.default_rng([seed, split_no, row_no])
-            behaviour[row.speaker], behaviour[row.listener] = pair_behaviours(rng)
-            floors = conversation(rng, behaviour[row.speaker], behaviour[row.listener])
-            people = {
-                clip: make_person(rng, behaviour[clip], *traits(clip), speech=floor)
-                for clip, floor in zip((row.speaker, row.listener), floors, strict=True)
-            }
-            for k, (clip, other) in enumerate(((row.speaker, row.listener), (row.listener, row.speaker))):
-                face = make_face(rng, people[clip], people[other], mean, std)
-                _write_clip(out, split, clip, face, people[clip], rng, video, emotion_dirs, mean, std, row_no, k)
-            if on_clip:
-                on_clip()
-        header = ",speaker_path,listener_path\n"
-        save_text(out / f"{split}.csv", header + "".join(f"{p.index},{p.speaker},{p.listener}\n" for p in rows))
-        if split in ("val", "test"):
-            groups = np.array([behaviour[s.speaker] for s in mirrored(rows)])
-            save_npy(out / f"neighbour_emotion_{split}.npy", (groups[:, None] == groups[None, :]).astype(np.int64))
-        written[split] = rows
-        if latents is not None:
-            latents[split] = behaviour
+        written: dict[str, list[Pair]] = {}
+        for split_no, split in enumerate(SPLITS):
+            count = pairs.get(split, 0)
+            if count <= 0:
+                continue
+            rows = choose_pairs(split, count, master)
+            behaviour: dict[str, int] = {}
+            for row_no, row in enumerate(rows):
+                rng = np.random.default_rng([seed, split_no, row_no])
+                behaviour[row.speaker], behaviour[row.listener] = pair_behaviours(rng)
+                floors = conversation(rng, behaviour[row.speaker], behaviour[row.listener])
+                people = {
+                    clip: make_person(rng, behaviour[clip], *traits(clip), speech=floor)
+                    for clip, floor in zip((row.speaker, row.listener), floors, strict=True)
+                }
+                for k, (clip, other) in enumerate(((row.speaker, row.listener), (row.listener, row.speaker))):
+                    face = make_face(rng, people[clip], people[other], mean, std)
+                    _write_clip(root, split, clip, face, people[clip], rng, video, emotion_dirs, mean, std, row_no, k)
+                if on_clip:
+                    on_clip()
+            header = ",speaker_path,listener_path\n"
+            save_text(root / f"{split}.csv", header + "".join(f"{p.index},{p.speaker},{p.listener}\n" for p in rows))
+            if split in ("val", "test"):
+                groups = np.array([behaviour[s.speaker] for s in mirrored(rows)])
+                save_npy(root / f"neighbour_emotion_{split}.npy", (groups[:, None] == groups[None, :]).astype(np.int64))
+            written[split] = rows
+            if latents is not None:
+                latents[split] = behaviour
     return written
+
+
+def _dataset_entry(name: str) -> bool:
+    """Whether a top-level entry belongs to a REACT dataset (so a folder of them may be replaced)."""
+    return name in SPLITS or name.endswith(".csv") or name.startswith("neighbour_") or name == ".react_cache"
 
 
 def _write_clip(

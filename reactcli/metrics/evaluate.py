@@ -1,23 +1,27 @@
 """Load predictions and the split's truth, validate them, and run the seven REACT 2024 metrics.
 
 Every check here is one the official scripts skip (they index out of range, broadcast or crash
-deep inside a worker); a user gets one line saying what was expected instead.
+deep inside a worker); a user gets one line saying what was expected instead. Predictions are
+read through ``reactcli.predictions`` (the one reader of generated reactions); a value outside its
+sane range is refused before any metric runs, and a metric that still comes out NaN/inf is stored
+as null with the reason in ``notes``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reactcli.data.layout import DatasetLayout, mirrored, read_pairs
-from reactcli.data.loaders import load_emotion, load_neighbours, load_npy
-from reactcli.errors import file_error
-from reactcli.vocab import EMOTION_DIM, EMOTION_FILE, EVAL_FRAMES
+from reactcli.data.loaders import load_emotion, load_neighbours
+from reactcli.predictions import PredictionSet, sample_ids
+from reactcli.vocab import EVAL_FRAMES, METRIC_KEYS
 
 
 @dataclass
@@ -28,6 +32,7 @@ class SplitTruth:
     speaker: np.ndarray
     neighbours: np.ndarray
     split: str
+    ids: list[str] = field(default_factory=list)  # sample ids (``predictions.sample_id``), mirrored order
 
 
 def load_truth(root: Path, split: str) -> SplitTruth:
@@ -44,63 +49,35 @@ def load_truth(root: Path, split: str) -> SplitTruth:
     listener = np.stack([emotion(s.listener) for s in samples])
     speaker = np.stack([emotion(s.speaker) for s in samples])
     neighbours = load_neighbours(layout.neighbours(split), len(samples))
-    return SplitTruth(listener, speaker, neighbours, split)
+    return SplitTruth(listener, speaker, neighbours, split, sample_ids(samples))
 
 
-def load_predictions(path: Path) -> np.ndarray:
-    """An (N, K, T, 25) float32 array from .npy, .pt, or a `react generate` folder (emotion.npy)."""
-    path = Path(path)
-    if path.is_dir():
-        inner = path / EMOTION_FILE
-        if not inner.is_file():
-            raise file_error(path, "prediction folder has no emotion.npy (expected a react generate output folder)")
-        path = inner
-    if not path.is_file():
-        raise file_error(path, "predictions not found")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        array = load_npy(path, "predictions")
-    elif suffix in (".pt", ".pth"):
-        import torch
-
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt file
-            raise file_error(path, f"not a readable torch tensor file ({exc})") from None
-        if not isinstance(obj, torch.Tensor):
-            raise file_error(path, f"expected a single tensor, found {type(obj).__name__}")
-        array = obj.detach().to(torch.float32).numpy()
-    else:
-        raise file_error(path, "predictions must be a .npy or .pt file, or a folder holding emotion.npy")
-    if not np.issubdtype(array.dtype, np.number):
-        raise file_error(path, f"predictions have dtype {array.dtype}, expected numbers")
-    return array
+def load_predictions(path: Path, truth: SplitTruth) -> np.ndarray:
+    """The emotion of a prediction set (``reactcli.predictions.PredictionSet``: a react generate
+    folder, or an (N, K, T, 25) .npy/.pt file) checked against the split — N and, when the set
+    names them, the sample ids in the mirrored order, T >= 750, every value finite and within
+    ``VALUE_LIMIT`` — and cut to the 750 scored frames, as a C-contiguous float32 array."""
+    preds = PredictionSet.open(path)
+    preds.require("emotion", "the metrics score emotion")
+    rows = len(truth.ids) // 2
+    source = f"the {truth.split} split: 2 x {rows} rows, mirrored order"
+    preds.validate_against(truth.ids, EVAL_FRAMES, source, exact=False)
+    preds.check_values("emotion", frames=EVAL_FRAMES)
+    return np.ascontiguousarray(preds.dense_emotion()[:, :, :EVAL_FRAMES], dtype=np.float32)
 
 
-def validate_predictions(preds: np.ndarray, n_expected: int, rows: int, source: str | Path) -> np.ndarray:
-    """Check shape, length and values; cut T to 750. Returns a C-contiguous float32 array."""
-    if preds.ndim != 4 or preds.shape[-1] != EMOTION_DIM:
-        raise file_error(source, f"predictions have shape {tuple(preds.shape)}, expected (N, K, T, {EMOTION_DIM})")
-    n, k, t = preds.shape[:3]
-    if n != n_expected:
-        raise file_error(
-            source,
-            f"predictions hold {n} samples, expected N = {n_expected} (2 x {rows} rows of the split, mirrored order)",
-        )
-    if k < 1:
-        raise file_error(source, "predictions hold K = 0 reactions per sample")
-    if t < EVAL_FRAMES:
-        raise file_error(source, f"predictions have T = {t} frames, expected at least {EVAL_FRAMES}")
-    preds = np.ascontiguousarray(preds[:, :, :EVAL_FRAMES], dtype=np.float32)
-    finite = np.isfinite(preds)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        raise file_error(
-            source,
-            f"predictions contain {int((~finite).sum())} NaN/inf values (first at sample {bad[0]}, "
-            f"reaction {bad[1]}, frame {bad[2]}, dim {bad[3]})",
-        )
-    return preds
+def null_non_finite(result: dict[str, Any]) -> dict[str, Any]:
+    """Metrics that came out NaN/inf become null with the reason in ``notes``: JSON has no NaN, and a
+    bare ``NaN`` or ``Infinity`` makes the file unreadable to strict parsers (``atomic.save_json``
+    refuses it)."""
+    notes = result.setdefault("notes", {})
+    for key in METRIC_KEYS:
+        value = result.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            result[key] = None
+            reason = f"came out {value} (not a finite number), stored as null"
+            notes[key] = f"{reason}; {notes[key]}" if key in notes else reason
+    return result
 
 
 def evaluate_arrays(
@@ -163,4 +140,4 @@ def evaluate_arrays(
             "speakers_without_neighbours": int(sum(1 for idx in neighbours if idx.size == 0)),
         }
     )
-    return out
+    return null_non_finite(out)

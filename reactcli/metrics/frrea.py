@@ -23,9 +23,8 @@ never imports metrics.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ import torch
 from reactcli.atomic import atomic_path, save_json
 from reactcli.data.layout import DatasetLayout, Sample, mirrored, read_pairs
 from reactcli.errors import ReactError, file_error
+from reactcli.freshness import identity, read_record, same_sources
+from reactcli.predictions import DENSE_FILES, RAGGED_FILES, PredictionSet, sample_ids
 from reactcli.vocab import EVAL_FRAMES
 
 #: Frame protocols of ``react evaluate --realism-protocol``.
@@ -79,13 +80,15 @@ class FidFrame:
 
 
 def plan_frames(
-    samples: list[Sample], protocol: str, length: int, max_images: int | None = None
+    samples: list[Sample], protocol: str, length: int | Sequence[int], max_images: int | None = None
 ) -> list[FidFrame]:
-    """The protocol's frames in sample order; ``max_images`` keeps only the first ones (a quick look)."""
+    """The protocol's frames in sample order; ``length`` is the generated clips' frames (one for all,
+    or one per sample); ``max_images`` keeps only the first ones (a quick look)."""
+    lengths = [length] * len(samples) if isinstance(length, int) else list(length)
     frames = [
         FidFrame(n, samples[n].listener, t)
         for n in protocol_samples(protocol, len(samples))
-        for t in protocol_frames(length)
+        for t in protocol_frames(lengths[n])
     ]
     return frames if max_images is None else frames[:max_images]
 
@@ -95,31 +98,6 @@ def _save_png(path: Path, pixels: np.ndarray) -> None:
 
     with atomic_path(path) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
-
-
-def _fresh(path: Path, newer_than: float) -> bool:
-    """An earlier run's PNG is reused only if it is at least as new as the video it was made from."""
-    return path.is_file() and path.stat().st_mtime_ns >= newer_than
-
-
-def _file_identity(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def _video_time(video: Path) -> int:
-    """Last change of an mp4, or of the newest frame of a frame folder."""
-    if video.is_file():
-        return video.stat().st_mtime_ns
-    return max((p.stat().st_mtime_ns for p in video.iterdir() if p.is_file()), default=0)
-
-
-def _read_sources(path: Path) -> dict[str, Any]:
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return stored if isinstance(stored, dict) else {}
 
 
 def _images(directory: Path) -> list[Path]:
@@ -147,8 +125,7 @@ class FrreaJob:
 
     layout: DatasetLayout
     split: str
-    face3dmm: np.ndarray  # (N, K, T, 58) generated 3DMM, mirrored order
-    face_path: Path
+    predictions: PredictionSet  # checked against the split; holds the generated 3DMM
     photo: Any  # reactcli.render.photo.PhotoRenderer (its .path is the weights file)
     inception: Any  # reactcli.metrics.inception.FIDInceptionV3
     device: torch.device
@@ -162,6 +139,10 @@ class FrreaJob:
     @property
     def images(self) -> int:
         return len(self.plan)
+
+    @property
+    def face_path(self) -> Path:
+        return self.predictions.face_path  # type: ignore[return-value] (prepare_frrea requires it)
 
 
 def prepare_frrea(
@@ -178,21 +159,23 @@ def prepare_frrea(
 ) -> FrreaJob:
     """Load and check the two weights files, the generated 3DMM and the listener videos of the protocol."""
     from reactcli.metrics.inception import load_inception
-    from reactcli.render.clips import load_predictions
     from reactcli.render.photo import PhotoRenderer
 
     protocol_samples(protocol, 0)  # an unknown protocol fails before anything is loaded
     predictions = Path(predictions)
-    folder_of = predictions if predictions.is_dir() else predictions.parent
-    if not (folder_of / "face3dmm.npy").is_file():
+    generated = predictions if predictions.is_dir() else predictions.parent
+    names = {*DENSE_FILES.values(), *RAGGED_FILES.values()}
+    preds = PredictionSet.open(generated) if any((generated / name).is_file() for name in names) else None
+    if preds is None or not preds.has_face3dmm:
         raise file_error(
             predictions,
             "FRRea renders the generated 3DMM, so --predictions must be a react generate folder holding face3dmm.npy",
         )
     layout = DatasetLayout(root)
     samples = mirrored(read_pairs(layout.root, split))
-    preds = load_predictions(folder_of, len(samples))
-    whole = plan_frames(samples, protocol, int(preds.face3dmm.shape[2]))
+    source = f"the {split} split: 2 x {len(samples) // 2} rows, mirrored order"
+    preds.validate_against(sample_ids(samples), source=source, face_lengths=EVAL_FRAMES, exact=False)
+    whole = plan_frames(samples, protocol, preds.face_lengths or [])
     plan = whole[:max_images] if max_images is not None else whole
     if len(plan) < 2:
         raise ReactError(f"FRRea: the {protocol} protocol selects {len(plan)} frame(s) here; FID needs at least 2")
@@ -202,14 +185,13 @@ def prepare_frrea(
             videos[item.listener] = layout.require_video(
                 split, item.listener, "no listener video: FRRea's real frames and PIRender's reference come from it"
             )
-    for sample in sorted({item.sample for item in plan}):  # NaN fails now, not after FRD and some PNGs
-        if not np.isfinite(preds.face3dmm[sample, REACTION]).all():
-            raise file_error(preds.face_path, f"sample {sample} reaction {REACTION} contains NaN/inf values")
+    # NaN or absurd values fail now, not after FRD and some PNGs
+    preds.check_values("face3dmm", sorted({item.sample for item in plan}), reactions=[REACTION])
     dev = torch.device(device)
     photo = PhotoRenderer.load(pirender, dev, batch)
     network = load_inception(inception, dev)
     return FrreaJob(
-        layout=layout, split=split, face3dmm=preds.face3dmm, face_path=preds.face_path, photo=photo,
+        layout=layout, split=split, predictions=preds, photo=photo,
         inception=network, device=dev, folder=Path(folder), protocol=protocol, plan=plan, videos=videos,
         full_count=len(whole),
     )  # fmt: skip
@@ -218,13 +200,15 @@ def prepare_frrea(
 def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = None) -> FrameFolders:
     """Write the real and fake PNGs of ``job.plan``; reuse fresh ones, delete stale ones.
 
-    ``<folder>/sources.json`` records which files made each side (real: the dataset and split;
-    fake: the predictions and the PIRender weights, by path, size and modification time). When a
-    side's record differs from this job's, none of its images is reused: file times alone would
-    take another, older predictions folder's frames for current ones. Within a matching side a PNG
-    is reused when it is newer than its listener video. Images of other frames (another protocol,
-    any extension ``react fid`` reads) are removed, so that each folder holds exactly the frames
-    scored and ``react fid`` on them gives FRRea. ``on_progress(n)`` counts fake frames (rendered
+    ``<folder>/sources.json`` is the identity record (``reactcli.freshness``) of what made each side:
+    real, the dataset, the split and the listener videos; fake, the generated 3DMM, the PIRender
+    weights and the same videos (PIRender's reference frame), each by path, size and modification
+    time. When a side's record differs from this job's, none of its images is reused: file times
+    alone would take another, older predictions folder's frames for current ones. Images of other
+    frames (another protocol, any extension ``react fid`` reads) are removed, so that each folder
+    holds exactly the frames scored and ``react fid`` on them gives FRRea. The record is written
+    before the PNGs it describes, which are each written atomically: after a kill, the PNGs present
+    are this record's, and a rerun makes the rest. ``on_progress(n)`` counts fake frames (rendered
     or reused).
     """
     from reactcli.render.photo import pick_video_frames, real_frame
@@ -232,15 +216,16 @@ def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = 
     real_dir, fake_dir = job.folder / "real", job.folder / "fake"
     real_dir.mkdir(parents=True, exist_ok=True)
     fake_dir.mkdir(parents=True, exist_ok=True)
+    videos = {listener: identity(video) for listener, video in sorted(job.videos.items())}
     sources = {
-        "real": {"data": str(job.layout.root.resolve()), "split": job.split},
-        "fake": {"predictions": _file_identity(job.face_path), "pirender": _file_identity(job.photo.path)},
+        "real": {"data": str(job.layout.root.resolve()), "split": job.split, "videos": videos},
+        "fake": {"predictions": identity(job.face_path), "pirender": identity(job.photo.path), "videos": videos},
     }
-    stored = _read_sources(job.folder / SOURCES_FILE)
+    stored = read_record(job.folder / SOURCES_FILE)
     names = {item.name for item in job.plan}
     removed = 0
     for side, directory in (("real", real_dir), ("fake", fake_dir)):
-        keep = names if stored.get(side) == sources[side] else set()
+        keep = names if same_sources(stored.get(side), sources[side]) else set()
         for stale in _images(directory):
             if stale.name not in keep:
                 stale.unlink()
@@ -253,9 +238,8 @@ def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = 
         by_sample.setdefault(item.sample, []).append(item)
     for sample, items in by_sample.items():
         video = job.videos[items[0].listener]
-        video_time = _video_time(video)
-        need_fake = [i for i in items if not _fresh(fake_dir / i.name, video_time)]
-        need_real = [i for i in items if not _fresh(real_dir / i.name, video_time)]
+        need_fake = [i for i in items if not (fake_dir / i.name).is_file()]
+        need_real = [i for i in items if not (real_dir / i.name).is_file()]
         result.reused += len(items) - len(need_fake)
         if on_progress is not None and len(items) > len(need_fake):
             on_progress(len(items) - len(need_fake))
@@ -266,7 +250,7 @@ def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = 
         for item in need_real:
             _save_png(real_dir / item.name, real_frame(decoded[item.frame]))
         if need_fake:
-            coeffs = np.array(job.face3dmm[sample, REACTION], dtype=np.float32)  # a writable copy of the mmap
+            coeffs = np.array(job.predictions.face3dmm(sample)[REACTION], dtype=np.float32)  # type: ignore[index]
             reference = job.photo.reference(decoded[0])
             chosen = [i.frame for i in need_fake]
             start = 0
@@ -323,13 +307,15 @@ def run_frrea(
 
 def merge_frrea(result: dict[str, Any], realism: dict[str, Any]) -> dict[str, Any]:
     """Put FRRea and its record into a metrics dict of ``evaluate_arrays`` (note and timing included)."""
+    from reactcli.metrics.evaluate import null_non_finite
+
     note = realism.pop("FRRea_note")
     timings = realism.pop("FRRea_timings")
     result.update(realism)
     result["notes"]["FRRea"] = note
     result["timings"]["FRRea"] = round(timings["frames"] + timings["fid"], 4)
     result["FRRea_work"] = timings
-    return result
+    return null_non_finite(result)
 
 
 __all__ = [

@@ -6,8 +6,10 @@ and the generated reaction mesh, at 25 fps with the speaker's audio; ``--photo``
 generated reaction rendered photo-realistically by PIRender (``reactcli.render.photo``). Sample
 ``n`` of the mirrored order (rows, then roles swapped) is named after its speaker clip:
 ``<out>/<clip slug>.mp4`` and ``<out>/<clip slug>_emotion.png``. Frames are produced in chunks
-(video decode -> rasterize -> compose -> encode) so memory stays flat, and finished files are
-skipped on a rerun.
+(video decode -> rasterize -> compose -> encode) so memory stays flat. Each video is written to a
+temp name and renamed; ``<out>/render.json`` then records it (sources by identity, reaction, frames,
+panel width, size and sha256), so a rerun skips exactly the finished videos and
+``react package-submission`` can tell a finished video from a stale or foreign one.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from reactcli.atomic import atomic_path
-from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, clip_slug, mirrored, read_pairs
-from reactcli.data.loaders import iter_video_frames, load_npy
+from reactcli.atomic import atomic_path, save_json
+from reactcli.data.layout import SUBMISSION_CLIPS, DatasetLayout, Sample, clip_slug, mirrored, read_pairs
+from reactcli.data.loaders import iter_video_frames
 from reactcli.errors import ReactError, file_error
+from reactcli.freshness import identity, read_record, same_sources, sha256_file
+from reactcli.predictions import PredictionSet, sample_ids
 from reactcli.render.camera import Camera
 from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
 from reactcli.render.face_model import FaceModel
 from reactcli.render.video import Mp4Writer
-from reactcli.vocab import CLIP_FRAMES, EMOTION_DIM, EMOTION_FILE, EVAL_FRAMES, FACE3DMM_FILE, FACE_DIM
+from reactcli.vocab import CLIP_FRAMES, EVAL_FRAMES, GENERATION_FILE
 
 if TYPE_CHECKING:
     from reactcli.render.photo import PhotoRenderer
@@ -76,43 +80,14 @@ def select_jobs(root: Path, split: str, submit_only: bool, limit: int | None) ->
     return jobs, missing
 
 
-@dataclass
-class Predictions:
-    """Generated reactions of ``react generate``: (N, K, T, 58) 3DMM and optionally (N, K, 750, 25) emotion."""
-
-    face3dmm: np.ndarray
-    emotion: np.ndarray | None
-    face_path: Path
-    emotion_path: Path
-
-    @property
-    def samples(self) -> int:
-        return int(self.face3dmm.shape[1])
-
-
-def load_predictions(folder: Path, n_samples: int) -> Predictions:
-    """Open (memory-mapped) and check the prediction arrays against the split's sample count."""
-    folder = Path(folder)
-    face_path, emotion_path = folder / FACE3DMM_FILE, folder / EMOTION_FILE
-    if not face_path.is_file():
-        raise file_error(face_path, "generated 3DMM not found (the --out folder of `react generate`)")
-    face = load_npy(face_path, "generated 3DMM", mmap_mode="r")
-    if face.ndim != 4 or face.shape[-1] != FACE_DIM or face.shape[2] < EVAL_FRAMES:
-        raise file_error(face_path, f"has shape {face.shape}, expected (N, K, {CLIP_FRAMES}, {FACE_DIM})")
-    if face.shape[0] != n_samples:
-        raise file_error(
-            face_path, f"has {face.shape[0]} samples but the split has {n_samples} (2 x rows, mirrored order)"
-        )
-    emotion = None
-    if emotion_path.is_file():
-        emotion = load_npy(emotion_path, "generated emotion", mmap_mode="r")
-        if emotion.ndim != 4 or emotion.shape[-1] != EMOTION_DIM or emotion.shape[2] < EVAL_FRAMES:
-            raise file_error(emotion_path, f"has shape {emotion.shape}, expected (N, K, {EVAL_FRAMES}, {EMOTION_DIM})")
-        if emotion.shape[:2] != face.shape[:2]:
-            raise file_error(
-                emotion_path, f"has (N, K) = {emotion.shape[:2]} but {face_path.name} has {face.shape[:2]}"
-            )
-    return Predictions(face, emotion, face_path, emotion_path)
+def open_predictions(path: Path, root: Path, split: str) -> PredictionSet:
+    """The prediction set to render (``reactcli.predictions``), checked against the split: its samples
+    in the mirrored order, a 3DMM of at least 750 frames each (the emotion is optional: plots)."""
+    preds = PredictionSet.open(path)
+    preds.require("face3dmm", "react render draws the generated 3DMM")
+    samples: list[Sample] = mirrored(read_pairs(root, split))
+    source = f"the {split} split: 2 x {len(samples) // 2} rows, mirrored order"
+    return preds.validate_against(sample_ids(samples), EVAL_FRAMES, source, face_lengths=EVAL_FRAMES, exact=False)
 
 
 class _ChunkReader:
@@ -149,7 +124,7 @@ class RenderContext:
 
     layout: DatasetLayout
     split: str
-    predictions: Predictions
+    predictions: PredictionSet
     model: FaceModel
     renderer: object  # MeshRenderer or Pytorch3dRenderer: .render(vertices) -> (B, S, S, 3) uint8
     camera: Camera
@@ -164,7 +139,12 @@ class RenderContext:
     reference_image: np.ndarray | None = None  # --reference-image: replaces the listener's first frame
 
     def sample_for(self, job: ClipJob) -> int:
-        return choose_reaction(self.predictions.samples, self.sample, self.seed, job.index)
+        return choose_reaction(self.predictions.K, self.sample, self.seed, job.index)
+
+    def frames_for(self, job: ClipJob) -> int:
+        """Frames of ``job``'s video: its generated clip, at most a REACT clip, cut by ``--max-frames``."""
+        length = self.predictions.face_lengths[job.index]  # type: ignore[index] (open_predictions requires it)
+        return min(length, CLIP_FRAMES, self.max_frames or CLIP_FRAMES)
 
 
 def choose_reaction(samples: int, sample: int | None, seed: int, index: int) -> int:
@@ -182,9 +162,8 @@ def _clip_coeffs(ctx: RenderContext, job: ClipJob, k: int) -> tuple[np.ndarray, 
     from reactcli.data.loaders import load_face3dmm
 
     gt = load_face3dmm(ctx.layout.face3dmm(ctx.split, job.listener))
-    gen = np.array(ctx.predictions.face3dmm[job.index, k], dtype=np.float32)  # a writable copy of the mmap
-    if not np.isfinite(gen).all():
-        raise file_error(ctx.predictions.face_path, f"sample {job.index} reaction {k} contains NaN/inf values")
+    ctx.predictions.check_values("face3dmm", [job.index], reactions=[k])
+    gen = np.array(ctx.predictions.face3dmm(job.index)[k], dtype=np.float32)  # type: ignore[index] (a copy of the mmap)
     frames = min(len(gen), len(gt), ctx.max_frames or len(gt))
     return gt[:frames], gen[:frames], gen
 
@@ -239,6 +218,7 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
     width = size * panel_count(ctx, job)
     target = ctx.out / video_name(job.speaker)
     frames = len(gt)
+    ctx.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         writer = Mp4Writer(tmp, width, size, fps=ctx.fps, audio=audio)
         try:
@@ -266,11 +246,10 @@ def render_plot(ctx: RenderContext, job: ClipJob, k: int) -> Path | None:
     from reactcli.data.loaders import load_emotion
     from reactcli.render.plots import plot_emotion
 
-    if ctx.predictions.emotion is None:
+    if not ctx.predictions.has_emotion:
         return None
-    generated = np.asarray(ctx.predictions.emotion[job.index, :, :EVAL_FRAMES], dtype=np.float32)
-    if not np.isfinite(generated).all():
-        raise file_error(ctx.predictions.emotion_path, f"sample {job.index} contains NaN/inf values")
+    ctx.predictions.check_values("emotion", [job.index], frames=EVAL_FRAMES)
+    generated = np.asarray(ctx.predictions.emotion(job.index)[:, :EVAL_FRAMES], dtype=np.float32)
     truth = load_emotion(ctx.layout.emotion(ctx.split, job.listener))
     target = ctx.out / plot_name(job.speaker)
     plot_emotion(target, generated, truth, k, f"{ctx.split} sample {job.index}: {job.speaker} -> {job.listener}")
@@ -286,21 +265,80 @@ class ClipResult:
     status: str  # "rendered" or "skipped (exists)"
 
 
-def _finished(video: Path, frames: int, sources: list[Path], width: int) -> bool:
-    """A video from an earlier run counts as done only if it is newer than the predictions it shows
-    (a retrained model's reactions must not hide behind old videos; with ``--photo`` also newer than
-    the PIRender weights) and has the frame count asked for now, and the width of the panels asked
-    for now (a mesh-only video is not a finished ``--photo`` one).
-    """
-    from reactcli.render.video import probe
+#: ``<out>/render.json``: which finished video shows what (see :func:`record_video`).
+RENDER_MANIFEST = "render.json"
+RENDER_FORMAT = "reactcli-render/1"
 
-    if any(video.stat().st_mtime_ns < s.stat().st_mtime_ns for s in sources):
+
+def video_sources(ctx: RenderContext) -> dict[str, Any]:
+    """The identity of what a video is made from (``reactcli.freshness``): the generated 3DMM file,
+    the prediction set's record (by sha256, so the check survives copying the run folder) and,
+    with ``--photo``, the PIRender weights."""
+    face = ctx.predictions.face_path
+    record = ctx.predictions.path / GENERATION_FILE
+    return {
+        "predictions": identity(face) if face is not None else None,
+        "record_sha256": sha256_file(record) if record.is_file() else None,
+        "pirender": identity(ctx.photo.path) if ctx.photo is not None and ctx.photo.path is not None else None,
+    }
+
+
+def video_entry(ctx: RenderContext, job: ClipJob, k: int) -> dict[str, Any]:
+    """What ``render.json`` records for ``job``'s video: the sample, the reaction shown, the frame
+    count and panel width asked for, and its sources."""
+    return {
+        "sample": job.index, "speaker": job.speaker, "reaction": k, "frames": ctx.frames_for(job),
+        "width": panel_count(ctx, job) * ctx.camera.size, "sources": video_sources(ctx),
+    }  # fmt: skip
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The ``videos`` of ``<folder>/render.json`` (empty when there is none or it is unreadable)."""
+    videos = read_record(Path(folder) / RENDER_MANIFEST).get("videos")
+    return videos if isinstance(videos, dict) else {}
+
+
+def record_video(folder: Path, video: Path, entry: dict[str, Any]) -> None:
+    """Add a finished ``video`` to ``<folder>/render.json`` with its ``entry`` plus its size and sha256.
+
+    Called after the video (and its plot) is in place, so the manifest only ever lists finished
+    videos: a rerun skips exactly those whose entry and file still match (:func:`finished`), and
+    ``react package-submission`` refuses a video the manifest does not vouch for.
+    """
+    videos = read_manifest(folder)
+    videos[video.name] = {**entry, "bytes": video.stat().st_size, "sha256": sha256_file(video)}
+    save_json(Path(folder) / RENDER_MANIFEST, {"format": RENDER_FORMAT, "videos": dict(sorted(videos.items()))})
+
+
+def finished(video: Path, entry: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    """A video from an earlier run counts as done only if ``render.json`` lists it with today's entry
+    (same sources by identity, reaction, frame count and panel width: a retrained model's reactions
+    do not hide behind old videos, nor does a mesh-only video pass for a ``--photo`` one) and the
+    file is the one recorded (size and sha256)."""
+    stored = manifest.get(video.name)
+    if not isinstance(stored, dict) or not video.is_file():
         return False
-    try:
-        info = probe(video)
-    except ReactError:
+    recorded = {key: value for key, value in stored.items() if key not in ("bytes", "sha256")}
+    if not same_sources(recorded, entry):
         return False
-    return info.frames == frames and info.width == width
+    return stored.get("bytes") == video.stat().st_size and stored.get("sha256") == sha256_file(video)
+
+
+def recorded_video_problem(folder: Path, name: str, record: Path | None = None) -> str | None:
+    """Why ``<folder>/<name>`` is not a finished video of ``react render`` (None when it is): not in
+    ``render.json``, changed since, or (given the run's ``generation.json``) rendered from other
+    predictions. ``react package-submission`` asks this of every submission video."""
+    video = Path(folder) / name
+    stored = read_manifest(folder).get(name)
+    if not isinstance(stored, dict):
+        return f"not in {RENDER_MANIFEST} (an unfinished or older render; render it again)"
+    if stored.get("bytes") != video.stat().st_size or stored.get("sha256") != sha256_file(video):
+        return f"differs from the video {RENDER_MANIFEST} records (changed after rendering; render it again)"
+    sources = stored.get("sources")
+    made_from = sources.get("record_sha256") if isinstance(sources, dict) else None
+    if record is not None and record.is_file() and made_from is not None and made_from != sha256_file(record):
+        return f"rendered from other predictions than {record} (its record differs); render it again"
+    return None
 
 
 def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
@@ -311,26 +349,25 @@ def render_jobs(ctx: RenderContext, jobs: list[ClipJob]) -> list[ClipResult]:
         for job in jobs:  # a missing listener video fails now, not after hours of rendering
             photo_reference_source(ctx, job)
     results: list[ClipResult] = []
+    manifest = read_manifest(ctx.out)
     with make_progress() as progress:
         clips_task = progress.add_task("clips", total=len(jobs), info="")
-        total = min(int(ctx.predictions.face3dmm.shape[2]), CLIP_FRAMES, ctx.max_frames or CLIP_FRAMES)
-        frames_task = progress.add_task("frames", total=total, info="")
-        sources = [ctx.predictions.face_path]
-        if ctx.photo is not None and ctx.photo.path is not None:
-            sources.append(ctx.photo.path)
+        frames_task = progress.add_task("frames", total=ctx.frames_for(jobs[0]) if jobs else 0, info="")
         for job in jobs:
             video = ctx.out / video_name(job.speaker)
             k = ctx.sample_for(job)
-            width = panel_count(ctx, job) * ctx.camera.size
-            if video.is_file() and _finished(video, total, sources, width):
+            entry = video_entry(ctx, job, k)
+            if finished(video, entry, manifest):
                 status = "skipped (exists)"
             else:
-                progress.reset(frames_task, total=total, info=job.name)
+                progress.reset(frames_task, total=entry["frames"], info=job.name)
                 video, k = render_clip(ctx, job, on_frames=lambda n: progress.advance(frames_task, n))
                 status = "rendered"
             plot = ctx.out / plot_name(job.speaker)
             if status == "rendered" or not plot.is_file():
                 plot = render_plot(ctx, job, k)
+            if status == "rendered":
+                record_video(ctx.out, video, entry)  # last: the manifest lists finished videos only
             results.append(ClipResult(job, video, plot, k, status))
             progress.advance(clips_task)
     return results
