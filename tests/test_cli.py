@@ -15,6 +15,7 @@ import pytest
 
 from reactcli import atomic
 from reactcli.cli import COMMANDS
+from reactcli.errors import ReactError
 
 EXPECTED = {
     "synth",
@@ -151,7 +152,7 @@ def test_read_only_out_of_synth_is_one_line(readonly_dir: Path) -> None:
     line = _one_line(result.stderr)
     assert line.startswith(f"error: {readonly_dir / 'data'}") and "Permission denied" in line, line
     debug = react_readonly("--debug", "synth", "--out", str(readonly_dir / "data"), "--video", "none")
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and "PermissionError" in debug.stderr
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "Permission denied" in debug.stderr
 
 
 def test_read_only_out_of_evaluate_baselines_and_fid_is_refused_before_the_work(
@@ -209,9 +210,10 @@ def test_atomic_write_errors_name_the_target_not_the_temp_file(monkeypatch: pyte
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a failed write() has no file name
 
     monkeypatch.setattr(atomic.json, "dumps", no_space)
-    with pytest.raises(OSError) as info:
+    with pytest.raises(ReactError) as info:
         atomic.save_json(tmp_path / "m.json", {})
-    assert info.value.filename == str(tmp_path / "m.json")
+    assert str(info.value) == f"{tmp_path / 'm.json'}: could not write (No space left on device); nothing was changed there"
+    assert info.value.path == str(tmp_path / "m.json")
     assert list(tmp_path.iterdir()) == []
 
 
