@@ -209,10 +209,11 @@ def test_atomic_write_errors_name_the_target_not_the_temp_file(monkeypatch: pyte
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a failed write() has no file name
 
-    monkeypatch.setattr(atomic.json, "dumps", no_space)
+    monkeypatch.setattr(Path, "write_text", no_space)
     with pytest.raises(ReactError) as info:
         atomic.save_json(tmp_path / "m.json", {})
-    assert str(info.value) == f"{tmp_path / 'm.json'}: could not write (No space left on device); nothing was changed there"
+    target = tmp_path / "m.json"
+    assert str(info.value) == f"{target}: could not write (No space left on device); nothing was changed there"
     assert info.value.path == str(tmp_path / "m.json")
     assert list(tmp_path.iterdir()) == []
 
