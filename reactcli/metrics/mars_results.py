@@ -1,0 +1,128 @@
+"""Read the organisers' test-stage output, ``results.pt``, for scoring with reactcli.
+
+Their 2025/2026 trainers save ``{"GT": [...], "PRED": [...]}`` (plus ``GT_EEG``, ``PRED_EEG`` and
+``EEG_MASK`` in 2026 when EEG is evaluated): one entry per sample, in the order of their test
+loader. ``PRED[n]`` is (K, L_n, 25) float32 with the AUs rounded; the EEG entries are (K, n, 14)
+predictions and (1, n, 14) ground truth and mask. The file carries no sample ids, so the order is
+taken to be the split's sorted sample order (``Recording.sort_key``, the order reactcli scores in);
+the reader checks the count and, given the inputs' lengths, every L_n, so a file from another split
+or order fails with one line instead of being scored against the wrong ground truths.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reactcli.errors import file_error
+
+EMOTION_DIM = 25
+EEG_DIM = 14
+_EEG_KEYS = ("PRED_EEG", "GT_EEG", "EEG_MASK")
+
+
+@dataclass
+class MarsResults:
+    """The arrays of one ``results.pt`` as float32 numpy, per sample in the file's order."""
+
+    predictions: list[np.ndarray]  # (K, L, 25)
+    targets: list[np.ndarray] | None  # the organisers' aligned GT (G, L, 25), when saved
+    eeg_predictions: list[np.ndarray] | None  # (K, n, 14)
+    eeg_targets: list[np.ndarray] | None  # (1, n, 14)
+    eeg_masks: list[np.ndarray] | None  # (1, n, 14)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")[:200]
+
+
+def _as_list(path: Path, key: str, value: object, count: int) -> list[np.ndarray]:
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.ndim >= 1:
+        value = list(value.unbind(0))  # a stacked (N, ...) tensor when every length is equal
+    if not isinstance(value, (list, tuple)):
+        raise file_error(path, f"'{key}' is a {type(value).__name__}, expected a list with one tensor per sample")
+    if len(value) != count:
+        raise file_error(path, f"'{key}' has {len(value)} entries, the split has {count} samples (sorted order)")
+    out = []
+    for n, item in enumerate(value):
+        if not isinstance(item, torch.Tensor):
+            raise file_error(path, f"'{key}'[{n}] is a {type(item).__name__}, expected a tensor")
+        array = item.detach().to("cpu", torch.float32).numpy()
+        if array.ndim == 2:
+            array = array[None]
+        out.append(array)
+    return out
+
+
+def read_results(
+    path: str | Path,
+    sample_ids: Sequence[str],
+    lengths: Sequence[int] | None = None,
+) -> MarsResults:
+    """Load and check ``results.pt`` against the split's samples (``sample_ids`` in the sorted order).
+
+    ``lengths`` (each input's frame count) makes a prediction of another length an error; the
+    official test loader takes L from the face-crop video, so pass the lengths the predictions
+    should have. Every problem is one ``ReactError`` line naming the file, the key and the sample.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "results file not found (the organisers' test stage writes results.pt)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if zipfile.is_zipfile(path):
+            raise file_error(
+                path, f"holds objects that torch.load(weights_only=True) refuses ({_first_line(error)})"
+            ) from None
+        raise file_error(path, "not a PyTorch file (torch.load cannot read it)") from None
+    except Exception as error:  # torch raises many types for a file it cannot read
+        raise file_error(path, f"not a readable PyTorch file ({_first_line(error)})") from None
+    if not isinstance(data, Mapping) or "PRED" not in data:
+        raise file_error(path, "has no 'PRED' entry (a test-stage results.pt is a dict with PRED and GT)")
+    if isinstance(data["PRED"], Mapping):
+        raise file_error(path, "'PRED' is a dict of named predictions (a baseline results file?), expected a list")
+    count = len(sample_ids)
+    preds = _as_list(path, "PRED", data["PRED"], count)
+    for n, pred in enumerate(preds):
+        where = f"'PRED'[{n}] ({sample_ids[n]})"
+        if pred.ndim != 3 or pred.shape[-1] != EMOTION_DIM or pred.shape[0] < 2:
+            raise file_error(path, f"{where} has shape {pred.shape}, expected (K >= 2, L, {EMOTION_DIM})")
+        if lengths is not None and pred.shape[1] != int(lengths[n]):
+            raise file_error(path, f"{where} has {pred.shape[1]} frames, the input has {int(lengths[n])}")
+        if not np.isfinite(pred).all():
+            raise file_error(path, f"{where} holds NaN or infinite values")
+    targets = None
+    if "GT" in data and data["GT"] is not None:
+        targets = _as_list(path, "GT", data["GT"], count)
+        for n, (gt, pred) in enumerate(zip(targets, preds, strict=True)):
+            if gt.ndim != 3 or gt.shape[1:] != pred.shape[1:]:
+                raise file_error(path, f"'GT'[{n}] ({sample_ids[n]}) has shape {gt.shape}, PRED has {pred.shape}")
+    present = [k for k in _EEG_KEYS if data.get(k) is not None]
+    eeg = {k: None for k in _EEG_KEYS}
+    if present:
+        if "PRED_EEG" not in present or "GT_EEG" not in present:
+            raise file_error(path, f"has {', '.join(present)} but the EEG metrics need PRED_EEG and GT_EEG")
+        for key in present:
+            eeg[key] = _as_list(path, key, data[key], count)
+        for n in range(count):
+            p, g = eeg["PRED_EEG"][n], eeg["GT_EEG"][n]
+            m = eeg["EEG_MASK"][n] if eeg["EEG_MASK"] is not None else None
+            where = f"sample {n} ({sample_ids[n]})"
+            if p.ndim != 3 or p.shape[-1] != EEG_DIM:
+                raise file_error(path, f"'PRED_EEG' of {where} has shape {p.shape}, expected (K, n, {EEG_DIM})")
+            if g.ndim != 3 or g.shape[-1] != EEG_DIM:
+                raise file_error(path, f"'GT_EEG' of {where} has shape {g.shape}, expected (1, n, {EEG_DIM})")
+            if m is not None and m.shape != g.shape:
+                raise file_error(path, f"'EEG_MASK' of {where} has shape {m.shape}, 'GT_EEG' has {g.shape}")
+    return MarsResults(preds, targets, eeg["PRED_EEG"], eeg["GT_EEG"], eeg["EEG_MASK"])
