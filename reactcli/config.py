@@ -78,7 +78,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    """Where the preprocessing cache and face statistics live.
+    """Where the preprocessing cache and face statistics live, and what a MARS root trains on.
 
     The dataset root itself is not a setting: every command takes it as ``--data`` and passes it on
     as an argument, so it travels one way only. Both training stages validate on the val split.
@@ -91,12 +91,35 @@ class DataConfig(Section):
         default=None, description="(58,) mean 3DMM .npy; default: the train mean computed by preprocess"
     )
     std_face: Path | None = Field(default=None, description="(58,) std 3DMM .npy; default: from preprocess")
+    face_stats: Literal["train", "react2024"] = Field(
+        default="train",
+        description="3DMM statistics the tokenizer normalises with (unless mean_face/std_face are given): the train "
+        "split's, computed by preprocess, or the packaged REACT 2024 mean_face/std_face the organisers' MARS "
+        "loaders use",
+    )
+    bidirectional: bool | None = Field(
+        default=None,
+        description="MARS: also train on listener -> speaker samples (default: the edition's rule, 2025 both "
+        "directions, 2026 speaker -> listener); REACT 2024 always trains on its mirrored pairs",
+    )
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> DataConfig:
+        rule(info, self.face_stats == "train" or (self.mean_face is None and self.std_face is None),
+             ("data.face_stats", "data.mean_face", "data.std_face"),
+             "data.face_stats = 'react2024' takes both statistics from the package: drop data.mean_face and "
+             "data.std_face, or use data.face_stats = 'train' with them")
+        return self
 
 
 class AudioConfig(Section):
     """Speaker audio front end; features are computed once by ``react preprocess``."""
 
-    encoder: Literal["mfcc", "logmel", "wav2vec2"] = "mfcc"
+    encoder: Literal["mfcc", "logmel", "wav2vec2", "release"] = Field(
+        default="mfcc",
+        description="causal features computed by preprocess (mfcc, logmel, wav2vec2), or a MARS release's own "
+        "768-d audio-features ('release': NOT causal, the model is then an offline model)",
+    )
     pretrained: Path | None = Field(default=None, description="local wav2vec2 folder (save_pretrained)")
     sample_rate: int = Field(default=16000, gt=0, description="rate the encoder sees after resampling")
     n_mfcc: int = Field(default=26, gt=0, description="MFCC coefficients; with deltas the feature is 3x")
@@ -115,7 +138,11 @@ class TokenizerConfig(Section):
         default=32, ge=1, description="frames the tokenizer encodes together (its attention window and training crop)"
     )
     dropout: float = 0.1
-    normalize_std: bool = Field(default=False, description="divide by std_face as well as subtract mean")
+    normalization: Literal["zero_center", "standard"] = Field(
+        default="zero_center",
+        description="3DMM in model space: x - mean_face (zero_center) or (x - mean_face) / std_face (standard), "
+        "the two rules of the organisers' normalize_3dmm; the statistics are stored in the checkpoint",
+    )
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> TokenizerConfig:
@@ -281,6 +308,7 @@ SECTIONS: dict[str, type[Section]] = {
 
 # (section, old key) -> new key: names changed so that each window says what it is.
 RENAMED: dict[tuple[str, str], str] = {
+    ("tokenizer", "normalize_std"): "normalization",
     ("tokenizer", "window"): "window_frames",
     ("predictor", "context"): "context_frames",
     ("training", "predictor_window"): "predictor_crop_frames",
@@ -288,6 +316,8 @@ RENAMED: dict[tuple[str, str], str] = {
 # (section, key) -> {old value: new value}: values renamed (the selection criterion is named by its log column).
 RENAMED_VALUES: dict[tuple[str, str], dict[Any, Any]] = {
     ("training", "select_by"): {"unheard_emotion": "val_unheard_mse"},
+    # the boolean became one of the organisers' two rules (a renamed key with its values)
+    ("tokenizer", "normalization"): {False: "zero_center", True: "standard"},
 }
 # Keys dropped (no code read them, or they travelled twice) -> why; dropped from stored configs.
 REMOVED: dict[tuple[str, str], str] = {
@@ -323,7 +353,10 @@ def _check_known_keys(data: Mapping[str, Any], origin: str) -> None:
         fields = SECTIONS[section].model_fields
         for key, value in values.items():
             if (section, key) in RENAMED:
-                raise ReactError(f"{origin}: '{section}.{key}' is now called '{section}.{RENAMED[section, key]}'")
+                new_key = RENAMED[section, key]
+                mapped = _renamed_value(section, new_key, value)
+                hint = f" = {mapped!r}" if mapped is not value else ""
+                raise ReactError(f"{origin}: '{section}.{key}' is now called '{section}.{new_key}'{hint}")
             if (section, key) in RETIRED:
                 raise ReactError(f"{origin}: '{section}.{key}' was retired: {RETIRED[section, key][1]}")
             if (section, key) in REMOVED:
@@ -432,10 +465,18 @@ def upgrade_stored(data: Mapping[str, Any], name: str = "stored config") -> dict
             if (section, key) in REMOVED:
                 continue
             new_key = RENAMED.get((section, key), key)
-            renamed = RENAMED_VALUES.get((section, new_key), {})
-            kept[new_key] = renamed.get(value, value) if isinstance(value, str) else value
+            kept[new_key] = _renamed_value(section, new_key, value)
         out[section] = kept
     return out
+
+
+def _renamed_value(section: str, key: str, value: Any) -> Any:
+    """``value`` under its new name (:data:`RENAMED_VALUES`); strings and booleans are renamed, other
+    values (and values without a new name) come back as they are."""
+    if not isinstance(value, (str, bool)):
+        return value
+    renamed = RENAMED_VALUES.get((section, key), {})
+    return next((new for old, new in renamed.items() if type(old) is type(value) and old == value), value)
 
 
 def _merge(layers: list[tuple[str, Layer]]) -> tuple[dict, dict]:

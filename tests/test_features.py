@@ -134,3 +134,74 @@ def test_wav2vec2_wrong_stride(tmp_path: Path) -> None:
     Wav2Vec2Model(config).save_pretrained(tmp_path)
     with pytest.raises(ReactError, match="conv stride is 10 samples, expected 320"):
         FeatureExtractor(AudioConfig(encoder="wav2vec2", pretrained=tmp_path))
+
+
+def _hop_windows(wave: np.ndarray, rate: int, frames: int, n_fft: int = 1024) -> np.ndarray:
+    """The 2024 rule written out independently: a fixed hop of rate / 25 samples, windows ending
+    2 ms before each frame's end."""
+    hop, guard = rate // 25, rate // 500
+    padded = np.concatenate([np.zeros(n_fft, np.float32), wave, np.zeros(hop * frames, np.float32)])
+    return np.stack([padded[n_fft + hop * (t + 1) - guard - n_fft : n_fft + hop * (t + 1) - guard]
+                     for t in range(frames)])
+
+
+def test_25_fps_features_are_the_2024_features_bit_for_bit() -> None:
+    from reactcli.data.features import MFCC_MELS, backward_delta, causal_frames, mel_filterbank, mfcc_coefficients
+    from reactcli.data.features import windows_log_mel
+
+    wave = _wave(8.0)
+    for rate in (16000, 44100):
+        windows = _hop_windows(wave, rate, 200)
+        assert np.array_equal(causal_frames(wave, rate, 200), windows)
+        assert np.array_equal(causal_frames(wave, rate, 200, fps=25), windows)
+    from reactcli.data.loaders import resample
+
+    extract = FeatureExtractor(AudioConfig())  # MFCC at 16 kHz, 25 fps by default
+    resampled = resample(wave, RATE, 16000)
+    logmel = windows_log_mel(_hop_windows(resampled, 16000, 200), mel_filterbank(MFCC_MELS, 16000))
+    coeffs = mfcc_coefficients(logmel, 26)
+    delta = backward_delta(coeffs)
+    expected = np.concatenate([coeffs, delta, backward_delta(delta)], axis=1).astype(np.float32)
+    assert np.array_equal(extract(wave, RATE, frames=200), expected)
+
+
+def test_frame_boundaries_at_30_fps_are_exact() -> None:
+    """16 kHz at 30 fps: frames of 533 or 534 samples, every sample of frame t before (t + 1) / 30 s,
+    no drift over a long recording."""
+    from reactcli.data.features import frame_ends
+
+    ends = frame_ends(20000, 16000, 30)
+    assert ends[0] == 533 and ends[2] == 1600 and ends[-1] == 20000 * 16000 // 30
+    assert set(np.diff(ends).tolist()) == {533, 534}
+    t = np.arange(20000)
+    assert ((ends - 1) * 30 < (t + 1) * 16000).all() and (ends * 30 >= (t + 1) * 16000 - 30).all()
+
+
+@pytest.mark.parametrize("encoder", ["mfcc", "logmel", "wav2vec2-group"])
+def test_30_fps_features_are_causal(encoder: str, tiny_wav2vec2: dict[str, Path]) -> None:
+    """At 30 fps: changing the audio after frame t's end ((t + 1) / 30 s) leaves every feature <= t
+    unchanged, and changes later ones; one row per frame."""
+    if encoder.startswith("wav2vec2"):
+        cfg = AudioConfig(encoder="wav2vec2", pretrained=tiny_wav2vec2["group"])
+    else:
+        cfg = AudioConfig(encoder=encoder)
+    extract = FeatureExtractor(cfg, fps=30)
+    wave = _wave(11.0)
+    base = extract(wave, RATE, frames=330)
+    assert base.shape[0] == 330 and np.isfinite(base).all()
+    for t in (0, 101, 250):
+        changed = wave.copy()
+        start = -(-(t + 1) * RATE // 30)  # first sample at or after the end of frame t
+        changed[start:] = np.random.default_rng(2).uniform(-1, 1, len(wave) - start).astype(np.float32)
+        other = extract(changed, RATE, frames=330)
+        np.testing.assert_allclose(other[: t + 1], base[: t + 1], rtol=1e-5, atol=1e-5)
+        assert not np.allclose(other[t + 2 :], base[t + 2 :], atol=1e-3)
+
+
+def test_release_features_are_not_computed_from_a_wav() -> None:
+    from reactcli.data.features import is_causal
+
+    cfg = AudioConfig(encoder="release")
+    assert audio_feature_dim(cfg) == 768 and not is_causal(cfg) and is_causal(AudioConfig())
+    with pytest.raises(ReactError, match="reads a MARS release's audio-features folder"):
+        FeatureExtractor(cfg, fps=30)

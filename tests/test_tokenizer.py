@@ -63,12 +63,36 @@ def test_streaming_cache_matches_whole_clip() -> None:
     torch.testing.assert_close(torch.cat(recs, 1), rec, rtol=1e-5, atol=1e-5)
 
 
-def test_normalisation_round_trip_and_std_option() -> None:
-    for normalize_std in (False, True):
-        model = small(normalize_std=normalize_std)
-        face = torch.randn(4, 58)
+def test_normalisation_rules_and_round_trip() -> None:
+    """zero_center is x - mean, standard (x - mean) / std (the organisers' two normalize_3dmm rules);
+    de-normalising with the same rule gives the raw 3DMM back."""
+    face = torch.randn(4, 58)
+    for rule in ("zero_center", "standard"):
+        model = small(normalization=rule)
         torch.testing.assert_close(model.denormalize(model.normalize(face)), face)
-    assert not torch.allclose(small(normalize_std=True).normalize(face), small().normalize(face))
+        expected = face - model.mean_face
+        if rule == "standard":
+            expected = expected / model.std_face
+        torch.testing.assert_close(model.normalize(face), expected)
+    assert not torch.allclose(small(normalization="standard").normalize(face), small().normalize(face))
+
+
+def test_padded_frames_do_not_count_in_the_loss() -> None:
+    """A window padded past a short recording's end: whatever the padded frames hold, the loss is
+    the loss of the real frames (padding is after them, so causal attention keeps them apart)."""
+    model = small()
+    face, emotion = torch.randn(2, 16, 58), torch.rand(2, 16, 25)
+    valid = torch.ones(2, 16, dtype=torch.bool)
+    valid[1, 10:] = False
+    noisy_face, noisy_emotion = face.clone(), emotion.clone()
+    noisy_face[1, 10:] = 50.0
+    noisy_emotion[1, 10:] = -7.0
+    for emotion_only in (False, True):
+        loss, _ = model.loss(face, emotion, emotion_only, valid)
+        again, _ = model.loss(noisy_face, noisy_emotion, emotion_only, valid)
+        torch.testing.assert_close(loss, again)
+        unmasked, _ = model.loss(noisy_face, noisy_emotion, emotion_only)
+        assert unmasked > 2 * loss
 
 
 def test_emotion_only_phase_trains_only_emotion_decoder() -> None:

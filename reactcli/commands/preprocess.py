@@ -34,7 +34,7 @@ def preprocess(
     set_: SetOption = None,
     seed: SeedOption = 0,
     device: Annotated[
-        str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (2024 audio features; default auto).")
+        str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (audio features; default auto).")
     ] = None,
 ) -> None:
     """Check every clip or recording (table of problems), compute train 3DMM mean/std, fill the cache."""
@@ -50,9 +50,7 @@ def preprocess(
     chosen = [s.strip() for s in splits.split(",") if s.strip()]
     found = detect_edition(data, edition)
     if found.is_mars:
-        if device is not None:
-            raise ReactError(f"--device {device}: MARS preprocessing computes no features (the release ships them)")
-        _preprocess_mars(data, cfg, chosen, found)
+        _preprocess_mars(data, cfg, chosen, found, str(resolve_device(device or "auto")))
         return
     result = preprocess_dataset(data, cfg, chosen, str(resolve_device(device or "auto")))
 
@@ -70,14 +68,14 @@ def preprocess(
         console.print(f"train 3DMM statistics: {result.face_stats}")
 
 
-def _preprocess_mars(data: Path, cfg: ReactConfig, chosen: list[str], edition: Edition) -> None:
+def _preprocess_mars(data: Path, cfg: ReactConfig, chosen: list[str], edition: Edition, device: str) -> None:
     """Run the MARS stage and print its tables: summary, junk, unpaired recordings, notes, problems."""
     from rich.table import Table
 
     from reactcli.data.preprocess_mars import preprocess_mars
     from reactcli.progress import console, print_problems
 
-    result = preprocess_mars(data, cfg, chosen, edition)
+    result = preprocess_mars(data, cfg, chosen, edition, device)
     direction = "both directions" if edition.bidirectional else "speaker -> listener"
     summary = Table(title=f"preprocess {result.root} (MARS, REACT {edition.name}, {edition.fps} fps)")
     columns = ("split", "recordings", f"samples ({direction})", "cached now", "already cached", "junk skipped")

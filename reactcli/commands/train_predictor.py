@@ -87,6 +87,11 @@ def train_predictor(
         f"{report.seconds:.0f} s",
     )
     console.print(table)
+    console.print(f"data: REACT {report.edition}, {report.samples} train samples")
+    if not report.audio_causal:
+        console.print("[bold yellow]offline model[/]: trained on the MARS release's audio-features (wav2vec2's "
+                      "transformer sees the whole recording, so they are not causal); the checkpoints record "
+                      "audio_causal = false")
     console.print("the train loss is the progress bar's last figure (cross-entropy + weighted emotion MSE); "
                   f"predictor.ckpt is the step with the lowest {report.selected_by} (a column of the log)")
     console.print(f"best checkpoint [bold]{out / PREDICTOR_CKPT}[/], last [bold]{out / PREDICTOR_LAST_CKPT}[/]")

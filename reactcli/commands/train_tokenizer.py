@@ -77,6 +77,8 @@ def train_tokenizer(
         str(report.steps), f"{report.seconds:.0f} s",
     )
     console.print(usage)
+    console.print(f"data: REACT {report.edition}, {report.recordings} train "
+                  f"{'recordings' if report.edition != '2024' else 'clips (mirrored samples)'}")
     what = "emotion L1 alone" if report.final_phase == EMOTION_ONLY else "grouped 3DMM L1 + emotion L1"
     console.print(
         f"final train loss {report.final_loss:.4f}: the mean of the last {report.final_steps} step(s) (the progress "

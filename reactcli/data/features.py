@@ -1,14 +1,21 @@
-"""Per-frame speaker audio features at 25 fps, strictly causal.
+"""Per-frame speaker audio features at the data's frame rate (25 fps REACT 2024, 30 fps MARS), strictly causal.
 
 The online contract says listener frame t may use speaker input up to frame t only, so every
 feature here for frame t is computed from audio samples before the end of frame t,
-``(t + 1) / 25`` s: analysis windows end at the frame boundary, deltas are backward differences,
+``(t + 1) / fps`` s: analysis windows end at the frame boundary, deltas are backward differences,
 and nothing is normalised with whole-clip statistics (the released code did: defect 7 in docs/model.md).
+
+Frame boundaries are exact integers at any rate: frame t ends at sample ``frame_end(t) =
+floor((t + 1) * rate / fps)`` (exclusive), so every sample counted in frame t lies before
+``(t + 1) / fps`` s. At 25 fps with a rate that is a multiple of 25 (16 kHz: 640 samples per frame)
+this is the fixed hop of the 2024 features, which stay bit for bit what they were; at 30 fps and
+16 kHz frames are 533 or 534 samples long (533.3 on average) and never drift.
 
 - ``mfcc``: 26 MFCC + delta + delta-delta = 78-D, the REACT baselines' audio feature.
 - ``logmel``: log mel energies.
 - ``wav2vec2``: the convolutional ``extract_features`` (512-d at 50 Hz) of a local wav2vec2
-  checkpoint, max-pooled over the two 50 Hz frames that end inside each 25 fps frame. Its first
+  checkpoint, max-pooled over the 50 Hz frames that end inside each video frame (two at 25 fps,
+  one or two at 30 fps). Its first
   conv layer uses GroupNorm over *time* in the base models (whole-clip statistics); we replace
   those statistics by running (cumulative) ones so that the features stay causal.
 """
@@ -22,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reactcli.data.loaders import resample
+from reactcli.editions import AUDIO_FEATURE_DIM
 from reactcli.errors import ReactError, file_error
 from reactcli.vocab import CLIP_FRAMES, FPS
 
@@ -53,22 +61,33 @@ def mel_filterbank(n_mels: int, rate: int, n_fft: int = N_FFT) -> np.ndarray:
     return np.maximum(0.0, np.minimum(rising, falling))
 
 
-def causal_frames(wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES, n_fft: int = N_FFT) -> np.ndarray:
+def frame_ends(frames: int, rate: int, fps: int = FPS) -> np.ndarray:
+    """(frames,) int64: the exclusive end sample of each video frame, ``floor((t + 1) * rate / fps)``.
+
+    Exact integer arithmetic, so sample n belongs to frame t only if ``n / rate < (t + 1) / fps``.
+    """
+    return (np.arange(1, frames + 1, dtype=np.int64) * rate) // fps
+
+
+def causal_frames(
+    wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES, n_fft: int = N_FFT, fps: int = FPS
+) -> np.ndarray:
     """(frames, n_fft) windows, window t ending 2 ms before the end of video frame t.
 
     The 2 ms guard covers the look-ahead of the polyphase resampler's FIR filter (under 1 ms),
     so that audio after frame t cannot leak into frame t's feature even through resampling.
     """
-    hop = rate // FPS
     guard = rate // 500
-    padded = np.concatenate([np.zeros(n_fft, np.float32), wave.astype(np.float32), np.zeros(hop * frames, np.float32)])
-    ends = n_fft + hop * (np.arange(frames) + 1) - guard
-    idx = ends[:, None] - n_fft + np.arange(n_fft)[None]
+    ends = frame_ends(frames, rate, fps)
+    padded = np.concatenate(
+        [np.zeros(n_fft, np.float32), wave.astype(np.float32), np.zeros(int(ends[-1]) if frames else 0, np.float32)]
+    )
+    idx = (n_fft + ends - guard)[:, None] - n_fft + np.arange(n_fft)[None]
     return padded[idx]
 
 
-def log_mel(wave: np.ndarray, rate: int, n_mels: int, frames: int = CLIP_FRAMES) -> np.ndarray:
-    return windows_log_mel(causal_frames(wave, rate, frames), mel_filterbank(n_mels, rate))
+def log_mel(wave: np.ndarray, rate: int, n_mels: int, frames: int = CLIP_FRAMES, fps: int = FPS) -> np.ndarray:
+    return windows_log_mel(causal_frames(wave, rate, frames, fps=fps), mel_filterbank(n_mels, rate))
 
 
 def windows_log_mel(windows: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
@@ -96,8 +115,8 @@ def backward_delta(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def mfcc(wave: np.ndarray, rate: int, n_mfcc: int, frames: int = CLIP_FRAMES) -> np.ndarray:
-    coeffs = mfcc_coefficients(log_mel(wave, rate, MFCC_MELS, frames), n_mfcc)
+def mfcc(wave: np.ndarray, rate: int, n_mfcc: int, frames: int = CLIP_FRAMES, fps: int = FPS) -> np.ndarray:
+    coeffs = mfcc_coefficients(log_mel(wave, rate, MFCC_MELS, frames, fps), n_mfcc)
     delta = backward_delta(coeffs)
     return np.concatenate([coeffs, delta, backward_delta(delta)], axis=1)
 
@@ -135,16 +154,32 @@ class Wav2Vec2Features:
             feats = self.model.feature_projection.layer_norm(x.transpose(1, 2))
         return feats[0].double().cpu().numpy()
 
-    def __call__(self, wave16k: np.ndarray, frames: int = CLIP_FRAMES) -> np.ndarray:
-        hop = 16000 // FPS  # 640 samples per video frame, two 50 Hz frames of 320
-        needed = frames * hop
+    def __call__(self, wave16k: np.ndarray, frames: int = CLIP_FRAMES, fps: int = FPS) -> np.ndarray:
+        ends = frame_ends(frames, W2V_RATE, fps)
+        needed = int(ends[-1]) if frames else 0
         wave16k = np.concatenate([wave16k, np.zeros(max(0, needed - len(wave16k)), np.float32)])[:needed]
         feats = self.conv_features(wave16k)
-        # 50 Hz frame i covers samples [320 i, 320 i + 400): the last one ending inside video frame t
-        # is i = 2t, so frame t pools 50 Hz frames 2t - 1 and 2t.
-        last = np.minimum(2 * np.arange(frames), len(feats) - 1)
-        prev = np.maximum(last - 1, 0)
-        return np.maximum(feats[last], feats[prev])
+        last, first = pooled_conv_frames(ends, len(feats))
+        out = feats[last]
+        for back in range(1, int((last - first).max(initial=0)) + 1):
+            out = np.maximum(out, feats[np.maximum(last - back, first)])
+        return out
+
+
+W2V_RATE = 16000
+W2V_HOP, W2V_WINDOW = 320, 400  # wav2vec2's conv encoder: one frame per 320 samples, each seeing 400
+
+
+def pooled_conv_frames(ends: np.ndarray, available: int) -> tuple[np.ndarray, np.ndarray]:
+    """(last, first) 50 Hz frame indices pooled into each video frame: those that end inside it.
+
+    50 Hz frame i covers samples [320 i, 320 i + 400), so the last one ending by video frame t's end
+    e_t is ``floor((e_t - 400) / 320)``; frame t pools from the one after frame t - 1's last (at
+    25 fps: 2t - 1 and 2t). Clipped to the frames computed (and to 0 at the start).
+    """
+    last = np.clip((ends - W2V_WINDOW) // W2V_HOP, 0, available - 1)
+    first = np.concatenate([[0], last[:-1] + 1])
+    return last, np.minimum(first, last)
 
 
 #: Running GroupNorm statistics carried from one pushed block to the next: per-channel sums of x
@@ -197,7 +232,20 @@ def _folder_tag(folder: Path) -> str:
     return f"wav2vec2-{folder.name}-{digest}"
 
 
+#: ``audio.encoder`` value that reads a MARS release's own 768-d ``audio-features`` (wav2vec2-base-960h's
+#: last hidden state: its transformer sees the whole recording, so these features are NOT causal and a
+#: model trained on them is an offline model).
+RELEASE_ENCODER = "release"
+
+
+def is_causal(cfg: AudioConfig) -> bool:
+    """Whether frame t's features depend on audio up to frame t only (every encoder but the release's)."""
+    return cfg.encoder != RELEASE_ENCODER
+
+
 def audio_feature_dim(cfg: AudioConfig) -> int:
+    if cfg.encoder == RELEASE_ENCODER:
+        return AUDIO_FEATURE_DIM
     if cfg.encoder == "mfcc":
         return 3 * cfg.n_mfcc
     if cfg.encoder == "logmel":
@@ -210,6 +258,8 @@ def audio_feature_dim(cfg: AudioConfig) -> int:
 
 def feature_tag(cfg: AudioConfig) -> str:
     """A cache folder name that changes whenever the features would."""
+    if cfg.encoder == RELEASE_ENCODER:
+        return RELEASE_ENCODER
     if cfg.encoder == "mfcc":
         return f"mfcc{cfg.n_mfcc}-sr{cfg.sample_rate}"
     if cfg.encoder == "logmel":
@@ -227,14 +277,23 @@ def _require_pretrained(cfg: AudioConfig) -> Path:
 
 
 class FeatureExtractor:
-    """Turn a waveform at any rate into (frames, D) causal features as configured."""
+    """Turn a waveform at any rate into (frames, D) causal features at ``fps`` frames per second.
 
-    def __init__(self, cfg: AudioConfig, device: str = "cpu") -> None:
+    ``fps`` is the data's video rate: 25 for REACT 2024 (the default), 30 for MARS.
+    """
+
+    def __init__(self, cfg: AudioConfig, device: str = "cpu", fps: int = FPS) -> None:
+        if cfg.encoder == RELEASE_ENCODER:
+            raise ReactError(
+                f"audio.encoder = '{RELEASE_ENCODER}' reads a MARS release's audio-features folder; "
+                "they cannot be computed from a wav (choose mfcc, logmel or wav2vec2)"
+            )
         self.cfg = cfg
+        self.fps = fps
         self.dim = audio_feature_dim(cfg)
         self.tag = feature_tag(cfg)
-        rate = 16000 if cfg.encoder == "wav2vec2" else cfg.sample_rate
-        if rate % FPS:
+        rate = W2V_RATE if cfg.encoder == "wav2vec2" else cfg.sample_rate
+        if fps == FPS and rate % FPS:
             raise ReactError(f"audio.sample_rate {rate} must be a multiple of {FPS}")
         self.rate = rate
         self._w2v = Wav2Vec2Features(_require_pretrained(cfg), device) if cfg.encoder == "wav2vec2" else None
@@ -242,9 +301,9 @@ class FeatureExtractor:
     def __call__(self, wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES) -> np.ndarray:
         wave = resample(wave, rate, self.rate)
         if self._w2v is not None:
-            feats = self._w2v(wave, frames)
+            feats = self._w2v(wave, frames, self.fps)
         elif self.cfg.encoder == "mfcc":
-            feats = mfcc(wave, self.rate, self.cfg.n_mfcc, frames)
+            feats = mfcc(wave, self.rate, self.cfg.n_mfcc, frames, self.fps)
         else:
-            feats = log_mel(wave, self.rate, self.cfg.n_mels, frames)
+            feats = log_mel(wave, self.rate, self.cfg.n_mels, frames, self.fps)
         return np.ascontiguousarray(feats, dtype=np.float32)

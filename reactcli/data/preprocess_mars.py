@@ -10,8 +10,11 @@
    the reverse): they are not samples;
 4. (2026) reads the personality tables and each recording's EEG (folder, else the tar), noting
    blank cells, short files and recordings without EEG (handled as the official reader does);
-5. caches the facial attributes, coefficients and EEG tables and writes the split's
-   ``index.json`` (``data/cache.py``: :class:`MarsIndex`);
+5. caches the facial attributes, coefficients and EEG tables and, unless ``audio.encoder`` is
+   ``release`` (the release's own, non-causal features, read in place by training), the causal
+   audio features of ``audio.*`` computed from ``audio/`` at the edition's 30 fps, one row per
+   facial-attributes frame (``data/features.py``); writes the split's ``index.json``
+   (``data/cache.py``: :class:`MarsIndex`);
 6. with the train split and no problem in it, writes the train 3DMM mean/std over every
    coefficient frame to the same statistics file as for 2024.
 
@@ -24,8 +27,9 @@ personalised loader's rule; scoring uses the input's facial-attributes length, t
 script's rule), a listener a few frames shorter than its speaker, EEG blanks, short or missing EEG.
 
 **Resume.** A recording whose source files have the size and modification time recorded in the
-index, and whose cached arrays are readable with the recorded lengths, is not read again; the index
-is saved every 64 recordings so a killed run keeps most of its work.
+index, and whose cached arrays (audio features of the current setting included) are readable with
+the recorded lengths, is not read again; the index is saved every 64 recordings so a killed run
+keeps most of its work.
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ import numpy as np
 from reactcli.atomic import save_npy
 from reactcli.config import ReactConfig
 from reactcli.data.cache import FeatureCache, MarsEntry, MarsIndex, save_mars_index, write_face_stats_of
+from reactcli.data.features import RELEASE_ENCODER, FeatureExtractor
 from reactcli.data.mars import ROLES, MarsListing, Recording, list_recordings, mars_samples
+from reactcli.data.mars_dataset import audio_kind
 from reactcli.data.mars_loaders import (
     EEG_FOLDER,
     PERSONALITY_FOLDER,
@@ -104,6 +110,7 @@ class SplitContext:
     folders: dict[str, bool]  # modality folder -> present
     eeg: EegReader | None = None
     personality: dict[str, PersonalityTable] = field(default_factory=dict)
+    features: FeatureExtractor | None = None  # the causal audio features to cache (None: the release's are used)
 
     @property
     def usable(self) -> bool:
@@ -127,11 +134,15 @@ class SplitContext:
         return out
 
 
-def preprocess_mars(root: str | Path, cfg: ReactConfig, splits: list[str], edition: Edition) -> MarsPreprocessResult:
-    """Check and cache every recording of ``splits`` of the MARS release at ``root``."""
+def preprocess_mars(
+    root: str | Path, cfg: ReactConfig, splits: list[str], edition: Edition, device: str = "cpu"
+) -> MarsPreprocessResult:
+    """Check and cache every recording of ``splits`` of the MARS release at ``root`` (audio
+    features on ``device``)."""
     root = Path(root)
     cache = FeatureCache(root, cfg)
     result = MarsPreprocessResult(root, edition, {})
+    extractor = None if cfg.audio.encoder == RELEASE_ENCODER else FeatureExtractor(cfg.audio, device, edition.fps)
     for split in splits:
         if split not in SPLITS:
             raise ReactError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})")
@@ -141,7 +152,7 @@ def preprocess_mars(root: str | Path, cfg: ReactConfig, splits: list[str], editi
         except ReactError as exc:
             result.problems.append(Problem(split, exc.path or str(root / split), exc.problem))
             continue
-        index = _preprocess_split(root, cache, listing, edition, result)
+        index = _preprocess_split(root, cache, listing, edition, result, extractor)
         if index is None:
             continue
         result.indexes[split] = save_mars_index(cache, index)
@@ -155,7 +166,8 @@ def preprocess_mars(root: str | Path, cfg: ReactConfig, splits: list[str], editi
 
 
 def _split_context(
-    root: Path, split: str, edition: Edition, listing: MarsListing, result: MarsPreprocessResult
+    root: Path, split: str, edition: Edition, listing: MarsListing, result: MarsPreprocessResult,
+    extractor: FeatureExtractor | None,
 ) -> SplitContext:
     """The split's folders, EEG reader and personality tables; split-level problems and notes."""
     base = root / split
@@ -171,6 +183,14 @@ def _split_context(
         problem(base / "coefficients", "coefficients folder not found (every recording needs its 3DMM)")
     if not ctx.folders["audio"] and not ctx.folders["audio-features"]:
         problem(base / "audio-features", "neither audio-features nor audio folder found (speakers need their audio)")
+    elif extractor is None and not ctx.folders["audio-features"]:
+        problem(base / "audio-features", "audio.encoder = 'release' reads the release's audio-features, and this "
+                "split has none (choose a causal encoder: mfcc, logmel or wav2vec2)")
+    elif extractor is not None and not ctx.folders["audio"]:
+        note(base / "audio", f"no audio folder: the {extractor.cfg.encoder} features cannot be computed; only "
+             "audio.encoder = 'release' (the release's non-causal features) can train on this split")
+    elif extractor is not None:
+        ctx.features = extractor
     if edition.has_eeg:
         reader = EegReader(base, wanted=listing.recordings)
         if not reader.available():
@@ -208,11 +228,14 @@ def _read_index(cache: FeatureCache, split: str) -> MarsIndex | None:
         return None
 
 
-def _still_cached(cache: FeatureCache, split: str, entry: MarsEntry) -> bool:
-    """The cached arrays of ``entry`` are readable .npy files with the lengths it records."""
+def _still_cached(cache: FeatureCache, split: str, entry: MarsEntry, features: str | None) -> bool:
+    """The cached arrays of ``entry`` (with the audio features of kind ``features``) are readable
+    .npy files with the lengths it records."""
     wanted = [("facial-attributes", entry.frames["facial-attributes"]), ("coefficients", entry.frames["coefficients"])]
     if entry.eeg_rows:
         wanted += [("eeg", entry.eeg_rows), ("eeg-mask", entry.eeg_rows)]
+    if features is not None:
+        wanted.append((features, entry.frames["facial-attributes"]))
     for kind, rows in wanted:
         path = cache.mars_array(split, kind, entry.recording)
         try:
@@ -224,14 +247,16 @@ def _still_cached(cache: FeatureCache, split: str, entry: MarsEntry) -> bool:
 
 
 def _preprocess_split(
-    root: Path, cache: FeatureCache, listing: MarsListing, edition: Edition, result: MarsPreprocessResult
+    root: Path, cache: FeatureCache, listing: MarsListing, edition: Edition, result: MarsPreprocessResult,
+    extractor: FeatureExtractor | None,
 ) -> MarsIndex | None:
     split = listing.split
     counts = result.counts[split]
     counts.recordings = len(listing.recordings)
     counts.junk = len(listing.junk)
     result.junk += [Problem(split, j.path, j.reason) for j in listing.junk]
-    ctx = _split_context(root, split, edition, listing, result)
+    ctx = _split_context(root, split, edition, listing, result, extractor)
+    features = None if ctx.features is None else audio_kind(ctx.features.tag)
     if not ctx.usable:
         return None  # a whole modality is missing: every recording would repeat the same problem
     previous = _read_index(cache, split)
@@ -242,7 +267,7 @@ def _preprocess_split(
         for number, rec in enumerate(listing.recordings, start=1):
             sources = ctx.sources(rec)
             entry = old.get(rec.id)
-            if entry is not None and entry.sources == sources and _still_cached(cache, split, entry):
+            if entry is not None and entry.sources == sources and _still_cached(cache, split, entry, features):
                 counts.skipped += 1
             else:
                 problems, entry, arrays = check_recording(ctx, rec)
@@ -330,6 +355,8 @@ def check_recording(ctx: SplitContext, rec: Recording) -> tuple[list[Problem], M
             wave, rate = load_recording_audio(path)
             seconds = len(wave) / rate
             frames["audio"] = int(round(seconds * ctx.edition.fps))
+            if ctx.features is not None and "facial-attributes" in frames:  # one row per attributes frame
+                arrays[audio_kind(ctx.features.tag)] = ctx.features(wave, rate, frames["facial-attributes"])
         except ReactError as exc:
             problem(exc.path or path, exc.problem)
     if ctx.folders["video-face-crop"]:

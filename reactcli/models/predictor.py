@@ -287,31 +287,59 @@ def build_predictor(
     """A new predictor ready to train, and the mask of codes it may sample (``(vocab,)`` bool).
 
     ``train`` is the tokenised train split (``speaker_audio`` (N, T, A), ``speaker_emotion`` and
-    ``listener_emotion`` (N, T, 25), ``listener_tokens`` (N, T)). What the model takes from it before
+    ``listener_emotion`` (N, T, 25), ``listener_tokens`` (N, T)), stacked, or for recordings of
+    different lengths (MARS) one array per recording. What the model takes from it before
     the first step: the standardisation statistics of its inputs and of the emotion head's target
     (train statistics only, defect 7 of docs/model.md), the fixed linear skip path (ridge, closed
     form) and the codes the train listeners use (generation never samples a code no listener made).
     """
-    audio = train["speaker_audio"]
-    model = ReactionPredictor(cfg.predictor, audio.shape[-1], tokenizer.cfg.levels)
-    flat = audio.flatten(0, 1)
-    model.audio_mean.copy_(flat.mean(0))
-    model.audio_std.copy_(flat.std(0).clamp_min(1e-3))
+    audio = _tensors(train["speaker_audio"])
+    model = ReactionPredictor(cfg.predictor, audio[0].shape[-1], tokenizer.cfg.levels)
+    mean, std = _frame_stats(audio)
+    model.audio_mean.copy_(mean)
+    model.audio_std.copy_(std.clamp_min(1e-3))
     if cfg.predictor.speaker_emotion:
-        flat = train["speaker_emotion"].flatten(0, 1)
-        model.emotion_mean.copy_(flat.mean(0))
-        model.emotion_std.copy_(flat.std(0).clamp_min(1e-3))
+        mean, std = _frame_stats(_tensors(train["speaker_emotion"]))
+        model.emotion_mean.copy_(mean)
+        model.emotion_std.copy_(std.clamp_min(1e-3))
     if cfg.predictor.emotion_head:
-        flat = train["listener_emotion"].flatten(0, 1)
-        model.target_mean.copy_(flat.mean(0))
-        model.target_std.copy_(flat.std(0).clamp_min(1e-2))  # a never-firing AU stays at its mean
+        mean, std = _frame_stats(_tensors(train["listener_emotion"]))
+        model.target_mean.copy_(mean)
+        model.target_std.copy_(std.clamp_min(1e-2))  # a never-firing AU stays at its mean
     if model.emotion_skip is not None:
-        emotion_in = train["speaker_emotion"] if cfg.predictor.speaker_emotion else [None] * len(audio)
-        model.fit_emotion_skip(audio, emotion_in, train["listener_emotion"], SKIP_RIDGE_ALPHA)
+        emotion_in = _tensors(train["speaker_emotion"]) if cfg.predictor.speaker_emotion else [None] * len(audio)
+        model.fit_emotion_skip(audio, emotion_in, _tensors(train["listener_emotion"]), SKIP_RIDGE_ALPHA)
     codes = tokenizer.codebook_size
     valid = torch.zeros(model.vocab_size, dtype=torch.bool)
-    valid[:codes] = torch.bincount(train["listener_tokens"].flatten(), minlength=codes)[:codes] > 0
+    tokens = train["listener_tokens"]
+    for part in [tokens] if isinstance(tokens, Tensor) else _tensors(tokens):
+        valid[:codes] |= torch.bincount(part.flatten(), minlength=codes)[:codes] > 0
     return model, valid
+
+
+def _tensors(frames: Tensor | Sequence) -> Tensor | list[Tensor]:
+    """A stacked (N, T, ...) tensor as it is; one array per recording as a list of tensors (no copy)."""
+    return frames if isinstance(frames, Tensor) else [torch.as_tensor(np.asarray(a)) for a in frames]
+
+
+def _frame_stats(frames: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-dim mean and (unbiased) std over every frame: of a stacked tensor as torch computes them,
+    of recordings of different lengths accumulated in float64 one recording at a time (the MARS
+    release's features do not fit in memory at once)."""
+    if isinstance(frames, Tensor):
+        flat = frames.flatten(0, 1)
+        return flat.mean(0), flat.std(0)
+    total = torch.zeros(frames[0].shape[-1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    count = 0
+    for item in frames:
+        x = item.double()
+        total += x.sum(0)
+        squares += (x * x).sum(0)
+        count += len(x)
+    mean = total / count
+    var = (squares - count * mean * mean).clamp_min(0) / max(count - 1, 1)
+    return mean.float(), var.sqrt().float()
 
 
 def _linear_dims(cfg: PredictorConfig) -> tuple[int, ...]:

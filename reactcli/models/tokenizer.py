@@ -58,7 +58,14 @@ class _Stack(nn.Module):
 
 
 class FaceTokenizer(nn.Module):
-    """Encoder -> FSQ -> (3DMM decoder, emotion decoder); works on 3DMM minus the mean face."""
+    """Encoder -> FSQ -> (3DMM decoder, emotion decoder); works on normalised 3DMM.
+
+    ``cfg.normalization`` is one of the organisers' two ``normalize_3dmm`` rules: ``zero_center``
+    (x - mean_face) or ``standard`` ((x - mean_face) / std_face). The statistics are buffers, so a
+    checkpoint carries them, and everything that leaves the model (``decode_tokens``) is raw 3DMM
+    again, de-normalised with the same rule: generation, rendering and live mode never see model
+    space.
+    """
 
     def __init__(self, cfg: TokenizerConfig, mean_face: Tensor | None = None, std_face: Tensor | None = None) -> None:
         super().__init__()
@@ -77,13 +84,18 @@ class FaceTokenizer(nn.Module):
         return math.prod(self.cfg.levels)
 
     # -- normalisation ---------------------------------------------------------------------------
+    @property
+    def standard(self) -> bool:
+        return self.cfg.normalization == "standard"
+
     def normalize(self, face: Tensor) -> Tensor:
-        """Raw 3DMM -> model space (minus mean face; also divided by std when configured)."""
+        """Raw 3DMM -> model space (minus mean face; also divided by std with ``standard``)."""
         x = face - self.mean_face
-        return x / self.std_face.clamp_min(1e-6) if self.cfg.normalize_std else x
+        return x / self.std_face.clamp_min(1e-6) if self.standard else x
 
     def denormalize(self, x: Tensor) -> Tensor:
-        if self.cfg.normalize_std:
+        """Model space -> raw 3DMM: the inverse of :meth:`normalize` under the same rule."""
+        if self.standard:
             x = x * self.std_face.clamp_min(1e-6)
         return x + self.mean_face
 
@@ -135,29 +147,48 @@ class FaceTokenizer(nn.Module):
         }
 
     # -- training --------------------------------------------------------------------------------
-    def forward(self, face: Tensor, emotion: Tensor, emotion_only: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, face: Tensor, emotion: Tensor, emotion_only: bool = False, valid: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The training loss (:meth:`loss`): ``forward`` so that DistributedDataParallel can wrap it."""
-        return self.loss(face, emotion, emotion_only)
+        return self.loss(face, emotion, emotion_only, valid)
 
-    def loss(self, face: Tensor, emotion: Tensor, emotion_only: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        """Grouped L1 on 3DMM + L1 on emotion; in the emotion-only phase only the emotion decoder learns."""
+    def loss(
+        self, face: Tensor, emotion: Tensor, emotion_only: bool = False, valid: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Grouped L1 on 3DMM + L1 on emotion; in the emotion-only phase only the emotion decoder learns.
+
+        ``valid`` (B, T) marks real frames when a window was padded past a short recording's end
+        (padding comes after the real frames, so causal attention never lets it reach them); the
+        losses are means over the real frames only.
+        """
         target = self.normalize(face)
         if emotion_only:
             with torch.no_grad():
                 latent, indices = self.encode(face)
             _, emo = self.decode_latent(latent, face=False)
-            emo_l1 = (emo - emotion).abs().mean()
+            emo_l1 = _masked_l1(emo, emotion, valid)
             return emo_l1, {"emotion": emo_l1.detach(), "indices": indices}
         latent, indices = self.encode(face)
         rec, emo = self.decode_latent(latent)
-        face_loss, groups = grouped_l1(rec, target)
-        emo_l1 = (emo - emotion).abs().mean()
+        weight = None if valid is None else valid.to(rec.dtype)
+        face_loss, groups = grouped_l1(rec, target, weight)
+        emo_l1 = _masked_l1(emo, emotion, valid)
         return face_loss + emo_l1, {
             "face": face_loss.detach(),
             "groups": groups.detach(),
             "emotion": emo_l1.detach(),
             "indices": indices,
         }
+
+
+def _masked_l1(pred: Tensor, target: Tensor, valid: Tensor | None) -> Tensor:
+    """Mean |pred - target| over the frames ``valid`` (B, T) marks (every frame without a mask)."""
+    err = (pred - target).abs()
+    if valid is None:
+        return err.mean()
+    weight = valid.to(err.dtype)
+    return (err.mean(-1) * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def _positions(x: Tensor, pos: Tensor | None) -> Tensor:

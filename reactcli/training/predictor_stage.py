@@ -12,6 +12,15 @@ validation and when a signal stops the run); batches and dropout noise are funct
 rank), so ``--resume`` after a kill continues the very same run (``training/resume.py``).
 ``predictor.ckpt`` is the best by ``training.select_by``, a validation column of the log. Both are
 written by rank 0 only, atomically.
+
+On a MARS root (REACT 2025/2026, found from the root's folders) the same stage trains on the
+samples of the configured direction (``data.bidirectional``), each recording tokenised whole (in
+pieces aligned to the tokenizer's windows, which encode exactly as the whole), windows drawn as
+``training/corpus.py`` describes: a recording shorter than the crop is padded after its end (key
+padding, ``IGNORE`` targets). Validation scores the val recordings whole, in consecutive pieces of
+``VAL_PIECE_FRAMES`` frames each started afresh (2024 clips are shorter: whole, as before). With
+``audio.encoder = "release"`` (the release's wav2vec2 features, whose transformer sees the future)
+the run is an offline model: the command says so and both checkpoints record ``audio_causal: false``.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig
-from reactcli.data.features import audio_feature_dim
+from reactcli.data.features import audio_feature_dim, is_causal
+from reactcli.data.mars_dataset import training_edition
 from reactcli.errors import Interrupted, ReactError, file_error
 from reactcli.models.checkpoint import (
     PREDICTOR_KIND,
@@ -39,18 +49,20 @@ from reactcli.models.checkpoint import (
 from reactcli.models.layers import count_parameters
 from reactcli.models.predictor import ReactionPredictor, build_predictor
 from reactcli.models.tokenizer import FaceTokenizer
-from reactcli.training.corpus import WindowBatches, load_clips
+from reactcli.training.corpus import PADDING, WindowBatches, gather, lengths_of, load_clips, piece_batches
 from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop, stopped_message
 from reactcli.training.resume import read_resume_point, restore_optimizer, training_state
 from reactcli.training.schedule import make_optimizer, make_scheduler
 from reactcli.training.stop import StopRequest
+from reactcli.training.tokenizer_stage import piece_frames
 from reactcli.vocab import EMOTION_DIM, PREDICTOR_CKPT, PREDICTOR_LAST_CKPT, VALENCE_AROUSAL
 
 KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
 IGNORE = -100
+VAL_PIECE_FRAMES = 1024  # validation scores long recordings in consecutive pieces this long
 
 
 @dataclass
@@ -67,21 +79,36 @@ class PredictorReport:
     log: Path | None = None  # predictor_log.csv (rank 0)
     curves: Path | None = None  # predictor_curves.png
     selected_by: str = "val_loss"  # the validation figure (a log column) that picked predictor.ckpt
+    edition: str = "2024"  # the dataset's REACT edition
+    samples: int = 0  # train samples (input -> target recordings) the windows came from
+    audio_causal: bool = True  # False: trained on the MARS release's non-causal features (an offline model)
 
 
 @torch.no_grad()
-def tokenize_corpus(tokenizer: FaceTokenizer, clips: dict[str, np.ndarray], device: torch.device) -> dict:
-    """Whole-clip speaker/listener tokens (N, T) as generation computes them, plus audio (N, T, A)."""
+def tokenize_corpus(tokenizer: FaceTokenizer, clips: dict, device: torch.device) -> dict:
+    """Whole-recording speaker/listener tokens as generation computes them, plus the other arrays.
+
+    2024 (stacked clips): tensors (N, T) and (N, T, ...), in batches of 16 clips as always. MARS
+    (lists): one (T_i,) token tensor per recording, encoded in pieces aligned to the tokenizer's
+    windows (exactly the tokens of the whole recording); the other arrays stay as they are (numpy,
+    the release's features memory-mapped).
+    """
     tokenizer.eval()
-    out: dict[str, list[torch.Tensor]] = {"speaker_tokens": [], "listener_tokens": []}
-    for lo in range(0, len(clips["speaker_3dmm"]), 16):
-        for side in ("speaker", "listener"):
-            face = torch.from_numpy(clips[f"{side}_3dmm"][lo : lo + 16]).to(device)
-            out[f"{side}_tokens"].append(tokenizer.encode(face)[1].cpu())
-    return {
-        **{k: torch.from_numpy(clips[k]) for k in ("speaker_audio", "speaker_emotion", "listener_emotion")},
-        **{k: torch.cat(v) for k, v in out.items()},
-    }
+    stacked = isinstance(clips["speaker_3dmm"], np.ndarray)
+    out: dict[str, object] = {}
+    for side in ("speaker", "listener"):
+        faces = clips[f"{side}_3dmm"]
+        lengths = lengths_of(faces)
+        tokens = [torch.empty(n, dtype=torch.long) for n in lengths]
+        for pieces in piece_batches(lengths, piece_frames(tokenizer.cfg.window_frames), 16):
+            codes = tokenizer.encode(gather(faces, pieces).to(device))[1].cpu()
+            for (i, lo, hi), row in zip(pieces, codes, strict=True):
+                tokens[i][lo:hi] = row
+        out[f"{side}_tokens"] = torch.stack(tokens) if stacked else tokens
+    for key, value in clips.items():
+        if not key.endswith("_3dmm"):
+            out[key] = torch.from_numpy(value) if stacked else value
+    return out
 
 
 def make_batch(
@@ -104,10 +131,12 @@ def make_batch(
     listener_in = model.shift_listener(targets)
     b, w = targets.shape
     patch = model.cfg.patch
-    padding = torch.zeros(b, w, dtype=torch.bool)
+    # a window past a short recording's end arrives padded after its real frames (training/corpus.py)
+    padding = batch[PADDING].clone() if PADDING in batch else torch.zeros(b, w, dtype=torch.bool)
+    real = (~padding).sum(1).tolist()
     for j, rng in enumerate(rngs):
-        if w > patch + 1 and rng.random() < truncate_prob:
-            cut = int(rng.integers(1, w - patch))
+        if real[j] > patch + 1 and rng.random() < truncate_prob:
+            cut = int(rng.integers(1, real[j] - patch))
             padding[j, :cut] = True
             listener_in[j, cut : cut + patch] = model.mask_id
         if listener_dropout > 0:
@@ -211,8 +240,9 @@ def validation_loss(
     model.eval()
     sums: dict[str, float] = {}
     count = 0
-    for lo in range(0, len(corpus["listener_tokens"]), batch):
-        rows = {k: v[lo : lo + batch].to(device) for k, v in corpus.items()}
+    keys = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
+    for pieces in piece_batches(lengths_of(corpus["listener_tokens"]), VAL_PIECE_FRAMES, batch):
+        rows = {k: gather(corpus[k], pieces).to(device) for k in keys}
         tokens = rows["listener_tokens"]
         logits, emotion = model(
             rows["speaker_audio"], rows["speaker_tokens"], model.shift_listener(tokens),
@@ -238,12 +268,17 @@ RESUME_FROM_COMMAND_LINE = ("predictor_max_steps", "val_every", "log_every", "te
 _TOKENIZER_ONLY = ("emotion_only_fraction",)  # training.* keys of stage 1 (besides tokenizer_*)
 
 
+_DATA_KEYS = ("bidirectional",)  # data.* keys that choose the samples a predictor run trains on
+
+
 def run_key(section: str, key: str) -> bool:
-    """The settings a predictor run reads: audio features, the architecture and the optimisation
+    """The settings a predictor run reads: audio features, the architecture, the optimisation
     settings (not the tokenizer stage's own keys, which stage 2 never reads; the tokenizer itself
-    is stored)."""
+    is stored) and the sample direction of a MARS root."""
     if section == "training":
         return not key.startswith("tokenizer_") and key not in _TOKENIZER_ONLY
+    if section == "data":
+        return key in _DATA_KEYS
     return section in ("audio", "predictor")
 
 
@@ -277,6 +312,7 @@ def train_predictor(
             tokenizer = _tokenizer_for(tokenizer_path, cfg)
         tokenizer.to(device)
         torch.manual_seed(seed)
+        edition = training_edition(root, cfg)
         train, val = (_tokenized_split(root, split, cfg, tokenizer, device) for split in ("train", "val"))
         if point is None:
             model, valid = build_predictor(cfg, tokenizer, train)
@@ -296,9 +332,11 @@ def train_predictor(
         )
         weights = emotion_weights(tc.valence_arousal_weight)
 
+        causal = {"audio_causal": is_causal(cfg.audio), "edition": edition.name}
+
         def save_last(step: int, figures: dict[str, float] | None = None) -> None:
             state = training_state(optimizer, scheduler, step, seed, **best)
-            extra = {"step": step, "seed": seed, **(figures or {})}
+            extra = {"step": step, "seed": seed, **causal, **(figures or {})}
             save_checkpoint(last_path, PREDICTOR_KIND,
                             predictor_payload(cfg, tokenizer, model, valid, training_state=state, **extra))
             stop.kept = f"kept {last_path} (step {step}); continue with the same command and --resume"
@@ -326,8 +364,8 @@ def train_predictor(
                 losses = {"val_loss": figures["val_loss"], "train_loss": train_loss}
                 if figures[tc.select_by] < best["best_val"]:
                     best.update(best_val=figures[tc.select_by], best_step=step)
-                    save_checkpoint(best_path, PREDICTOR_KIND,
-                                    predictor_payload(cfg, tokenizer, model, valid, step=step, seed=seed, **losses))
+                    save_checkpoint(best_path, PREDICTOR_KIND, predictor_payload(
+                        cfg, tokenizer, model, valid, step=step, seed=seed, **causal, **losses))
                 save_last(step, losses)
             barrier(ctx)
             return figures
@@ -354,7 +392,7 @@ def train_predictor(
     return PredictorReport(
         tc.predictor_max_steps, start, result.final_loss, result.final_steps, best["best_val"], best["best_step"],
         count_parameters(model), int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves,
-        tc.select_by,
+        tc.select_by, edition.name, windows.n_clips, is_causal(cfg.audio),
     )
 
 
@@ -374,7 +412,8 @@ def _tokenizer_for(path: Path | None, cfg: ReactConfig) -> FaceTokenizer:
 def _tokenized_split(root: Path, split: str, cfg: ReactConfig, tokenizer: FaceTokenizer, device: torch.device) -> dict:
     corpus = tokenize_corpus(tokenizer, load_clips(root, split, cfg, KEYS), device)
     audio_dim = audio_feature_dim(cfg.audio)
-    if corpus["speaker_audio"].shape[-1] != audio_dim:
-        raise file_error(root, f"cached audio features have {corpus['speaker_audio'].shape[-1]} dims, "
+    found = {int(a.shape[-1]) for a in corpus["speaker_audio"]}
+    if found != {audio_dim}:
+        raise file_error(root, f"cached audio features have {', '.join(map(str, sorted(found)))} dims, "
                          f"the audio config gives {audio_dim}; rerun `react preprocess` with this config")
     return corpus

@@ -11,6 +11,13 @@ Under torchrun it trains like the predictor: DistributedDataParallel averages th
 rank draws its own shard of every batch (``WindowBatches`` by rank), and rank 0 alone validates,
 logs, reports and writes ``tokenizer.ckpt``. The emotion-only phase leaves the encoder and the 3DMM
 decoder without gradients, so DDP is told to expect unused parameters.
+
+On a MARS root (REACT 2025/2026, found from the root's folders) the same stage trains on every
+paired recording's face at 30 fps, windows drawn as ``training/corpus.py`` describes (a window past
+a short recording's end is padded and left out of the loss), and reports on the val recordings.
+The 3DMM statistics are the preprocessed train split's or, with ``data.face_stats = "react2024"``,
+the packaged REACT 2024 mean_face/std_face the organisers' MARS loaders use; ``tokenizer.normalization``
+picks their rule (``zero_center`` or ``standard``). Both are stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -26,11 +33,20 @@ from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig
 from reactcli.data.cache import load_face_stats
+from reactcli.data.mars_dataset import training_edition
 from reactcli.errors import Interrupted
 from reactcli.models.checkpoint import TOKENIZER_KIND, load_tokenizer, save_checkpoint, tokenizer_payload
 from reactcli.models.tokenizer import FaceTokenizer, codebook_usage
 from reactcli.runtime import seed_everything
-from reactcli.training.corpus import WindowBatches, load_clips
+from reactcli.training.corpus import (
+    PADDING,
+    Frames,
+    WindowBatches,
+    gather,
+    lengths_of,
+    load_faces,
+    piece_batches,
+)
 from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop, stopped_message
@@ -39,7 +55,7 @@ from reactcli.training.schedule import make_optimizer, make_scheduler
 from reactcli.training.stop import StopRequest
 from reactcli.vocab import FACE_GROUPS, TOKENIZER_CKPT, TOKENIZER_LAST_CKPT
 
-FACE_KEYS = ("listener_3dmm", "listener_emotion")
+PIECE_FRAMES = 1024  # whole recordings are encoded in pieces of about this many frames (2024 clips: whole)
 
 
 @dataclass
@@ -59,22 +75,32 @@ class TokenizerReport:
     emotion_only_from: int  # the first step of the emotion-only phase
     log: Path | None = None  # tokenizer_log.csv
     curves: Path | None = None  # tokenizer_curves.png
+    edition: str = "2024"  # the dataset's REACT edition
+    recordings: int = 0  # train recordings (2024: mirrored clips) the windows came from
+
+
+def piece_frames(window: int) -> int:
+    """Frames per encoded piece of a long recording: a multiple of the tokenizer's window, so that
+    a piece starts where a window does and encodes exactly as the whole recording would (attention
+    and positions restart every window)."""
+    return max(window, PIECE_FRAMES // window * window)
 
 
 @torch.no_grad()
 def evaluate_tokenizer(
-    model: FaceTokenizer, faces: torch.Tensor, emotions: torch.Tensor, batch: int = 16
+    model: FaceTokenizer, faces: Frames, emotions: Frames, batch: int = 16
 ) -> tuple[dict[str, float], float, float, torch.Tensor]:
-    """Per-group L1 (raw units), 3DMM L1, emotion L1 and code counts over whole clips."""
+    """Per-group L1 (raw units), 3DMM L1, emotion L1 and code counts over whole recordings
+    (stacked 2024 clips or a list of MARS recordings of any length)."""
     model.eval()
     device = next(model.parameters()).device
     sums = np.zeros(len(FACE_GROUPS))
     face_sum = emo_sum = 0.0
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
     n = 0
-    for lo in range(0, len(faces), batch):
-        face = faces[lo : lo + batch].to(device)
-        emo = emotions[lo : lo + batch].to(device)
+    for pieces in piece_batches(lengths_of(faces), piece_frames(model.cfg.window_frames), batch):
+        face = gather(faces, pieces).to(device)
+        emo = gather(emotions, pieces).to(device)
         _, tokens = model.encode(face)
         rec, emo_hat = model.decode_tokens(tokens)
         err = (rec - face).abs()
@@ -99,6 +125,23 @@ def run_key(section: str, key: str) -> bool:
     if section == "training":
         return key.startswith("tokenizer_") or key in _SHARED_TRAINING
     return section == "tokenizer"
+
+
+def face_statistics(cfg: ReactConfig, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) (58,) the tokenizer normalises with, by ``data.face_stats``: the train statistics
+    of ``react preprocess`` (or the ``data.mean_face`` / ``data.std_face`` files), or the packaged
+    REACT 2024 ones, equal bit for bit to the organisers' mean_face.npy / std_face.npy."""
+    if cfg.data.face_stats == "train":
+        return load_face_stats(cfg, root)
+    from reactcli.data.synth import face_stats as packaged
+
+    mean, std = packaged()
+    return mean, np.maximum(std, 1e-6).astype(np.float32)
+
+
+def _as_frames(frames: np.ndarray | list[np.ndarray]) -> Frames:
+    """Stacked 2024 arrays as one tensor (as before); MARS lists stay numpy (sliced per window)."""
+    return torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
 
 
 def emotion_only_from(max_steps: int, fraction: float) -> int:
@@ -127,10 +170,12 @@ def train_tokenizer(
             cfg, seed = point.config, point.seed
             stop.kept = f"{last_path} (step {point.step}) is kept as it was; continue with --resume"
         seed_everything(seed)
-        train, held = ({k: torch.from_numpy(v) for k, v in load_clips(root, split, cfg, FACE_KEYS).items()}
-                       for split in ("train", "val"))
+        edition = training_edition(root, cfg)
+        train, held = (
+            {k: _as_frames(v) for k, v in load_faces(root, split, cfg).items()} for split in ("train", "val")
+        )
         if point is None:
-            mean, std = load_face_stats(cfg, root)
+            mean, std = face_statistics(cfg, root)
             model = FaceTokenizer(cfg.tokenizer, torch.from_numpy(mean), torch.from_numpy(std))
         else:
             model, _, _ = load_tokenizer(last_path)  # the face statistics are in its state
@@ -153,9 +198,10 @@ def train_tokenizer(
 
         def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
             batch, _ = batches.batch(step)
+            valid = ~batch[PADDING].to(device) if PADDING in batch else None
             loss, parts = train_model(
                 batch["listener_3dmm"].to(device), batch["listener_emotion"].to(device),
-                emotion_only=step >= emotion_from,
+                emotion_only=step >= emotion_from, valid=valid,
             )
             info = {"emotion_l1": float(parts["emotion"])}
             if "face" in parts:
@@ -197,6 +243,7 @@ def train_tokenizer(
             "val", groups, face_l1, emo_l1, used, perplexity, model.codebook_size, tc.tokenizer_max_steps,
             time.perf_counter() - t0, result.final_loss, result.final_steps,
             EMOTION_ONLY if tc.tokenizer_max_steps > emotion_from else FULL, emotion_from, log.path, curves,
+            edition.name, batches.n_clips,
         )
         save_checkpoint(
             out_dir / TOKENIZER_CKPT,
