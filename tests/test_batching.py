@@ -159,3 +159,112 @@ def test_derive_seed_is_a_fixed_function_of_its_parts() -> None:
         assert 0 <= value < 2**63
         torch.Generator().manual_seed(value)
         np.random.default_rng(value)
+
+
+# -- recordings of any length (MARS) -------------------------------------------------------------
+LENGTHS = (5, 12, 40, 200, 61, 9)
+
+
+def ragged_arrays() -> dict[str, list[np.ndarray]]:
+    """One array per recording, values recording * 1000 + frame, as numpy (what MARS corpora hold)."""
+    a = [(r * 1000 + np.arange(n)).astype(np.float32) for r, n in enumerate(LENGTHS)]
+    return {"a": a, "b": [np.stack([x, -x], -1) for x in a], "tokens": [x.astype(np.int64) for x in a]}
+
+
+def test_windows_of_recordings_shorter_and_longer_than_the_window() -> None:
+    """A long recording gives a slice at a uniform start; a short one is taken whole from frame 0 and
+    padded after its end, with ``padding`` True exactly on the padded frames (zeros there)."""
+    from reactcli.training.corpus import PADDING
+
+    batches = WindowBatches(ragged_arrays(), window=10, batch_size=3, seed=1)
+    starts: dict[int, set[int]] = {}
+    for step in range(40):
+        batch, _ = batches.batch(step)
+        assert batch["a"].shape == (3, 10) and batch["b"].shape == (3, 10, 2) and batch["tokens"].dtype == torch.int64
+        for row, pad in zip(batch["a"], batch[PADDING], strict=True):
+            rec, start = divmod(int(row[0]), 1000)
+            real = min(LENGTHS[rec], 10)
+            assert pad.tolist() == [False] * real + [True] * (10 - real)
+            assert torch.equal(row[:real], rec * 1000 + start + torch.arange(real).float())
+            assert (row[real:] == 0).all()
+            assert start == 0 if LENGTHS[rec] <= 10 else 0 <= start <= LENGTHS[rec] - 10
+            starts.setdefault(rec, set()).add(start)
+    assert len(starts[3]) > 5  # recording 3 (200 frames): windows anywhere inside it
+    equal = WindowBatches({k: v[2:4] for k, v in ragged_arrays().items()}, 10, 2, seed=1)
+    assert PADDING not in equal.batch(0)[0]  # no recording shorter than the window: no mask
+
+
+def test_every_recording_once_per_epoch_whatever_its_length() -> None:
+    """The sampling weight: each recording is drawn once per epoch (on one rank or split across
+    ranks), so the 200-frame recording is not drawn 40 times as often as the 5-frame one."""
+    def clips_of(batches: WindowBatches, epoch: int) -> list[int]:
+        steps = range(epoch * batches.per_epoch, (epoch + 1) * batches.per_epoch)
+        return [int(row[0]) // 1000 for s in steps for row in batches.batch(s)[0]["a"]]
+
+    single = WindowBatches(ragged_arrays(), 10, 3, seed=4)
+    for epoch in range(3):
+        assert sorted(clips_of(single, epoch)) == list(range(len(LENGTHS)))
+    shards = [WindowBatches(ragged_arrays(), 10, 1, 4, rank, 2) for rank in range(2)]
+    for epoch in range(2):
+        seen = [set(clips_of(shard, epoch)) for shard in shards]
+        assert seen[0].isdisjoint(seen[1]) and seen[0] | seen[1] == set(range(len(LENGTHS)))
+
+
+def test_ragged_batches_are_a_function_of_seed_step_and_rank() -> None:
+    def batch_at(step: int, seed: int = 3, rank: int = 0, warm: int = 0) -> torch.Tensor:
+        batches = WindowBatches(ragged_arrays(), 10, 3, seed, rank, 2)
+        for s in range(warm):
+            batches.batch(s)
+        return batches.batch(step)[0]["a"]
+
+    assert torch.equal(batch_at(5), batch_at(5, warm=7))
+    assert not torch.equal(batch_at(5), batch_at(5, seed=4)) and not torch.equal(batch_at(5), batch_at(5, rank=1))
+
+
+def test_equal_length_lists_give_the_stacked_batches() -> None:
+    """The 2024 corpus (stacked) and the same clips as a list of recordings draw the same windows."""
+    stacked = coded_arrays()
+    listed = {k: [row.numpy() for row in v] for k, v in stacked.items()}
+    for step in range(5):
+        a, b = WindowBatches(stacked, 12, 4, 2).batch(step)[0], WindowBatches(listed, 12, 4, 2).batch(step)[0]
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_static_values_and_the_history_before_each_window() -> None:
+    """Per-recording vectors (the listener's traits) follow their row; a history window holds the
+    frames just before the window's start, zeros and ``history_padding`` before frame 0."""
+    from reactcli.training.corpus import HISTORY_PADDING
+
+    arrays = ragged_arrays()
+    traits = [np.full(5, r, np.float32) for r in range(len(LENGTHS))]
+    batches = WindowBatches(arrays, 10, 3, 0, static={"traits": traits}, history=8, history_keys=("a",))
+    for step in range(30):
+        batch, _ = batches.batch(step)
+        for j, row in enumerate(batch["a"]):
+            rec, start = divmod(int(row[0]), 1000)
+            assert (batch["traits"][j] == rec).all()
+            frames = torch.arange(start - 8, start)
+            before = frames < 0
+            assert torch.equal(batch[HISTORY_PADDING][j], before)
+            assert torch.equal(batch["a_history"][j][~before], rec * 1000 + frames[~before].float())
+            assert (batch["a_history"][j][before] == 0).all()
+
+
+def test_make_batch_on_a_padded_window() -> None:
+    """A window padded past a short recording's end: PAD inputs and IGNORE targets on the padding,
+    and a left truncation, when drawn, cuts inside the real frames."""
+    from reactcli.training.corpus import PADDING
+
+    model = random_model(patch=4).predictor
+    batch = _batch(w=24, b=3)
+    padding = torch.zeros(3, 24, dtype=torch.bool)
+    padding[1, 14:] = True  # a 14-frame recording
+    batch[PADDING] = padding
+    for seed in range(20):
+        rngs = [np.random.default_rng([seed, j]) for j in range(3)]
+        _, speaker, listener_in, pad, targets = make_batch(batch, rngs, model, truncate_prob=1.0)
+        assert pad[1, 14:].all() and (targets[1, 14:] == IGNORE).all()
+        assert (speaker[1, 14:] == model.pad_id).all() and (listener_in[1, 14:] == model.pad_id).all()
+        real = (~pad[1]).nonzero().flatten()
+        assert len(real) >= model.cfg.patch + 1 and int(real.max()) == 13  # the cut left real targets
+    assert torch.equal(batch[PADDING], padding)  # the batch itself is not modified

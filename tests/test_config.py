@@ -101,6 +101,27 @@ def test_stored_config_with_old_key_names_is_upgraded() -> None:
     assert cfg.training.predictor_crop_frames == 289 and "root" not in config_to_dict(cfg)["data"]
 
 
+def test_normalize_std_became_the_normalization_rule(tmp_path: Path) -> None:
+    """``tokenizer.normalize_std`` (a boolean) became ``tokenizer.normalization``, one of the
+    organisers' two rules: stored configs are upgraded value by value, a file gets the new spelling."""
+    for old, new in ((False, "zero_center"), (True, "standard")):
+        stored = config_to_dict(load_config(None, None, environ={}))
+        del stored["tokenizer"]["normalization"]
+        stored["tokenizer"]["normalize_std"] = old
+        assert config_from_dict(stored).tokenizer.normalization == new
+    with pytest.raises(ReactError, match=r"c\.toml: 'tokenizer\.normalize_std' is now called "
+                                         r"'tokenizer\.normalization' = 'standard'"):
+        load_config(write(tmp_path, "[tokenizer]\nnormalize_std = true\n"), None, environ={})
+    with pytest.raises(ReactError, match="tokenizer.normalization: Input should be 'zero_center' or 'standard'"):
+        load_config(None, parse_overrides(["tokenizer.normalization='minmax'"]), environ={})
+
+
+def test_packaged_face_stats_exclude_the_statistics_files(tmp_path: Path) -> None:
+    with pytest.raises(ReactError, match=r"data\.face_stats = 'react2024' takes both statistics from the package"):
+        load_config(None, parse_overrides(["data.face_stats='react2024'", "data.mean_face='m.npy'"]), environ={})
+    assert load_config(None, parse_overrides(["data.mean_face='m.npy'"]), environ={}).data.face_stats == "train"
+
+
 def test_old_key_in_file_or_env_names_the_new_one(tmp_path: Path) -> None:
     with pytest.raises(ReactError, match=r"c\.toml: 'predictor\.context' is now called 'predictor\.context_frames'"):
         load_config(write(tmp_path, "[predictor]\ncontext = 64\n"), None, environ={})

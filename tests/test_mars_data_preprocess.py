@@ -188,8 +188,10 @@ def test_edition_needed_without_eeg_and_personality(tmp_path: Path, capsys: pyte
     index = load_mars_index(_cache(fx.root), "val")
     assert index.edition == "2025" and all(e.eeg_rows is None for e in index.entries.values())
     args = ["preprocess", "--data", str(fx.root), "--splits", "val", "--edition", "2025"]
-    assert run_cli([*args, "--device", "cpu"]) == 1
-    assert "MARS preprocessing computes no features" in capsys.readouterr().err
+    assert run_cli([*args, "--device", "cpu"]) == 0  # the causal audio features are computed on it
+    recording = next(iter(index.entries.values()))
+    features = _cache(fx.root).mars_array("val", "audio/mfcc26-sr16000", recording.recording)
+    assert np.load(features).shape == (recording.length, 78)
 
 
 def test_index_errors(tmp_path: Path) -> None:
