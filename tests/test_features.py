@@ -146,8 +146,14 @@ def _hop_windows(wave: np.ndarray, rate: int, frames: int, n_fft: int = 1024) ->
 
 
 def test_25_fps_features_are_the_2024_features_bit_for_bit() -> None:
-    from reactcli.data.features import MFCC_MELS, backward_delta, causal_frames, mel_filterbank, mfcc_coefficients
-    from reactcli.data.features import windows_log_mel
+    from reactcli.data.features import (
+        MFCC_MELS,
+        backward_delta,
+        causal_frames,
+        mel_filterbank,
+        mfcc_coefficients,
+        windows_log_mel,
+    )
 
     wave = _wave(8.0)
     for rate in (16000, 44100):

@@ -137,7 +137,8 @@ def test_long_recordings_tokenise_as_a_whole(mars_root: Path) -> None:
     tokenizer = FaceTokenizer(fast_config().tokenizer, torch.zeros(58), torch.ones(58)).eval()
     rng = np.random.default_rng(0)
     faces = [rng.standard_normal((n, 58)).astype(np.float32) for n in (2300, 75, 1024)]
-    clips = {"speaker_3dmm": faces, "listener_3dmm": faces[::-1], "speaker_audio": [np.zeros((n, 3)) for n in (1, 2, 3)]}
+    audio = [np.zeros((n, 3)) for n in (1, 2, 3)]
+    clips = {"speaker_3dmm": faces, "listener_3dmm": faces[::-1], "speaker_audio": audio}
     corpus = tokenize_corpus(tokenizer, clips, torch.device("cpu"))
     with torch.no_grad():
         for face, tokens in zip(faces, corpus["speaker_tokens"], strict=True):
