@@ -13,7 +13,9 @@ from reactcli.commands.common import (
     SeedOption,
     SetOption,
     SplitOption,
+    ThreadsOption,
     WorkersOption,
+    apply_threads,
     build_config,
     check_writable,
 )
@@ -38,6 +40,7 @@ def baselines(
     ridge_alpha: Annotated[
         float, typer.Option("--ridge-alpha", help="Ridge: strength per training frame (> 0).")
     ] = DEFAULT_ALPHA,
+    threads: ThreadsOption = None,
 ) -> None:
     """Score the naive rows the challenge reports next to every model (K copies each).
 
@@ -47,6 +50,7 @@ def baselines(
     audio settings) over the last --ridge-lookback frames. A row whose inputs are missing is left
     out with the reason.
     """
+    apply_threads(threads)
     from reactcli.errors import ReactError
     from reactcli.metrics.baselines import EMOTION_BASELINES, baseline_predictions, train_emotion
     from reactcli.metrics.evaluate import evaluate_arrays, load_truth

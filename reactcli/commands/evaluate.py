@@ -12,7 +12,9 @@ from reactcli.commands.common import (
     InceptionOption,
     PirenderOption,
     SplitOption,
+    ThreadsOption,
     WorkersOption,
+    apply_threads,
     check_writable,
 )
 from reactcli.errors import ReactError
@@ -37,6 +39,7 @@ def evaluate(
         typer.Option("--realism-max-images", min=2, help="FRRea on only the first N frames (a quick look)."),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="FRRea: auto, cpu, cuda or cuda:N.")] = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Score listener reactions with FRC, FRD, FRDiv, FRVar, FRDvs, FRSyn (+ FRSyn_all) and FRRea.
 
@@ -46,6 +49,7 @@ def evaluate(
     renders the protocol's frames into OUT's folder/fid/{real,fake} and scores them with the FID;
     without the two files it is null and the JSON says why.
     """
+    apply_threads(threads)
     from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth
     from reactcli.progress import console, err_console, make_progress
     from reactcli.tables import metrics_table

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import DeviceOption, SeedOption, SetOption
+from reactcli.commands.common import DeviceOption, SeedOption, SetOption, ThreadsOption, apply_threads
 
 
 def generate(
@@ -26,6 +26,7 @@ def generate(
     set_: SetOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Generate listener reactions frame by frame (strictly online) with the trained model.
 
@@ -34,6 +35,7 @@ def generate(
     once: an older set in OUT is kept whole if the run fails. Single-clip mode writes an .npz with
     emotion (K, 751, 25) and face3dmm (K, 751, 58); the wav must match the 3DMM's 751 frames.
     """
+    apply_threads(threads)
     from reactcli.commands.common import collect_overrides
     from reactcli.errors import ReactError
     from reactcli.runtime import resolve_device
