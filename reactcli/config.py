@@ -175,6 +175,11 @@ class PredictorConfig(Section):
         default=True,
         description="emit emotion from a regression head on the listener state (else decode it from the tokens)",
     )
+    personality: bool = Field(
+        default=False,
+        description="add a learned projection of the listener's five traits ((x - 1) / 4) to the listener stream "
+        "(REACT 2026: a MARS root with personality/listener.csv; samples without traits are left out)",
+    )
     linear_emotion_dims: Literal["none", "valence_arousal", "valence_arousal_expressions"] = Field(
         default="none",
         description="emotion dims given by the fixed linear path alone, no learned residual (needs emotion_skip)",

@@ -261,3 +261,46 @@ def test_two_process_gloo_training_on_mars(mars_root: Path, mars_run: Path, tmp_
     assert all(torch.isfinite(p).all() for p in ddp.predictor.parameters())
     state, other = ddp.tokenizer.state_dict(), single.tokenizer.state_dict()
     assert any(not torch.equal(state[k], other[k]) for k in state)
+
+
+def test_personality_condition(mars_root: Path, mars_run: Path, tmp_path: Path) -> None:
+    """predictor.personality: the traits reach the listener stream (other traits, other outputs; none
+    is an error), training and validation feed them, and a 2024 root is refused."""
+    from reactcli.training.corpus import load_clips
+    from reactcli.training.ddp import DistContext
+    from reactcli.training.predictor_stage import (
+        PERSONALITY,
+        _tokenized_split,
+        emotion_weights,
+        train_predictor,
+        validation_loss,
+    )
+
+    cfg = fast_config("predictor.personality=true", "training.predictor_max_steps=4")
+    report = train_predictor(mars_root, cfg, mars_run / "tokenizer.ckpt", tmp_path, 0,
+                             DistContext(0, 1, 0, torch.device("cpu")))
+    assert report.samples == 4
+    model, _ = load_reaction_model(tmp_path / "predictor_last.ckpt")
+    predictor = model.predictor
+    assert predictor.personality_proj is not None and predictor.personality_proj.weight.abs().sum() > 0
+    corpus = _tokenized_split(mars_root, "val", model.config, model.tokenizer, torch.device("cpu"))
+    assert len(corpus[PERSONALITY]) == 2 and corpus[PERSONALITY][0].shape == (5,)
+    weights = emotion_weights(1.0)
+    matched = validation_loss(predictor, corpus, torch.device("cpu"), 2.0, weights)
+    other = [1.0 - traits for traits in corpus[PERSONALITY]]  # (val has one listener: another person's traits)
+    swapped = validation_loss(predictor, {**corpus, PERSONALITY: other}, torch.device("cpu"), 2.0, weights)
+    assert matched["val_loss"] != swapped["val_loss"]
+    tokens = corpus["listener_tokens"][0][None, :40]
+    args = (torch.as_tensor(corpus["speaker_audio"][0][None, :40]), corpus["speaker_tokens"][0][None, :40],
+            predictor.shift_listener(tokens))
+    emotion = torch.as_tensor(corpus["speaker_emotion"][0][None, :40])
+    with pytest.raises(ValueError, match="takes the listener's personality"):
+        predictor(*args, emotion=emotion)
+    with torch.no_grad():
+        a = predictor(*args, emotion=emotion, personality=torch.zeros(1, 5))[0]
+        b = predictor(*args, emotion=emotion, personality=torch.ones(1, 5))[0]
+    assert not torch.allclose(a, b)
+    (tmp_path / "r24").mkdir()
+    (tmp_path / "r24" / "train.csv").write_text(",speaker_path,listener_path\n")
+    with pytest.raises(ReactError, match="predictor.personality: REACT 2024 has no personality data"):
+        load_clips(tmp_path / "r24", "train", cfg, ("listener_3dmm", PERSONALITY))

@@ -85,9 +85,15 @@ def audio_path(cache: FeatureCache, cfg: ReactConfig, split: str, recording: Rec
 
 
 class MarsTrainingSet:
-    """The samples of one preprocessed MARS split with their arrays cut to the training length."""
+    """The samples of one preprocessed MARS split with their arrays cut to the training length.
 
-    def __init__(self, root: str | Path, split: str, cfg: ReactConfig, edition: Edition) -> None:
+    With ``personality`` only the samples whose target has traits are kept (the official
+    personalised loader's rule).
+    """
+
+    def __init__(
+        self, root: str | Path, split: str, cfg: ReactConfig, edition: Edition, personality: bool = False
+    ) -> None:
         if not edition.is_mars:
             raise ReactError(f"{root}: REACT {edition.name} is not a MARS edition")
         self.root = Path(root)
@@ -104,6 +110,8 @@ class MarsTrainingSet:
             )
         self.bidirectional = bidirectional(edition, cfg)
         self.samples: list[MarsSample] = self.index.samples(self.bidirectional)
+        if personality:  # the official personalised loader skips a sample without its target's traits
+            self.samples = [s for s in self.samples if self.index.entries[s.target.id].personality is not None]
 
     def __len__(self) -> int:
         return len(self.samples)

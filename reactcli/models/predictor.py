@@ -7,7 +7,8 @@ set* statistics stored in the model, never whole-clip statistics, defect 7 of do
 FIBER-style gated blocks in which the face and audio streams attend to each other. Their sum
 (LayerNorm) is the speaker memory.
 
-Listener side: past listener tokens -> Embedding, ``self_depth`` blocks, ``cross_depth`` gated
+Listener side: past listener tokens -> Embedding (plus, with ``personality``, a learned projection
+of the listener's five traits, the same at every frame), ``self_depth`` blocks, ``cross_depth`` gated
 blocks attending to the speaker memory, LayerNorm; a linear head over codes + PAD + MASK and (with
 ``emotion_head``) a linear emotion head on the same state. The emotion head regresses the
 listener's emotion at frame t directly; the sampled token history still makes the K reactions
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig, ReactConfig
+from reactcli.editions import PERSONALITY_TRAITS
 from reactcli.models.layers import Block, CrossBlock
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
 
@@ -107,6 +109,8 @@ class ReactionPredictor(nn.Module):
         self.listener_blocks = nn.ModuleList(Block(d, h, p, w, None, rotary=True) for _ in range(cfg.self_depth))
         self.listener_cross = nn.ModuleList(CrossBlock(d, h, p, w, True, g) for _ in range(cfg.cross_depth))
         self.listener_norm = nn.LayerNorm(d)
+        # REACT 2026's personalised condition: who listens, as the five traits (x - 1) / 4
+        self.personality_proj = nn.Linear(len(PERSONALITY_TRAITS), d) if cfg.personality else None
         self.head = nn.Linear(d, self.vocab_size, bias=False)
         self.emotion_head = nn.Linear(d, EMOTION_DIM) if cfg.emotion_head else None
         # (the rules between these settings, e.g. linear_emotion_dims needs the skip path, are
@@ -228,9 +232,15 @@ class ReactionPredictor(nn.Module):
         padding: Tensor | None = None,
         memory_padding: Tensor | None = None,
         cache: dict | None = None,
+        personality: Tensor | None = None,
     ) -> Tensor:
-        """Listener state (B, T, d) for inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``."""
+        """Listener state (B, T, d) for inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``
+        (and, for a model with ``personality``, the listener's (B, 5) traits)."""
         x = self.listener_embed(listener_in)
+        if self.personality_proj is not None:
+            if personality is None:
+                raise ValueError("this predictor takes the listener's personality (predictor.personality)")
+            x = x + self.personality_proj(personality)[:, None, :]
         for i, block in enumerate(self.listener_blocks):
             x = block(x, pos, padding, _sub(cache, "listener", i))
         for i, block in enumerate(self.listener_cross):
@@ -269,13 +279,15 @@ class ReactionPredictor(nn.Module):
         listener_in: Tensor,
         padding: Tensor | None = None,
         emotion: Tensor | None = None,
+        personality: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Training pass over aligned windows: logits predicting listener token t at position t, and
         the emotion head's estimate of the listener's emotion at t (None without a head)."""
         pos = torch.arange(audio.shape[1], device=audio.device)
         memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
         skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
-        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip)
+        state = self.listener(listener_in, pos, memory, pos, padding, padding, personality=personality)
+        return self.heads(state, skip)
 
 
 SKIP_RIDGE_ALPHA = 0.01  # ridge strength per frame of the fixed linear path (the Ridge baseline's default)

@@ -49,6 +49,7 @@ from reactcli.progress import track
 PADDING = "padding"  # the batch key of the (B, W) padded-frame mask
 HISTORY = "_history"  # suffix of the history windows' keys
 HISTORY_PADDING = "history_padding"  # (B, H) True where the history reaches before the recording's start
+PERSONALITY = "listener_personality"  # the listener's (5,) traits, per sample
 FACE_KEYS = ("listener_3dmm", "listener_emotion")
 
 #: A corpus array: stacked (N, T, ...) for equal lengths (2024), or one array per recording (MARS).
@@ -65,6 +66,9 @@ def load_clips(root: Path, split: str, cfg: ReactConfig, keys: tuple[str, ...]) 
     edition = training_edition(root, cfg)
     if not edition.is_mars:
         _refuse_mars_settings(cfg, edition)
+        if PERSONALITY in keys:
+            raise ReactError(f"predictor.personality: REACT {edition.name} has no personality data (a REACT 2026 "
+                             "MARS root with personality/listener.csv has)")
         dataset = ReactClipDataset(root, split, cfg)
         if len(dataset) == 0:
             raise ReactError(f"{Path(root) / (split + '.csv')}: the {split} split has no pairs")
@@ -74,7 +78,7 @@ def load_clips(root: Path, split: str, cfg: ReactConfig, keys: tuple[str, ...]) 
             for k in keys:
                 rows[k].append(clip[k])
         return {k: np.stack(v).astype(np.float32) for k, v in rows.items()}
-    mars = _mars_set(root, split, cfg, edition)
+    mars = _mars_set(root, split, cfg, edition, personality=PERSONALITY in keys)
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for i in track(range(len(mars)), f"loading {split} recordings"):
         sample = mars.sample(i, keys)
@@ -99,10 +103,12 @@ def load_faces(root: Path, split: str, cfg: ReactConfig) -> dict[str, Any]:
     return out
 
 
-def _mars_set(root: Path, split: str, cfg: ReactConfig, edition: Edition) -> MarsTrainingSet:
-    mars = MarsTrainingSet(root, split, cfg, edition)
+def _mars_set(root: Path, split: str, cfg: ReactConfig, edition: Edition, personality: bool = False) -> MarsTrainingSet:
+    mars = MarsTrainingSet(root, split, cfg, edition, personality)
     if len(mars) == 0:
-        raise ReactError(f"{Path(root) / split}: the MARS {split} split has no samples (input and target both valid)")
+        wanted = " and listener traits (personality/listener.csv)" if personality else ""
+        raise ReactError(f"{Path(root) / split}: the MARS {split} split has no samples (input and target both "
+                         f"valid{wanted})")
     return mars
 
 

@@ -49,7 +49,7 @@ from reactcli.models.checkpoint import (
 from reactcli.models.layers import count_parameters
 from reactcli.models.predictor import ReactionPredictor, build_predictor
 from reactcli.models.tokenizer import FaceTokenizer
-from reactcli.training.corpus import PADDING, WindowBatches, gather, lengths_of, load_clips, piece_batches
+from reactcli.training.corpus import PADDING, PERSONALITY, WindowBatches, gather, lengths_of, load_clips, piece_batches
 from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.log import TrainingLog
 from reactcli.training.loop import LoopConfig, run_loop, stopped_message
@@ -61,6 +61,11 @@ from reactcli.vocab import EMOTION_DIM, PREDICTOR_CKPT, PREDICTOR_LAST_CKPT, VAL
 
 KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "listener_emotion")
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
+
+
+def corpus_keys(cfg: ReactConfig) -> tuple[str, ...]:
+    """What a predictor run loads per sample: :data:`KEYS`, and the listener's traits when the model takes them."""
+    return (*KEYS, PERSONALITY) if cfg.predictor.personality else KEYS
 IGNORE = -100
 VAL_PIECE_FRAMES = 1024  # validation scores long recordings in consecutive pieces this long
 
@@ -206,6 +211,7 @@ def own_samples(
     speaker_emotion: torch.Tensor,
     valid: torch.Tensor,
     rate: float,
+    personality: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Listener inputs with a fraction ``rate`` of the real tokens replaced by the model's own samples.
 
@@ -216,7 +222,7 @@ def own_samples(
     history it never gets (docs/quality.md). Random draws come from torch's RNG, which the loop
     reseeds from (seed, step, rank), so a resumed run draws the same samples.
     """
-    logits, _ = model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
+    logits, _ = model(audio, speaker, listener_in, padding, emotion=speaker_emotion, personality=personality)
     logits = logits.float().masked_fill(~valid, float("-inf"))
     sampled = torch.distributions.Categorical(logits=logits).sample()
     own = model.shift_listener(sampled)
@@ -243,17 +249,20 @@ def validation_loss(
     keys = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
     for pieces in piece_batches(lengths_of(corpus["listener_tokens"]), VAL_PIECE_FRAMES, batch):
         rows = {k: gather(corpus[k], pieces).to(device) for k in keys}
+        traits = None
+        if PERSONALITY in corpus:
+            traits = torch.stack([torch.as_tensor(corpus[PERSONALITY][i]) for i, _, _ in pieces]).to(device)
         tokens = rows["listener_tokens"]
         logits, emotion = model(
             rows["speaker_audio"], rows["speaker_tokens"], model.shift_listener(tokens),
-            emotion=rows["speaker_emotion"],
+            emotion=rows["speaker_emotion"], personality=traits,
         )
         parts = loss_parts(model, logits, emotion, tokens, rows["listener_emotion"], weights)
         parts["loss"] = total_loss(parts, emotion_weight)
         if emotion is not None:
             _, unheard = model(
                 rows["speaker_audio"], rows["speaker_tokens"], torch.full_like(tokens, model.mask_id),
-                emotion=rows["speaker_emotion"],
+                emotion=rows["speaker_emotion"], personality=traits,
             )
             parts["unheard_mse"] = emotion_mse(model, unheard, tokens, rows["listener_emotion"], weights)
         for k, v in parts.items():
@@ -328,7 +337,7 @@ def train_predictor(
         train_model = DistributedDataParallel(model) if ctx.distributed else model
         windows = WindowBatches(
             {k: train[k] for k in WINDOW_KEYS}, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
-            ctx.world,
+            ctx.world, static={k: train[k] for k in (PERSONALITY,) if k in train},
         )
         weights = emotion_weights(tc.valence_arousal_weight)
 
@@ -349,10 +358,12 @@ def train_predictor(
             audio, speaker, listener_in = audio.to(device), speaker.to(device), listener_in.to(device)
             padding = None if padding is None else padding.to(device)
             speaker_emotion = batch["speaker_emotion"].to(device)
+            traits = batch[PERSONALITY].to(device) if PERSONALITY in batch else None
             if tc.self_sampling > 0:
                 listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
-                                          valid.to(device), tc.self_sampling)
-            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
+                                          valid.to(device), tc.self_sampling, traits)
+            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion,
+                                          personality=traits)
             parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device),
                                weights)
             return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
@@ -410,7 +421,7 @@ def _tokenizer_for(path: Path | None, cfg: ReactConfig) -> FaceTokenizer:
 
 
 def _tokenized_split(root: Path, split: str, cfg: ReactConfig, tokenizer: FaceTokenizer, device: torch.device) -> dict:
-    corpus = tokenize_corpus(tokenizer, load_clips(root, split, cfg, KEYS), device)
+    corpus = tokenize_corpus(tokenizer, load_clips(root, split, cfg, corpus_keys(cfg)), device)
     audio_dim = audio_feature_dim(cfg.audio)
     found = {int(a.shape[-1]) for a in corpus["speaker_audio"]}
     if found != {audio_dim}:
