@@ -268,3 +268,29 @@ def test_generate_batch_reads_lazy_clips_a_batch_at_a_time(model) -> None:
     next(batches)
     assert reads == [0, 1]  # the second batch is not read yet
     assert len(list(batches)) == 3 and reads == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("block", [None, 8])
+def test_ring_cache_holds_the_same_keys_as_the_growing_cache(block: int | None) -> None:
+    """Steps of any size up to the ring's step, over many wraps, sliding (predictor) or blocked
+    (tokenizer) windows: the same outputs as concatenate-and-trim, within float rounding."""
+    from reactcli.models.layers import Attention, KVCache, RingKVCache
+
+    torch.manual_seed(0)
+    attention = Attention(16, 2, window=8, block=block, rotary=block is None).eval()
+    x = torch.randn(3, 70, 16)
+    ring, growing = RingKVCache(step=5), KVCache()
+    lo, outs = 0, []
+    for n in [1, 5, 2, 5, 5, 3, 1, 4, 5, 5, 5, 1, 2, 5, 5, 5, 4, 3, 4]:
+        pos = torch.arange(lo, lo + n)
+        with torch.no_grad():
+            a = attention(x[:, lo : lo + n], x[:, lo : lo + n], pos, pos, cache=ring)
+            b = attention(x[:, lo : lo + n], x[:, lo : lo + n], pos, pos, cache=growing)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+        outs.append(a)
+        lo += n
+    assert lo == 70 and ring.k.shape == (3, 2, 8 + 5 - 1, 8)  # window + step - 1 slots, however long
+    whole = attention(x, x, torch.arange(70), torch.arange(70))
+    torch.testing.assert_close(torch.cat(outs, 1), whole, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="steps of <= 5"):
+        attention(x[:, :6], x[:, :6], torch.arange(70, 76), torch.arange(70, 76), cache=ring)
