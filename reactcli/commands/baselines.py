@@ -127,7 +127,7 @@ def _baselines_mars(
     """The MARS rows (``metrics.mars_baselines.mars_baselines``), their table and JSON."""
     from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED
     from reactcli.errors import ReactError
-    from reactcli.metrics.mars_baselines import mars_baselines
+    from reactcli.metrics.mars_baselines import prepare_mars_baselines, run_mars_baselines
     from reactcli.progress import console, err_console, make_progress
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
@@ -140,17 +140,20 @@ def _baselines_mars(
     def given(key: str, default: Any) -> Any:
         return default if options[key] is None else options[key]
 
+    prepared = prepare_mars_baselines(  # every check before the long part
+        data, split, edition=chosen, post_processor=options["--post-processor"],
+        alignment=given("--alignment", "official"), gt_seed=given("--gt-seed", MARS_GT_SEED),
+        gt_list=options["--gt-list"], bidirectional=options["--bidirectional/--no-bidirectional"],
+        alignment_seed=given("--alignment-seed", MARS_GT_SEED), device=str(resolve_device(device)),
+        workers=workers, seed=seed, ridge=ridge, residual_scale=residual_scale,
+    )  # fmt: skip
     with make_progress() as progress:
-        task = progress.add_task("reading the split", total=None, info="")
-        payload = mars_baselines(
-            data, split, edition=chosen, post_processor=options["--post-processor"],
-            alignment=given("--alignment", "official"), gt_seed=given("--gt-seed", MARS_GT_SEED),
-            gt_list=options["--gt-list"], bidirectional=options["--bidirectional/--no-bidirectional"],
-            alignment_seed=given("--alignment-seed", MARS_GT_SEED), device=str(resolve_device(device)),
-            workers=workers, seed=seed, ridge=ridge, residual_scale=residual_scale,
+        task = progress.add_task("aligning the ground truths", total=None, info="")
+        payload = run_mars_baselines(
+            prepared,
             on_stage=lambda name: progress.update(task, description=name, completed=0, total=None),
             on_align=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
+        )
     rows = payload["rows"]
     keys = present_metrics(list(rows.values()), chosen.name)
     title = mars_title(payload, "baselines")

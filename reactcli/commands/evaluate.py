@@ -118,27 +118,27 @@ def _evaluate_mars(
 ) -> None:
     """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), its table and its JSON."""
     from reactcli.editions import MARS_GT_SEED
-    from reactcli.metrics.mars_evaluate import evaluate_mars
+    from reactcli.metrics.mars_evaluate import prepare_mars_evaluation, run_mars_evaluation
     from reactcli.progress import console, err_console, make_progress
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
 
     seed = options["--gt-seed"]
+    prepared = prepare_mars_evaluation(  # every check before the long part
+        data, split, predictions, edition=chosen, post_processor=options["--post-processor"],
+        alignment=options["--alignment"] or "official",
+        gt_seed=MARS_GT_SEED if seed is None else seed, gt_list=options["--gt-list"],
+        bidirectional=options["--bidirectional/--no-bidirectional"],
+        alignment_seed=options["--alignment-seed"] if options["--alignment-seed"] is not None else MARS_GT_SEED,
+        device=str(resolve_device(device)), workers=workers,
+    )  # fmt: skip
     with make_progress() as progress:
         task = progress.add_task("aligning the ground truths", total=None, info="")
-
-        def on_stage(name: str) -> None:
-            progress.update(task, description=name, completed=0, total=None)
-
-        result = evaluate_mars(
-            data, split, predictions, edition=chosen, post_processor=options["--post-processor"],
-            alignment=options["--alignment"] or "official",
-            gt_seed=MARS_GT_SEED if seed is None else seed, gt_list=options["--gt-list"],
-            bidirectional=options["--bidirectional/--no-bidirectional"],
-            alignment_seed=options["--alignment-seed"] if options["--alignment-seed"] is not None else MARS_GT_SEED,
-            device=str(resolve_device(device)), workers=workers,
-            on_stage=on_stage, on_align=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
+        result = run_mars_evaluation(
+            prepared,
+            on_stage=lambda name: progress.update(task, description=name, completed=0, total=None),
+            on_align=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     name = Path(predictions).name or str(predictions)
     console.print(metrics_table({name: result}, mars_title(result, "metrics"), present_metrics([result])))
     for line in result["warnings"][:10]:

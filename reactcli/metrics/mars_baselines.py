@@ -20,6 +20,7 @@ Expected on any data: B_MeanFr scores FRC 0, FRDiv 0 and FRVar 0; B_Mime FRDiv 0
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ import numpy as np
 from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED, MARS_METRIC_KEYS, Edition
 from reactcli.errors import ReactError
 from reactcli.metrics.mars import MarsScores, score_mars
+from reactcli.metrics.mars_truth import (
+    AlignmentJob,
+    MarsTruth,
+    align_truth,
+    check_alignment_options,
+    load_mars_truth,
+    prepare_alignment,
+)
 from reactcli.metrics.ridge import DEFAULT_RESIDUAL_SCALE
 from reactcli.vocab import ACTION_UNITS, EMOTION_DIM, EXPRESSIONS_8, VALENCE_AROUSAL
 
@@ -128,7 +137,20 @@ def train_listener_mean(root: str | Path) -> np.ndarray:
     return train_mean_frame(load_attributes(listing.folder / f"{r.id}.npy") for r in listeners)
 
 
-def mars_baselines(
+@dataclass
+class MarsBaselines:
+    """A checked baselines run, ready to go: the split, the loaded alignment and the row settings."""
+
+    root: Path
+    truth: MarsTruth
+    alignment: AlignmentJob
+    workers: int | None
+    seed: int
+    ridge: tuple[int, int, float] | None
+    residual_scale: float
+
+
+def prepare_mars_baselines(
     root: str | Path,
     split: str,
     *,
@@ -144,6 +166,17 @@ def mars_baselines(
     seed: int = 0,
     ridge: tuple[int, int, float] | None = None,
     residual_scale: float = DEFAULT_RESIDUAL_SCALE,
+) -> MarsBaselines:
+    """The checks of ``react evaluate`` on a MARS split (options, split, GT sets and files, length pairs,
+    the checkpoint), before any row is built; the predictions have the inputs' lengths."""
+    check_alignment_options(alignment, post_processor)
+    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
+    job = prepare_alignment(truth, truth.lengths, alignment, post_processor, alignment_seed, device)
+    return MarsBaselines(Path(root), truth, job, workers, seed, ridge, residual_scale)
+
+
+def run_mars_baselines(
+    prepared: MarsBaselines,
     on_stage: Callable[[str], None] | None = None,
     on_align: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -151,23 +184,23 @@ def mars_baselines(
 
     The naive rows follow the 2026 script: the ground truths are aligned first, B_Random continues
     the torch stream the alignment used (on CPU with ``--alignment official``, the script's exact
-    stream), GT_identical's FRC is forced to K after the equality check. ``ridge`` = (lookback,
-    step, alpha) adds Ridge and RidgeRes (``metrics/mars_ridge.py``; ``seed`` draws RidgeRes's
-    residuals). A row whose inputs are missing (no train split) is left out with the reason.
+    stream; otherwise the script's stream as it is after the post-processor's construction),
+    GT_identical's FRC is forced to K after the equality check. ``ridge`` = (lookback, step, alpha)
+    adds Ridge and RidgeRes (``metrics/mars_ridge.py``; ``seed`` draws RidgeRes's residuals). A row
+    whose inputs are missing (no train split) is left out with the reason.
     """
+    from reactcli.metrics.evaluate import null_non_finite
     from reactcli.metrics.mars_evaluate import counter, metric_values, protocol
-    from reactcli.metrics.mars_truth import align_truth, check_alignment_options, load_mars_truth
     from reactcli.models.post_processor import baseline_script_generator
 
     stage = on_stage or (lambda _name: None)
-    check_alignment_options(alignment, post_processor)
-    stage("reading the split")
-    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
+    root, truth, edition = prepared.root, prepared.truth, prepared.truth.edition
+    split, seed, residual_scale = truth.split, prepared.seed, prepared.residual_scale
     stage("aligning the ground truths")
-    aligned = align_truth(
-        truth, truth.lengths, alignment, post_processor, alignment_seed, device, on_sample=counter(on_align, truth)
-    )
-    generator = aligned.generator if aligned.generator is not None else baseline_script_generator(alignment_seed)
+    aligned = align_truth(truth, truth.lengths, prepared.alignment, on_sample=counter(on_align, truth))
+    generator = aligned.generator
+    if generator is None:  # the script's stream after the post-processor's construction, no eps drawn
+        generator = baseline_script_generator(prepared.alignment.seed)
     k = MARS_GT_COUNT
     skipped: dict[str, str] = {}
     rows_preds: dict[str, Callable[[], list[np.ndarray]]] = {
@@ -182,12 +215,12 @@ def mars_baselines(
         mean = None
         skipped["B_MeanFr"] = f"needs the train split's listener facial attributes: {exc}"
     ridge_record = None
-    if ridge is not None:
+    if prepared.ridge is not None:
         from reactcli.metrics.mars_ridge import fit_mars_ridge, mars_ridge_predictions, mars_ridge_res_predictions
 
         stage("fitting Ridge on the train split")
         try:
-            fitted = fit_mars_ridge(root, truth.bidirectional, *ridge)
+            fitted = fit_mars_ridge(root, truth.bidirectional, *prepared.ridge)
         except ReactError as exc:
             skipped["Ridge"] = skipped["RidgeRes"] = f"needs the train split: {exc}"
         else:
@@ -207,14 +240,11 @@ def mars_baselines(
             continue
         scores = score_mars(
             truth.speakers, preds, aligned.targets, mae=edition.name == "2026", fixed=True, fps=edition.fps,
-            force_identity_frc=(name == "GT_identical"), workers=workers, names=truth.ids,
+            force_identity_frc=(name == "GT_identical"), workers=prepared.workers, names=truth.ids,
         )  # fmt: skip
         warnings += [f"{name}: {w}" for w in scores.warnings]
-        rows[name] = {**metric_values(scores), "timings": {m: round(v, 4) for m, v in scores.seconds.items()}}
-    from reactcli.metrics.evaluate import null_non_finite
-
-    for values in rows.values():
-        null_non_finite(values, MARS_METRIC_KEYS)
+        values = {**metric_values(scores), "timings": {m: round(v, 4) for m, v in scores.seconds.items()}}
+        rows[name] = null_non_finite(values, MARS_METRIC_KEYS)
     payload: dict[str, Any] = {
         "edition": edition.name,
         "split": split,

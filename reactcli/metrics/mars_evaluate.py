@@ -40,11 +40,19 @@ from reactcli.editions import (
     OFFICIAL_METRIC_NAMES,
     Edition,
 )
-from reactcli.errors import ReactError, file_error
+from reactcli.errors import file_error
 from reactcli.metrics.evaluate import null_non_finite
 from reactcli.metrics.mars import MarsScores, score_mars
 from reactcli.metrics.mars_results import is_results, load_torch_object, read_results
-from reactcli.metrics.mars_truth import AlignedTruth, MarsTruth, align_truth, check_alignment_options, load_mars_truth
+from reactcli.metrics.mars_truth import (
+    AlignedTruth,
+    AlignmentJob,
+    MarsTruth,
+    align_truth,
+    check_alignment_options,
+    load_mars_truth,
+    prepare_alignment,
+)
 from reactcli.predictions import PredictionSet
 
 #: Frames a prediction may differ from its input's facial-attributes length (one second at 30 fps).
@@ -187,7 +195,18 @@ def protocol(truth: MarsTruth, aligned: AlignedTruth) -> dict[str, Any]:
     }
 
 
-def evaluate_mars(
+@dataclass
+class MarsEvaluation:
+    """A checked evaluation, ready to run: the split, the predictions and the loaded alignment."""
+
+    truth: MarsTruth
+    predictions: MarsPredictions
+    alignment: AlignmentJob
+    workers: int | None = None
+    seconds: float = 0.0
+
+
+def prepare_mars_evaluation(
     root: str | Path,
     split: str,
     predictions: str | Path,
@@ -201,31 +220,36 @@ def evaluate_mars(
     alignment_seed: int = MARS_GT_SEED,
     device: str = "cpu",
     workers: int | None = None,
+) -> MarsEvaluation:
+    """Every check that can fail, before any long computation: options, split, GT sets, predictions,
+    every ground-truth file and length pair, the checkpoint (strictly). One ``ReactError`` line each."""
+    start = time.perf_counter()
+    check_alignment_options(alignment, post_processor)
+    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
+    preds = load_mars_predictions(predictions, truth)
+    job = prepare_alignment(truth, preds.lengths, alignment, post_processor, alignment_seed, device)
+    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start)
+
+
+def run_mars_evaluation(
+    prepared: MarsEvaluation,
     on_stage: Callable[[str], None] | None = None,
     on_align: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Score the predictions of a MARS split; the dict is the metrics JSON (module docstring).
+    """Align and score a prepared evaluation; the dict is the metrics JSON (module docstring).
 
     ``on_stage(name)`` is called as each stage starts, ``on_align(done, total)`` after each aligned
     sample (progress bars).
     """
     stage = on_stage or (lambda _name: None)
-    check_alignment_options(alignment, post_processor)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    stage("reading the split")
-    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
-    stage("reading the predictions")
-    preds = load_mars_predictions(predictions, truth)
-    timings["load"] = time.perf_counter() - start
+    truth, preds, edition = prepared.truth, prepared.predictions, prepared.truth.edition
+    timings: dict[str, float] = {"load": prepared.seconds}
     stage("aligning the ground truths")
-    aligned = align_truth(
-        truth, preds.lengths, alignment, post_processor, alignment_seed, device, on_sample=counter(on_align, truth)
-    )
+    aligned = align_truth(truth, preds.lengths, prepared.alignment, on_sample=counter(on_align, truth))
     timings["alignment"] = aligned.seconds
     scores = score_mars(
         truth.speakers, preds.emotion, aligned.targets, mae=edition.name == "2026", fixed=True, fps=edition.fps,
-        workers=workers, names=truth.ids, on_metric=stage,
+        workers=prepared.workers, names=truth.ids, on_metric=stage,
     )  # fmt: skip
     timings.update(scores.seconds)
     warnings = [*preds.warnings, *aligned.warnings, *scores.warnings]
@@ -243,7 +267,7 @@ def evaluate_mars(
     values = metric_values(scores, eeg)
     out: dict[str, Any] = {
         "edition": edition.name,
-        "split": split,
+        "split": truth.split,
         "official": aligned.official,
         "protocol": protocol(truth, aligned),
         **values,
@@ -263,8 +287,16 @@ def evaluate_mars(
     return null_non_finite(out, MARS_METRIC_KEYS)
 
 
-def require_mars(edition: Edition) -> Edition:
-    """Refuse a REACT 2024 edition where a MARS stage was asked for."""
-    if not edition.is_mars:
-        raise ReactError(f"REACT {edition.name} is not a MARS edition (expected 2025 or 2026)")
-    return edition
+def evaluate_mars(
+    root: str | Path,
+    split: str,
+    predictions: str | Path,
+    *,
+    edition: Edition,
+    on_stage: Callable[[str], None] | None = None,
+    on_align: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`prepare_mars_evaluation` then :func:`run_mars_evaluation` (``options``: the former's keywords)."""
+    return run_mars_evaluation(prepare_mars_evaluation(root, split, predictions, edition=edition, **options),
+                               on_stage, on_align)  # fmt: skip

@@ -39,7 +39,7 @@ from reactcli.data.mars_gt import (
     read_gt_list,
 )
 from reactcli.data.mars_loaders import load_attributes
-from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED, MARS_LISTING_MODALITY, Edition
+from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED, MARS_LISTING_MODALITY, POST_PROCESSOR_CLIP, Edition
 from reactcli.errors import ReactError
 from reactcli.freshness import sha256_file
 
@@ -177,52 +177,101 @@ def load_alignment_model(post_processor: str | Path, device: Any) -> Any:
     return load_post_processor(post_processor, device)
 
 
-def align_truth(
+@dataclass
+class AlignmentJob:
+    """Everything the alignment needs, checked: the mode, the loaded model and the seed."""
+
+    mode: str
+    post_processor: Path | None
+    seed: int
+    device: str
+    model: Any = None
+
+
+def check_plans(truth: MarsTruth, pred_lengths: Sequence[int], mode: str) -> None:
+    """Refuse, before any decoding, the length pairs the post-processor cannot align in ``mode``.
+
+    Fewer frames than segments is refused in both model modes (the organisers' ``assert``); a pair
+    whose decoded segments do not add up to P is refused in ``official`` mode only (their code
+    crashes there; ``mean`` cuts and warns). Same messages as ``align_targets``.
+    """
+    from reactcli.models.post_processor import SegmentError, plan_segments
+
+    if mode == "resample":
+        return
+    for n, (p_len, gts) in enumerate(zip(pred_lengths, truth.raw_targets(), strict=True)):
+        for j, gt in enumerate(gts):
+            try:
+                plan = plan_segments(int(p_len), gt.shape[0], POST_PROCESSOR_CLIP)
+            except SegmentError as exc:
+                where = f"{truth.ids[n]}, ground truth {j} ({truth.gt_sets[n].gts[j].id})"
+                raise ReactError(f"{where}: the post-processor cannot align it: {exc}") from None
+            if mode == "official" and not plan.fits:
+                raise ReactError(
+                    f"{truth.ids[n]}, ground truth {j} ({truth.gt_sets[n].gts[j].id}): the official post-processor "
+                    f"decodes {plan.output_total} frames for a {p_len}-frame prediction from {gt.shape[0]} frames "
+                    "(the organisers' code crashes here); use --alignment mean or resample"
+                )
+
+
+def prepare_alignment(
     truth: MarsTruth,
     pred_lengths: Sequence[int],
     mode: str,
     post_processor: str | Path | None = None,
     alignment_seed: int = MARS_GT_SEED,
     device: str = "cpu",
-    model: Any = None,
+) -> AlignmentJob:
+    """Check the options, every ground-truth file and every length pair, and load the checkpoint strictly."""
+    check_alignment_options(mode, post_processor)
+    truth.raw_targets()  # every GT file read (and checked) now, not halfway through the alignment
+    check_plans(truth, pred_lengths, mode)
+    job = AlignmentJob(mode, None if post_processor is None else Path(post_processor), int(alignment_seed), device)
+    if mode != "resample":
+        job.model = load_alignment_model(post_processor, device)
+    return job
+
+
+def align_truth(
+    truth: MarsTruth,
+    pred_lengths: Sequence[int],
+    job: AlignmentJob,
     on_sample: Callable[[], None] | None = None,
 ) -> AlignedTruth:
-    """Align every sample's ground truths to ``pred_lengths`` (module docstring); ``model`` skips loading.
+    """Align every sample's ground truths to ``pred_lengths`` as ``job`` says (module docstring).
 
-    The generator of the model modes starts where the naive-baseline script's stream is after
-    ``torch.manual_seed(alignment_seed)`` and the post-processor's construction (on CPU; on CUDA a
-    CUDA generator seeded with it): ``official`` draws its eps from it, and it is returned so that
-    B_Random can continue from it as the script does.
+    The generator of ``official`` mode on CPU starts where the naive-baseline script's stream is
+    after ``torch.manual_seed(seed)`` and the post-processor's construction; its eps come from it, and
+    it is returned so that B_Random can continue from it as the script does. On CUDA the eps come
+    from a CUDA generator seeded with the seed (the script's CUDA stream).
     """
     import torch
 
     from reactcli.models.post_processor import align_targets, baseline_script_generator
 
-    check_alignment_options(mode, post_processor)
     start = time.perf_counter()
+    mode = job.mode
     record: dict[str, Any] = {"mode": mode, "official": mode != "resample", "label": ALIGNMENT_LABELS[mode]}
     generator = eps_generator = None
+    model = job.model
     if mode != "resample":
-        torch_device = torch.device(device)
-        if model is None:
-            model = load_alignment_model(post_processor, torch_device)
+        torch_device = torch.device(job.device)
         model = model.to(torch_device)
-        record["post_processor"] = str(post_processor)
-        record["post_processor_sha256"] = sha256_file(post_processor)
+        record["post_processor"] = str(job.post_processor)
+        record["post_processor_sha256"] = sha256_file(job.post_processor)
         record["device"] = str(torch_device)
         if mode == "official":
             if torch_device.type == "cuda":
-                eps_generator = torch.Generator(torch_device).manual_seed(int(alignment_seed))
+                eps_generator = torch.Generator(torch_device).manual_seed(job.seed)
                 stream = "a CUDA generator seeded with the seed (the script's CUDA stream)"
             else:
-                eps_generator = generator = baseline_script_generator(alignment_seed)
+                eps_generator = generator = baseline_script_generator(job.seed)
                 stream = "torch.manual_seed(seed) and the post-processor's construction (naive-baseline script, CPU)"
-            record["seed"] = int(alignment_seed)
+            record["seed"] = job.seed
             record["stream"] = stream
-    names = truth.ids
     result = align_targets(
-        [int(p) for p in pred_lengths], truth.raw_targets(), mode, model, eps_generator, names=names,
-        on_sample=on_sample,
+        [int(p) for p in pred_lengths], truth.raw_targets(), mode, model, eps_generator,
+        clip=POST_PROCESSOR_CLIP, names=truth.ids, on_sample=on_sample,
     )  # fmt: skip
     if mode == "official":
         record["draws"] = result.draws
