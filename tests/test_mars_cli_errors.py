@@ -169,7 +169,7 @@ def test_released_size_checkpoint_missing_a_key(
     path.unlink()
 
 
-def test_official_mode_refuses_a_length_pair_the_organisers_code_crashes_on(
+def test_official_mode_refuses_a_length_pair_the_organisers_code_crashes_on_and_mean_cuts_it(
     mars: SimpleNamespace, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """P = 58 against a 10 500-frame ground truth: 11 segments of ceil(58/11) = 6 frames decode 64 frames."""
@@ -186,3 +186,12 @@ def test_official_mode_refuses_a_length_pair_the_organisers_code_crashes_on(
     assert run_cli([*args, "--alignment", "official"]) == 1
     line = _one_line(capsys.readouterr().err)
     assert f"{first['input']}, ground truth" in line and "decodes 64 frames for a 58-frame prediction" in line
+    # --alignment mean decodes it, keeps the first 58 frames and says so, naming the GT in the set
+    out = tmp_path / "metrics.json"
+    assert run_cli([*args, "--alignment", "mean", "--out", str(out)]) == 0
+    warnings = json.loads(out.read_text())["warnings"]
+    positions = [j for j, g in enumerate(first["gts"]) if g == long]
+    text = "\n".join(warnings)
+    for j in positions:
+        assert f"{first['input']}, ground truth {j} ({long}): the post-processor's segments give 64 frames" in text
+    assert sum("give 64 frames" in w for w in warnings) >= len(positions) > 0

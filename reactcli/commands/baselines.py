@@ -148,11 +148,17 @@ def _baselines_mars(
         workers=workers, seed=seed, ridge=ridge, residual_scale=residual_scale,
     )  # fmt: skip
     with make_progress() as progress:
-        task = progress.add_task("aligning the ground truths", total=None, info="")
+        tasks: list = []
+
+        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
+            if tasks:
+                progress.remove_task(tasks.pop())
+            tasks.append(progress.add_task(name, total=None, info=""))
+
         payload = run_mars_baselines(
             prepared,
-            on_stage=lambda name: progress.update(task, description=name, completed=0, total=None),
-            on_align=lambda done, total: progress.update(task, completed=done, total=total),
+            on_stage=on_stage,
+            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
         )
     rows = payload["rows"]
     keys = present_metrics(list(rows.values()), chosen.name)

@@ -133,11 +133,17 @@ def _evaluate_mars(
         device=str(resolve_device(device)), workers=workers,
     )  # fmt: skip
     with make_progress() as progress:
-        task = progress.add_task("aligning the ground truths", total=None, info="")
+        tasks: list = []
+
+        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
+            if tasks:
+                progress.remove_task(tasks.pop())
+            tasks.append(progress.add_task(name, total=None, info=""))
+
         result = run_mars_evaluation(
             prepared,
-            on_stage=lambda name: progress.update(task, description=name, completed=0, total=None),
-            on_align=lambda done, total: progress.update(task, completed=done, total=total),
+            on_stage=on_stage,
+            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
         )
     name = Path(predictions).name or str(predictions)
     console.print(metrics_table({name: result}, mars_title(result, "metrics"), present_metrics([result])))

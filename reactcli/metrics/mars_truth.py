@@ -186,19 +186,21 @@ class AlignmentJob:
     seed: int
     device: str
     model: Any = None
+    warnings: list[str] = field(default_factory=list)  # mean mode: the pairs cut to P
 
 
-def check_plans(truth: MarsTruth, pred_lengths: Sequence[int], mode: str) -> None:
+def check_plans(truth: MarsTruth, pred_lengths: Sequence[int], mode: str) -> list[str]:
     """Refuse, before any decoding, the length pairs the post-processor cannot align in ``mode``.
 
     Fewer frames than segments is refused in both model modes (the organisers' ``assert``); a pair
     whose decoded segments do not add up to P is refused in ``official`` mode only (their code
-    crashes there; ``mean`` cuts and warns). Same messages as ``align_targets``.
+    crashes there); ``mean`` cuts the decoded frames to P, and the returned warnings say where.
     """
     from reactcli.models.post_processor import SegmentError, plan_segments
 
+    warnings: list[str] = []
     if mode == "resample":
-        return
+        return warnings
     for n, (p_len, gts) in enumerate(zip(pred_lengths, truth.raw_targets(), strict=True)):
         for j, gt in enumerate(gts):
             try:
@@ -212,6 +214,13 @@ def check_plans(truth: MarsTruth, pred_lengths: Sequence[int], mode: str) -> Non
                     f"decodes {plan.output_total} frames for a {p_len}-frame prediction from {gt.shape[0]} frames "
                     "(the organisers' code crashes here); use --alignment mean or resample"
                 )
+            if not plan.fits:
+                warnings.append(
+                    f"{truth.ids[n]}, ground truth {j} ({truth.gt_sets[n].gts[j].id}): the post-processor's segments "
+                    f"give {plan.output_total} frames for a {p_len}-frame prediction (T = {gt.shape[0]}); kept the "
+                    f"first {p_len} (the organisers' code crashes here)"
+                )
+    return warnings
 
 
 def prepare_alignment(
@@ -225,8 +234,9 @@ def prepare_alignment(
     """Check the options, every ground-truth file and every length pair, and load the checkpoint strictly."""
     check_alignment_options(mode, post_processor)
     truth.raw_targets()  # every GT file read (and checked) now, not halfway through the alignment
-    check_plans(truth, pred_lengths, mode)
+    warnings = check_plans(truth, pred_lengths, mode)
     job = AlignmentJob(mode, None if post_processor is None else Path(post_processor), int(alignment_seed), device)
+    job.warnings = warnings
     if mode != "resample":
         job.model = load_alignment_model(post_processor, device)
     return job
@@ -269,10 +279,20 @@ def align_truth(
                 stream = "torch.manual_seed(seed) and the post-processor's construction (naive-baseline script, CPU)"
             record["seed"] = job.seed
             record["stream"] = stream
+    raw = truth.raw_targets()
+    if mode == "official":  # one eps draw per listed ground truth, in list order, repeats included
+        listed = raw
+    else:  # deterministic: a recording listed twice in a set aligns to the same frames, so decode it once
+        firsts = [list(dict.fromkeys(s.gts)) for s in truth.gt_sets]
+        listed = [[truth.attributes(g) for g in gts] for gts in firsts]
     result = align_targets(
-        [int(p) for p in pred_lengths], truth.raw_targets(), mode, model, eps_generator,
+        [int(p) for p in pred_lengths], listed, mode, model, eps_generator,
         clip=POST_PROCESSOR_CLIP, names=truth.ids, on_sample=on_sample,
     )  # fmt: skip
-    if mode == "official":
+    targets = result.targets
+    if mode != "official":
+        targets = [t[[gts.index(g) for g in s.gts]] for t, gts, s in zip(targets, firsts, truth.gt_sets, strict=True)]
+    else:
         record["draws"] = result.draws
-    return AlignedTruth(result.targets, record, list(result.warnings), generator, time.perf_counter() - start)
+    # the warnings of the cut pairs come from the plan check: they name every listed GT and its recording
+    return AlignedTruth(targets, record, list(job.warnings), generator, time.perf_counter() - start)
