@@ -15,6 +15,10 @@ FRC, FRD, TLCC, smse, FRVar and MAE:
   float32), constant, K copies.
 
 Expected on any data: B_MeanFr scores FRC 0, FRDiv 0 and FRVar 0; B_Mime FRDiv 0.
+
+:func:`prepare_mars_baselines` / :func:`run_mars_baselines` are the stage behind ``react baselines``
+on a MARS root: the same split, GT sets and alignment as ``react evaluate``, these four rows, then
+Ridge and RidgeRes (``metrics/mars_ridge.py``), as one baselines JSON.
 """
 
 from __future__ import annotations
