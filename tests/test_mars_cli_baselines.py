@@ -31,7 +31,6 @@ def small_post_processor(monkeypatch: pytest.MonkeyPatch) -> None:
     patch_loader(monkeypatch)
 
 
-@pytest.mark.slow  # six rows through the exact (slow) FRD
 def test_rows_ridge_and_compare(mars: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
     out = mars.tmp / "run" / "baselines.json"
     code = run_cli(["baselines", "--data", str(mars.root), "--post-processor", str(mars.ckpt), "--alignment", "mean",
