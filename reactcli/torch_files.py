@@ -24,11 +24,12 @@ import torch
 from reactcli.errors import file_error
 
 
-def load_weights_only(path: str | Path, what: str) -> Any:
+def load_weights_only(path: str | Path, what: str, refused_what: str | None = None) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, every failure one line naming the file.
 
-    ``what`` names the expected file ("a reactcli predictor checkpoint", "the PIRender weights") so
-    the message says what the file is not.
+    ``what`` names the expected file ("a torch weights file"): an unreadable file is "not <what>
+    (corrupt or truncated: ...)"; a pickle that asks to run code is "not <refused_what>" (default
+    ``what``), since such a file is certainly not one of ours.
     """
     path = Path(path)
     try:
@@ -38,8 +39,8 @@ def load_weights_only(path: str | Path, what: str) -> Any:
         if found:
             raise file_error(
                 path,
-                f"not {what}: the file asks to load the Python object '{found.group(1)}', which could run code, "
-                "so it was refused (files are read with torch.load(weights_only=True))",
+                f"not {refused_what or what}: the file asks to load the Python object '{found.group(1)}', "
+                "which could run code, so it was refused (files are read with torch.load(weights_only=True))",
             ) from None
         raise file_error(path, f"not {what} (corrupt or truncated: {_first_line(exc)})") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
@@ -50,7 +51,8 @@ def load_weights_only(path: str | Path, what: str) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:160]
+    first = lines[0] if lines else type(exc).__name__
+    return first.split(". ")[0][:160]  # torch's first sentence says it; the rest is advice
 
 
 def iter_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:

@@ -83,11 +83,11 @@ def test_two_process_stop_on_sigint(trained_run: Path, preprocessed_root: Path, 
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
-    kept = re.search(r"error: train predictor: stopped by SIGINT after step (\d+) of 5000; kept \S+predictor_last"
+    kept = re.search(r"train predictor: stopped by SIGINT after step (\d+) of 5000; kept \S+predictor_last"
                      r"\.ckpt \(step \d+\)", err)
     assert kept, err[-3000:]
     step = int(kept[1])
-    assert f"error: train predictor: rank 1 stopped by SIGINT after step {step} of 5000" in err
+    assert f"train predictor: rank 1 stopped by SIGINT after step {step} of 5000" in err
     assert torch.load(out / "predictor_last.ckpt", weights_only=True)["training_state"]["step"] == step
     assert [int(row.split(",")[0]) for row in log.read_text().splitlines()[1:]] == list(range(1, step + 1))
     assert sorted(p.name for p in out.iterdir()) == ["predictor_curves.png", "predictor_last.ckpt",

@@ -62,3 +62,29 @@ def test_numba_pool_launch_does_not_undo_torch_threads(monkeypatch: pytest.Monke
     monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
     configure_threads(1)
     assert torch.get_num_threads() == 1
+
+
+COMPUTE_COMMANDS = ("preprocess", "train-tokenizer", "train-predictor", "generate", "evaluate", "baselines", "render",
+                    "fid", "live")
+
+
+def test_every_compute_command_takes_threads_and_warns_when_oversubscribed(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from typer.main import get_command
+
+    from reactcli.cli import app
+
+    group = get_command(app)
+    for name in COMPUTE_COMMANDS:
+        options = {opt for param in group.commands[name].params for opt in getattr(param, "opts", [])}
+        assert "--threads" in options, name
+    too_many = usable_cores() + 3
+    proc = subprocess.run(
+        [sys.executable, "-m", "reactcli.cli", "fid", str(tmp_path), str(tmp_path), "--inception",
+         str(tmp_path / "missing.pth"), "--threads", str(too_many)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert f"warning: --threads {too_many} is more than the {usable_cores()} usable core(s)" in proc.stderr

@@ -363,8 +363,8 @@ def test_sigint_keeps_a_resumable_checkpoint(preprocessed_root: Path, trained_ru
     step it stopped after, one log row per step; ``--resume`` continues from there."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "reactcli.cli", "train-predictor", "--data", str(preprocessed_root), "--tokenizer",
-           str(trained_run / "tokenizer.ckpt"), "--out", str(out), "--max-steps", "5000",
-           "--set", "training.val_every=10000", "--set", "training.log_every=1", *_tiny_args()]
+           str(trained_run / "tokenizer.ckpt"), "--out", str(out), *_tiny_args(), "--max-steps", "5000",
+           "--set", "training.val_every=10000", "--set", "training.log_every=1"]  # after _tiny_args: these win
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     log = out / "predictor_log.csv"
@@ -377,7 +377,7 @@ def test_sigint_keeps_a_resumable_checkpoint(preprocessed_root: Path, trained_ru
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     message = err.strip().splitlines()[-1]
-    found = re.fullmatch(r"error: train predictor: stopped by SIGINT after step (\d+) of 5000; kept (\S+) "
+    found = re.fullmatch(r"train predictor: stopped by SIGINT after step (\d+) of 5000; kept (\S+) "
                          r"\(step (\d+)\); continue with the same command and --resume", message)
     assert found, message
     step = int(found[1])

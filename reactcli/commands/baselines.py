@@ -26,7 +26,9 @@ from reactcli.commands.common import (
     SeedOption,
     SetOption,
     SplitOption,
+    ThreadsOption,
     WorkersOption,
+    apply_threads,
     build_config,
     check_writable,
 )
@@ -70,6 +72,7 @@ def baselines(
     device: Annotated[
         str, typer.Option("--device", help="MARS: the post-processor's device (auto, cpu, cuda or cuda:N).")
     ] = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Score the naive rows the challenge reports next to every model (K copies each).
 
@@ -85,6 +88,7 @@ def baselines(
     RidgeRes fitted on the train split (facial attributes and, when present, audio-features); K =
     10, the ground truths per sample.
     """
+    apply_threads(threads)
     from reactcli.editions import detect_edition
     from reactcli.errors import ReactError
 

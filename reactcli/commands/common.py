@@ -121,3 +121,24 @@ def check_writable(path: Path) -> None:
         raise file_error(target, f"cannot be written: {exc.strerror or exc} ({folder})") from None
     os.close(fd)
     os.unlink(name)
+
+
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads for torch and numba (default: the cores this process may use). On a machine shared "
+        "with another job, use fewer than the free cores: threads that wait for a busy core stall every step.",
+    ),
+]
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set the CPU threads (``runtime.configure_threads``) and print its warning, if any, on stderr."""
+    from reactcli.runtime import configure_threads
+
+    used, warning = configure_threads(threads)
+    if warning:
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
+    return used

@@ -24,7 +24,9 @@ from reactcli.commands.common import (
     PirenderOption,
     PostProcessorOption,
     SplitOption,
+    ThreadsOption,
     WorkersOption,
+    apply_threads,
     check_writable,
 )
 from reactcli.errors import ReactError
@@ -65,6 +67,7 @@ def evaluate(
     gt_seed: GtSeedOption = None,
     gt_list: GtListOption = None,
     bidirectional: BidirectionalOption = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Score listener reactions with the metrics of the dataset's edition.
 
@@ -80,6 +83,7 @@ def evaluate(
     naive-baseline script's sets (--gt-seed) or --gt-list, aligned to each prediction's length with
     the post-processor (--post-processor, --alignment); docs/mars.md explains every choice.
     """
+    apply_threads(threads)
     from reactcli.editions import detect_edition
 
     if out is not None:

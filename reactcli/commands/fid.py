@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import check_writable
+from reactcli.commands.common import ThreadsOption, apply_threads, check_writable
 
 
 def fid(
@@ -22,12 +22,14 @@ def fid(
         int, typer.Option("--batch-size", min=1, help="Images per forward pass (the FID does not depend on it).")
     ] = 50,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Frechet Inception Distance between two image folders, equal to ``python -m pytorch_fid`` on them.
 
     Uses pytorch-fid 0.3.0's network and preprocessing (2048-d pool3 features, bilinear resize to
     299 x 299) rebuilt in plain torch; the weights file is never downloaded, give its path.
     """
+    apply_threads(threads)
     from reactcli.metrics.inception import fid_of_folders, list_images, load_inception
     from reactcli.progress import console, err_console, make_progress
     from reactcli.runtime import resolve_device

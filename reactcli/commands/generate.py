@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import DeviceOption, SeedOption, SetOption
+from reactcli.commands.common import DeviceOption, SeedOption, SetOption, ThreadsOption, apply_threads
 
 
 def generate(
@@ -23,9 +23,14 @@ def generate(
     samples: Annotated[int | None, typer.Option("--samples", min=1, help="Reactions per speaker.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Sample among the k likeliest codes.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature (> 0).")] = None,
+    batch_clips: Annotated[
+        int | None, typer.Option("--batch-clips", min=1, help="Clips generated together as one batch "
+                                 "(dataset mode; default: by free memory on CUDA, 8 on CPU).")
+    ] = None,
     set_: SetOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Generate listener reactions frame by frame (strictly online) with the trained model.
 
@@ -34,6 +39,7 @@ def generate(
     once: an older set in OUT is kept whole if the run fails. Single-clip mode writes an .npz with
     emotion (K, 751, 25) and face3dmm (K, 751, 58); the wav must match the 3DMM's 751 frames.
     """
+    apply_threads(threads)
     from reactcli.commands.common import collect_overrides
     from reactcli.errors import ReactError
     from reactcli.runtime import resolve_device
@@ -57,6 +63,6 @@ def generate(
         meta = generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, seed, dev, overrides, speaker_emotion)
         where = f"{meta['K']} reactions written to [bold]{out}[/]"
     else:
-        meta = generate_split(checkpoint, data, split, out, seed, dev, overrides)
+        meta = generate_split(checkpoint, data, split, out, seed, dev, overrides, batch_clips)
         where = f"{meta['N']} x {meta['K']} reactions written to [bold]{out}[/]"
     console.print(f"{where} (emotion {tuple(meta['emotion_shape'])}, face3dmm {tuple(meta['face3dmm_shape'])})")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reactcli.commands.common import DeviceOption, SeedOption, SetOption
+from reactcli.commands.common import DeviceOption, SeedOption, SetOption, apply_threads
 from reactcli.live.pacing import DEFAULT_MAX_SESSIONS
 
 
@@ -38,7 +38,8 @@ def live(
         typer.Option("--allow-origin", help="Also accept WebSockets from pages of this origin, e.g. http://host:port."),
     ] = None,
     threads: Annotated[
-        int, typer.Option("--threads", min=0, help="torch CPU threads per step (0 = torch default).")
+        int,
+        typer.Option("--threads", min=1, help="CPU threads per step (1 by default: a frame is many tiny operations)."),
     ] = 1,
     set_: SetOption = None,
     seed: SeedOption = 0,
@@ -51,7 +52,6 @@ def live(
     the ground-truth listener. The same --seed gives the same reactions (replay: those of
     `react generate --seed`).
     """
-    import torch
 
     from reactcli.commands.common import collect_overrides
     from reactcli.errors import file_error
@@ -71,11 +71,10 @@ def live(
         raise file_error(data, "--data: dataset root not found")
     allowed_origins(allowed_hosts(host, port), allow_origin or ())  # a wildcard --host or a bad origin: one line
     check_port(host, port)  # before loading anything: a taken port is the commonest mistake
-    if threads:
-        # One frame is a few hundred tiny matrix products: intra-op threads only add hand-offs, and
-        # on a busy 2-core machine a preempted worker thread stalls every op (paper preset: 1.4 s
-        # per frame with 2 threads, 0.09 s with 1). The other core is left to the web server.
-        torch.set_num_threads(threads)
+    # One frame is a few hundred tiny matrix products: intra-op threads only add hand-offs, and
+    # on a busy 2-core machine a preempted worker thread stalls every op (paper preset: 1.4 s
+    # per frame with 2 threads, 0.09 s with 1). The other core is left to the web server.
+    apply_threads(threads)
     dev = resolve_device(device)
     # K as in react generate: --samples > --set generation.samples > REACT_GENERATION__SAMPLES > the checkpoint's
     model = load_for_generation(checkpoint, dev, collect_overrides(set_, generation={"samples": samples}))

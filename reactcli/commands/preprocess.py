@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reactcli.commands.common import ConfigOption, DataOption, SeedOption, SetOption, build_config
+from reactcli.commands.common import (
+    ConfigOption,
+    DataOption,
+    SeedOption,
+    SetOption,
+    ThreadsOption,
+    apply_threads,
+    build_config,
+)
 from reactcli.errors import ReactError
 
 if TYPE_CHECKING:
@@ -36,8 +44,10 @@ def preprocess(
     device: Annotated[
         str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (2024 audio features; default auto).")
     ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Check every clip or recording (table of problems), compute train 3DMM mean/std, fill the cache."""
+    apply_threads(threads)
     from rich.table import Table
 
     from reactcli.data.preprocess import preprocess_dataset

@@ -15,6 +15,8 @@ from reactcli.commands.common import (
     SeedOption,
     SetOption,
     SplitOption,
+    ThreadsOption,
+    apply_threads,
 )
 
 
@@ -54,6 +56,7 @@ def render(
     device: DeviceOption = "auto",
     config: ConfigOption = None,
     sets: SetOption = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """One 25 fps mp4 per clip with the speaker's audio: speaker video, listener video, listener
     ground-truth mesh and generated mesh side by side, plus a PNG of the emotion curves.
@@ -63,6 +66,7 @@ def render(
     Videos are named after the speaker clip (OUT/<clip>.mp4); OUT/render.json records each finished
     one (what it shows, made from what), and a rerun skips those it still vouches for.
     """
+    apply_threads(threads)
     import torch
 
     from reactcli.commands.common import build_config

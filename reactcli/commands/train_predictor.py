@@ -14,6 +14,8 @@ from reactcli.commands.common import (
     SeedOption,
     SetOption,
     TensorboardOption,
+    ThreadsOption,
+    apply_threads,
     collect_overrides,
 )
 
@@ -40,6 +42,7 @@ def train_predictor(
     device: DeviceOption = "auto",
     set_: SetOption = None,
     tensorboard: TensorboardOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes.
 
@@ -47,6 +50,7 @@ def train_predictor(
     gives another value is refused. Ctrl-C (or SIGTERM) stops after the step in progress and keeps
     predictor_last.ckpt for --resume.
     """
+    apply_threads(threads)
     from rich.table import Table
 
     from reactcli.config import config_to_dict, load_config

@@ -14,6 +14,8 @@ from reactcli.commands.common import (
     SeedOption,
     SetOption,
     TensorboardOption,
+    ThreadsOption,
+    apply_threads,
     build_config,
 )
 
@@ -36,12 +38,14 @@ def train_tokenizer(
     device: DeviceOption = "auto",
     set_: SetOption = None,
     tensorboard: TensorboardOption = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage.
 
     Under torchrun every process trains a shard of each batch (DistributedDataParallel) and rank 0 writes.
     Ctrl-C (or SIGTERM) stops after the step in progress and keeps tokenizer_last.ckpt for --resume.
     """
+    apply_threads(threads)
     from rich.table import Table
 
     from reactcli.progress import console

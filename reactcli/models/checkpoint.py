@@ -46,7 +46,7 @@ def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise file_error(path, f"checkpoint not found (expected {_NAMES[kind]})")
-    data = load_weights_only(path, f"a reactcli checkpoint ({_NAMES[kind]})")
+    data = load_weights_only(path, "a readable checkpoint", refused_what=f"a reactcli checkpoint ({_NAMES[kind]})")
     if not isinstance(data, dict) or "kind" not in data:
         raise file_error(path, f"not a reactcli checkpoint (expected {_NAMES[kind]})")
     if data["kind"] != kind:
