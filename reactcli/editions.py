@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reactcli.errors import ReactError
-from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES, FPS, METRIC_KEYS
+from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES, FPS, METRIC_KEYS, Metric
 
 SPLITS = ("train", "val", "test")
 
@@ -32,6 +32,14 @@ SPLITS = ("train", "val", "test")
 MARS_FPS = 30
 MARS_MIN_FRAMES = 58  # the shortest recording the organisers' loaders mention
 MARS_GT_COUNT = 10  # ground truths per sample: the paired recording + 9 of the same session
+MARS_GT_SEED = 1234  # the naive-baseline script's --seed: its GT draw (and its torch stream)
+#: Frames per segment of the post-processor (the organisers' ``post_clip_length`` / ``clip_len_test``).
+POST_PROCESSOR_CLIP = 1000
+#: ``calculate_tlcc``'s defaults, which no official caller overrides: 2 s at **25 fps** (lags -49..49)
+#: although MARS runs at 30 fps. FRSyn_fixed keeps the 2 s and uses the data's rate.
+TLCC_SECONDS, TLCC_FPS = 2, 25
+#: ``_compute_eeg_tlcc``'s defaults: 2 s at one EEG vector per second (lags -2..2).
+EEG_TLCC_SECONDS, EEG_TLCC_FPS = 2, 1
 AUDIO_FEATURE_DIM = 768  # the release's wav2vec2-base-960h features, one row per video frame
 #: The 14 EEG targets in the order the official reader uses (columns are read by name).
 EEG_COLUMNS: tuple[str, ...] = (
@@ -54,11 +62,31 @@ MARS_2026_MODALITIES: tuple[str, ...] = ("eeg_processed", "personality")
 MARS_LISTING_MODALITY = "facial-attributes"  # the folder whose files define the recordings
 
 # -- the metric sets (the project's names; MARS's official keys in OFFICIAL_METRIC_NAMES) ---------
-MARS_METRICS: tuple[str, ...] = ("FRC", "FRD", "FRSyn", "FRDiv", "FRVar", "FRRea")
+#: The MARS metrics reactcli reports, in display order, with their directions (``vocab.Metric``). A
+#: name shared with REACT 2024 (FRC, FRD, FRDiv, FRVar, FRSyn) keeps its 2024 direction
+#: (tests/test_compare_export.py checks it); ``metrics/names.py`` looks both tables up.
+MARS_METRIC_INFO: tuple[Metric, ...] = (
+    Metric("FRC", True, "appropriateness: sum over K of the best CCC against the 10 ground truths"),
+    Metric("FRD", False, "appropriateness: sum over K of the smallest DTW distance to the 10 ground truths"),
+    Metric("FRSyn", False, "synchrony: official TLCC (prediction 0 only, 25 fps lags, first NaN wins)"),
+    Metric("FRSyn_fixed", False, "synchrony over all K, lags at the data's fps, constant dims ignored"),
+    Metric("FRDiv", True, "diversity among the K reactions (official smse)"),
+    Metric("FRVar", True, "variance over time within one reaction"),
+    Metric("MAE", False, "2026: mean |GT - prediction| of valence, arousal and expressions"),
+    Metric("EEG_FRC", True, "2026 EEG: masked CCC, best GT, sum over K"),
+    Metric("EEG_FRD", False, "2026 EEG: masked DTW, best GT, sum over K"),
+    Metric("EEG_FRSyn", False, "2026 EEG: masked TLCC offset against the paired GT"),
+    Metric("EEG_FRDiv", True, "2026 EEG: diversity among the K EEG predictions"),
+    Metric("EEG_FRVar", True, "2026 EEG: variance over time of the EEG predictions"),
+)
+MARS_METRIC_KEYS: tuple[str, ...] = tuple(m.name for m in MARS_METRIC_INFO)
+MARS_METRICS: tuple[str, ...] = ("FRC", "FRD", "FRSyn", "FRSyn_fixed", "FRDiv", "FRVar")
 EEG_METRICS: tuple[str, ...] = ("EEG_FRC", "EEG_FRD", "EEG_FRSyn", "EEG_FRDiv", "EEG_FRVar")
 #: Our metric name -> the key the organisers' 2025/2026 code prints.
 OFFICIAL_METRIC_NAMES: dict[str, str] = {
-    "FRSyn": "TLCC", "FRDiv": "smse", "EEG_FRSyn": "EEG_TLCC", "EEG_FRDiv": "EEG_smse",
+    "FRC": "FRC", "FRD": "FRD", "FRSyn": "TLCC", "FRDiv": "smse", "FRVar": "FRVar", "MAE": "MAE",
+    "EEG_FRC": "EEG_FRC", "EEG_FRD": "EEG_FRD", "EEG_FRSyn": "EEG_TLCC", "EEG_FRDiv": "EEG_smse",
+    "EEG_FRVar": "EEG_FRVar",
 }  # fmt: skip
 
 # direction defaults

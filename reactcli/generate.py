@@ -1,21 +1,28 @@
-"""Strictly online reaction generation: speaker frames in, listener frames out, with a KV cache.
+"""Strictly online reaction generation: speaker frames in, listener frames out, with KV caches.
 
 :class:`ReactionStream` receives speaker audio features and 3DMM frame by frame or in chunks
 (``push``) and returns every listener frame that has become computable. Listener token t needs
-speaker frames <= t and listener tokens <= t - patch, so a chunk of up to ``patch`` tokens is
-sampled per step; frame-by-frame input yields one frame per push with no added latency.
+speaker frames <= t and listener tokens <= t - patch, so input is cut into steps of at most
+``patch`` frames, and each step runs the new frames through the tokenizer encoder, the speaker and
+listener streams, the sampler and the decoders: frame-by-frame input yields one frame per push
+with no added latency. :class:`BatchedReactionStream` is the same algorithm for B speaker clips at
+once (B x K listener rows in lockstep); ``ReactionStream`` is its one-clip view.
 
-Each step runs only the new frames through the tokenizer encoder, the speaker and listener streams
-and the decoders: every attention layer keeps a sliding KV cache (see ``models/layers.py``), so a
-step costs O(new tokens x context) instead of re-running the whole context. ``use_cache=False``
-recomputes everything from frame 0 each step — the reference the cache is tested and benchmarked
-against.
+Caches (``cache=``): ``"static"`` (default) keeps every attention layer's keys in a fixed ring of
+``window + patch - 1`` slots written in place (``models/layers.py``); ``"dynamic"`` concatenates
+and trims (the cache of earlier releases); ``"none"`` recomputes every stream from frame 0 each
+step — the reference the caches are tested and benchmarked against (its memory grows with the
+clip, the cached modes' does not). With the static cache a step reads nothing back to the host,
+branches on no tensor value and keeps every state tensor's shape and address, so on CUDA it is
+captured once per step size as a CUDA graph and replayed (:class:`CapturedStep`; ``capture=``,
+automatic on CUDA, eager where capture fails).
 
 Sampling is per sample: each of the K reactions has its own top-k and temperature, and PAD, MASK
 and codes never seen in training are masked out before the top-k threshold (defect 6, docs/model.md). Noise is
-Gumbel-max with uniform draws seeded by (seed, frame), so the draw for frame t never depends on how
-the input was chunked or on any later speaker input — which is what makes the online contract
-("changing speaker input after t leaves frames <= t unchanged") exactly testable.
+Gumbel-max with uniform draws seeded by (stream seed, frame) in :func:`_uniform`, so the draw for
+frame t never depends on how the input was chunked or batched, or on any later speaker input —
+which is what makes the online contract ("changing speaker input after t leaves frames <= t
+unchanged") exactly testable, and batched generation equal to one clip at a time.
 
 Emotion comes from the predictor's emotion head when it has one (else it is decoded from the
 sampled tokens, as in the paper). ``generation.smoothing`` applies a causal exponential moving
@@ -28,6 +35,7 @@ linear skip path (a per-frame scale, online too).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +48,7 @@ from torch import Tensor
 from reactcli.data.loaders import pad_emotion
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
+from reactcli.models.layers import CacheTree
 from reactcli.models.valid_emotion import project_emotion
 from reactcli.runtime import derive_seed
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
@@ -47,10 +56,14 @@ from reactcli.vocab import EMOTION_DIM, FACE_DIM
 if TYPE_CHECKING:
     from reactcli.data.dataset import ReactClipDataset
 
+#: The cache kinds of a stream (module docstring).
+CACHE_KINDS = ("static", "dynamic", "none")
+
 
 @dataclass
 class ListenerFrames:
-    """Newly generated listener frames for all K samples: raw 3DMM (K, m, 58) and emotion (K, m, 25)."""
+    """Newly generated listener frames: raw 3DMM and emotion, (K, m, 58) and (K, m, 25) from a
+    :class:`ReactionStream`, (B, K, m, 58) and (B, K, m, 25) from a :class:`BatchedReactionStream`."""
 
     face3dmm: Tensor
     emotion: Tensor
@@ -66,26 +79,390 @@ def _per_sample(value: float | int | Sequence, samples: int, name: str, dtype: t
     return t
 
 
-def sample_tokens(
-    logits: Tensor, valid: Tensor, top_k: Tensor, temperature: Tensor, uniform: Tensor
-) -> Tensor:
-    """Per-sample top-k / temperature Gumbel-max sampling over valid ids only.
+def _uniform(seed: int, lo: int, hi: int, samples: int, vocab: int) -> Tensor:
+    """Sampling noise (samples, hi - lo, vocab) of the stream with seed ``seed`` for frames [lo, hi),
+    drawn per frame from (seed, frame) on the CPU. Every path (one clip, a batch, live) draws its
+    noise here, so the noise of a sample at a frame is a function of (its seed, the frame) alone."""
+    rows = []
+    for frame in range(lo, hi):
+        g = torch.Generator().manual_seed(derive_seed("frame", seed, frame))
+        rows.append(torch.rand(samples, vocab, generator=g))
+    return torch.stack(rows, 1) if rows else torch.empty(samples, 0, vocab)
 
-    logits (K, n, V); valid (V,) bool; top_k (K,) long; temperature (K,) float; uniform (K, n, V)
-    in (0, 1). Returns token ids (K, n). The top-k threshold is taken per sample and frame, never
-    over the batch.
+
+def sample_tokens(
+    logits: Tensor, valid: Tensor, top_k: Tensor, temperature: Tensor, uniform: Tensor, kmax: int | None = None
+) -> Tensor:
+    """Per-row top-k / temperature Gumbel-max sampling over valid ids only.
+
+    logits (R, n, V); valid (V,) bool; top_k (R,) long; temperature (R,) float; uniform (R, n, V)
+    in (0, 1). Returns token ids (R, n). The top-k threshold is taken per row and frame, never
+    over the batch. With ``kmax`` the caller has already clamped ``top_k`` to [1, valid codes],
+    put it on the logits' device and passed its maximum: then nothing is read back to the host
+    (what a captured step needs).
+
+    Only the ``kmax`` likeliest codes can win, so the Gumbel noise is transformed and compared for
+    those alone (the uniform draws still cover every code, so a code's draw does not depend on
+    the others). The winner is the one the full-vocabulary argmax picks, except that codes tied
+    with the k-th logit beyond the first ``kmax`` are left out (float logits of a trained head
+    do not tie).
     """
     logits = logits.float().masked_fill(~valid, float("-inf"))
-    k = top_k.clamp(1, int(valid.sum())).to(logits.device)
-    kth = logits.topk(int(k.max()), dim=-1).values  # (K, n, kmax), descending
-    threshold = kth.gather(-1, (k - 1).view(-1, 1, 1).expand(logits.shape[0], logits.shape[1], 1))
-    logits = logits.masked_fill(logits < threshold, float("-inf"))
-    gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1.0 - 1e-7)))
-    return (logits / temperature.to(logits.device).view(-1, 1, 1) + gumbel).argmax(-1)
+    if kmax is None:
+        k = top_k.clamp(1, int(valid.sum())).to(logits.device)
+        kmax = int(k.max())
+    else:
+        k = top_k
+    top, index = logits.topk(kmax, dim=-1)  # (R, n, kmax), descending
+    threshold = top.gather(-1, (k - 1).view(-1, 1, 1).expand(logits.shape[0], logits.shape[1], 1))
+    top = top.masked_fill(top < threshold, float("-inf"))
+    gumbel = -torch.log(-torch.log(uniform.gather(-1, index).clamp(1e-12, 1.0 - 1e-7)))
+    choice = (top / temperature.to(logits.device).view(-1, 1, 1) + gumbel).argmax(-1, keepdim=True)
+    return index.gather(-1, choice).squeeze(-1)
+
+
+class BatchedReactionStream:
+    """K listener reactions for each of B speaker clips, generated online and in lockstep.
+
+    Row ``b * K + k`` is reaction k to clip b. Clip b's noise comes from ``seeds[b]`` alone, so its
+    reactions equal those of a one-clip stream with that seed: the same sampled tokens, and values
+    equal up to float rounding (the CPU BLAS sums a product of few rows in another order than one
+    of many rows, and a clip's speaker side has only ``patch`` rows per step). The clips share the
+    frame axis: pad shorter clips after their end; by causality no frame before a clip's end
+    depends on its padding.
+    """
+
+    def __init__(
+        self,
+        model: ReactionModel,
+        seeds: Sequence[int],
+        samples: int | None = None,
+        top_k: int | Sequence[int] | None = None,
+        temperature: float | Sequence[float] | None = None,
+        cache: str = "static",
+        capture: bool | None = None,
+    ) -> None:
+        gen = model.config.generation
+        self.model = model
+        self.tok = model.tokenizer
+        self.pred = model.predictor
+        self.device = next(self.pred.parameters()).device
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ReactError("a batched stream needs at least one clip (one seed per clip)")
+        self.batch = len(self.seeds)
+        self.samples = samples or gen.samples
+        self.top_k = _per_sample(gen.top_k if top_k is None else top_k, self.samples, "top_k", torch.long)
+        self.temperature = _per_sample(
+            gen.temperature if temperature is None else temperature, self.samples, "temperature", torch.float32
+        )
+        if bool((self.temperature <= 0).any()) or bool((self.top_k < 1).any()):
+            raise ReactError("temperature must be > 0 and top_k >= 1 for every sample")
+        if cache not in CACHE_KINDS:
+            raise ReactError(f"cache {cache!r}: expected one of {', '.join(CACHE_KINDS)}")
+        self.cache = cache
+        self.smoothing = float(gen.smoothing)
+        self.valid_emotion = bool(gen.valid_emotion)
+        self.residual_scale = float(gen.emotion_residual_scale)
+        if self.residual_scale != 1.0 and self.pred.emotion_head is None:
+            raise ReactError(
+                "generation.emotion_residual_scale needs a predictor with an emotion head (predictor.emotion_head)"
+            )
+        self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
+        self.patch = self.pred.cfg.patch
+        self.rows = self.batch * self.samples
+        # Sampling constants, one row per (clip, reaction), on the device: nothing in a step reads
+        # them back to the host.
+        self._valid = self.model.valid_codes.to(self.device)
+        n_valid = int(self._valid.sum())
+        self._top_k_rows = self.top_k.clamp(1, n_valid).repeat(self.batch).to(self.device)
+        self._kmax = int(self._top_k_rows.max())
+        self._temperature_rows = self.temperature.repeat(self.batch).to(self.device)
+        self._arange = torch.arange(self.patch, device=self.device)
+        if capture is None:
+            capture = self.device.type == "cuda" and cache == "static"
+        if capture and (self.device.type != "cuda" or cache != "static"):
+            raise ReactError("a captured step needs cache='static' on a CUDA device")
+        self.capture = bool(capture)
+        self._graphs: dict[int, CapturedStep] = {}
+        self._new_state()
+        if cache == "static":
+            self._prime()
+
+    # -- state -----------------------------------------------------------------------------------
+    def _new_state(self) -> None:
+        step = self.patch if self.cache == "static" else None
+        dev = self.device
+        self.received = 0  # speaker frames seen (= listener frames produced: they advance together)
+        self._frame = torch.zeros((), dtype=torch.long, device=dev)  # the same count, on the device
+        self._enc_cache = self.tok.new_encoder_cache(step)
+        self._dec_cache = self.tok.new_decoder_cache(step)
+        self._spk_cache = CacheTree(step)
+        self._lst_cache = CacheTree(step)
+        # Listener inputs: the last ``patch`` sampled tokens, frame f in slot f % patch; MASK until
+        # written, which is the input of every position t < patch.
+        self._tokens = torch.full((self.rows, self.patch), self.pred.mask_id, dtype=torch.long, device=dev)
+        # Emotion skip path: its inputs' last emotion_skip - 1 frames (zeros before frame 0, as in training).
+        self._skip_history = None
+        if self.pred.emotion_skip is not None:
+            width = self.pred.audio_dim + (EMOTION_DIM if self.needs_emotion else 0)
+            lookback = self.pred.emotion_skip.kernel_size[0] - 1
+            self._skip_history = torch.zeros(self.batch, lookback, width, device=dev)
+        # The last emitted (face, emotion) per row, for the causal smoothing.
+        self._smoothed = None
+        if self.smoothing > 0:
+            self._smoothed = (
+                torch.zeros(self.rows, FACE_DIM, device=dev), torch.zeros(self.rows, EMOTION_DIM, device=dev)
+            )
+        # The no-cache reference keeps every input and token (it recomputes from frame 0).
+        self._inputs: list[tuple[Tensor, Tensor, Tensor | None]] = []
+        self._history = torch.empty(self.rows, 0, dtype=torch.long, device=dev)
+
+    def reset(self, seeds: Sequence[int] | None = None) -> None:
+        """Start over at frame 0 (optionally with new seeds, one per clip), keeping every state
+        tensor's address so that captured steps stay valid."""
+        if seeds is not None:
+            seeds = [int(s) for s in seeds]
+            if len(seeds) != self.batch:
+                raise ReactError(f"reset: expected {self.batch} seeds (one per clip), got {len(seeds)}")
+            self.seeds = seeds
+        self.received = 0
+        self._frame.zero_()
+        for tree in (*self._enc_cache, *self._dec_cache["face"], *self._dec_cache["emotion"],
+                     self._spk_cache, self._lst_cache):
+            tree.clear_caches()
+        self._tokens.fill_(self.pred.mask_id)
+        if self._skip_history is not None:
+            self._skip_history.zero_()
+        if self._smoothed is not None:
+            for t in self._smoothed:
+                t.zero_()
+        self._inputs = []
+        self._history = self._history[:, :0]
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every tensor a cached step reads and updates in place (a captured graph's state)."""
+        trees = (*self._enc_cache, *self._dec_cache["face"], *self._dec_cache["emotion"],
+                 self._spk_cache, self._lst_cache)
+        out = [t for tree in trees for cache in tree.caches() for t in cache.tensors()]
+        out += [self._frame, self._tokens]
+        if self._skip_history is not None:
+            out.append(self._skip_history)
+        if self._smoothed is not None:
+            out.extend(self._smoothed)
+        return out
+
+    @torch.no_grad()
+    def _prime(self) -> None:
+        """Run one full-size step on zeros, then reset: allocates the ring caches (their sizes are
+        known at the first step) so that the state is complete before any capture."""
+        self._step(*self._zeros(self.patch))
+        self.reset()
+
+    def _zeros(self, n: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        dev = self.device
+        emotion = torch.zeros(self.batch, n, EMOTION_DIM, device=dev) if self.needs_emotion else None
+        return (torch.zeros(self.batch, n, self.pred.audio_dim, device=dev),
+                torch.zeros(self.batch, n, FACE_DIM, device=dev), emotion,
+                torch.full((self.rows, n, self.pred.vocab_size), 0.5, device=dev))
+
+    # -- public ----------------------------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        """Listener frames produced so far."""
+        return self.received
+
+    @torch.no_grad()
+    def push(
+        self,
+        audio: Tensor | np.ndarray,
+        face3dmm: Tensor | np.ndarray,
+        emotion: Tensor | np.ndarray | None = None,
+    ) -> ListenerFrames:
+        """Feed (B, n, A) audio features, (B, n, 58) raw 3DMM and, for a model that takes it,
+        (B, n, 25) emotion; get the n new listener frames of every clip, (B, K, n, ...)."""
+        b = self.batch
+        audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        face = torch.as_tensor(np.asarray(face3dmm, dtype=np.float32))
+        if audio.ndim != 3 or audio.shape[0] != b or audio.shape[2] != self.pred.audio_dim:
+            raise ReactError(
+                f"speaker audio features: expected ({b}, n, {self.pred.audio_dim}), got {tuple(audio.shape)}"
+            )
+        if face.shape != (b, audio.shape[1], FACE_DIM):
+            if face.ndim != 3 or face.shape[0] != b or face.shape[2] != FACE_DIM:
+                raise ReactError(f"speaker 3DMM: expected ({b}, n, {FACE_DIM}), got {tuple(face.shape)}")
+            raise ReactError(f"speaker audio has {audio.shape[1]} frames but 3DMM has {face.shape[1]}")
+        inputs = [audio, face]
+        if self.needs_emotion:
+            if emotion is None:
+                raise ReactError("this model takes the speaker's emotion as an input; pass it with the 3DMM")
+            emo = torch.as_tensor(np.asarray(emotion, dtype=np.float32))
+            if emo.shape != (b, audio.shape[1], EMOTION_DIM):
+                raise ReactError(
+                    f"speaker emotion: expected ({audio.shape[1]}, {EMOTION_DIM}) per clip, got {tuple(emo.shape)}"
+                )
+            inputs.append(emo)
+        if not all(bool(torch.isfinite(x).all()) for x in inputs):
+            raise ReactError("speaker input contains NaN or inf")
+        inputs = [x.to(self.device) for x in inputs]
+        start, n = self.received, audio.shape[1]
+        faces, emotions = [], []
+        for lo in range(0, n, self.patch):
+            piece = [x[:, lo : lo + self.patch] for x in inputs]
+            f, e = self._advance(piece[0], piece[1], piece[2] if self.needs_emotion else None)
+            faces.append(f)
+            emotions.append(e)
+        k = self.samples
+        if not faces:
+            return ListenerFrames(torch.empty(b, k, 0, FACE_DIM), torch.empty(b, k, 0, EMOTION_DIM), start)
+        face_out = torch.cat(faces, 1).view(b, k, n, FACE_DIM).cpu()
+        emotion_out = torch.cat(emotions, 1).view(b, k, n, EMOTION_DIM).cpu()
+        return ListenerFrames(face_out, emotion_out, start)
+
+    # -- one step of n <= patch frames -------------------------------------------------------------
+    def _noise(self, lo: int, hi: int) -> Tensor:
+        rows = [_uniform(seed, lo, hi, self.samples, self.pred.vocab_size) for seed in self.seeds]
+        return torch.cat(rows).to(self.device)
+
+    def _advance(self, audio: Tensor, face: Tensor, emotion: Tensor | None) -> tuple[Tensor, Tensor]:
+        n = audio.shape[1]
+        uniform = self._noise(self.received, self.received + n)
+        if self.cache == "none":
+            out = self._full_step(audio, face, emotion, uniform)
+        elif self.capture and n in (1, self.patch):
+            graph = self._graphs.get(n)
+            if graph is None:
+                graph = self._graphs[n] = CapturedStep(self, n)
+            out = graph(audio, face, emotion, uniform) if graph.ok else self._step(audio, face, emotion, uniform)
+        else:
+            out = self._step(audio, face, emotion, uniform)
+        self.received += n
+        return out
+
+    def _step(self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor]:
+        """Frames [f, f + n) of every clip with the KV caches (f = the device frame counter).
+
+        The capturable step: fixed shapes for a given n, every state update in place, no value read
+        back to the host and no branch on a tensor value. Returns face (B*K, n, 58), emotion (B*K, n, 25).
+        """
+        n = audio.shape[1]
+        pos = self._frame + self._arange[:n]
+        _, tokens = self.tok.encode(face, pos, self._enc_cache)
+        memory = self.pred.speaker(audio, tokens, pos, cache=self._spk_cache, emotion=emotion)
+        slots = torch.remainder(pos, self.patch)
+        listener_in = self._tokens.index_select(1, slots)  # tokens of frames pos - patch (MASK before 0)
+        state = self.pred.listener(listener_in, pos, memory, pos, cache=self._lst_cache)
+        skip = None
+        if self._skip_history is not None:
+            features = self.pred.skip_features(audio, emotion)
+            skip = self.pred.skip(features, self._skip_history)
+            history = torch.cat((self._skip_history, features), 1)
+            self._skip_history.copy_(history[:, history.shape[1] - self._skip_history.shape[1] :])
+        new, head_emotion = self._sample(state, skip, uniform)
+        self._tokens.index_copy_(1, slots, new)
+        face_out, emotion_out = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=head_emotion is None)
+        self._frame += n
+        return self._finish(face_out, head_emotion if emotion_out is None else emotion_out, pos)
+
+    def _full_step(
+        self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """No-cache reference: every stream recomputed over frames [0, f + n)."""
+        self._inputs.append((audio, face, emotion))
+        lo, hi = self.received, self.received + audio.shape[1]
+        audio_all = torch.cat([x[0] for x in self._inputs], 1)
+        face_all = torch.cat([x[1] for x in self._inputs], 1)
+        emotion_all = torch.cat([x[2] for x in self._inputs], 1) if emotion is not None else None
+        full = torch.arange(hi, device=self.device)
+        _, tokens = self.tok.encode(face_all)
+        memory = self.pred.speaker(audio_all, tokens, full, emotion=emotion_all)
+        # inputs of positions < hi read tokens < lo only (hi - lo <= patch): the filler is never read
+        filler = torch.full((self.rows, hi - lo), self.pred.mask_id, dtype=torch.long, device=self.device)
+        listener_in = self.pred.shift_listener(torch.cat((self._history, filler), 1))
+        state = self.pred.listener(listener_in, full, memory, full)[:, lo:]
+        skip = None
+        if self.pred.emotion_skip is not None:
+            skip = self.pred.skip(self.pred.skip_features(audio_all, emotion_all))[:, lo:]
+        new, head_emotion = self._sample(state, skip, uniform)
+        self._history = torch.cat((self._history, new), 1)
+        face_out, emotion_out = self.tok.decode_tokens(self._history, emotion=head_emotion is None)
+        face_out, emotion_out = face_out[:, lo:], None if emotion_out is None else emotion_out[:, lo:]
+        return self._finish(face_out, head_emotion if emotion_out is None else emotion_out, full[lo:])
+
+    def _sample(self, state: Tensor, skip: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Sampled tokens (B*K, n) and the emotion head's estimate (None without a head)."""
+        k = self.samples
+        skip_rows = None if skip is None else skip.repeat_interleave(k, 0)
+        logits, head_emotion = self.pred.heads(state, skip_rows, residual_scale=self.residual_scale)
+        new = sample_tokens(logits, self._valid, self._top_k_rows, self._temperature_rows, uniform, self._kmax)
+        return new, head_emotion
+
+    def _finish(self, face: Tensor, emotion: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
+        face, emotion = self._smooth(face, emotion, pos)
+        return face, project_emotion(emotion) if self.valid_emotion else emotion
+
+    def _smooth(self, face: Tensor, emotion: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Causal exponential smoothing of (R, n, D) frames, continued across steps (frame 0 is
+        emitted as it is)."""
+        if self._smoothed is None:
+            return face, emotion
+        s = self.smoothing
+        outputs = []
+        for series, state in zip((face, emotion), self._smoothed, strict=True):
+            prev, rows = state, []
+            for i in range(series.shape[1]):
+                x = series[:, i]
+                prev = torch.where(pos[i] == 0, x, s * prev + (1.0 - s) * x)
+                rows.append(prev)
+            state.copy_(prev)
+            outputs.append(torch.stack(rows, 1))
+        return outputs[0], outputs[1]
+
+
+class CapturedStep:
+    """The static step of a :class:`BatchedReactionStream` for n frames, captured once as a CUDA graph.
+
+    Inputs are copied into fixed buffers, the graph is replayed (one launch instead of hundreds of
+    kernels), and the outputs are copied out. The graph updates the stream's state tensors in place,
+    exactly as the eager step does, so captured and eager steps can alternate. Capture runs a few
+    warm-up steps; the state is saved before and restored after, so capturing mid-stream changes
+    nothing. Where capture fails, ``ok`` is False (with a warning) and the stream steps eagerly.
+    """
+
+    def __init__(self, stream: BatchedReactionStream, n: int) -> None:
+        self.ok = False
+        self.inputs = stream._zeros(n)
+        saved = [t.clone() for t in stream.state_tensors()]
+        try:
+            device = stream.device
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up: lazy kernel and workspace set-up must not happen in capture
+                    stream._step(*self.inputs)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.outputs = stream._step(*self.inputs)
+            self.ok = True
+        except RuntimeError as exc:  # capture not supported by some op or driver: step eagerly
+            warnings.warn(f"CUDA graph capture failed, stepping eagerly: {str(exc).splitlines()[0]}", stacklevel=2)
+        finally:
+            for t, value in zip(stream.state_tensors(), saved, strict=True):
+                t.copy_(value)
+
+    def __call__(self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor]:
+        for buffer, value in zip(self.inputs, (audio, face, emotion, uniform), strict=True):
+            if buffer is not None:
+                buffer.copy_(value)
+        self.graph.replay()
+        return self.outputs[0].clone(), self.outputs[1].clone()
 
 
 class ReactionStream:
-    """Generate K listener reactions online for one speaker stream."""
+    """Generate K listener reactions online for one speaker stream (a one-clip
+    :class:`BatchedReactionStream`): push (n, A) audio, (n, 58) 3DMM and (n, 25) emotion, get
+    (K, n, ...) listener frames. ``use_cache=False`` is ``cache="none"``."""
 
     def __init__(
         self,
@@ -95,50 +472,28 @@ class ReactionStream:
         temperature: float | Sequence[float] | None = None,
         seed: int = 0,
         use_cache: bool = True,
+        cache: str | None = None,
+        capture: bool | None = None,
     ) -> None:
-        gen = model.config.generation
-        self.model = model
-        self.tok = model.tokenizer
-        self.pred = model.predictor
-        self.device = next(self.pred.parameters()).device
-        self.samples = samples or gen.samples
-        self.top_k = _per_sample(gen.top_k if top_k is None else top_k, self.samples, "top_k", torch.long)
-        self.temperature = _per_sample(
-            gen.temperature if temperature is None else temperature, self.samples, "temperature", torch.float32
-        )
-        if bool((self.temperature <= 0).any()) or bool((self.top_k < 1).any()):
-            raise ReactError("temperature must be > 0 and top_k >= 1 for every sample")
+        kind = cache or ("static" if use_cache else "none")
+        self.stream = BatchedReactionStream(model, [seed], samples, top_k, temperature, kind, capture)
         self.seed = int(seed)
-        self.use_cache = use_cache
-        self.smoothing = float(gen.smoothing)
-        self.valid_emotion = bool(gen.valid_emotion)
-        self.residual_scale = float(gen.emotion_residual_scale)
-        if self.residual_scale != 1.0 and self.pred.emotion_head is None:
-            raise ReactError(
-                "generation.emotion_residual_scale needs a predictor with an emotion head (predictor.emotion_head)"
-            )
-        self._smoothed: tuple[Tensor, Tensor] | None = None  # last emitted (face, emotion) per sample
-        self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
-        self.patch = self.pred.cfg.patch
-        self.received = 0  # speaker frames seen
-        self.done = 0  # listener frames produced
-        # raw inputs (kept for the no-cache reference path)
-        self._audio: list[Tensor] = []
-        self._face: list[Tensor] = []
-        self._emotion: list[Tensor] = []
-        self.tokens = torch.empty(self.samples, 0, dtype=torch.long, device=self.device)
-        self._enc_cache = self.tok.new_encoder_cache()
-        self._spk_cache: dict = {}
-        self._lst_cache: dict = {}
-        self._dec_cache = self.tok.new_decoder_cache()
-        self._memory = torch.empty(1, 0, self.pred.cfg.dim, device=self.device)
-        self._memory_start = 0  # frame of self._memory[:, 0]
-        # emotion skip path: the last emotion_skip - 1 frames of its inputs, and outputs not yet used
-        self._skip_history: Tensor | None = None
-        self._skip_out = torch.empty(1, 0, EMOTION_DIM, device=self.device)
+        self.samples = self.stream.samples
+        self.patch = self.stream.patch
+        self.device = self.stream.device
 
-    # -- public ----------------------------------------------------------------------------------
-    @torch.no_grad()
+    @property
+    def received(self) -> int:
+        return self.stream.received
+
+    @property
+    def done(self) -> int:
+        return self.stream.done
+
+    def reset(self) -> None:
+        """Start over at frame 0 (same seed); captured steps stay valid."""
+        self.stream.reset()
+
     def push(
         self,
         audio: Tensor | np.ndarray,
@@ -146,139 +501,29 @@ class ReactionStream:
         emotion: Tensor | np.ndarray | None = None,
     ) -> ListenerFrames:
         """Feed speaker frames — (n, A) audio features, (n, 58) raw 3DMM and, for a model that takes
-        it, (n, 25) emotion — and get the new listener frames."""
-        audio = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
-        face = torch.as_tensor(np.asarray(face3dmm, dtype=np.float32), device=self.device)
-        if audio.ndim != 2 or audio.shape[1] != self.pred.audio_dim:
-            raise ReactError(f"speaker audio features: expected (n, {self.pred.audio_dim}), got {tuple(audio.shape)}")
+        it, (n, 25) emotion — and get the new listener frames (K, n, ...)."""
+        audio = np.asarray(audio, dtype=np.float32)
+        face = np.asarray(face3dmm, dtype=np.float32)
+        if audio.ndim != 2 or audio.shape[1] != self.stream.pred.audio_dim:
+            raise ReactError(
+                f"speaker audio features: expected (n, {self.stream.pred.audio_dim}), got {tuple(audio.shape)}"
+            )
         if face.ndim != 2 or face.shape[1] != FACE_DIM:
             raise ReactError(f"speaker 3DMM: expected (n, {FACE_DIM}), got {tuple(face.shape)}")
         if audio.shape[0] != face.shape[0]:
             raise ReactError(f"speaker audio has {audio.shape[0]} frames but 3DMM has {face.shape[0]}")
-        inputs = [audio, face]
-        if self.needs_emotion:
-            if emotion is None:
-                raise ReactError("this model takes the speaker's emotion as an input; pass it with the 3DMM")
-            emo = torch.as_tensor(np.asarray(emotion, dtype=np.float32), device=self.device)
+        emo = None
+        if emotion is not None and self.stream.needs_emotion:
+            emo = np.asarray(emotion, dtype=np.float32)
             if emo.shape != (audio.shape[0], EMOTION_DIM):
                 raise ReactError(f"speaker emotion: expected ({audio.shape[0]}, {EMOTION_DIM}), got {tuple(emo.shape)}")
-            inputs.append(emo)
-        if not all(bool(torch.isfinite(x).all()) for x in inputs):
-            raise ReactError("speaker input contains NaN or inf")
-        n = audio.shape[0]
-        start = self.done
-        if n:
-            self._speaker_step(*inputs)
-        faces, emotions = [], []
-        while self.done < self.received:
-            f, e = self._listener_step(min(self.received, self.done + self.patch))
-            faces.append(f)
-            emotions.append(e)
-        if not faces:
-            k = self.samples
-            return ListenerFrames(torch.empty(k, 0, FACE_DIM), torch.empty(k, 0, EMOTION_DIM), start)
-        return ListenerFrames(torch.cat(faces, 1).cpu(), torch.cat(emotions, 1).cpu(), start)
-
-    # -- speaker side ----------------------------------------------------------------------------
-    def _speaker_step(self, audio: Tensor, face: Tensor, emotion: Tensor | None = None) -> None:
-        n = audio.shape[0]
-        pos = torch.arange(self.received, self.received + n, device=self.device)
-        if not self.use_cache:
-            self._audio.append(audio)
-            self._face.append(face)
-            if emotion is not None:
-                self._emotion.append(emotion)
-        else:
-            _, toks = self.tok.encode(face[None], pos, self._enc_cache)
-            emo = None if emotion is None else emotion[None]
-            memory = self.pred.speaker(audio[None], toks, pos, cache=self._spk_cache, emotion=emo)
-            self._memory = torch.cat((self._memory, memory), 1)
-            if self.pred.emotion_skip is not None:
-                feats = self.pred.skip_features(audio[None], emo)
-                lookback = self.pred.emotion_skip.kernel_size[0] - 1
-                if self._skip_history is None:  # before frame 0 the inputs read 0, as in training
-                    self._skip_history = feats.new_zeros(1, lookback, feats.shape[-1])
-                self._skip_out = torch.cat((self._skip_out, self.pred.skip(feats, self._skip_history)), 1)
-                history = torch.cat((self._skip_history, feats), 1)
-                self._skip_history = history[:, history.shape[1] - lookback :]
-        self.received += n
-
-    def _full_speaker(self, upto: int) -> tuple[Tensor, Tensor | None]:
-        """No-cache reference: memory and skip-path output of frames [0, upto) recomputed from scratch."""
-        audio = torch.cat(self._audio)[:upto][None]
-        face = torch.cat(self._face)[:upto][None]
-        emotion = torch.cat(self._emotion)[:upto][None] if self._emotion else None
-        _, toks = self.tok.encode(face)
-        pos = torch.arange(upto, device=self.device)
-        skip = None
-        if self.pred.emotion_skip is not None:
-            skip = self.pred.skip(self.pred.skip_features(audio, emotion))
-        return self.pred.speaker(audio, toks, pos, emotion=emotion), skip
-
-    # -- listener side ---------------------------------------------------------------------------
-    def _listener_inputs(self, lo: int, hi: int) -> Tensor:
-        src = torch.arange(lo, hi, device=self.device) - self.patch
-        out = torch.full((self.samples, hi - lo), self.pred.mask_id, dtype=torch.long, device=self.device)
-        ok = src >= 0
-        if bool(ok.any()):
-            out[:, ok] = self.tokens[:, src[ok]]
-        return out
+            emo = emo[None]
+        out = self.stream.push(audio[None], face[None], emo)
+        return ListenerFrames(out.face3dmm[0], out.emotion[0], out.start)
 
     def _uniform(self, lo: int, hi: int) -> Tensor:
-        """Sampling noise for frames [lo, hi), drawn per frame from (seed, frame) on the CPU."""
-        rows = []
-        for frame in range(lo, hi):
-            g = torch.Generator().manual_seed(derive_seed("frame", self.seed, frame))
-            rows.append(torch.rand(self.samples, self.pred.vocab_size, generator=g))
-        return torch.stack(rows, 1).to(self.device)
-
-    def _listener_step(self, hi: int) -> tuple[Tensor, Tensor]:
-        lo = self.done
-        pos = torch.arange(lo, hi, device=self.device)
-        if self.use_cache:
-            mem = self._memory[:, : hi - self._memory_start]
-            mem_pos = torch.arange(self._memory_start, hi, device=self.device)
-            self._memory = self._memory[:, hi - self._memory_start :]
-            self._memory_start = hi
-            state = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
-            skip = self._skip_out[:, : hi - lo]
-            self._skip_out = self._skip_out[:, hi - lo :]
-        else:
-            memory, skip = self._full_speaker(hi)
-            full = torch.arange(hi, device=self.device)
-            lin = self._listener_inputs(0, hi)
-            state = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
-            skip = None if skip is None else skip[:, lo:]
-        skip = None if self.pred.emotion_skip is None else skip.expand(self.samples, -1, -1)
-        logits, head_emotion = self.pred.heads(state, skip, self.residual_scale)
-        new = sample_tokens(
-            logits, self.model.valid_codes, self.top_k, self.temperature, self._uniform(lo, hi)
-        )
-        self.tokens = torch.cat((self.tokens, new), 1)
-        self.done = hi
-        decode = head_emotion is None  # the tokenizer's emotion decoder only without an emotion head
-        if self.use_cache:
-            face, emotion = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=decode)
-        else:
-            face, emotion = self.tok.decode_tokens(self.tokens, emotion=decode)
-            face, emotion = face[:, lo:], None if emotion is None else emotion[:, lo:]
-        face, emotion = self._smooth(face, head_emotion if emotion is None else emotion)
-        return face, project_emotion(emotion) if self.valid_emotion else emotion
-
-    def _smooth(self, face: Tensor, emotion: Tensor) -> tuple[Tensor, Tensor]:
-        """Causal exponential smoothing of (K, m, D) frames, continued across calls."""
-        if self.smoothing <= 0:
-            return face, emotion
-        s = self.smoothing
-        outputs = []
-        for series, prev in zip((face, emotion), self._smoothed or (None, None), strict=True):
-            rows = []
-            for i in range(series.shape[1]):
-                prev = series[:, i] if prev is None else s * prev + (1.0 - s) * series[:, i]
-                rows.append(prev)
-            outputs.append(torch.stack(rows, 1))
-        self._smoothed = (outputs[0][:, -1], outputs[1][:, -1])
-        return outputs[0], outputs[1]
+        """This stream's sampling noise for frames [lo, hi): (K, hi - lo, V)."""
+        return _uniform(self.seed, lo, hi, self.samples, self.stream.pred.vocab_size)
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -298,28 +543,160 @@ def generate_reactions(
     use_cache: bool = True,
     top_k: int | Sequence[int] | None = None,
     temperature: float | Sequence[float] | None = None,
+    cache: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stream one speaker clip through a :class:`ReactionStream`; returns (face3dmm (K,T,58), emotion (K,T,25)).
 
     ``emotion`` is the speaker's (T, 25) emotion, needed by models that take it (``predictor.speaker_emotion``).
 
-    ``chunk`` is how many speaker frames are pushed at a time (default: the model's patch), as a
-    live system would receive them; the result does not depend on it beyond float rounding.
+    ``chunk`` is how many speaker frames are pushed at a time, as a live system would receive them;
+    the result does not depend on it beyond float rounding. Without ``chunk`` the clip runs as a
+    batch of one through :func:`generate_batch` (whole patches, the last one padded after the end:
+    by causality that changes no frame), so it is that driver's one-clip path bit for bit.
+    ``cache`` picks the stream's cache (default ``"static"``, or ``"none"`` with ``use_cache=False``).
     """
-    stream = ReactionStream(model, samples, top_k, temperature, seed, use_cache)
+    kind = cache or ("static" if use_cache else "none")
     audio = np.asarray(audio, dtype=np.float32)
     face3dmm = np.asarray(face3dmm, dtype=np.float32)
-    step = chunk or stream.patch
     if emotion is not None:
         emotion = pad_emotion(np.asarray(emotion, dtype=np.float32), len(audio))
+    if chunk is None:
+        clip = SpeakerClip(audio, face3dmm, emotion)
+        _, face, emo = next(generate_batch(
+            model, [clip], [seed], samples, batch_clips=1, cache=kind, top_k=top_k, temperature=temperature
+        ))
+        return face, emo
+    stream = ReactionStream(model, samples, top_k, temperature, seed, cache=kind)
     faces, emotions = [], []
-    for lo in range(0, len(audio), step):
+    for lo in range(0, len(audio), chunk):
         out = stream.push(
-            audio[lo : lo + step], face3dmm[lo : lo + step], None if emotion is None else emotion[lo : lo + step]
+            audio[lo : lo + chunk], face3dmm[lo : lo + chunk], None if emotion is None else emotion[lo : lo + chunk]
         )
         faces.append(out.face3dmm)
         emotions.append(out.emotion)
     return torch.cat(faces, 1).numpy(), torch.cat(emotions, 1).numpy()
+
+
+# -- batched generation ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpeakerClip:
+    """One speaker input for :func:`generate_batch`: (T, A) audio features, (T, 58) raw 3DMM and,
+    for models that take it, the (T or T - 1, 25) emotion (padded to T as training sees it)."""
+
+    audio: np.ndarray
+    face3dmm: np.ndarray
+    emotion: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+
+#: Clips per batch on CPU when ``batch_clips`` is not given: on the demo's val split (24 clips,
+#: tiny preset, K = 10) one batch of 24 took a third of the time of one clip at a time, and 2, 4
+#: and 8 fell in between (bench/generate_bench.py); a batch costs B x K rows of small state.
+CPU_BATCH_CLIPS = 24
+#: Host memory the output arrays of one batch may take (B x K x T frames of 58 + 25 floats).
+OUTPUT_BYTES = 2 * 2**30
+
+
+def auto_batch_clips(model: ReactionModel, samples: int, frames: int, clips: int) -> int:
+    """Clips per batch: on CUDA as many as half the free device memory holds (one step's memory per
+    clip measured on the spot), on CPU :data:`CPU_BATCH_CLIPS`; never more than ``clips``, and
+    never so many that the batch's outputs pass :data:`OUTPUT_BYTES` (long clips)."""
+    device = next(model.predictor.parameters()).device
+    per_clip_out = samples * frames * (FACE_DIM + EMOTION_DIM) * 4
+    limit = max(1, min(clips, OUTPUT_BYTES // max(per_clip_out, 1)))
+    if device.type != "cuda":
+        return min(limit, CPU_BATCH_CLIPS)
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    stream = BatchedReactionStream(model, [0, 1], samples, cache="static", capture=False)
+    with torch.no_grad():
+        stream._step(*stream._zeros(stream.patch))
+    per_clip = max(1, (torch.cuda.max_memory_allocated(device) - base) // 2)
+    del stream
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(limit, int(0.5 * free // per_clip)))
+
+
+def generate_batch(
+    model: ReactionModel,
+    clips: Sequence[SpeakerClip],
+    seeds: Sequence[int],
+    samples: int | None = None,
+    batch_clips: int | None = None,
+    lengths: Sequence[int] | None = None,
+    cache: str = "static",
+    capture: bool | None = None,
+    top_k: int | Sequence[int] | None = None,
+    temperature: float | Sequence[float] | None = None,
+    by_length: bool = False,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """K reactions to each clip, B clips at a time as one :class:`BatchedReactionStream`.
+
+    Yields ``(index, face3dmm (K, T_i, 58), emotion (K, T_i, 25))`` for every clip as its batch
+    finishes. Batches are consecutive clips, yielded in index order (what a writer that appends
+    samples in order needs), or with ``by_length`` cut from the clips sorted by length, longest
+    first (the least padding, for clips of very different lengths; yielded in that order).
+    Shorter clips of a batch are padded with zeros after their end, which by causality changes
+    none of their frames. Clip i uses stream seed ``seeds[i]``: its reactions
+    equal ``generate_reactions(..., seed=seeds[i])`` up to float rounding. ``clips`` may be lazy
+    (``clips[i]`` is read when its batch starts; pass ``lengths`` to avoid reading every clip
+    first); ``batch_clips`` defaults to :func:`auto_batch_clips`; ``top_k`` and ``temperature``
+    (one value, or one per sample) default to the model's generation settings. Memory: one
+    batch's inputs and outputs, and the streams' fixed-size state.
+    """
+    n = len(seeds)
+    if len(clips) != n:
+        raise ReactError(f"generate_batch: {len(clips)} clips but {n} seeds (one per clip)")
+    if n == 0:
+        return
+    lengths = [len(clips[i]) for i in range(n)] if lengths is None else [int(x) for x in lengths]
+    k = samples or model.config.generation.samples
+    batch = batch_clips or auto_batch_clips(model, k, max(lengths), n)
+    order = sorted(range(n), key=lambda i: (-lengths[i], i)) if by_length else list(range(n))
+    stream: BatchedReactionStream | None = None
+    for first in range(0, n, batch):
+        group = order[first : first + batch]
+        needs_emotion = bool(model.predictor.cfg.speaker_emotion)
+        inputs = _padded([clips[i] for i in group], model.predictor.audio_dim, needs_emotion, model.predictor.cfg.patch)
+        seeds_here = [int(seeds[i]) for i in group]
+        if stream is not None and stream.batch == len(group):
+            stream.reset(seeds_here)  # keeps the captured steps
+        else:
+            stream = BatchedReactionStream(model, seeds_here, k, top_k, temperature, cache, capture)
+        frames = inputs[0].shape[1]
+        face_out = np.empty((len(group), k, frames, FACE_DIM), np.float32)
+        emotion_out = np.empty((len(group), k, frames, EMOTION_DIM), np.float32)
+        chunk = stream.patch * max(1, 256 // stream.patch)
+        for lo in range(0, frames, chunk):
+            out = stream.push(*[None if x is None else x[:, lo : lo + chunk] for x in inputs])
+            face_out[:, :, lo : lo + chunk] = out.face3dmm.numpy()
+            emotion_out[:, :, lo : lo + chunk] = out.emotion.numpy()
+        for j, i in enumerate(group):
+            yield i, face_out[j, :, : lengths[i]], emotion_out[j, :, : lengths[i]]
+
+
+def _padded(
+    clips: Sequence[SpeakerClip], audio_dim: int, needs_emotion: bool, patch: int
+) -> list[np.ndarray | None]:
+    """(B, T, ...) audio, 3DMM and emotion (or None), zeros after each clip's end; T is the longest
+    clip rounded up to whole patches, so that every step has ``patch`` frames (one step shape to
+    capture, and the same step shapes for a clip alone as in a batch)."""
+    frames = -(-max(len(c) for c in clips) // patch) * patch
+    audio = np.zeros((len(clips), frames, audio_dim), np.float32)
+    face = np.zeros((len(clips), frames, FACE_DIM), np.float32)
+    emotion = np.zeros((len(clips), frames, EMOTION_DIM), np.float32) if needs_emotion else None
+    for j, clip in enumerate(clips):
+        t = len(clip)
+        audio[j, :t] = clip.audio
+        face[j, :t] = clip.face3dmm
+        if emotion is not None:
+            if clip.emotion is None:
+                raise ReactError("this model takes the speaker's emotion as an input; a clip has none")
+            emotion[j, :t] = pad_emotion(np.asarray(clip.emotion, dtype=np.float32), t)
+    return [audio, face, emotion]
 
 
 # -- batch drivers used by ``react generate`` ------------------------------------------------------
@@ -345,43 +722,57 @@ def load_for_generation(
 
 def iter_reactions(
     model: ReactionModel, dataset: ReactClipDataset, samples: int, seed: int, speaker_of: Sequence[int] | None = None,
-    description: str = "generating reactions",
+    description: str = "generating reactions", batch_clips: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(n, face3dmm (K, 751, 58), emotion (K, 750, 25))`` for every sample of ``dataset`` in order,
-    one at a time (so a writer can put each on disk before the next is made).
+    ``batch_clips`` clips at a time as one batched stream (:func:`generate_batch`; default
+    :func:`auto_batch_clips`), so a writer can put each batch on disk before the next is made.
 
     Sample n uses the stream seed ``sample_seed(seed, n)``, so a clip's reactions do not depend on
-    which other clips are generated. ``speaker_of[n]`` feeds sample n the speaker input of another
-    sample (the speaker-shuffle ablation of ``bench/quality_bench.py``); by default every sample
-    gets its own speaker.
+    which other clips are generated or batched with it. ``speaker_of[n]`` feeds sample n the
+    speaker input of another sample (the speaker-shuffle ablation of ``bench/quality_bench.py``);
+    by default every sample gets its own speaker.
     """
     from reactcli.progress import track
-    from reactcli.vocab import EMOTION_FRAMES
+    from reactcli.vocab import CLIP_FRAMES, EMOTION_FRAMES
 
-    for n in track(range(len(dataset)), f"{description} (K={samples})"):
-        clip = dataset.clip(n if speaker_of is None else int(speaker_of[n]))
-        face, emotion = generate_reactions(
-            model, clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"], samples,
-            seed=sample_seed(seed, n),
-        )
-        yield n, face.astype(np.float32), emotion[:, :EMOTION_FRAMES].astype(np.float32)
+    n = len(dataset)
+    speakers = _DatasetSpeakers(dataset, range(n) if speaker_of is None else [int(i) for i in speaker_of])
+    seeds = [sample_seed(seed, i) for i in range(n)]
+    batches = generate_batch(model, speakers, seeds, samples, batch_clips, lengths=[CLIP_FRAMES] * n)
+    for i, face, emotion in track(batches, f"{description} (K={samples})", total=n):
+        yield i, face, emotion[:, :EMOTION_FRAMES]
 
 
 def generate_dataset(
     model: ReactionModel, dataset: ReactClipDataset, samples: int, seed: int, speaker_of: Sequence[int] | None = None,
-    description: str = "generating reactions",
+    description: str = "generating reactions", batch_clips: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """K reactions for every sample of ``dataset`` in memory: emotion (N, K, 750, 25) and face3dmm (N, K, 751, 58).
 
     Arrays are stacked speaker-major: ``emotion[n, k]`` is reaction k to speaker sample n (the
-    released code reshaped pass-major output as speaker-major: defect 4, docs/model.md). The seeds
-    and ``speaker_of`` are those of :func:`iter_reactions`.
+    released code reshaped pass-major output as speaker-major: defect 4, docs/model.md). The seeds,
+    ``speaker_of`` and ``batch_clips`` are those of :func:`iter_reactions`.
     """
     emotions, faces = [], []
-    for _, face, emotion in iter_reactions(model, dataset, samples, seed, speaker_of, description):
+    for _, face, emotion in iter_reactions(model, dataset, samples, seed, speaker_of, description, batch_clips):
         faces.append(face)
         emotions.append(emotion)
     return np.stack(emotions), np.stack(faces)
+
+
+class _DatasetSpeakers:
+    """The speaker inputs of a dataset's samples as :class:`SpeakerClip` s, read when asked for."""
+
+    def __init__(self, dataset: ReactClipDataset, index: Sequence[int]) -> None:
+        self.dataset, self.index = dataset, list(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> SpeakerClip:
+        clip = self.dataset.clip(self.index[i])
+        return SpeakerClip(clip["speaker_audio"], clip["speaker_3dmm"], clip["speaker_emotion"])
 
 
 def generation_record(model: ReactionModel, checkpoint: Path, seed: int, split: str | None = None) -> dict[str, Any]:
@@ -405,9 +796,10 @@ def generation_record(model: ReactionModel, checkpoint: Path, seed: int, split: 
 
 def generate_split(
     checkpoint: Path, root: Path, split: str, out: Path, seed: int, device: torch.device,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, batch_clips: int | None = None,
 ) -> dict:
-    """Generate K reactions for every mirrored sample of ``split`` into the prediction set ``out``
+    """Generate K reactions for every mirrored sample of ``split`` (``batch_clips`` clips at a time as
+    one batched stream) into the prediction set ``out``
     (``reactcli.predictions``: emotion.npy (N, K, 750, 25), face3dmm.npy (N, K, 751, 58),
     generation.json); returns its record.
 
@@ -429,7 +821,9 @@ def generate_split(
     need = predicted_bytes(k, [EMOTION_FRAMES] * len(ids), [CLIP_FRAMES] * len(ids))
     record = generation_record(model, checkpoint, seed, split)
     with PredictionWriter(out, k, record, need_bytes=need) as writer:
-        for n, face, emotion in iter_reactions(model, dataset, k, seed, description=f"generating {split} reactions"):
+        batches = iter_reactions(model, dataset, k, seed, description=f"generating {split} reactions",
+                                 batch_clips=batch_clips)
+        for n, face, emotion in batches:
             writer.add(ids[n], emotion, face)
         return writer.commit().record
 

@@ -306,6 +306,14 @@ def collect_run(run: Path) -> RunContents:
     return rc
 
 
+def _run_files_line(manifest: dict[str, Any]) -> list[str]:
+    """The README line for the run's checkpoints and configs: only the ones the zip holds."""
+    held = [e["path"] for e in manifest["files"] if "/" not in e["path"] and e["path"].endswith((".ckpt", ".toml"))]
+    if not held:
+        return []
+    return [f"- {', '.join(f'`{name}`' for name in held)}: the run's checkpoints and configs"]
+
+
 def _readme(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str:
     lines = [
         "# REACT 2024 submission",
@@ -320,7 +328,7 @@ def _readme(manifest: dict[str, Any], metrics: dict[str, Any] | None) -> str:
         "- `videos/`: 25 fps mp4s with the speaker's audio (speaker | listener | listener GT mesh | generated "
         "mesh), emotion-curve PNGs and `render.json` (which predictions each video shows)",
         "- `metrics.json` (and `baselines.json`): `react evaluate` / `react baselines` output",
-        "- `*.ckpt`, `*.toml`: checkpoints and configs of the run",
+        *_run_files_line(manifest),
         "- `manifest.json`: sha256, size and array shapes of every file",
         "",
         "Verify with `react package-submission --check <this zip>`.",

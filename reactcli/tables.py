@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reactcli.editions import MARS_METRIC_KEYS
 from reactcli.errors import ReactError, file_error
 from reactcli.metrics.names import best, metric
 from reactcli.vocab import METRIC_KEYS
@@ -47,7 +48,9 @@ EXTENSIONS = {
 }
 
 #: Rows of a baselines JSON that are references, not competitors: never marked as the best.
-REFERENCE_ROWS = frozenset({"GT"})
+REFERENCE_ROWS = frozenset({"GT", "GT_identical"})
+#: What a row name gets when its result was not computed by the official protocol (MARS ``resample``).
+NON_OFFICIAL = " (non-official)"
 
 
 def format_for(out: Path | None) -> TableFormat:
@@ -97,11 +100,42 @@ def best_cells(key: str, cells: Sequence[str], reference: Sequence[bool] | None 
 # -- rows from saved results ----------------------------------------------------------------------------
 @dataclass
 class Row:
-    """One method of the table: its metrics (None = null) and whether it is a reference row."""
+    """One method of the table: its metrics (None = null), whether it is a reference row, and the
+    edition its file was scored for ("2024", or "2025"/"2026" for MARS)."""
 
     name: str
     values: dict[str, float | None]
     reference: bool
+    edition: str = "2024"
+
+
+def edition_keys(edition: str) -> tuple[str, ...]:
+    """The metric keys a result of ``edition`` may hold, in display order."""
+    return METRIC_KEYS if edition == "2024" else MARS_METRIC_KEYS
+
+
+def present_metrics(results: Sequence[dict[str, Any]], edition: str | None = None) -> tuple[str, ...]:
+    """The keys (display order) that at least one result holds, null included: a MARS table shows MAE
+    only for 2026 and the EEG rows only when EEG predictions were scored. ``edition`` defaults to
+    the first result's."""
+    if edition is None:
+        edition = str(results[0].get("edition", "2024")) if results else "2024"
+    keys = edition_keys(edition)
+    if edition == "2024":
+        return keys
+    return tuple(k for k in keys if any(k in r for r in results))
+
+
+def mars_title(result: dict[str, Any], what: str) -> str:
+    """The title of a MARS table: edition, split, N, K, alignment, and a loud label when not official."""
+    alignment = result.get("alignment", {}).get("mode", "?")
+    title = (
+        f"REACT {result.get('edition')} {what} (MARS), {result.get('split')} (N={result.get('N')}, "
+        f"K={result.get('K')}), alignment {alignment}"
+    )
+    if not result.get("official", True):
+        title += " - NON-OFFICIAL (no post-processor)"
+    return title
 
 
 def _number(path: Path, row: str, key: str, value: Any) -> float | None:
@@ -131,12 +165,17 @@ def read_rows(path: Path) -> list[Row]:
         raw, reference = {name: data}, frozenset()
     else:
         raise file_error(path, "expected the JSON written by `react evaluate` or `react baselines`")
+    edition = str(data.get("edition", "2024"))
+    if edition not in ("2024", "2025", "2026"):
+        raise file_error(path, f"edition {json.dumps(data.get('edition'))}: expected 2024, 2025 or 2026")
+    suffix = NON_OFFICIAL if data.get("official", True) is False else ""
     rows = []
     for name, values in raw.items():
         if not isinstance(values, dict):
             raise file_error(path, f"row '{name}' is {type(values).__name__}, expected an object of metrics")
-        numbers = {key: _number(path, name, key, values.get(key)) for key in METRIC_KEYS}
-        rows.append(Row(name, numbers, name in reference))
+        keys = [k for k in edition_keys(edition) if edition == "2024" or k in values]
+        numbers = {key: _number(path, name, key, values.get(key)) for key in keys}
+        rows.append(Row(f"{name}{suffix}", numbers, name in reference, edition))
     return rows
 
 
@@ -147,8 +186,17 @@ def collect_rows(files: list[Path], names: str | None = None) -> list[Row]:
     """
     rows: list[Row] = []
     seen: set[str] = set()
+    editions: dict[str, Path] = {}
     for path in files:
         for row in read_rows(path):
+            editions.setdefault(row.edition, path)
+            if len(editions) > 1:
+                (a, first), (b, second) = list(editions.items())[:2]
+                raise file_error(
+                    second,
+                    f"holds REACT {b} results, {first} REACT {a} ones: different data and protocols, "
+                    "so one table cannot compare them",
+                )
             if row.name in seen:
                 row.name = f"{row.name} ({path})"
             seen.add(row.name)
@@ -167,12 +215,24 @@ def collect_rows(files: list[Path], names: str | None = None) -> list[Row]:
     return rows
 
 
+def default_metrics(rows: list[Row]) -> tuple[str, ...]:
+    """The columns when ``--metrics`` is not given: REACT 2024's eight, or the MARS keys some row holds."""
+    if not rows or rows[0].edition == "2024":
+        return METRIC_KEYS
+    return tuple(k for k in MARS_METRIC_KEYS if any(k in r.values for r in rows))
+
+
+def default_title(rows: list[Row]) -> str:
+    edition = rows[0].edition if rows else "2024"
+    return "REACT 2024 metrics" if edition == "2024" else f"REACT {edition} metrics (MARS)"
+
+
 def metrics_frame(rows: list[Row], metrics: tuple[str, ...]) -> pd.DataFrame:
     """One row per method, one float column per metric, NaN for null: the table every format shows."""
     import pandas as pd
 
     return pd.DataFrame(
-        [[math.nan if r.values[k] is None else r.values[k] for k in metrics] for r in rows],
+        [[math.nan if r.values.get(k) is None else r.values[k] for k in metrics] for r in rows],
         index=pd.Index([r.name for r in rows], name="method"),
         columns=list(metrics),
         dtype="float64",

@@ -81,11 +81,12 @@ def _eeg_csv(rng: np.random.Generator, seconds: int, text_cells: bool) -> str:
     return "\ufeff" + "\n".join(rows) + "\n"  # utf-8 BOM, as Excel writes it
 
 
-def write_mars_val(root: Path, seed: int = 0) -> MarsFixture:
-    """Write ``<root>/val`` (three sessions, three dyads each, plus one speaker alone)."""
+def write_mars_val(root: Path, seed: int = 0, split: str = "val") -> MarsFixture:
+    """Write ``<root>/<split>`` (three sessions, three dyads each, plus one speaker alone); another
+    ``split`` (``train``) with another ``seed`` gives a second split of the same shape."""
     rng = np.random.default_rng(seed)
     fx = MarsFixture(root)
-    val = root / "val"
+    val = root / split
     stems: list[tuple[str, str]] = []
     for hour, session in enumerate(("session1", "session10", "session4"), start=9):
         for dyad in range(3):

@@ -89,6 +89,16 @@ def test_metric_names_and_directions_are_defined_once() -> None:
     assert metric("FRD").arrow == "↓" and metric("FRC").arrow == "↑"
     assert parse_metrics("frd, FRC") == ("FRD", "FRC")
     assert parse_metrics(None) == METRIC_KEYS
+    # the MARS metrics (editions.py): a name both tables hold has one direction
+    from reactcli.editions import MARS_METRIC_INFO
+
+    for m in MARS_METRIC_INFO:
+        assert metric(m.name).higher_is_better == m.higher_is_better
+        if m.name in METRIC_KEYS:
+            assert next(x for x in METRICS if x.name == m.name).higher_is_better == m.higher_is_better
+    mars_higher = {m.name for m in MARS_METRIC_INFO if m.higher_is_better}
+    assert mars_higher == {"FRC", "FRDiv", "FRVar", "EEG_FRC", "EEG_FRDiv", "EEG_FRVar"}
+    assert parse_metrics("mae,frsyn_fixed") == ("MAE", "FRSyn_fixed")
     with pytest.raises(ReactError, match="listed twice"):
         parse_metrics("FRC,frc")
 

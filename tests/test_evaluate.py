@@ -178,6 +178,7 @@ def test_evaluate_rejects_a_neighbour_matrix_of_the_wrong_size(
     assert f"{n + 2} x {n + 2}" in err and f"{n} mirrored samples" in err
 
 
+@pytest.mark.slow  # seven rows, twice (the second run checks the seeds)
 def test_baselines_table_and_json(
     preprocessed_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -187,9 +188,10 @@ def test_baselines_table_and_json(
     assert code == 0, err
     payload = json.loads(out.read_text())
     rows = payload["rows"]
-    assert list(rows) == ["GT", "Mime", "Random", "MeanSeq", "MeanFr", "Ridge"]
-    assert payload["ridge"] == {"lookback": 40, "step": 2, "alpha": 0.01, "audio": "mfcc"}
+    assert list(rows) == ["GT", "Mime", "Random", "MeanSeq", "MeanFr", "Ridge", "RidgeRes"]
+    assert payload["ridge"] == {"lookback": 40, "step": 2, "alpha": 0.01, "audio": "mfcc", "residual_scale": 0.5}
     assert rows["Ridge"]["FRDiv"] == 0.0 and rows["Ridge"]["FRC"] > rows["Random"]["FRC"]
+    assert rows["RidgeRes"]["FRDiv"] > 0.0 and rows["RidgeRes"]["FRC"] > rows["Random"]["FRC"]
     assert rows["GT"]["FRD"] == 0.0 and rows["GT"]["FRDiv"] == 0.0
     assert rows["GT"]["FRC"] > rows["Random"]["FRC"]
     assert rows["Random"]["FRDiv"] == pytest.approx(1 / 6, abs=0.01)
@@ -200,7 +202,8 @@ def test_baselines_table_and_json(
     # same seed, same numbers
     out2 = tmp_path / "again.json"
     run(["baselines", "--data", str(synth_root), "--out", str(out2), "--seed", "3"], capsys)
-    assert json.loads(out2.read_text())["rows"]["Random"]["FRD"] == rows["Random"]["FRD"]
+    again = json.loads(out2.read_text())["rows"]
+    assert again["Random"]["FRD"] == rows["Random"]["FRD"] and again["RidgeRes"]["FRD"] == rows["RidgeRes"]["FRD"]
 
 
 def test_baselines_say_when_train_has_no_emotion(
@@ -215,6 +218,7 @@ def test_baselines_say_when_train_has_no_emotion(
     assert list(payload["rows"]) == ["GT", "Mime", "Random"]
     assert "train" in payload["skipped"]["MeanSeq"] and "left out" in err
     assert "react preprocess" in payload["skipped"]["Ridge"] and "Ridge left out" in err
+    assert payload["skipped"]["RidgeRes"] == payload["skipped"]["Ridge"]
     assert payload["K"] == 2
     # K lives in generation.samples: --samples only overrides it
     code, _, err = run(["baselines", "--data", str(root), "--out", str(out), "--set", "generation.samples=3"], capsys)

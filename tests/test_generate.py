@@ -236,8 +236,9 @@ def test_single_clip_equals_dataset_mode_on_the_same_clip(checkpoint: Path, prep
         sample_seed(5, n), cpu, two, layout.emotion("test", sample.speaker),
     )  # fmt: skip
     with np.load(out) as arrays:
-        np.testing.assert_allclose(arrays["emotion"][:, :750], emotion[n], atol=1e-5)
-        np.testing.assert_allclose(arrays["face3dmm"], face[n], atol=1e-5)
+        # dataset mode runs the clips as one batch: the same tokens, float rounding of batched products
+        np.testing.assert_allclose(arrays["emotion"][:, :750], emotion[n], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(arrays["face3dmm"], face[n], rtol=1e-5, atol=1e-4)
         assert json.loads(str(arrays["record"])) == single
     assert single["generation"] == record["generation"] and single["seed"] == sample_seed(5, n)
 

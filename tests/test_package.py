@@ -99,6 +99,9 @@ def test_archive_holds_everything_with_a_manifest(good_zip: Path, good_run: Path
 
     assert files["metrics.json"]["sha256"] == hashlib.sha256((good_run / "metrics.json").read_bytes()).hexdigest()
     assert "FRD: 90.0" in readme and "online" in readme and "--check" in readme
+    # the README names the run files the zip holds, and no pattern of files it may not (issue 26 item 13)
+    assert "- `predictor.ckpt`, `tiny.toml`, `tokenizer.ckpt`: the run's checkpoints and configs" in readme
+    assert "*.toml" not in readme and "*.ckpt" not in readme
 
 
 def test_check_accepts_a_good_archive(good_zip: Path, capsys: pytest.CaptureFixture[str]) -> None:

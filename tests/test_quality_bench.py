@@ -66,4 +66,4 @@ def test_generate_dataset_can_feed_another_speaker(trained_run: Path, preprocess
     _, expected = generate_reactions(
         model, other["speaker_audio"], other["speaker_3dmm"], other["speaker_emotion"], 2, seed=sample_seed(3, 0)
     )
-    np.testing.assert_array_equal(emotion[0], expected[:, :750])
+    np.testing.assert_allclose(emotion[0], expected[:, :750], atol=1e-5, rtol=0)  # batched: float rounding

@@ -92,3 +92,54 @@ def test_predictor_linear_path_is_the_closed_form_ridge_and_stays_fixed() -> Non
     assert np.abs(expected).max() > 0.1  # a real fit, not zeros
     optimised = {id(p) for group in make_optimizer(model, 1e-3, 0.1, (0.9, 0.95)).param_groups for p in group["params"]}
     assert id(model.emotion_skip.weight) not in optimised
+
+
+# ---------------------------------------------------------------- RidgeRes
+def _ridge_res(model, emotion, audio, listener, speaker_e, speaker_a, k, seed, scale=0.5):
+    """RidgeRes for one test speaker, through the shared functions both editions use."""
+    from reactcli.metrics.ridge import add_residuals, residual_plan, train_residuals
+
+    lengths = [len(x) for x in listener]
+    plan = residual_plan(lengths, [len(speaker_e)], k, seed)
+    residuals = train_residuals(plan, lambda i: listener[i] - model.predict(emotion[i], audio[i]))
+    return add_residuals(model.predict(speaker_e, speaker_a), plan[0], residuals, scale)
+
+
+def test_ridge_res_is_online_and_deterministic_by_seed() -> None:
+    emotion, audio, listener = clips()
+    model = fit_ridge(emotion, audio, listener, lookback=20, step=1, alpha=1e-3)
+    e, a, _ = clips(n=1, seed=9)
+    ref = _ridge_res(model, emotion, audio, listener, e[0], a[0], k=4, seed=3)
+    assert ref.shape == (4, 300, 25)
+    assert np.array_equal(ref, _ridge_res(model, emotion, audio, listener, e[0], a[0], k=4, seed=3))
+    assert not np.allclose(ref, _ridge_res(model, emotion, audio, listener, e[0], a[0], k=4, seed=4))
+    assert np.abs(ref[0] - ref[1]).max() > 0.01  # the K reactions differ (they draw different residuals)
+    base = model.predict(e[0], a[0])
+    np.testing.assert_allclose(ref.mean(0), base, atol=0.5)  # Ridge plus a share of real residuals
+    for t in (0, 57, 200):
+        e2, a2 = e[0].copy(), a[0].copy()
+        e2[t + 1 :] = 1.0 - e2[t + 1 :]
+        a2[t + 1 :] *= -3.0
+        out = _ridge_res(model, emotion, audio, listener, e2, a2, k=4, seed=3)
+        assert np.array_equal(out[:, : t + 1], ref[:, : t + 1])  # frames <= t never see the change
+        assert not np.allclose(out[:, t + 1 :], ref[:, t + 1 :])
+
+
+def test_residual_plan_covers_any_length_from_frame_zero() -> None:
+    from reactcli.metrics.ridge import add_residuals, residual_plan
+
+    plan = residual_plan([5, 7, 3], [20, 4, 1], k=3, seed=0)
+    for reactions, length in zip(plan, [20, 4, 1], strict=True):
+        assert len(reactions) == 3
+        for pieces in reactions:
+            assert sum(take for _, take in pieces) == length
+            assert all(take <= [5, 7, 3][i] for i, take in pieces)
+            assert all(take == [5, 7, 3][i] for i, take in pieces[:-1])  # whole residuals, then the remainder
+    # a sample's draws depend on its index and the seed only, not on the other samples
+    assert residual_plan([5, 7, 3], [9, 4], k=3, seed=0)[1] == plan[1]
+    residuals = {i: np.full((n, 2), float(i + 1), np.float32) for i, n in enumerate([5, 7, 3])}
+    out = add_residuals(np.zeros((20, 2), np.float32), plan[0], residuals, 0.5)
+    first, take = plan[0][0][0]
+    np.testing.assert_array_equal(out[0, :take], 0.5 * (first + 1))
+    with pytest.raises(ReactError, match="no train residuals"):
+        residual_plan([], [4], 2, 0)

@@ -1,15 +1,28 @@
-"""``react baselines``: GT, Mime, Random, MeanSeq, MeanFr and Ridge scored with every metric, as one table."""
+"""``react baselines``: the naive rows, Ridge and RidgeRes scored with every metric, as one table.
+
+REACT 2024 roots: GT, Mime, Random, MeanSeq, MeanFr, Ridge and RidgeRes (``metrics/baselines.py``,
+``metrics/ridge.py``). MARS roots (REACT 2025/2026): the 2026 naive-baseline script's GT_identical,
+B_Random, B_Mime and B_MeanFr, plus Ridge and RidgeRes (``metrics/mars_baselines.py``). This module
+parses, dispatches and prints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reactcli.commands.common import (
+    AlignmentOption,
+    AlignmentSeedOption,
+    BidirectionalOption,
     ConfigOption,
     DataOption,
+    EditionOption,
+    GtListOption,
+    GtSeedOption,
+    PostProcessorOption,
     SeedOption,
     SetOption,
     SplitOption,
@@ -19,7 +32,10 @@ from reactcli.commands.common import (
     build_config,
     check_writable,
 )
-from reactcli.metrics.ridge import DEFAULT_ALPHA, DEFAULT_LOOKBACK, DEFAULT_STEP
+from reactcli.metrics.ridge import DEFAULT_ALPHA, DEFAULT_LOOKBACK, DEFAULT_RESIDUAL_SCALE, DEFAULT_STEP
+
+if TYPE_CHECKING:
+    from reactcli.editions import Edition
 
 
 def baselines(
@@ -40,30 +56,154 @@ def baselines(
     ridge_alpha: Annotated[
         float, typer.Option("--ridge-alpha", help="Ridge: strength per training frame (> 0).")
     ] = DEFAULT_ALPHA,
+    ridge_residual_scale: Annotated[
+        float,
+        typer.Option(
+            "--ridge-residual-scale", min=0.0, help="RidgeRes: s, the share of a drawn train residual added."
+        ),
+    ] = DEFAULT_RESIDUAL_SCALE,
+    edition: EditionOption = None,
+    post_processor: PostProcessorOption = None,
+    alignment: AlignmentOption = None,
+    alignment_seed: AlignmentSeedOption = None,
+    gt_seed: GtSeedOption = None,
+    gt_list: GtListOption = None,
+    bidirectional: BidirectionalOption = None,
+    device: Annotated[
+        str, typer.Option("--device", help="MARS: the post-processor's device (auto, cpu, cuda or cuda:N).")
+    ] = "auto",
     threads: ThreadsOption = None,
 ) -> None:
     """Score the naive rows the challenge reports next to every model (K copies each).
 
-    Mime is the speaker's own emotion without a lag; MeanSeq and MeanFr are the per-frame and
-    global means of the train split's emotion; Ridge is a causal linear regression fitted on the
-    train split from the speaker's emotion and audio features (the preprocess cache of --config's
-    audio settings) over the last --ridge-lookback frames. A row whose inputs are missing is left
-    out with the reason.
+    REACT 2024: Mime is the speaker's own emotion without a lag; MeanSeq and MeanFr are the
+    per-frame and global means of the train split's emotion; Ridge is a causal linear regression
+    fitted on the train split from the speaker's emotion and audio features (the preprocess cache
+    of --config's audio settings) over the last --ridge-lookback frames; RidgeRes adds to it, per
+    reaction, --ridge-residual-scale times the residual (listener minus Ridge's fit) of a train clip
+    drawn with --seed. A row whose inputs are missing is left out with the reason.
+
+    REACT 2025/2026 (MARS root): the 2026 naive-baseline script's GT_identical, B_Random, B_Mime
+    and B_MeanFr on the same ground-truth sets and alignment as react evaluate, then Ridge and
+    RidgeRes fitted on the train split (facial attributes and, when present, audio-features); K =
+    10, the ground truths per sample.
     """
     apply_threads(threads)
+    from reactcli.editions import detect_edition
     from reactcli.errors import ReactError
-    from reactcli.metrics.baselines import EMOTION_BASELINES, baseline_predictions, train_emotion
-    from reactcli.metrics.evaluate import evaluate_arrays, load_truth
-    from reactcli.metrics.ridge import ridge_from_cache, ridge_predictions
-    from reactcli.progress import console, err_console, make_progress
-    from reactcli.tables import metrics_table
 
     if ridge_alpha <= 0:
         raise ReactError(f"--ridge-alpha {ridge_alpha}: the ridge strength must be > 0")
-    cfg = build_config(config, set_, generation={"samples": samples})
-    samples = cfg.generation.samples
     if out is not None:
         check_writable(out)  # before fitting and scoring every row, not after
+    chosen = detect_edition(data, edition)
+    mars_options = {
+        "--post-processor": post_processor, "--alignment": alignment, "--alignment-seed": alignment_seed,
+        "--gt-seed": gt_seed, "--gt-list": gt_list, "--bidirectional/--no-bidirectional": bidirectional,
+        "--device": None if device == "auto" else device,
+    }  # fmt: skip
+    ridge = (ridge_lookback, ridge_step, ridge_alpha)
+    if chosen.is_mars:
+        _baselines_mars(data, split, out, samples, seed, workers, ridge, ridge_residual_scale, chosen, mars_options,
+                        device, config, set_)  # fmt: skip
+        return
+    given = [flag for flag, value in mars_options.items() if value is not None]
+    if given:
+        raise ReactError(f"{', '.join(given)}: for MARS datasets (REACT 2025/2026) only; {data} is REACT 2024")
+    _baselines_2024(data, split, out, samples, seed, workers, config, set_, ridge, ridge_residual_scale)
+
+
+def _baselines_mars(
+    data: Path,
+    split: str,
+    out: Path | None,
+    samples: int | None,
+    seed: int,
+    workers: int | None,
+    ridge: tuple[int, int, float],
+    residual_scale: float,
+    chosen: Edition,
+    options: dict[str, Any],
+    device: str,
+    config: Path | None,
+    set_: list[str] | None,
+) -> None:
+    """The MARS rows (``metrics.mars_baselines.mars_baselines``), their table and JSON."""
+    from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED
+    from reactcli.errors import ReactError
+    from reactcli.metrics.mars_baselines import prepare_mars_baselines, run_mars_baselines
+    from reactcli.progress import console, err_console, make_progress
+    from reactcli.runtime import resolve_device
+    from reactcli.tables import mars_title, metrics_table, present_metrics
+
+    if samples is not None and samples != MARS_GT_COUNT:
+        raise ReactError(f"--samples {samples}: MARS baselines have K = {MARS_GT_COUNT}, the ground truths per sample")
+    if config is not None or set_:
+        raise ReactError("--config/--set: the MARS baselines read no settings (Ridge reads the release's files)")
+
+    def given(key: str, default: Any) -> Any:
+        return default if options[key] is None else options[key]
+
+    prepared = prepare_mars_baselines(  # every check before the long part
+        data, split, edition=chosen, post_processor=options["--post-processor"],
+        alignment=given("--alignment", "official"), gt_seed=given("--gt-seed", MARS_GT_SEED),
+        gt_list=options["--gt-list"], bidirectional=options["--bidirectional/--no-bidirectional"],
+        alignment_seed=given("--alignment-seed", MARS_GT_SEED), device=str(resolve_device(device)),
+        workers=workers, seed=seed, ridge=ridge, residual_scale=residual_scale,
+    )  # fmt: skip
+    with make_progress() as progress:
+        tasks: list = []
+
+        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
+            if tasks:
+                progress.remove_task(tasks.pop())
+            tasks.append(progress.add_task(name, total=None, info=""))
+
+        payload = run_mars_baselines(
+            prepared,
+            on_stage=on_stage,
+            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
+        )
+    rows = payload["rows"]
+    keys = present_metrics(list(rows.values()), chosen.name)
+    title = mars_title(payload, "baselines")
+    console.print(metrics_table(rows, title, keys, reference=[n == "GT_identical" for n in rows]))
+    if "ridge" in payload:
+        err_console.print(f"Ridge/RidgeRes inputs: {payload['ridge']['inputs']}", markup=False, highlight=False)
+    for name, reason in payload.get("skipped", {}).items():
+        err_console.print(f"{name} left out: {reason}", markup=False, highlight=False)
+    for line in payload["warnings"][:10]:
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+    if out is not None:
+        from reactcli.atomic import save_json
+
+        save_json(out, payload)
+        err_console.print(f"wrote {out}")
+
+
+def _baselines_2024(
+    data: Path,
+    split: str,
+    out: Path | None,
+    samples: int | None,
+    seed: int,
+    workers: int | None,
+    config: Path | None,
+    set_: list[str] | None,
+    ridge: tuple[int, int, float],
+    residual_scale: float,
+) -> None:
+    """The REACT 2024 rows, their table and JSON."""
+    from reactcli.errors import ReactError
+    from reactcli.metrics.baselines import EMOTION_BASELINES, baseline_predictions, train_emotion
+    from reactcli.metrics.evaluate import evaluate_arrays, load_truth
+    from reactcli.metrics.ridge import ridge_from_cache, ridge_predictions, ridge_res_predictions
+    from reactcli.progress import console, err_console, make_progress
+    from reactcli.tables import metrics_table
+
+    ridge_lookback, ridge_step, ridge_alpha = ridge
+    cfg = build_config(config, set_, generation={"samples": samples})
+    samples = cfg.generation.samples
     truth = load_truth(data, split)
     skipped: dict[str, str] = {}
     try:
@@ -76,10 +216,11 @@ def baselines(
         for name in EMOTION_BASELINES if name not in skipped
     }
     try:
-        ridge = ridge_from_cache(data, cfg, ridge_lookback, ridge_step, ridge_alpha)
-        predictions["Ridge"] = lambda: ridge_predictions(ridge, data, split, cfg, samples)
+        model = ridge_from_cache(data, cfg, ridge_lookback, ridge_step, ridge_alpha)
+        predictions["Ridge"] = lambda: ridge_predictions(model, data, split, cfg, samples)
+        predictions["RidgeRes"] = lambda: ridge_res_predictions(model, data, split, cfg, samples, residual_scale, seed)
     except ReactError as exc:
-        skipped["Ridge"] = f"{exc} (run `react preprocess --splits train,{split}` first)"
+        skipped["Ridge"] = skipped["RidgeRes"] = f"{exc} (run `react preprocess --splits train,{split}` first)"
     rows: dict[str, dict] = {}
     with make_progress() as progress:
         for name, make in predictions.items():
@@ -102,7 +243,7 @@ def baselines(
         payload = {"split": split, "N": n, "K": samples, "seed": seed, "rows": rows}
         if "Ridge" in rows:
             payload["ridge"] = {"lookback": ridge_lookback, "step": ridge_step, "alpha": ridge_alpha,
-                                "audio": cfg.audio.encoder}
+                                "audio": cfg.audio.encoder, "residual_scale": residual_scale}
         if skipped:
             payload["skipped"] = skipped
         save_json(out, payload)

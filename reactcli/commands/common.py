@@ -34,6 +34,41 @@ InceptionOption = Annotated[
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=1, help="Threads for FRD (default: all CPU cores).")
 ]
+# -- REACT 2025/2026 (MARS): evaluate and baselines (docs/mars.md) ---------------------------------
+EditionOption = Annotated[
+    str | None,
+    typer.Option("--edition", help="2024, 2025 or 2026; needed only for a MARS root without EEG or personality."),
+]
+PostProcessorOption = Annotated[
+    Path | None,
+    typer.Option("--post-processor", help="MARS: the organisers' post-processor checkpoint.pth (length alignment)."),
+]
+AlignmentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--alignment",
+        help="MARS: official (seeded stochastic call, default), mean (latent mean) or resample "
+        "(non-official, no checkpoint).",
+    ),
+]
+AlignmentSeedOption = Annotated[
+    int | None,
+    typer.Option("--alignment-seed", help="MARS: torch seed of the official alignment (default 1234, the script's)."),
+]
+GtSeedOption = Annotated[
+    int | None, typer.Option("--gt-seed", help="MARS: seed of the ground-truth draw (default 1234, the script's).")
+]
+GtListOption = Annotated[
+    Path | None, typer.Option("--gt-list", help="MARS: replay these ground-truth sets (JSON) instead of drawing.")
+]
+BidirectionalOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--bidirectional/--no-bidirectional",
+        help="MARS: listeners as inputs too (default: 2025 yes, 2026 no).",
+        show_default=False,
+    ),
+]
 TensorboardOption = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
 ]

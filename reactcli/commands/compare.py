@@ -48,22 +48,38 @@ def compare(
             "--digits", min=0, max=12, help="Decimals for every number (default: 4, or 2 for a metric reaching 10)."
         ),
     ] = None,
-    title: Annotated[str, typer.Option("--title", help="Table title (a comment in LaTeX).")] = "REACT 2024 metrics",
+    title: Annotated[
+        str | None,
+        typer.Option("--title", help="Table title (a comment in LaTeX). Default: the files' edition, e.g. REACT 2024."),
+    ] = None,
 ) -> None:
     """Put the metrics of several runs and baselines side by side, from their JSON files.
 
     The terminal table has one row per metric; Markdown, LaTeX and CSV have one row per method,
     as papers print them. Null metrics (FRRea without its weights) show as "-" (empty in CSV).
+    REACT 2025/2026 (MARS) files give the MARS metrics (FRC, FRD, FRSyn, FRSyn_fixed, FRDiv,
+    FRVar, and MAE / EEG_* where present); files of different editions cannot share a table, and a
+    result scored without the post-processor is named "(non-official)".
     """
     from reactcli.atomic import save_text
     from reactcli.metrics.names import parse_metrics
     from reactcli.progress import console, err_console
-    from reactcli.tables import check_format, collect_rows, format_for, render_rows, rows_table
+    from reactcli.tables import (
+        check_format,
+        collect_rows,
+        default_metrics,
+        default_title,
+        format_for,
+        render_rows,
+        rows_table,
+    )
 
     fmt = format_for(out) if fmt is None else fmt
     check_format(fmt, bold_best)
-    chosen = parse_metrics(metrics)
+    parse_metrics(metrics)  # a misspelt name fails before any file is read
     rows = collect_rows(files, names)
+    chosen = parse_metrics(metrics, default_metrics(rows))
+    title = default_title(rows) if title is None else title
     if fmt is TableFormat.table and out is None:
         console.print(rows_table(rows, title, chosen, digits, bold_best))
         return

@@ -1,16 +1,28 @@
-"""``react evaluate``: the seven REACT 2024 metrics of a prediction array, as a table and a JSON."""
+"""``react evaluate``: the metrics of a prediction set, as a table and a JSON.
+
+REACT 2024 roots get the seven 2024 metrics (``metrics/evaluate.py``); MARS roots (REACT 2025/2026,
+told apart by ``editions.detect_edition``) get the organisers' MARS metrics through
+``metrics/mars_evaluate.py``. This module parses, dispatches and prints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reactcli.commands.common import (
+    AlignmentOption,
+    AlignmentSeedOption,
+    BidirectionalOption,
     DataOption,
+    EditionOption,
+    GtListOption,
+    GtSeedOption,
     InceptionOption,
     PirenderOption,
+    PostProcessorOption,
     SplitOption,
     ThreadsOption,
     WorkersOption,
@@ -19,11 +31,18 @@ from reactcli.commands.common import (
 )
 from reactcli.errors import ReactError
 
+if TYPE_CHECKING:
+    from reactcli.editions import Edition
+
 
 def evaluate(
     data: DataOption,
     predictions: Annotated[
-        Path, typer.Option("--predictions", help="(N, K, T, 25) .npy/.pt, or a react generate folder (emotion.npy).")
+        Path,
+        typer.Option(
+            "--predictions",
+            help="(N, K, T, 25) .npy/.pt, or a react generate folder; MARS: also the organisers' results.pt.",
+        ),
     ],
     split: SplitOption = "val",
     out: Annotated[Path | None, typer.Option("--out", help="Write the metrics as JSON here.")] = None,
@@ -38,24 +57,130 @@ def evaluate(
         int | None,
         typer.Option("--realism-max-images", min=2, help="FRRea on only the first N frames (a quick look)."),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="FRRea: auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[
+        str, typer.Option("--device", help="FRRea (2024) or the post-processor (MARS): auto, cpu, cuda or cuda:N.")
+    ] = "auto",
+    edition: EditionOption = None,
+    post_processor: PostProcessorOption = None,
+    alignment: AlignmentOption = None,
+    alignment_seed: AlignmentSeedOption = None,
+    gt_seed: GtSeedOption = None,
+    gt_list: GtListOption = None,
+    bidirectional: BidirectionalOption = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """Score listener reactions with FRC, FRD, FRDiv, FRVar, FRDvs, FRSyn (+ FRSyn_all) and FRRea.
+    """Score listener reactions with the metrics of the dataset's edition.
 
-    Predictions are in the mirrored sample order of the split (rows as listed, then the roles
-    swapped); T is cut to 750. FRD and FRC are sums over the K reactions, as in the official
-    scripts. FRRea needs --pirender and --inception and a react generate folder (face3dmm.npy): it
-    renders the protocol's frames into OUT's folder/fid/{real,fake} and scores them with the FID;
-    without the two files it is null and the JSON says why.
+    REACT 2024: FRC, FRD, FRDiv, FRVar, FRDvs, FRSyn (+ FRSyn_all) and FRRea. Predictions are in
+    the mirrored sample order of the split (rows as listed, then the roles swapped); T is cut to
+    750. FRD and FRC are sums over the K reactions, as in the official scripts. FRRea needs
+    --pirender and --inception and a react generate folder (face3dmm.npy): it renders the
+    protocol's frames into OUT's folder/fid/{real,fake} and scores them with the FID; without the
+    two files it is null and the JSON says why.
+
+    REACT 2025/2026 (MARS root): FRC, FRD, FRSyn (official TLCC) and FRSyn_fixed, FRDiv, FRVar, and
+    in 2026 MAE and the EEG metrics when results.pt holds PRED_EEG. The ground truths are the
+    naive-baseline script's sets (--gt-seed) or --gt-list, aligned to each prediction's length with
+    the post-processor (--post-processor, --alignment); docs/mars.md explains every choice.
     """
     apply_threads(threads)
+    from reactcli.editions import detect_edition
+
+    if out is not None:
+        check_writable(out)  # before FRD, not after it
+    chosen = detect_edition(data, edition)
+    mars_options = {
+        "--post-processor": post_processor, "--alignment": alignment, "--alignment-seed": alignment_seed,
+        "--gt-seed": gt_seed, "--gt-list": gt_list, "--bidirectional/--no-bidirectional": bidirectional,
+    }  # fmt: skip
+    if chosen.is_mars:
+        frrea = [flag for flag, given in (
+            ("--pirender", pirender is not None), ("--inception", inception is not None),
+            ("--realism-protocol", realism_protocol != "official-2024"),
+            ("--realism-max-images", realism_max_images is not None),
+        ) if given]  # fmt: skip
+        if frrea:
+            raise ReactError(f"{', '.join(frrea)}: FRRea is scored for REACT 2024 only; {data} is a MARS dataset")
+        _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options)
+        return
+    given = [flag for flag, value in mars_options.items() if value is not None]
+    if given:
+        raise ReactError(f"{', '.join(given)}: for MARS datasets (REACT 2025/2026) only; {data} is REACT 2024")
+    _evaluate_2024(data, split, predictions, out, workers, pirender, inception, realism_protocol,
+                   realism_max_images, device)  # fmt: skip
+
+
+def _evaluate_mars(
+    data: Path,
+    split: str,
+    predictions: Path,
+    out: Path | None,
+    workers: int | None,
+    device: str,
+    chosen: Edition,
+    options: dict[str, Any],
+) -> None:
+    """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), its table and its JSON."""
+    from reactcli.editions import MARS_GT_SEED
+    from reactcli.metrics.mars_evaluate import prepare_mars_evaluation, run_mars_evaluation
+    from reactcli.progress import console, err_console, make_progress
+    from reactcli.runtime import resolve_device
+    from reactcli.tables import mars_title, metrics_table, present_metrics
+
+    seed = options["--gt-seed"]
+    prepared = prepare_mars_evaluation(  # every check before the long part
+        data, split, predictions, edition=chosen, post_processor=options["--post-processor"],
+        alignment=options["--alignment"] or "official",
+        gt_seed=MARS_GT_SEED if seed is None else seed, gt_list=options["--gt-list"],
+        bidirectional=options["--bidirectional/--no-bidirectional"],
+        alignment_seed=options["--alignment-seed"] if options["--alignment-seed"] is not None else MARS_GT_SEED,
+        device=str(resolve_device(device)), workers=workers,
+    )  # fmt: skip
+    with make_progress() as progress:
+        tasks: list = []
+
+        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
+            if tasks:
+                progress.remove_task(tasks.pop())
+            tasks.append(progress.add_task(name, total=None, info=""))
+
+        result = run_mars_evaluation(
+            prepared,
+            on_stage=on_stage,
+            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
+        )
+    name = Path(predictions).name or str(predictions)
+    console.print(metrics_table({name: result}, mars_title(result, "metrics"), present_metrics([result])))
+    for line in result["warnings"][:10]:
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+    if len(result["warnings"]) > 10:
+        err_console.print(f"... {len(result['warnings']) - 10} more warnings in the JSON", markup=False)
+    times = ", ".join(f"{k} {v:.2f}s" for k, v in result["timings"].items())
+    err_console.print(f"[dim]wall time: {times}[/dim]")
+    if out is not None:
+        from reactcli.atomic import save_json
+
+        save_json(out, result)
+        err_console.print(f"wrote {out}")
+
+
+def _evaluate_2024(
+    data: Path,
+    split: str,
+    predictions: Path,
+    out: Path | None,
+    workers: int | None,
+    pirender: Path | None,
+    inception: Path | None,
+    realism_protocol: str,
+    realism_max_images: int | None,
+    device: str,
+) -> None:
+    """The REACT 2024 stage (``metrics.evaluate``), its table and its JSON."""
     from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth
     from reactcli.progress import console, err_console, make_progress
     from reactcli.tables import metrics_table
 
-    if out is not None:
-        check_writable(out)  # before FRD, not after it
     job = None
     if pirender is None and inception is None:
         realism_only = [flag for flag, given in (

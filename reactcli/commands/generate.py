@@ -23,6 +23,10 @@ def generate(
     samples: Annotated[int | None, typer.Option("--samples", min=1, help="Reactions per speaker.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Sample among the k likeliest codes.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature (> 0).")] = None,
+    batch_clips: Annotated[
+        int | None, typer.Option("--batch-clips", min=1, help="Clips generated together as one batch "
+                                 "(dataset mode; default: by free memory on CUDA, 8 on CPU).")
+    ] = None,
     set_: SetOption = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
@@ -59,6 +63,6 @@ def generate(
         meta = generate_clip_file(checkpoint, speaker_audio, speaker_3dmm, out, seed, dev, overrides, speaker_emotion)
         where = f"{meta['K']} reactions written to [bold]{out}[/]"
     else:
-        meta = generate_split(checkpoint, data, split, out, seed, dev, overrides)
+        meta = generate_split(checkpoint, data, split, out, seed, dev, overrides, batch_clips)
         where = f"{meta['N']} x {meta['K']} reactions written to [bold]{out}[/]"
     console.print(f"{where} (emotion {tuple(meta['emotion_shape'])}, face3dmm {tuple(meta['face3dmm_shape'])})")

@@ -28,12 +28,9 @@ from typing import Any
 
 from reactcli.atomic import save_json
 from reactcli.data.mars import ROLES, MarsSample, Recording
+from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED
 from reactcli.errors import ReactError, file_error
 
-#: Ground truths per sample in REACT 2025/2026 (the paired reaction plus 9 others).
-NUM_GTS = 10
-#: The naive-baseline script's ``--seed`` default.
-DEFAULT_GT_SEED = 1234
 #: ``format`` of the JSON files this module writes.
 GT_LIST_FORMAT = "reactcli-mars-gt-list/1"
 _ENTRY_KEYS = ("input", "target", "gts")
@@ -57,9 +54,9 @@ class GtDraw:
 
     sets: list[GtSet]
     unpaired: list[Recording] = field(default_factory=list)
-    seed: int = DEFAULT_GT_SEED
+    seed: int = MARS_GT_SEED
     bidirectional: bool = False
-    num_gts: int = NUM_GTS
+    num_gts: int = MARS_GT_COUNT
 
 
 def input_roles(bidirectional: bool) -> tuple[str, ...]:
@@ -69,9 +66,9 @@ def input_roles(bidirectional: bool) -> tuple[str, ...]:
 
 def draw_gt_sets(
     recordings: Iterable[Recording],
-    seed: int = DEFAULT_GT_SEED,
+    seed: int = MARS_GT_SEED,
     bidirectional: bool = False,
-    num_gts: int = NUM_GTS,
+    num_gts: int = MARS_GT_COUNT,
 ) -> GtDraw:
     """Draw every sample's ground-truth set by the naive-baseline script's rule (module docstring).
 

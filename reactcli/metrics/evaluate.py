@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,12 +66,12 @@ def load_predictions(path: Path, truth: SplitTruth) -> np.ndarray:
     return np.ascontiguousarray(preds.dense_emotion()[:, :, :EVAL_FRAMES], dtype=np.float32)
 
 
-def null_non_finite(result: dict[str, Any]) -> dict[str, Any]:
-    """Metrics that came out NaN/inf become null with the reason in ``notes``: JSON has no NaN, and a
-    bare ``NaN`` or ``Infinity`` makes the file unreadable to strict parsers (``atomic.save_json``
-    refuses it)."""
+def null_non_finite(result: dict[str, Any], keys: Iterable[str] = METRIC_KEYS) -> dict[str, Any]:
+    """Metrics (``keys``) that came out NaN/inf become null with the reason in ``notes``: JSON has no
+    NaN, and a bare ``NaN`` or ``Infinity`` makes the file unreadable to strict parsers
+    (``atomic.save_json`` refuses it)."""
     notes = result.setdefault("notes", {})
-    for key in METRIC_KEYS:
+    for key in keys:
         value = result.get(key)
         if isinstance(value, float) and not math.isfinite(value):
             result[key] = None

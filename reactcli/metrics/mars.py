@@ -2,7 +2,7 @@
 
 Every sample n has its own length L_n: predictions (K, L_n, 25), the ground truths already aligned to
 that length (G, L_n, 25, see ``models/post_processor.py``), and the input's own attributes (T_n, 25),
-raw. The organisers' names are in brackets; ``OFFICIAL_NAMES`` maps ours to theirs.
+raw. The organisers' names are in brackets; ``editions.OFFICIAL_METRIC_NAMES`` maps ours to theirs.
 
 * **FRC** (FRC, higher): per sample, sum over k of max over j of CCC(target_j, pred_k), then the mean
   over samples; a sum over K, so at most K. CCC is the mean over the 25 dims of
@@ -37,16 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from reactcli.editions import MARS_FPS, TLCC_FPS, TLCC_SECONDS
 from reactcli.errors import ReactError
 from reactcli.metrics.mars_frd import frd_sets
+from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL_DIMS
 
-EMOTION_DIM = 25
-#: The organisers' ``compute_metrics`` keys for our names (2025 and 2026 print these).
-OFFICIAL_NAMES = {"FRC": "FRC", "FRD": "FRD", "FRSyn": "TLCC", "FRDiv": "smse", "FRVar": "FRVar", "MAE": "MAE"}
-#: ``calculate_tlcc``'s defaults, never overridden by the organisers: 2 s at 25 fps -> lags -49..49.
-TLCC_SECONDS, TLCC_FPS = 2, 25
-#: MARS frames per second (the rate FRSyn_fixed uses by default).
-MARS_FPS = 30
 #: ``compute_metrics``' CCC denominator term.
 CCC_EPS = 1e-8
 #: GT_identical's check before its FRC is forced to K (``torch.allclose(atol=1e-6, rtol=0)``).
@@ -298,6 +293,7 @@ def frvar(predictions: Sequence[np.ndarray]) -> float:
 def mae_per_sample(predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> np.ndarray:
     """(N,) float32: mean_i mean_j |target_j - pred_i| over dims 15:25, j over range(K), as numpy computes it."""
     out = []
+    va = VALENCE_AROUSAL_DIMS.start  # dims 15:25, valence onwards
     for pred, tgt in zip(predictions, targets, strict=True):
         k_total = pred.shape[0]
         if tgt.shape[0] < k_total:
@@ -306,7 +302,7 @@ def mae_per_sample(predictions: Sequence[np.ndarray], targets: Sequence[np.ndarr
             )
         total = np.float32(0)
         for i in range(k_total):
-            total = total + np.mean([np.mean(np.abs(tgt[j][:, 15:] - pred[i][:, 15:])) for j in range(k_total)])
+            total = total + np.mean([np.mean(np.abs(tgt[j][:, va:] - pred[i][:, va:])) for j in range(k_total)])
         out.append(total / np.float32(k_total))
     return np.array(out, dtype=np.float32)
 
@@ -314,7 +310,8 @@ def mae_per_sample(predictions: Sequence[np.ndarray], targets: Sequence[np.ndarr
 # ------------------------------------------------------------------------------------- everything
 @dataclass
 class MarsScores:
-    """Metric values (our names; ``OFFICIAL_NAMES`` gives the organisers'), per-sample values, timings."""
+    """Metric values (our names; ``editions.OFFICIAL_METRIC_NAMES`` has the organisers'), per-sample values,
+    timings and warnings."""
 
     values: dict[str, float | int | None]
     per_sample: dict[str, np.ndarray] = field(default_factory=dict)

@@ -27,14 +27,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from reactcli.editions import EEG_METRICS, EEG_TLCC_FPS, EEG_TLCC_SECONDS, OFFICIAL_METRIC_NAMES
 from reactcli.errors import ReactError
 from reactcli.metrics.dtw import dtw_single
 
 #: ``_masked_ccc_1d``: a standard deviation below this makes the CCC 0.
 STD_FLOOR = 1e-8
-#: ``_compute_eeg_tlcc``'s defaults: 2 s at one vector per second.
-EEG_TLCC_SECONDS, EEG_TLCC_FPS = 2, 1
-EEG_NAMES = ("EEG_FRC", "EEG_FRD", "EEG_TLCC", "EEG_smse", "EEG_FRVar")
+#: The organisers' keys, in their order (EEG_FRC, EEG_FRD, EEG_TLCC, EEG_smse, EEG_FRVar).
+EEG_NAMES = tuple(OFFICIAL_METRIC_NAMES[name] for name in EEG_METRICS)
 
 
 def _sets(x: np.ndarray) -> np.ndarray:

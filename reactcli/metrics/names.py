@@ -1,6 +1,8 @@
-"""Looking up the REACT 2024 metrics by name: selections from the command line and the best value.
+"""Looking up the metrics by name: selections from the command line and the best value.
 
-The names, directions and display order themselves are defined once in :mod:`reactcli.vocab`;
+The names, directions and display order themselves are defined once: REACT 2024's in
+:mod:`reactcli.vocab` (``METRICS``), the MARS editions' (2025/2026) in :mod:`reactcli.editions`
+(``MARS_METRIC_INFO``; the names both share have the same direction);
 every table the toolkit prints or exports (``react evaluate``, ``react baselines``, ``react
 compare``) and every metrics.json key comes from there, so that an arrow or a bold "best" value can
 never disagree between two tables, and a new metric is added in one place.
@@ -10,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reactcli.editions import MARS_METRIC_INFO
 from reactcli.errors import ReactError
 from reactcli.vocab import METRIC_KEYS, METRICS, Metric
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+BY_NAME.update({m.name: m for m in MARS_METRIC_INFO if m.name not in BY_NAME})
+#: Every known metric name: REACT 2024's in their order, then the MARS-only ones.
+ALL_KEYS: tuple[str, ...] = tuple(BY_NAME)
 
 
 def metric(name: str) -> Metric:
@@ -21,18 +27,18 @@ def metric(name: str) -> Metric:
     try:
         return BY_NAME[name]
     except KeyError:
-        raise ReactError(f"unknown metric '{name}' (known: {', '.join(METRIC_KEYS)})") from None
+        raise ReactError(f"unknown metric '{name}' (known: {', '.join(ALL_KEYS)})") from None
 
 
-def parse_metrics(text: str | None) -> tuple[str, ...]:
-    """A comma-separated selection such as ``"FRC,FRD"`` in the user's order; None or "" = all.
+def parse_metrics(text: str | None, default: tuple[str, ...] = METRIC_KEYS) -> tuple[str, ...]:
+    """A comma-separated selection such as ``"FRC,FRD"`` in the user's order; None or "" = ``default``.
 
     Names are matched exactly first and then case-insensitively, so ``frd`` works on the command
     line; anything else is one error naming the bad entry.
     """
     if text is None or not text.strip():
-        return METRIC_KEYS
-    folded = {name.lower(): name for name in METRIC_KEYS}
+        return default
+    folded = {name.lower(): name for name in ALL_KEYS}
     chosen: list[str] = []
     for raw in text.split(","):
         entry = raw.strip()
@@ -44,7 +50,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
             raise ReactError(f"metric '{name}' is listed twice in '{text}'")
         chosen.append(name)
     if not chosen:
-        raise ReactError(f"no metric named in '{text}' (known: {', '.join(METRIC_KEYS)})")
+        raise ReactError(f"no metric named in '{text}' (known: {', '.join(ALL_KEYS)})")
     return tuple(chosen)
 
 

@@ -7,10 +7,20 @@ only frames <= t, so the baseline is online like the model. Inputs are standardi
 statistics; a frame before 0 reads 0 (the train mean). The fit is closed-form ridge on the
 normal equations, accumulated clip by clip in float64 (the real train split, 3,188 samples x 750
 frames, never has to be held as one design matrix).
+
+``RidgeRes`` makes it stochastic the plainest way: each of the K reactions is the Ridge prediction
+plus ``s`` times a *real* residual (a train listener minus Ridge's in-sample fit of it) of a train
+clip drawn for that reaction. Ridge's K copies are identical (FRDiv 0); RidgeRes has the diversity
+of real listening behaviour at the cost of some accuracy, so it is the stochastic row a generative
+model has to beat at equal diversity (issue 25). It stays online: a residual is a whole train series
+taken from its frame 0, which depends on nothing of the test speaker, and the Ridge part is causal.
+When a residual is shorter than the clip (MARS lengths vary), further drawn residuals follow it, each
+from its frame 0, until the clip is covered (:func:`residual_plan`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +29,15 @@ import numpy as np
 from reactcli.config import ReactConfig
 from reactcli.errors import ReactError
 from reactcli.linear import lagged, solve_lagged
+from reactcli.runtime import derive_seed
 from reactcli.vocab import EMOTION_DIM, EVAL_FRAMES
 
 DEFAULT_LOOKBACK = 40  # frames: 1.6 s, longer than the typical reaction delay
 DEFAULT_STEP = 2
 DEFAULT_ALPHA = 0.01
+DEFAULT_RESIDUAL_SCALE = 0.5  # RidgeRes: s; 0.25-0.5 keeps most of Ridge's accuracy (issue 25's table)
+#: A residual piece: (train sample index, frames taken from its frame 0).
+Piece = tuple[int, int]
 
 
 @dataclass
@@ -108,3 +122,92 @@ def ridge_predictions(model: RidgeBaseline, root: Path, split: str, cfg: ReactCo
     if out.shape[-1] != EMOTION_DIM:
         raise ReactError(f"Ridge: predicted {out.shape[-1]} emotion dims, expected {EMOTION_DIM}")
     return repeat_k(out, k)
+
+
+def ridge_res_predictions(
+    model: RidgeBaseline, root: Path, split: str, cfg: ReactConfig, k: int, scale: float, seed: int
+) -> np.ndarray:
+    """(N, K, 750, 25) RidgeRes reactions for every mirrored sample of ``split`` (module docstring)."""
+    from reactcli.data.dataset import ReactClipDataset
+
+    data = ReactClipDataset(root, split, cfg)
+    train = ReactClipDataset(root, "train", cfg)
+    if len(train) == 0:
+        raise ReactError(f"{Path(root) / 'train.csv'}: RidgeRes needs train pairs")
+    plan = residual_plan([EVAL_FRAMES] * len(train), [EVAL_FRAMES] * len(data), k, seed)
+
+    def residual(i: int) -> np.ndarray:
+        clip = train.clip(i)
+        fit = model.predict(clip["speaker_emotion"][:EVAL_FRAMES], clip["speaker_audio"])
+        return clip["listener_emotion"][:EVAL_FRAMES] - fit
+
+    residuals = train_residuals(plan, residual)
+    out = np.empty((len(data), k, EVAL_FRAMES, EMOTION_DIM), np.float32)
+    for n in range(len(data)):
+        clip = data.clip(n)
+        base = model.predict(clip["speaker_emotion"][:EVAL_FRAMES], clip["speaker_audio"])
+        out[n] = add_residuals(base, plan[n], residuals, scale)
+    return out
+
+
+# -- RidgeRes: the shared machinery (REACT 2024 above, MARS in metrics/mars_ridge.py) ----------------
+def residual_plan(
+    train_lengths: Sequence[int], lengths: Sequence[int], k: int, seed: int
+) -> list[list[list[Piece]]]:
+    """For every sample n and reaction: the train residuals that cover its ``lengths[n]`` frames.
+
+    Each reaction draws a train sample uniformly (with replacement) and takes its residual from
+    frame 0; when that is shorter than the clip, further draws follow until the clip is covered
+    (REACT 2024's equal lengths need one draw; MARS's 58 to 20 000+ frames may need several). The
+    draws of sample n come from their own generator, ``derive_seed(seed, "RidgeRes", n)``, so a
+    sample's reactions do not change when other samples are added or removed.
+    """
+    if not train_lengths or min(train_lengths) < 1:
+        raise ReactError("RidgeRes: no train residuals to draw from")
+    if k < 1:
+        raise ReactError(f"RidgeRes: K must be at least 1, got {k}")
+    plans = []
+    for n, length in enumerate(lengths):
+        rng = np.random.default_rng(derive_seed(seed, "RidgeRes", n))
+        reactions = []
+        for _ in range(k):
+            pieces: list[Piece] = []
+            left = int(length)
+            while left > 0:
+                i = int(rng.integers(len(train_lengths)))
+                take = min(int(train_lengths[i]), left)
+                pieces.append((i, take))
+                left -= take
+            reactions.append(pieces)
+        plans.append(reactions)
+    return plans
+
+
+def train_residuals(plan: list[list[list[Piece]]], residual: Callable[[int], np.ndarray]) -> dict[int, np.ndarray]:
+    """The residuals the plan uses, computed once each and cut to the most frames any piece takes."""
+    longest: dict[int, int] = {}
+    for reactions in plan:
+        for pieces in reactions:
+            for i, take in pieces:
+                longest[i] = max(longest.get(i, 0), take)
+    out = {}
+    for i in sorted(longest):
+        series = np.asarray(residual(i), dtype=np.float32)
+        if series.shape[0] < longest[i]:
+            raise ReactError(f"RidgeRes: train residual {i} has {series.shape[0]} frames, the plan needs {longest[i]}")
+        out[i] = series[: longest[i]]
+    return out
+
+
+def add_residuals(
+    base: np.ndarray, reactions: list[list[Piece]], residuals: Mapping[int, np.ndarray], scale: float
+) -> np.ndarray:
+    """(K, T, D): the (T, D) ``base`` plus ``scale`` times each reaction's residual pieces laid end to end."""
+    base = np.asarray(base, dtype=np.float32)
+    out = np.empty((len(reactions), *base.shape), np.float32)
+    for r, pieces in enumerate(reactions):
+        noise = np.concatenate([residuals[i][:take] for i, take in pieces], axis=0)
+        if noise.shape[0] != base.shape[0]:
+            raise ReactError(f"RidgeRes: residual pieces cover {noise.shape[0]} frames, the clip has {base.shape[0]}")
+        out[r] = base + np.float32(scale) * noise
+    return out

@@ -11,6 +11,14 @@ reappear.
 Key-padding masks have shape (B, Tk) and are broadcast as (B, 1, 1, Tk) (defect 2 in docs/model.md: the released
 code reshaped them so samples received each other's masks). A query whose every key is padded
 still sees itself, so softmax never produces NaN; such positions are excluded from the loss.
+
+Two KV caches serve generation. :class:`KVCache` concatenates new keys and drops the ones no later
+query can reach (its shape changes every step). :class:`RingKVCache` holds a fixed ring of
+``window + step - 1`` slots written in place, with the frame position of every slot: the same keys
+take part (the mask is built from positions, and empty slots sit outside every window), but every
+tensor keeps its shape and address from step to step, so a per-frame step can be captured once as
+a CUDA graph and replayed (``generate.py``). A :class:`CacheTree` holds one stack's caches and says
+which kind its layers get.
 """
 
 from __future__ import annotations
@@ -57,7 +65,10 @@ class RotaryEmbedding(nn.Module):
 
 @dataclass
 class KVCache:
-    """Keys/values (already projected and rotated) and their frame positions for one attention layer."""
+    """Keys/values (already projected and rotated) and their frame positions for one attention layer.
+
+    Grows by concatenation and is trimmed after each step to the keys later queries can still see.
+    """
 
     k: Tensor | None = None
     v: Tensor | None = None
@@ -81,6 +92,115 @@ class KVCache:
             keep &= self.pos >= (next_query // block) * block
         if not bool(keep.all()):
             self.k, self.v, self.pos = self.k[:, :, keep], self.v[:, :, keep], self.pos[keep]
+
+    # the interface Attention calls (shared with RingKVCache)
+    def keys(
+        self, k: Tensor, v: Tensor, pos: Tensor, window: int, block: int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return self.extend(k, v, pos)
+
+    def done(self, q_pos: Tensor, window: int, block: int | None) -> None:
+        self.trim(int(q_pos.max()) + 1, window, block)
+
+    def tensors(self) -> list[Tensor]:
+        return [t for t in (self.k, self.v, self.pos) if t is not None]
+
+
+#: Frame position of a ring slot that holds no key yet: below every window and every block.
+EMPTY_POSITION = -(2**40)
+
+
+class RingKVCache:
+    """A static-shape sliding KV cache: ``window + step - 1`` slots written in place.
+
+    Frame p goes to slot ``p % slots``, so the newest ``slots`` frames are always held. A step of n
+    <= ``step`` new frames starting at frame p0 overwrites frames <= p0 - window, which no query of
+    this step (or later) can see: the first query needs frames > p0 - window. The slot positions go
+    into the attention mask, so the keys that take part are exactly those of :class:`KVCache`; only
+    their order in memory differs (ring order), which changes sums by float rounding alone.
+
+    The buffers are allocated at the first step (when the batch and head sizes are known) and then
+    never change shape or address, and no step reads a value back to the host: what a captured CUDA
+    graph needs. ``clear()`` empties the cache in place.
+    """
+
+    def __init__(self, step: int) -> None:
+        if step < 1:
+            raise ValueError(f"a ring cache needs step >= 1, got {step}")
+        self.step = step
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+        self.pos: Tensor | None = None
+
+    def keys(
+        self, k: Tensor, v: Tensor, pos: Tensor, window: int, block: int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        if k.shape[2] > self.step:
+            raise ValueError(f"a ring cache built for steps of <= {self.step} frames got {k.shape[2]}")
+        if self.k is None:
+            b, h, _, d = k.shape
+            slots = window + self.step - 1
+            self.k = k.new_zeros(b, h, slots, d)
+            self.v = v.new_zeros(b, h, slots, d)
+            self.pos = torch.full((slots,), EMPTY_POSITION, dtype=torch.long, device=k.device)
+        at = torch.remainder(pos, self.pos.shape[0])
+        self.k.index_copy_(2, at, k)
+        self.v.index_copy_(2, at, v)
+        self.pos.index_copy_(0, at, pos.to(torch.long))
+        return self.k, self.v, self.pos
+
+    def done(self, q_pos: Tensor, window: int, block: int | None) -> None:
+        """Nothing to trim: old keys are overwritten in place."""
+
+    def clear(self) -> None:
+        if self.pos is not None:
+            self.pos.fill_(EMPTY_POSITION)
+            self.k.zero_()
+            self.v.zero_()
+
+    def tensors(self) -> list[Tensor]:
+        return [t for t in (self.k, self.v, self.pos) if t is not None]
+
+
+class CacheTree(dict):
+    """The KV caches of one stack, nested by module name as the modules ask for them.
+
+    ``step=None`` gives every attention layer a :class:`KVCache`, ``step=n`` a :class:`RingKVCache`
+    for steps of up to n frames. Modules create their sub-caches with ``cache.setdefault(name, {})``;
+    here that always makes a child tree of the same kind (the default passed is not used), so the
+    whole tree is of one kind however deeply the modules nest it.
+    """
+
+    def __init__(self, step: int | None = None) -> None:
+        super().__init__()
+        self.step = step
+
+    def setdefault(self, key: str, default: object = None) -> CacheTree:  # type: ignore[override]
+        if key not in self:
+            self[key] = CacheTree(self.step)
+        return self[key]
+
+    def slot(self, name: str) -> KVCache | RingKVCache:
+        if name not in self:
+            self[name] = KVCache() if self.step is None else RingKVCache(self.step)
+        return self[name]
+
+    def caches(self) -> list[KVCache | RingKVCache]:
+        """Every layer cache in the tree."""
+        out: list[KVCache | RingKVCache] = []
+        for value in self.values():
+            out.extend(value.caches() if isinstance(value, CacheTree) else [value])
+        return out
+
+    def clear_caches(self) -> None:
+        """Empty every layer cache; ring buffers are cleared in place (their addresses are kept)."""
+        for key, value in list(self.items()):
+            if isinstance(value, CacheTree):
+                value.clear_caches()
+            elif isinstance(value, RingKVCache):
+                value.clear()
+            else:
+                self[key] = KVCache()
 
 
 class Attention(nn.Module):
@@ -111,12 +231,15 @@ class Attention(nn.Module):
         q_pos: Tensor,
         k_pos: Tensor,
         key_padding: Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | RingKVCache | None = None,
     ) -> Tensor:
-        """Attend from ``x`` (B, Tq, D) at frames ``q_pos`` to ``context`` (B|1, Tk, D) at ``k_pos``.
+        """Attend from ``x`` (B, Tq, D) at frames ``q_pos`` to ``context`` (Bc, Tk, D) at ``k_pos``.
 
-        ``key_padding`` (B, Tk) is True for padded keys. With a ``cache`` the new keys are appended
-        to the cached ones, and keys that later queries cannot reach are dropped afterwards.
+        ``key_padding`` (B, Tk) is True for padded keys. With a ``cache`` the new keys join the
+        cached ones (:class:`KVCache` or :class:`RingKVCache`). A context batch Bc smaller than B
+        is shared by groups of B / Bc consecutive queries (generation: the K reactions of one
+        speaker read that speaker's memory); those queries are folded into one query axis per
+        context row, so the keys are neither copied nor expanded.
         """
         q = self._split(self.to_q(x))
         k, v = self._kv(context)
@@ -126,20 +249,26 @@ class Attention(nn.Module):
         if cache is not None:
             if key_padding is not None:
                 raise ValueError("key padding is a training-time feature; the KV cache does not take it")
-            k, v, k_pos = cache.extend(k, v, k_pos)
+            k, v, k_pos = cache.keys(k, v, k_pos, self.window, self.block)
         mask = attention_mask(q_pos, k_pos, self.window, self.block)[None, None]  # (1, 1, Tq, Tk)
         if key_padding is not None:
             mask = mask & ~key_padding[:, None, None, :]  # (B, 1, Tq, Tk): each sample its own mask
             mask = mask | (q_pos[:, None] == k_pos[None, :])[None, None]  # never an empty row
-        if k.shape[0] != q.shape[0]:
-            k = k.expand(q.shape[0], -1, -1, -1)
-            v = v.expand(q.shape[0], -1, -1, -1)
+        b, h, t, dh = q.shape
+        group = b // k.shape[0] if k.shape[0] <= b else 0
+        if group != 1:
+            if key_padding is not None or group == 0 or b != group * k.shape[0]:
+                raise ValueError(f"{b} query rows cannot share a context batch of {k.shape[0]}")
+            # (Bc * g, H, Tq, Dh) -> (Bc, H, g * Tq, Dh): each context row's g query rows in one axis
+            q = q.view(k.shape[0], group, h, t, dh).transpose(1, 2).reshape(k.shape[0], h, group * t, dh)
+            mask = mask.repeat(1, 1, group, 1)
         # No dropout on the attention probabilities: on CPU it forces SDPA's slow math path (70 % of
         # a tiny-preset training step); residual and MLP dropout still regularise.
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if group != 1:
+            out = out.view(k.shape[0], h, group, t, dh).transpose(1, 2).reshape(b, h, t, dh)
         if cache is not None:
-            cache.trim(int(q_pos.max()) + 1, self.window, self.block)
-        b, h, t, dh = out.shape
+            cache.done(q_pos, self.window, self.block)
         return self.to_out(out.transpose(1, 2).reshape(b, t, h * dh))
 
     def _kv(self, context: Tensor) -> tuple[Tensor, Tensor]:
@@ -223,9 +352,11 @@ class CrossBlock(nn.Module):
         return x + self.ff(x)
 
 
-def _slot(cache: dict | None, name: str) -> KVCache | None:
+def _slot(cache: dict | None, name: str) -> KVCache | RingKVCache | None:
     if cache is None:
         return None
+    if isinstance(cache, CacheTree):
+        return cache.slot(name)
     if name not in cache:
         cache[name] = KVCache()
     return cache[name]

@@ -39,13 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from reactcli.editions import POST_PROCESSOR_CLIP
 from reactcli.errors import ReactError, file_error
+from reactcli.vocab import ACTION_UNITS, AU_DIMS, EMOTION_DIM, EXPRESSIONS_8, VALENCE_AROUSAL
 
-#: Frames per segment (the organisers' ``post_clip_length`` / ``clip_len_test``).
-CLIP_LENGTH = 1000
 ALIGNMENT_MODES = ("official", "mean", "resample")
-#: The 25-D emotion vector's blocks as the decoder emits them: AUs, valence/arousal, expressions.
-AU_DIMS, VA_DIMS, EXPR_DIMS = 15, 2, 8
 
 
 class SegmentError(ValueError):
@@ -94,7 +92,7 @@ def _pieces(total: int, piece: int, n: int) -> tuple[int, ...]:
     return (piece,) * (n - 1) + (total % piece,)
 
 
-def plan_segments(pred_len: int, target_len: int, clip: int = CLIP_LENGTH) -> SegmentPlan:
+def plan_segments(pred_len: int, target_len: int, clip: int = POST_PROCESSOR_CLIP) -> SegmentPlan:
     """The segment arithmetic of ``Processor.forward`` for one (P, T) pair; :class:`SegmentError` where it asserts."""
     p, t = int(pred_len), int(target_len)
     if p < 1 or t < 1:
@@ -194,15 +192,15 @@ class EmotionVAE(nn.Module):
         feedforward: int = 2048,
         latent_tokens: int = 64,
         max_positions: int = 5000,
-        in_channels: int = AU_DIMS + VA_DIMS + EXPR_DIMS,
+        in_channels: int = EMOTION_DIM,
     ):
         super().__init__()
         self.latent_tokens = latent_tokens
         self.PE = _Positions(feature_dim, max_positions)
         self.in_proj = nn.Linear(in_channels, feature_dim)
-        self.au_out_proj = nn.Linear(feature_dim, AU_DIMS)
-        self.va_out_proj = nn.Linear(feature_dim, VA_DIMS)
-        self.emo_out_proj = nn.Linear(feature_dim, EXPR_DIMS)
+        self.au_out_proj = nn.Linear(feature_dim, len(ACTION_UNITS))
+        self.va_out_proj = nn.Linear(feature_dim, len(VALENCE_AROUSAL))
+        self.emo_out_proj = nn.Linear(feature_dim, len(EXPRESSIONS_8))
         self.encoder = _LatentEncoder(feature_dim, heads, encoder_layers, feedforward, 2 * latent_tokens)
         self.decoder = _QueryDecoder(feature_dim, heads, decoder_layers, feedforward)
 
@@ -363,7 +361,7 @@ def resample_target(target: np.ndarray, length: int) -> np.ndarray:
     low = np.minimum(np.floor(where).astype(np.int64), t_len - 2)
     frac = (where - low)[:, None]
     out = (target[low].astype(np.float64) * (1.0 - frac) + target[low + 1].astype(np.float64) * frac).astype(np.float32)
-    out[:, :AU_DIMS] = (out[:, :AU_DIMS] >= 0.5).astype(np.float32)
+    out[:, AU_DIMS] = (out[:, AU_DIMS] >= 0.5).astype(np.float32)
     return out
 
 
@@ -383,7 +381,7 @@ def align_targets(
     mode: str,
     model: EmotionVAE | None = None,
     generator: torch.Generator | None = None,
-    clip: int = CLIP_LENGTH,
+    clip: int = POST_PROCESSOR_CLIP,
     names: Sequence[str] | None = None,
     on_sample: Callable[[], None] | None = None,
 ) -> Alignment:
@@ -443,7 +441,8 @@ def align_targets(
                 )
                 frames = frames[: plan.pred_len]
             aligned.append(frames)
-        result.targets.append(np.stack(aligned) if aligned else np.zeros((0, int(p_len), 25), dtype=np.float32))
+        empty = np.zeros((0, int(p_len), EMOTION_DIM), dtype=np.float32)
+        result.targets.append(np.stack(aligned) if aligned else empty)
         if on_sample is not None:
             on_sample()
     return result

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from vector_quantize_pytorch import FSQ
 
 from reactcli.config import TokenizerConfig
-from reactcli.models.layers import Block
+from reactcli.models.layers import Block, CacheTree
 from reactcli.vocab import EMOTION_DIM, FACE_DIM, FACE_GROUPS
 
 
@@ -137,13 +137,16 @@ class FaceTokenizer(nn.Module):
         rec, emo = self.decode_latent(self.latent(tokens), pos, cache, emotion=emotion)
         return self.denormalize(rec), emo
 
-    def new_encoder_cache(self) -> list[dict]:
-        return [{} for _ in self.encoder.blocks]
+    def new_encoder_cache(self, step: int | None = None) -> list[CacheTree]:
+        """Per-block KV caches for streaming :meth:`encode`: growing ones, or with ``step`` static
+        rings for steps of up to ``step`` frames (``models/layers.py``)."""
+        return [CacheTree(step) for _ in self.encoder.blocks]
 
-    def new_decoder_cache(self) -> dict:
+    def new_decoder_cache(self, step: int | None = None) -> dict[str, list[CacheTree]]:
+        """Per-block KV caches of both decoders for streaming :meth:`decode_tokens` (``step`` as above)."""
         return {
-            "face": [{} for _ in self.face_decoder.blocks],
-            "emotion": [{} for _ in self.emotion_decoder.blocks],
+            "face": [CacheTree(step) for _ in self.face_decoder.blocks],
+            "emotion": [CacheTree(step) for _ in self.emotion_decoder.blocks],
         }
 
     # -- training --------------------------------------------------------------------------------

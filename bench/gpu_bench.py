@@ -1,0 +1,194 @@
+"""One prepared device check: the figures of issue 24 in one run, with random weights and synthetic data
+made on the spot; exits 1 if any parity check fails.
+
+    .venv/bin/python bench/gpu_bench.py --device cuda          # the full run (one GPU)
+    .venv/bin/python bench/gpu_bench.py --device cpu           # a smoke run: fewer clips and frames
+
+Each section is a function ``(ctx, report) -> None`` in :data:`SECTIONS` that adds tables
+(:class:`Table`, printed by :func:`print_table`) and parity checks (:meth:`Report.check`) to the
+report; add a section by writing such a function and listing it there. Sections:
+
+- ``generation``: a demo-size split (24 clips x 751 frames, K = 10, tiny preset) generated one clip
+  at a time and as batched streams (``reactcli.generate.generate_batch``, automatic batch size);
+  parity: the batched reactions equal the one-clip ones (same tokens, values within 1e-3).
+- ``step``: the per-frame step (one speaker frame in, one listener frame out, the ``react live``
+  loop) for the tiny and paper presets at K = 1 and 3: p50/p95 with the dynamic KV cache (the
+  earlier eager path), the static ring cache, and on CUDA the captured step (CUDA graph); parity:
+  static vs dynamic outputs, and captured vs eager static outputs.
+
+Targets (issue 24, one H200): per-frame p95 <= 15 ms for the paper preset at K = 3, <= 2 ms for
+the tiny preset. A missed target is reported, not a failure: failures are broken parity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate_bench import build, compare, run_batched, step_times, synthetic_clips  # noqa: E402
+
+from reactcli.generate import auto_batch_clips  # noqa: E402
+
+
+@dataclass
+class Table:
+    """One printed table: a title, column names, rows of values (numbers are formatted by
+    :func:`print_table`) and notes printed under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[object]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    tables: list[Table] = field(default_factory=list)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def table(self, title: str, columns: list[str]) -> Table:
+        table = Table(title, columns)
+        self.tables.append(table)
+        return table
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append((name, bool(ok), detail))
+        print(f"  parity {'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
+
+
+@dataclass
+class Context:
+    device: torch.device
+    smoke: bool  # a CPU run: fewer clips and frames
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def print_table(table: Table) -> None:
+    cells = [[_cell(v) for v in row] for row in table.rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(table.columns)]
+    print(f"\n## {table.title}")
+    print("  ".join(c.rjust(w) for c, w in zip(table.columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+    for note in table.notes:
+        print(f"  {note}")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- sections ---------------------------------------------------------------------------------------
+def section_generation(ctx: Context, report: Report) -> None:
+    clips_n, frames, k = (6, 160, 4) if ctx.smoke else (24, 751, 10)
+    model = build("tiny", ctx.device)
+    clips = synthetic_clips(model, clips_n, frames)
+    auto = auto_batch_clips(model, k, frames, clips_n)
+    run_batched(model, clips[:1], k, 1)  # first-use costs (kernels, capture) outside the timings
+    one, reference = run_batched(model, clips, k, 1)
+    batched, out = run_batched(model, clips, k, auto)
+    table = report.table(
+        f"generation: {clips_n} clips x {frames} frames, K = {k}, tiny preset, {ctx.device}",
+        ["path", "clips/batch", "wall s", "clips/s", "vs one clip"],
+    )
+    table.rows.append(["one clip at a time", 1, one, clips_n / one, "1.00x"])
+    table.rows.append(["batched (automatic size)", auto, batched, clips_n / batched, f"{one / batched:.2f}x"])
+    worst, same = compare(out, reference)
+    table.notes.append(f"batched vs one clip: max |diff| {worst:.1e}, {same:.1%} of the clip x sample series equal")
+    report.check("batched generation equals one clip at a time", same >= 0.98,
+                 f"{same:.1%} of series within 1e-3 (>= 98 % required: a float-rounding tie may flip one token)")
+
+
+def section_step(ctx: Context, report: Report) -> None:
+    table = report.table(
+        f"per-frame step (one frame in, one listener frame out), {ctx.device}",
+        ["preset", "K", "step", "p50 ms", "p95 ms", "frames", "H200 target p95"],
+    )
+    targets = {"tiny": 2.0, "paper": 15.0}
+    for preset in ("tiny", "paper"):
+        model = build(preset, ctx.device)
+        frames = (30 if preset == "tiny" else 5) if ctx.smoke else 300
+        warmup = 3 if ctx.smoke else 10
+        for k in (1, 3):
+            modes = [("eager, dynamic cache", "dynamic", False), ("eager, static cache", "static", False)]
+            if ctx.cuda:
+                modes.append(("captured (CUDA graph)", "static", True))
+            outputs = {}
+            for label, cache, capture in modes:
+                ms, outputs[label] = step_times(model, k, cache, frames, capture=capture, warmup=warmup)
+                target = f"<= {targets[preset]:g} ms" if k == 3 or preset == "tiny" else ""
+                table.rows.append([preset, k, label, float(np.percentile(ms, 50)), float(np.percentile(ms, 95)),
+                                   frames, target])
+            static = outputs["eager, static cache"]
+            diff = float(np.abs(outputs["eager, dynamic cache"] - static).max())
+            report.check(f"{preset} K={k}: static vs dynamic cache", diff <= 1e-3, f"max |diff| {diff:.1e}")
+            if ctx.cuda:
+                diff = float(np.abs(outputs["captured (CUDA graph)"] - static).max())
+                report.check(f"{preset} K={k}: captured vs eager step", diff <= 1e-3, f"max |diff| {diff:.1e}")
+        del model
+        if ctx.cuda:
+            torch.cuda.empty_cache()
+
+
+SECTIONS: dict[str, Callable[[Context, Report], None]] = {
+    "generation": section_generation,
+    "step": section_step,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (cpu: a smoke run)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available (use --device cpu for the smoke run)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.sections.split(",")
+    for name in names:
+        if name not in SECTIONS:
+            parser.error(f"unknown section {name!r}; expected {', '.join(SECTIONS)}")
+    ctx = Context(device, smoke=device.type == "cpu")
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"gpu_bench on {what}, torch {torch.__version__}{' (smoke run)' if ctx.smoke else ''}")
+    report = Report()
+    t0 = time.perf_counter()
+    for name in names:
+        start = time.perf_counter()
+        print(f"\n# section {name}", flush=True)
+        SECTIONS[name](ctx, report)
+        sync(device)
+        print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+    for table in report.tables:
+        print_table(table)
+    failed = [name for name, ok, _ in report.checks if not ok]
+    print(f"\n{len(report.checks) - len(failed)}/{len(report.checks)} parity checks passed "
+          f"in {time.perf_counter() - t0:.0f} s")
+    for name in failed:
+        print(f"FAILED: {name}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
