@@ -15,9 +15,18 @@ report; add a section by writing such a function and listing it there. Sections:
   loop) for the tiny and paper presets at K = 1 and 3: p50/p95 with the dynamic KV cache (the
   earlier eager path), the static ring cache, and on CUDA the captured step (CUDA graph); parity:
   static vs dynamic outputs, and captured vs eager static outputs.
+- ``training``: both stages of both presets with random weights on synthetic clips (``bench/
+  train_bench.py``), at the presets' published batches, eager and with ``training.compile``:
+  frames/s, ms per step, MFU (``training/flops.py``'s count against the device's dense bf16 peak);
+  the paper predictor at larger batches (where MFU reaches 30 %); on CUDA the host syncs in 8
+  steps (one log row: a count near 8 would be a per-step wait); the share of attention work a
+  fused kernel may take; parity: the CUDA step form's loss equals the CPU form's. The CPU smoke run
+  uses small batches for the paper preset, a few steps, and no compile (inductor needs about a
+  minute per model on 2 cores).
 
 Targets (issue 24, one H200): per-frame p95 <= 15 ms for the paper preset at K = 3, <= 2 ms for
-the tiny preset. A missed target is reported, not a failure: failures are broken parity.
+the tiny preset; training >= 5x the frames/s measured before (paper predictor 14-18 k, tokenizer
+50-80 k frames/s). A missed target is reported, not a failure: failures are broken parity.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate_bench import build, compare, run_batched, step_times, synthetic_clips  # noqa: E402
+from train_bench import aligned_parity, attention_calls, count_syncs, time_training  # noqa: E402
 
 from reactcli.generate import auto_batch_clips  # noqa: E402
 
@@ -148,9 +158,73 @@ def section_step(ctx: Context, report: Report) -> None:
             torch.cuda.empty_cache()
 
 
+def section_training(ctx: Context, report: Report) -> None:
+    modes = (False, True) if ctx.cuda else (False,)
+    smoke_batch = {("paper", "tokenizer"): 4, ("paper", "predictor"): 1}  # the CPU run: a step in seconds
+    before = {("paper", "predictor"): "14-18 k", ("paper", "tokenizer"): "50-80 k"}  # issue 24, H200, eager
+    table = report.table(
+        f"training, random weights, synthetic clips, {ctx.device}",
+        ["preset", "stage", "batch", "frames/step", "mode", "warm-up s", "ms/step", "frames/s", "MFU",
+         "H200 before"],
+    )
+    for preset in ("tiny", "paper"):
+        for stage in ("tokenizer", "predictor"):
+            batch = smoke_batch.get((preset, stage)) if ctx.smoke else None
+            steps, warmup = ((2 if preset == "tiny" else 1), 1) if ctx.smoke else (10, 3)
+            for compile_ in modes:
+                t = time_training(preset, stage, ctx.device, batch, compile_, steps, warmup)
+                table.rows.append([preset, stage, t.batch, t.frames_per_step, "compile" if compile_ else "eager",
+                                   t.first_seconds, t.step_ms, t.frames_per_s, _pct(t.mfu),
+                                   before.get((preset, stage), "")])
+    if ctx.smoke:
+        table.notes.append("smoke run: the paper preset at batch 4 (tokenizer) and 1 (predictor), not its "
+                           "published 184 / 16, one timed step; no compile rows (inductor takes about a minute per "
+                           "model on 2 cores)")
+        table.notes.append("MFU: none on a CPU (no peak; bench/train_bench.py time_training(peak_tflops=...) sets one)")
+    else:
+        table.notes.append("MFU: model FLOPs (training/flops.py, windowed attention) per second / the device's dense "
+                           "bf16 peak; warm-up s holds the compile in compile rows")
+        sweep = report.table(f"paper predictor by batch (288-frame crops), {ctx.device}",
+                             ["batch", "mode", "ms/step", "frames/s", "MFU"])
+        for batch, compile_ in [(b, False) for b in (16, 32, 64, 128, 256)] + [(64, True), (256, True)]:
+            t = time_training("paper", "predictor", ctx.device, batch, compile_, 6, 3 if compile_ else 2)
+            sweep.rows.append([batch, "compile" if compile_ else "eager", t.step_ms, t.frames_per_s, _pct(t.mfu)])
+    kernels = report.table(f"attention calls of a training step (CUDA form), {ctx.device}",
+                           ["preset", "stage", "calls", "fused-eligible calls", "fused share of work"])
+    for preset in ("tiny", "paper"):
+        for stage in ("tokenizer", "predictor"):
+            calls = attention_calls(preset, stage, ctx.device, batch=1 if ctx.smoke and preset == "paper" else 2)
+            work = sum(c["work"] for c in calls)
+            fused = sum(c["work"] for c in calls if c["fused"])
+            kernels.rows.append([preset, stage, len(calls), sum(c["fused"] for c in calls), _pct(fused / work)])
+            if not (preset == "paper" and stage == "predictor"):  # its 32 frames past the 256-frame window: masked
+                report.check(f"{preset} {stage}: every attention call fused-eligible", fused == work,
+                             f"{fused / work:.1%} of the attention work")
+    kernels.notes.append("on CUDA: torch.backends.cuda.can_use_{flash,efficient,cudnn}_attention on each call; on a "
+                         "CPU the flash rules that depend on the call (no mask; is_causal only when square)")
+    for preset in ("tiny",) if ctx.smoke else ("tiny", "paper"):
+        worst = aligned_parity(preset, ctx.device)
+        report.check(f"{preset} predictor: CUDA step form equals the CPU form", worst <= 1e-4,
+                     f"loss max relative difference {worst:.1e} (float32, no dropout)")
+    if ctx.cuda:
+        syncs = report.table("host syncs in 8 training steps with one log row (CUDA sync debug mode)",
+                             ["preset", "stage", "syncs"])
+        for preset in ("tiny", "paper"):
+            for stage in ("tokenizer", "predictor"):
+                n = count_syncs(preset, stage, ctx.device, steps=8)
+                syncs.rows.append([preset, stage, n])
+                report.check(f"{preset} {stage}: no host sync per step", n < 8, f"{n} syncs in 8 steps")
+        torch.cuda.empty_cache()
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f} %"
+
+
 SECTIONS: dict[str, Callable[[Context, Report], None]] = {
     "generation": section_generation,
     "step": section_step,
+    "training": section_training,
 }
 
 

@@ -239,6 +239,15 @@ class TrainingConfig(Section):
     )
     emotion_loss_weight: float = Field(default=2.0, ge=0.0, description="weight of the emotion head's MSE")
     tensorboard: bool = Field(default=False, description="also write TensorBoard events under <out>/tb/")
+    compile: bool = Field(
+        default=False,
+        description="train the model through torch.compile (fewer, fused kernels; the first steps compile)",
+    )
+    peak_tflops: float | None = Field(
+        default=None, gt=0.0,
+        description="the device's peak TFLOPS for the log's mfu column (default: the CUDA device's dense bf16 "
+        "peak when known, none on a CPU; docs/performance.md)",
+    )
 
 
 class GenerationConfig(Section):

@@ -268,3 +268,38 @@ def test_make_batch_on_a_padded_window() -> None:
         real = (~pad[1]).nonzero().flatten()
         assert len(real) >= model.cfg.patch + 1 and int(real.max()) == 13  # the cut left real targets
     assert torch.equal(batch[PADDING], padding)  # the batch itself is not modified
+
+
+# -- the corpus kept on the device (what a CUDA run does) ------------------------------------------
+@pytest.mark.parametrize("kind", ["stacked", "ragged", "ragged with history and traits"])
+def test_device_corpus_cuts_the_same_windows(kind: str) -> None:
+    """A WindowBatches holding its corpus as flat tensors on a device (here the CPU: the code path is
+    the same) cuts, step by step, exactly the host path's windows, padding, traits and history, and
+    the same per-row generators; the rows come from ``rows(step)`` alone."""
+    if kind == "stacked":
+        arrays, extra = coded_arrays(), {}
+    else:
+        arrays, extra = ragged_arrays(), {}
+        if "history" in kind:
+            traits = [np.full(5, r, np.float32) for r in range(len(LENGTHS))]
+            extra = {"static": {"traits": traits}, "history": 8, "history_keys": ("a", "tokens")}
+    host = WindowBatches(arrays, 10, 3, 7, 1, 2, **extra)
+    dev = WindowBatches(arrays, 10, 3, 7, 1, 2, device="cpu", **extra)
+    assert dev.store is not None and host.store is None
+    for step in range(25):
+        (a, rngs_a), (b, rngs_b) = host.batch(step), dev.batch(step)
+        assert list(a) == list(b)
+        for key in a:
+            assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), (step, key)
+        assert [r.random() for r in rngs_a] == [r.random() for r in rngs_b]
+        rows = dev.rows(step)
+        assert rows.real == [min(LENGTHS[c] if kind != "stacked" else FRAMES, 10) for c in rows.clips]
+
+
+def test_corpus_stays_on_the_host_on_cpu_and_moves_when_it_fits() -> None:
+    from reactcli.training.corpus import corpus_bytes, corpus_device
+
+    arrays = ragged_arrays()
+    assert corpus_bytes(arrays) == sum(LENGTHS) * (4 + 8 + 8)
+    assert corpus_bytes(coded_arrays()) == N_CLIPS * FRAMES * (4 + 8 + 8)
+    assert corpus_device(arrays, torch.device("cpu")) is None

@@ -143,10 +143,11 @@ def test_training_writes_logs_and_curves(trained_run: Path) -> None:
               ("predictor", ["ce", "emotion_mse"], ["val_unheard_mse"], []))
     for stage, parts, val_only, phase in stages:
         log = pd.read_csv(trained_run / f"{stage}_log.csv")
-        assert list(log.columns) == ["step", *phase, "loss", *parts, "lr", "grad_norm", "frames_per_s", "val_loss",
-                                     *(f"val_{p}" for p in parts), *val_only]
+        assert list(log.columns) == ["step", *phase, "loss", *parts, "lr", "grad_norm", "frames_per_s", "mfu",
+                                     "val_loss", *(f"val_{p}" for p in parts), *val_only]
         assert log["step"].is_monotonic_increasing and log["step"].iloc[-1] > 0
         assert (log["lr"] > 0).all() and (log["grad_norm"] > 0).all() and (log["frames_per_s"] > 0).all()
+        assert log["mfu"].isna().all()  # a CPU has no peak unless training.peak_tflops gives one
         assert log["val_loss"].notna().sum() >= 1  # validation rows carry the val loss
         assert all(log[c].notna().sum() == log["val_loss"].notna().sum() for c in val_only)
         png = (trained_run / f"{stage}_curves.png").read_bytes()

@@ -72,6 +72,11 @@ BidirectionalOption = Annotated[
 TensorboardOption = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
 ]
+PeakTflopsOption = Annotated[
+    float | None,
+    typer.Option("--peak-tflops", min=0.001, help="The device's peak TFLOPS for the log's mfu column "
+                 "(training.peak_tflops; default: the CUDA device's dense bf16 peak when known, none on a CPU)."),
+]
 
 
 def build_config(

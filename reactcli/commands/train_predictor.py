@@ -11,6 +11,7 @@ from reactcli.commands.common import (
     ConfigOption,
     DataOption,
     DeviceOption,
+    PeakTflopsOption,
     SeedOption,
     SetOption,
     TensorboardOption,
@@ -33,9 +34,8 @@ def train_predictor(
         typer.Option(
             "--resume",
             help="Continue the stopped run in --out from predictor_last.ckpt. Takes training.predictor_max_steps, "
-            "val_every, log_every "
-            "and tensorboard from the command line; every other setting (and the seed) from the checkpoint, "
-            "and a changed audio/predictor/training setting is refused.",
+            "val_every, log_every, tensorboard, compile and peak_tflops from the command line; every other setting "
+            "(and the seed) from the checkpoint, and a changed audio/predictor/training setting is refused.",
         ),
     ] = False,
     seed: SeedOption = 0,
@@ -43,6 +43,7 @@ def train_predictor(
     set_: SetOption = None,
     tensorboard: TensorboardOption = False,
     threads: ThreadsOption = None,
+    peak_tflops: PeakTflopsOption = None,
 ) -> None:
     """Train the reaction predictor; under torchrun every process trains a shard and rank 0 writes.
 
@@ -61,7 +62,8 @@ def train_predictor(
     from reactcli.vocab import PREDICTOR_CKPT, PREDICTOR_LAST_CKPT
 
     # an absent flag must not mask training.tensorboard from the file or environment
-    training = {"predictor_max_steps": max_steps, "tensorboard": True if tensorboard else None}
+    training = {"predictor_max_steps": max_steps, "tensorboard": True if tensorboard else None,
+                "peak_tflops": peak_tflops}
     base = None
     if tokenizer is not None and not resume:
         from reactcli.models.checkpoint import TOKENIZER_KIND, read_checkpoint, stored_config

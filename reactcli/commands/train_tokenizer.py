@@ -11,6 +11,7 @@ from reactcli.commands.common import (
     ConfigOption,
     DataOption,
     DeviceOption,
+    PeakTflopsOption,
     SeedOption,
     SetOption,
     TensorboardOption,
@@ -30,8 +31,8 @@ def train_tokenizer(
         typer.Option(
             "--resume",
             help="Continue the stopped run in --out from tokenizer_last.ckpt. Takes training.tokenizer_max_steps, "
-            "val_every, log_every and tensorboard from the command line; every other setting (and the seed) from "
-            "the checkpoint, and a changed tokenizer/training setting is refused.",
+            "val_every, log_every, tensorboard, compile and peak_tflops from the command line; every other setting "
+            "(and the seed) from the checkpoint, and a changed tokenizer/training setting is refused.",
         ),
     ] = False,
     seed: SeedOption = 0,
@@ -39,6 +40,7 @@ def train_tokenizer(
     set_: SetOption = None,
     tensorboard: TensorboardOption = False,
     threads: ThreadsOption = None,
+    peak_tflops: PeakTflopsOption = None,
 ) -> None:
     """Train the FSQ face tokenizer; print reconstruction error per face part and codebook usage.
 
@@ -55,7 +57,8 @@ def train_tokenizer(
     from reactcli.vocab import EMOTION_DIM, FACE_DIM, TOKENIZER_CKPT
 
     # an absent flag must not mask training.tensorboard from the file or environment
-    training = {"tokenizer_max_steps": max_steps, "tensorboard": True if tensorboard else None}
+    training = {"tokenizer_max_steps": max_steps, "tensorboard": True if tensorboard else None,
+                "peak_tflops": peak_tflops}
     cfg = build_config(config, set_, training=training)
     ctx = init_distributed(device)
     try:

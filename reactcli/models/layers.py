@@ -19,10 +19,23 @@ take part (the mask is built from positions, and empty slots sit outside every w
 tensor keeps its shape and address from step to step, so a per-frame step can be captured once as
 a CUDA graph and replayed (``generate.py``). A :class:`CacheTree` holds one stack's caches and says
 which kind its layers get.
+
+**Fused attention kernels on CUDA.** ``scaled_dot_product_attention`` runs its flash kernel only
+without an explicit mask, and its memory-efficient and cuDNN kernels (which take a mask) only for
+head dims that are multiples of 8, which the paper preset's (30 and 21) are not: any mask sends it
+to the unfused math kernel. A training pass (no cache, no key padding, positions 0..T-1 on both
+sides) needs no mask for most of its queries: inside :func:`frame_aligned`, a window no longer than
+the attention window is plain causal attention (``is_causal``), a blocked window (the tokenizer)
+is folded into one causal row per block, and a sliding window longer than the attention window
+attends causally for its first ``window`` queries and with a mask only for the rest. The result
+is the masked attention's up to float rounding (``tests/test_training_attention.py``); outside the
+context (generation, every cached or padded call) nothing changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +51,56 @@ def attention_mask(q_pos: Tensor, k_pos: Tensor, window: int, block: int | None 
     if block is not None:
         allowed &= torch.div(k, block, rounding_mode="floor") == torch.div(q, block, rounding_mode="floor")
     return allowed
+
+
+_ALIGNED = [False]  # inside frame_aligned(): a training pass whose positions are 0..T-1 on both sides
+
+
+@contextmanager
+def frame_aligned(enabled: bool = True) -> Iterator[None]:
+    """Within, attention without a cache or key padding takes its query and key positions to be the
+    frames 0..T-1 of one window (what both models' training forwards pass) and picks the mask-free
+    form of the same attention (the module docstring). The training loop enters it on CUDA; a caller
+    whose positions are anything else must not."""
+    before = _ALIGNED[0]
+    _ALIGNED[0] = enabled
+    try:
+        yield
+    finally:
+        _ALIGNED[0] = before
+
+
+def aligned_attention(q: Tensor, k: Tensor, v: Tensor, window: int, block: int | None) -> Tensor | None:
+    """Causal windowed attention of frames 0..T-1 (q, k, v (B, H, T, Dh)) in a form the fused kernels
+    take, or None where no such form applies (the caller then builds the mask).
+
+    ``T <= window`` (and within one block): plain causal. Blocks of ``block <= window`` frames that
+    tile T: each block its own causal row (blocks folded into the batch). ``T > window`` without
+    blocks: queries 0..window-1 causal, the later ones against keys 1..T-1 with a band mask.
+    """
+    t = q.shape[2]
+    if k.shape[2] != t or k.shape[0] != q.shape[0]:
+        return None
+    if block is not None:
+        if block > window or t % block:
+            return None
+        if t == block:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        b, h, _, dh = q.shape
+        n = t // block
+
+        def fold(x: Tensor) -> Tensor:  # (B, H, n * block, Dh) -> (B * n, H, block, Dh)
+            return x.unflatten(2, (n, block)).transpose(1, 2).flatten(0, 1)
+
+        out = F.scaled_dot_product_attention(fold(q), fold(k), fold(v), is_causal=True)
+        return out.unflatten(0, (b, n)).transpose(1, 2).flatten(2, 3)
+    if t <= window:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    head = F.scaled_dot_product_attention(q[:, :, :window], k[:, :, :window], v[:, :, :window], is_causal=True)
+    frames = torch.arange(t, device=q.device)
+    band = attention_mask(frames[window:], frames[1:], window)  # query t sees keys t - window + 1 .. t
+    tail = F.scaled_dot_product_attention(q[:, :, window:], k[:, :, 1:], v[:, :, 1:], attn_mask=band)
+    return torch.cat((head, tail), dim=2)
 
 
 class RotaryEmbedding(nn.Module):
@@ -250,6 +313,11 @@ class Attention(nn.Module):
             if key_padding is not None:
                 raise ValueError("key padding is a training-time feature; the KV cache does not take it")
             k, v, k_pos = cache.keys(k, v, k_pos, self.window, self.block)
+        elif key_padding is None and _ALIGNED[0]:
+            out = aligned_attention(q, k, v, self.window, self.block)
+            if out is not None:
+                b, h, t, dh = q.shape
+                return self.to_out(out.transpose(1, 2).reshape(b, t, h * dh))
         mask = attention_mask(q_pos, k_pos, self.window, self.block)[None, None]  # (1, 1, Tq, Tk)
         if key_padding is not None:
             mask = mask & ~key_padding[:, None, None, :]  # (B, 1, Tq, Tk): each sample its own mask

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,17 @@ def gather(frames: Frames, batch: Sequence[tuple[int, int, int]]) -> torch.Tenso
                         else frames[i][lo:hi] for i, lo, hi in batch])
 
 
+@dataclass
+class Rows:
+    """Where the rows of one batch come from, decided on the host: recording, window start, real
+    frames (the rest of the row is padding) and one generator per row for extra randomness."""
+
+    clips: list[int]
+    starts: list[int]
+    real: list[int]
+    rngs: list[np.random.Generator]
+
+
 class WindowBatches:
     """Batches of aligned windows over N recordings: batch ``step`` is fixed by (seed, step, rank).
 
@@ -168,6 +180,11 @@ class WindowBatches:
 
     A ``DistributedSampler`` shards the (repeated) recording indices across ranks and reshuffles them
     per epoch; the list is repeated so that even a tiny split fills one global batch.
+
+    ``device``: keep the corpus there (copied once, :class:`DeviceCorpus`) and cut every batch there
+    with one index gather per array, so a step copies a few small index arrays instead of the
+    windows (what a CUDA run does). Without it batches are cut on the host, as they always were.
+    Either way the windows are the same values (tests/test_batching.py).
     """
 
     def __init__(
@@ -181,6 +198,7 @@ class WindowBatches:
         static: Mapping[str, Frames] | None = None,
         history: int = 0,
         history_keys: Sequence[str] = (),
+        device: torch.device | str | None = None,
     ) -> None:
         self.arrays = arrays
         self.static = dict(static or {})
@@ -203,12 +221,13 @@ class WindowBatches:
         self.per_epoch = max(1, len(self.sampler) // batch_size)
         self._epoch = -1
         self._order: list[int] = []
+        self.store = None if device is None else DeviceCorpus(arrays, self.static, torch.device(device))
 
     def rng(self, step: int, slot: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, step, slot, self.sampler.rank])
 
-    def batch(self, step: int) -> tuple[dict[str, torch.Tensor], list[np.random.Generator]]:
-        """The windows of training step ``step`` and one generator per row for extra randomness."""
+    def rows(self, step: int) -> Rows:
+        """The recordings, starts and per-row generators of training step ``step`` (host only)."""
         epoch, within = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             self.sampler.set_epoch(epoch)
@@ -218,9 +237,22 @@ class WindowBatches:
         rngs = [self.rng(step, j) for j in range(len(clips))]
         room = [max(0, self.lengths[c] - self.window) for c in clips]  # 0: the whole (short) recording
         starts = [int(r.integers(0, n + 1)) for r, n in zip(rngs, room, strict=True)]
+        real = [min(self.lengths[c], self.window) for c in clips]
+        return Rows(clips, starts, real, rngs)
+
+    def batch(self, step: int) -> tuple[dict[str, torch.Tensor], list[np.random.Generator]]:
+        """The windows of training step ``step`` and one generator per row for extra randomness."""
+        rows = self.rows(step)
+        return self.gather(rows), rows.rngs
+
+    def gather(self, rows: Rows) -> dict[str, torch.Tensor]:
+        """The windows of ``rows``: on the corpus's device with a :class:`DeviceCorpus`, else on the host."""
+        if self.store is not None:
+            return self._gather_on_device(rows)
+        clips, starts = rows.clips, rows.starts
         out = {k: _windows(v, clips, starts, self.window) for k, v in self.arrays.items()}
         if self.padded:
-            real = torch.tensor([min(self.lengths[c], self.window) for c in clips])
+            real = torch.tensor(rows.real)
             out[PADDING] = torch.arange(self.window)[None, :] >= real[:, None]
         for key, values in self.static.items():
             out[key] = torch.stack([_tensor(values[c]) for c in clips])
@@ -229,7 +261,107 @@ class WindowBatches:
             for key in self.history_keys:
                 out[key + HISTORY] = _windows(self.arrays[key], clips, starts_before, self.history)
             out[HISTORY_PADDING] = (torch.tensor(starts_before)[:, None] + torch.arange(self.history)[None, :]) < 0
-        return out, rngs
+        return out
+
+    def _gather_on_device(self, rows: Rows) -> dict[str, torch.Tensor]:
+        store = self.store
+        assert store is not None
+        clips = np.asarray(rows.clips, dtype=np.int64)
+        starts = np.asarray(rows.starts, dtype=np.int64)
+        index = store.to_device(store.frame_index(clips, starts, self.window))
+        out = {k: store.take(k, index) for k in self.arrays}
+        if self.padded:
+            real = np.asarray(rows.real, dtype=np.int64)
+            out[PADDING] = store.to_device(np.arange(self.window)[None, :] >= real[:, None])
+        if self.static:
+            rows_index = store.to_device(clips)
+            for key in self.static:
+                out[key] = store.static[key].index_select(0, rows_index)
+        if self.history_keys:
+            before = starts - self.history
+            index = store.to_device(store.frame_index(clips, before, self.history))
+            for key in self.history_keys:
+                out[key + HISTORY] = store.take(key, index)
+            out[HISTORY_PADDING] = store.to_device((before[:, None] + np.arange(self.history)[None, :]) < 0)
+        return out
+
+
+class DeviceCorpus:
+    """Corpus arrays copied once to a device, each as one flat (sum of frames + 1, ...) tensor whose
+    last row is zeros; a window is one index gather (frames before a recording's start or past its
+    end read the zero row, as :func:`_windows` pads them).
+
+    The index arrays are built on the host (numpy, from the host-side rows) and copied through
+    pinned memory without waiting (``non_blocking``), so cutting a batch never makes the host wait
+    for the device."""
+
+    def __init__(self, arrays: Mapping[str, Frames], static: Mapping[str, Frames], device: torch.device) -> None:
+        self.device = device
+        lengths = np.asarray(lengths_of(next(iter(arrays.values()))), dtype=np.int64)
+        self.lengths = lengths
+        self.offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        self.zero_row = int(lengths.sum())
+        self.flat = {k: _flat_on(v, device) for k, v in arrays.items()}
+        self.static = {k: (v if isinstance(v, torch.Tensor) else torch.stack([_tensor(x) for x in v])).to(device)
+                       for k, v in static.items()}
+
+    def frame_index(self, clips: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+        """(B, window) rows of the flat arrays: frame ``start + t`` of each row's recording, the zero
+        row where that frame is outside the recording."""
+        frame = starts[:, None] + np.arange(window)[None, :]
+        inside = (frame >= 0) & (frame < self.lengths[clips][:, None])
+        return np.where(inside, self.offsets[clips][:, None] + frame, self.zero_row)
+
+    def take(self, key: str, index: torch.Tensor) -> torch.Tensor:
+        flat = self.flat[key]
+        return flat.index_select(0, index.flatten()).view(*index.shape, *flat.shape[1:])
+
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        return host_to_device(torch.from_numpy(np.ascontiguousarray(array)), self.device)
+
+
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; to CUDA through pinned memory without waiting for the device
+    (a pageable copy would synchronise the stream)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def corpus_bytes(arrays: Mapping[str, Frames]) -> int:
+    """Bytes of the corpus arrays (what a :class:`DeviceCorpus` copies to the device)."""
+    total = 0
+    for value in arrays.values():
+        items = [value] if isinstance(value, (np.ndarray, torch.Tensor)) else value
+        for item in items:
+            total += int(np.prod(item.shape)) * (item.element_size() if isinstance(item, torch.Tensor)
+                                                 else np.dtype(item.dtype).itemsize)
+    return total
+
+
+def corpus_device(arrays: Mapping[str, Frames], device: torch.device, share: float = 0.5) -> torch.device | None:
+    """Where a stage keeps its training corpus: on a CUDA device when it takes at most ``share`` of
+    the free device memory, else None (batches cut on the host and copied per step). On the CPU
+    the host path is the one that always ran (its batches are the same values, and no copy)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if corpus_bytes(arrays) <= share * free else None
+
+
+def batch_to(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A host-cut batch on ``device`` (no copy where it already is)."""
+    return {k: v if v.device == device else host_to_device(v, device) for k, v in batch.items()}
+
+
+def _flat_on(frames: Frames, device: torch.device) -> torch.Tensor:
+    """One recording after the other, then a zero row, as one tensor on ``device``."""
+    if isinstance(frames, (np.ndarray, torch.Tensor)):
+        parts = [_tensor(frames).flatten(0, 1)]
+    else:
+        parts = [_tensor(item) for item in frames]
+    zero = parts[0].new_zeros((1, *parts[0].shape[1:]))
+    return torch.cat([*(p.to(device) for p in parts), zero.to(device)])
 
 
 def _tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -2,13 +2,15 @@
 
 ``torchrun --nproc_per_node N -m reactcli.cli train-predictor ...`` sets RANK/WORLD_SIZE/LOCAL_RANK;
 without them everything runs as a single process with world size 1. NCCL on CUDA, gloo on CPU
-(which is how the tests run two processes on a laptop).
+(which is how the tests run two processes on a laptop); under NCCL a second, gloo group carries
+host-side flags (:func:`all_reduce_flag`), so agreeing on them never waits for the device.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,6 +24,7 @@ class DistContext:
     world: int
     local_rank: int
     device: torch.device
+    flag_group: Any = None  # a gloo group for host flags under NCCL (None: the default group)
 
     @property
     def is_main(self) -> bool:
@@ -44,6 +47,10 @@ def init_distributed(device_name: str) -> DistContext:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if dist.get_backend() != "gloo":
+            # host flags (the stop request) travel over the CPU, so agreeing on them never waits
+            # for the device's queue
+            return DistContext(rank, world, local_rank, device, dist.new_group(backend="gloo"))
     return DistContext(rank, world, local_rank, device)
 
 
@@ -53,6 +60,16 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
         dist.all_reduce(value)
         value /= ctx.world
     return value
+
+
+def all_reduce_flag(flag: bool, ctx: DistContext) -> bool:
+    """True when ``flag`` is True on any rank (a CPU all-reduce: no device wait); ``flag`` itself
+    in a single process."""
+    if not ctx.distributed:
+        return bool(flag)
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(value, group=ctx.flag_group)
+    return bool(value.item() > 0)
 
 
 def barrier(ctx: DistContext) -> None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from reactcli.errors import ReactError, file_error
 
 PHASE = "phase"  # the column (after step) of a stage whose loss changes meaning part-way
-TAIL_COLUMNS = ("lr", "grad_norm", "frames_per_s", "val_loss")
+TAIL_COLUMNS = ("lr", "grad_norm", "frames_per_s", "mfu", "val_loss")
+ADDED_COLUMNS = ("mfu",)  # columns a log of an older version lacks; --resume adds them (empty) to its rows
 
 
 def log_path(out_dir: Path, stage: str) -> Path:
@@ -96,16 +97,32 @@ def _keep_rows_until(path: Path, columns: list[str], step: int) -> None:
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     header = rows[0] if rows else []
+    added = [c for c in ADDED_COLUMNS if c in columns and c not in header]
+    if added and header == [c for c in columns if c not in added]:
+        # a log written before these columns existed: they are added, empty in its rows
+        at = [columns.index(c) for c in added]
+        rows = [columns] + [_insert_blanks(row, at) for row in rows[1:]]
+        header = columns
+        upgraded = True
+    else:
+        upgraded = False
     if header != columns:
         raise file_error(path, f"--resume: log columns {header} differ from this run's {columns}")
     try:
         kept = [row for row in rows[1:] if int(row[0]) <= step]
     except (ValueError, IndexError):
         raise file_error(path, "--resume: a row of the log has no step number; move the log away") from None
-    if len(kept) == len(rows) - 1:
+    if len(kept) == len(rows) - 1 and not upgraded:
         return
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows([header, *kept])
+
+
+def _insert_blanks(row: list[str], at: list[int]) -> list[str]:
+    out = list(row)
+    for i in at:
+        out.insert(i, "")
+    return out
 
 
 def _cell(value: object) -> str:

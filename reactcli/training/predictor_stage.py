@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig
@@ -46,13 +47,25 @@ from reactcli.models.checkpoint import (
     predictor_payload,
     save_checkpoint,
 )
-from reactcli.models.layers import count_parameters
+from reactcli.models.layers import count_parameters, frame_aligned
 from reactcli.models.predictor import ReactionPredictor, build_predictor
 from reactcli.models.tokenizer import FaceTokenizer
-from reactcli.training.corpus import PADDING, PERSONALITY, WindowBatches, gather, lengths_of, load_clips, piece_batches
+from reactcli.training.corpus import (
+    PADDING,
+    PERSONALITY,
+    WindowBatches,
+    batch_to,
+    corpus_device,
+    gather,
+    host_to_device,
+    lengths_of,
+    load_clips,
+    piece_batches,
+)
 from reactcli.training.ddp import DistContext, barrier
+from reactcli.training.flops import peak_flops, predictor_step_flops
 from reactcli.training.log import TrainingLog
-from reactcli.training.loop import LoopConfig, run_loop, stopped_message
+from reactcli.training.loop import LoopConfig, compiled, run_loop, stopped_message
 from reactcli.training.resume import read_resume_point, restore_optimizer, training_state
 from reactcli.training.schedule import make_optimizer, make_scheduler
 from reactcli.training.stop import StopRequest
@@ -116,42 +129,167 @@ def tokenize_corpus(tokenizer: FaceTokenizer, clips: dict, device: torch.device)
     return out
 
 
+@dataclass
+class BatchPlan:
+    """The host-side part of :func:`make_batch`: every random draw of a batch, as (B, W) masks.
+
+    ``pad``: PAD inputs and IGNORE targets (a left truncation's cut part and the padding after a
+    short recording); ``masked``: listener inputs replaced by MASK (the patch after a cut and
+    ``listener_dropout``); ``cuts``: where each row's left truncation starts its real frames (0:
+    none). Drawn from the rows' generators in the order they always were, so a batch is the same
+    whichever device applies it."""
+
+    pad: np.ndarray
+    masked: np.ndarray
+    cuts: np.ndarray
+
+    @property
+    def padded(self) -> bool:
+        return bool(self.pad.any())
+
+
+def plan_batch(
+    real: list[int], rngs: list[np.random.Generator], window: int, patch: int, truncate_prob: float,
+    listener_dropout: float = 0.0,
+) -> BatchPlan:
+    """Draw one batch's truncations and dropped listener inputs (``real``: real frames per row)."""
+    b = len(real)
+    pad = np.arange(window)[None, :] >= np.asarray(real)[:, None]
+    masked = np.zeros((b, window), dtype=bool)
+    cuts = np.zeros(b, dtype=np.int64)
+    for j, rng in enumerate(rngs):
+        if real[j] > patch + 1 and rng.random() < truncate_prob:
+            cut = int(rng.integers(1, real[j] - patch))
+            pad[j, :cut] = True
+            masked[j, cut : cut + patch] = True
+            cuts[j] = cut
+        if listener_dropout > 0:
+            masked[j, rng.random(window) < listener_dropout] = True
+    return BatchPlan(pad, masked, cuts)
+
+
 def make_batch(
     batch: dict[str, torch.Tensor],
     rngs: list[np.random.Generator],
     model: ReactionPredictor,
     truncate_prob: float,
     listener_dropout: float = 0.0,
+    real: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """(audio, speaker tokens, listener inputs, key padding or None, targets) for one batch of windows.
 
     With ``listener_dropout`` each listener input token is replaced by MASK with that probability:
     under teacher forcing the listener's own past is a shortcut (it predicts the next frames well),
     while at generation that past is the model's own samples; dropping it makes the model read the
-    speaker (docs/quality.md).
+    speaker (docs/quality.md). ``real`` (real frames per row, from ``WindowBatches.rows``) spares
+    reading the padding mask back from the batch's device.
     """
-    audio = batch["speaker_audio"]
-    speaker = batch["speaker_tokens"].clone()
-    targets = batch["listener_tokens"].clone()
+    tokens = batch["listener_tokens"]
+    if real is None:
+        # a window past a short recording's end arrives padded after its real frames (training/corpus.py)
+        real = (~batch[PADDING]).sum(1).tolist() if PADDING in batch else [tokens.shape[1]] * tokens.shape[0]
+    plan = plan_batch(real, rngs, tokens.shape[1], model.cfg.patch, truncate_prob, listener_dropout)
+    return apply_plan(batch, plan, model)
+
+
+def apply_plan(
+    batch: dict[str, torch.Tensor], plan: BatchPlan, model: ReactionPredictor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """:func:`make_batch`'s outputs from a drawn plan, computed where the batch is (no read-back)."""
+    device = batch["listener_tokens"].device
+    targets = batch["listener_tokens"]
+    speaker = batch["speaker_tokens"]
     listener_in = model.shift_listener(targets)
-    b, w = targets.shape
+    if plan.masked.any():
+        listener_in = listener_in.masked_fill(host_to_device(torch.from_numpy(plan.masked), device), model.mask_id)
+    if not plan.padded:
+        return batch["speaker_audio"], speaker, listener_in, None, targets
+    padding = host_to_device(torch.from_numpy(plan.pad), device)
+    speaker = speaker.masked_fill(padding, model.pad_id)
+    listener_in = listener_in.masked_fill(padding, model.pad_id)
+    targets = targets.masked_fill(padding, IGNORE)
+    return batch["speaker_audio"], speaker, listener_in, padding, targets
+
+
+def align_cuts(
+    batch: dict[str, torch.Tensor], plan: BatchPlan, keys: tuple[str, ...] = WINDOW_KEYS
+) -> tuple[dict[str, torch.Tensor], BatchPlan]:
+    """The same batch with every left-truncated row moved to the front: its real frames from frame 0,
+    the padding after them (``cuts`` all 0).
+
+    The predictor's positions are rotary (relative) and its skip path reads zeros before a window's
+    first frame as before a cut, so the real frames' outputs and the loss are the left-truncated
+    batch's up to float rounding; but padding after the real frames needs no key mask (causal
+    attention never lets a real frame see it), so the model runs with ``padding=None`` and its
+    attention stays mask-free (``models/layers.py``): what a CUDA run uses. ``keys``: the batch's
+    per-frame arrays (the others, such as the listener's traits, stay as they are).
+    """
+    if not plan.cuts.any():
+        return batch, plan
+    w = plan.pad.shape[1]
+    source = np.minimum(np.arange(w)[None, :] + plan.cuts[:, None], w - 1)  # (B, W) frame each slot reads
+    real = (~plan.pad).sum(1)
+    pad = np.arange(w)[None, :] >= real[:, None]
+    masked = np.take_along_axis(plan.masked, source, 1) & ~pad
+    first = next(iter(batch.values()))
+    index = host_to_device(torch.from_numpy(source), first.device)
+    out = {}
+    for key, value in batch.items():
+        if key in keys:
+            idx = index.view(*index.shape, *([1] * (value.ndim - 2))).expand_as(value)
+            out[key] = value.gather(1, idx)
+        else:
+            out[key] = value
+    if PADDING in out:
+        out[PADDING] = host_to_device(torch.from_numpy(pad), first.device)
+    return out, BatchPlan(pad, masked, np.zeros_like(plan.cuts))
+
+
+def predictor_steps(
+    model: ReactionPredictor,
+    train_model: nn.Module,
+    windows: WindowBatches,
+    cfg: ReactConfig,
+    device: torch.device,
+    valid: torch.Tensor,
+    weights: torch.Tensor | None,
+    aligned: bool | None = None,
+) -> Callable[[int], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """``loss_at(step)`` for :func:`~reactcli.training.loop.run_loop`: the batch of ``step``, its
+    loss and the loss's parts (left on the device).
+
+    On CUDA the batch is cut on the device (``WindowBatches`` with a device corpus, or copied there
+    without waiting), its truncated rows are moved to the front (:func:`align_cuts`) and the model
+    runs without key padding inside :func:`~reactcli.models.layers.frame_aligned`, so attention
+    takes the fused kernels (``aligned``, default: on CUDA). On the CPU every step is what it always
+    was, bit for bit.
+    """
+    tc = cfg.training
+    aligned = device.type == "cuda" if aligned is None else aligned
+    valid = valid.to(device)
     patch = model.cfg.patch
-    # a window past a short recording's end arrives padded after its real frames (training/corpus.py)
-    padding = batch[PADDING].clone() if PADDING in batch else torch.zeros(b, w, dtype=torch.bool)
-    real = (~padding).sum(1).tolist()
-    for j, rng in enumerate(rngs):
-        if real[j] > patch + 1 and rng.random() < truncate_prob:
-            cut = int(rng.integers(1, real[j] - patch))
-            padding[j, :cut] = True
-            listener_in[j, cut : cut + patch] = model.mask_id
-        if listener_dropout > 0:
-            listener_in[j, torch.from_numpy(rng.random(w) < listener_dropout)] = model.mask_id
-    if bool(padding.any()):
-        speaker[padding] = model.pad_id
-        listener_in[padding] = model.pad_id
-        targets[padding] = IGNORE
-        return audio, speaker, listener_in, padding, targets
-    return audio, speaker, listener_in, None, targets
+
+    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        rows = windows.rows(step)
+        batch = batch_to(windows.gather(rows), device)
+        plan = plan_batch(rows.real, rows.rngs, windows.window, patch, tc.truncate_prob, tc.listener_dropout)
+        if aligned:
+            batch, plan = align_cuts(batch, plan)
+        audio, speaker, listener_in, padding, targets = apply_plan(batch, plan, model)
+        if aligned:
+            padding = None  # all padding follows the real frames: causal attention never reaches it
+        speaker_emotion = batch["speaker_emotion"]
+        traits = batch.get(PERSONALITY)
+        with frame_aligned(aligned):
+            if tc.self_sampling > 0:
+                listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
+                                          valid, tc.self_sampling, traits)
+            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion,
+                                          personality=traits)
+        parts = loss_parts(model, logits, emotion, targets, batch["listener_emotion"], weights)
+        return total_loss(parts, tc.emotion_loss_weight), {k: v.detach() for k, v in parts.items()}
+
+    return loss_at
 
 
 def emotion_weights(valence_arousal: float) -> torch.Tensor:
@@ -273,7 +411,7 @@ def validation_loss(
 
 # What ``--resume`` takes from the command line; every other setting of the run is read from
 # predictor_last.ckpt, and a changed audio.*, predictor.* or training.* value is refused.
-RESUME_FROM_COMMAND_LINE = ("predictor_max_steps", "val_every", "log_every", "tensorboard")
+RESUME_FROM_COMMAND_LINE = ("predictor_max_steps", "val_every", "log_every", "tensorboard", "compile", "peak_tflops")
 _TOKENIZER_ONLY = ("emotion_only_fraction",)  # training.* keys of stage 1 (besides tokenizer_*)
 
 
@@ -327,19 +465,21 @@ def train_predictor(
             model, valid = build_predictor(cfg, tokenizer, train)
         model.to(device)
         tc = cfg.training
-        optimizer = make_optimizer(model, tc.predictor_lr, tc.weight_decay, tc.betas)
+        optimizer = make_optimizer(model, tc.predictor_lr, tc.weight_decay, tc.betas, device)
         scheduler = make_scheduler(optimizer, tc.predictor_warmup_steps, tc.predictor_max_steps)
         start, best = 0, {"best_val": float("inf"), "best_step": 0}
         if point is not None:
             restore_optimizer(point, optimizer, scheduler)
             start = point.step
             best = {"best_val": float(point.state["best_val"]), "best_step": int(point.state["best_step"])}
-        train_model = DistributedDataParallel(model) if ctx.distributed else model
+        train_model = compiled(DistributedDataParallel(model) if ctx.distributed else model, tc.compile)
+        arrays = {k: train[k] for k in WINDOW_KEYS}
         windows = WindowBatches(
-            {k: train[k] for k in WINDOW_KEYS}, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
+            arrays, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
             ctx.world, static={k: train[k] for k in (PERSONALITY,) if k in train},
+            device=corpus_device(arrays, device),
         )
-        weights = emotion_weights(tc.valence_arousal_weight)
+        weights = emotion_weights(tc.valence_arousal_weight).to(device)
 
         causal = {"audio_causal": is_causal(cfg.audio), "edition": edition.name}
 
@@ -350,23 +490,7 @@ def train_predictor(
                             predictor_payload(cfg, tokenizer, model, valid, training_state=state, **extra))
             stop.kept = f"kept {last_path} (step {step}); continue with the same command and --resume"
 
-        def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-            batch, rngs = windows.batch(step)
-            audio, speaker, listener_in, padding, targets = make_batch(
-                batch, rngs, model, tc.truncate_prob, tc.listener_dropout
-            )
-            audio, speaker, listener_in = audio.to(device), speaker.to(device), listener_in.to(device)
-            padding = None if padding is None else padding.to(device)
-            speaker_emotion = batch["speaker_emotion"].to(device)
-            traits = batch[PERSONALITY].to(device) if PERSONALITY in batch else None
-            if tc.self_sampling > 0:
-                listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
-                                          valid.to(device), tc.self_sampling, traits)
-            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion,
-                                          personality=traits)
-            parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device),
-                               weights)
-            return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
+        loss_at = predictor_steps(model, train_model, windows, cfg, device, valid, weights)
 
         def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
             figures = None
@@ -381,9 +505,11 @@ def train_predictor(
             barrier(ctx)
             return figures
 
+        step_flops = predictor_step_flops(cfg, model.audio_dim)
         loop = LoopConfig(
             "train predictor", tc.predictor_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed,
             frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
+            flops=lambda step: step_flops, peak_flops=peak_flops(device, tc.peak_tflops),
         )
         parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
         val_parts = tuple(f"val_{p}" for p in parts) + (("val_unheard_mse",) if model.emotion_head is not None else ())

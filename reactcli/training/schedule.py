@@ -2,6 +2,9 @@
 
 The schedule is a pure function of the step and is advanced exactly once per optimiser step
 (the released code stepped its warm-up twice, and its plateau scheduler could never fire).
+On CUDA the optimiser is torch's fused AdamW (one kernel for every parameter's update, instead of
+a few per parameter); on the CPU it is torch's default implementation, as it always was, so CPU
+runs keep their results bit for bit.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ from torch import nn
 
 
 def make_optimizer(
-    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] | list[float]
+    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] | list[float],
+    device: torch.device | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW where only weight matrices (ndim >= 2) decay; norms, biases and gates do not."""
+    """AdamW where only weight matrices (ndim >= 2) decay; norms, biases and gates do not; fused
+    when the model trains on a CUDA ``device``."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+    fused = device is not None and device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), **({"fused": True} if fused else {}))
 
 
 def warmup_cosine_factor(step: int, warmup: int, total: int, floor: float = 0.1) -> float:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from reactcli.config import ReactConfig
@@ -36,20 +37,24 @@ from reactcli.data.cache import load_face_stats
 from reactcli.data.mars_dataset import training_edition
 from reactcli.errors import Interrupted
 from reactcli.models.checkpoint import TOKENIZER_KIND, load_tokenizer, save_checkpoint, tokenizer_payload
+from reactcli.models.layers import frame_aligned
 from reactcli.models.tokenizer import FaceTokenizer, codebook_usage
 from reactcli.runtime import seed_everything
 from reactcli.training.corpus import (
     PADDING,
     Frames,
     WindowBatches,
+    batch_to,
+    corpus_device,
     gather,
     lengths_of,
     load_faces,
     piece_batches,
 )
 from reactcli.training.ddp import DistContext, barrier
+from reactcli.training.flops import peak_flops, tokenizer_step_flops
 from reactcli.training.log import TrainingLog
-from reactcli.training.loop import LoopConfig, run_loop, stopped_message
+from reactcli.training.loop import LoopConfig, compiled, run_loop, stopped_message
 from reactcli.training.resume import read_resume_point, restore_optimizer, training_state
 from reactcli.training.schedule import make_optimizer, make_scheduler
 from reactcli.training.stop import StopRequest
@@ -113,8 +118,34 @@ def evaluate_tokenizer(
     return groups, face_sum / n, emo_sum / n, counts
 
 
-# What ``--resume`` takes from the command line (the rest of the run comes from tokenizer_last.ckpt).
-RESUME_FROM_COMMAND_LINE = ("tokenizer_max_steps", "val_every", "log_every", "tensorboard")
+def tokenizer_steps(
+    train_model: nn.Module, batches: WindowBatches, device: torch.device, emotion_from: int,
+    aligned: bool | None = None,
+) -> Callable[[int], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """``loss_at(step)`` for :func:`~reactcli.training.loop.run_loop`: grouped 3DMM L1 + emotion L1
+    (emotion L1 alone from step ``emotion_from``) of the batch of ``step``, parts left on the device.
+    On CUDA the windows are cut on the device and attention runs in its mask-free form
+    (:func:`~reactcli.models.layers.frame_aligned`: a training window is one causal block;
+    ``aligned``, default: on CUDA)."""
+    aligned = device.type == "cuda" if aligned is None else aligned
+
+    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = batch_to(batches.batch(step)[0], device)
+        valid = ~batch[PADDING] if PADDING in batch else None
+        with frame_aligned(aligned):
+            loss, parts = train_model(batch["listener_3dmm"], batch["listener_emotion"],
+                                      emotion_only=step >= emotion_from, valid=valid)
+        info = {"emotion_l1": parts["emotion"]}
+        if "face" in parts:
+            info["face_l1"] = parts["face"]
+        return loss, info
+
+    return loss_at
+
+
+# What ``--resume`` takes from the command line (the rest of the run comes from tokenizer_last.ckpt);
+# compile and peak_tflops change how fast a run goes, not what it computes.
+RESUME_FROM_COMMAND_LINE = ("tokenizer_max_steps", "val_every", "log_every", "tensorboard", "compile", "peak_tflops")
 # training.* keys stage 1 reads besides the tokenizer_* ones
 _SHARED_TRAINING = ("emotion_only_fraction", "weight_decay", "betas", "grad_clip")
 FULL, EMOTION_ONLY = "face_and_emotion", "emotion_only"  # the log's phase column
@@ -181,14 +212,16 @@ def train_tokenizer(
             model, _, _ = load_tokenizer(last_path)  # the face statistics are in its state
         model.to(device)
         tc = cfg.training
-        optimizer = make_optimizer(model, tc.tokenizer_lr, tc.weight_decay, tc.betas)
+        optimizer = make_optimizer(model, tc.tokenizer_lr, tc.weight_decay, tc.betas, device)
         scheduler = make_scheduler(optimizer, tc.tokenizer_warmup_steps, tc.tokenizer_max_steps)
         start = 0
         if point is not None:
             restore_optimizer(point, optimizer, scheduler)
             start = point.step
         train_model = DistributedDataParallel(model, find_unused_parameters=True) if ctx.distributed else model
-        batches = WindowBatches(train, cfg.tokenizer.window_frames, tc.tokenizer_batch_size, seed, ctx.rank, ctx.world)
+        train_model = compiled(train_model, tc.compile)
+        batches = WindowBatches(train, cfg.tokenizer.window_frames, tc.tokenizer_batch_size, seed, ctx.rank, ctx.world,
+                                device=corpus_device(train, device))
         emotion_from = emotion_only_from(tc.tokenizer_max_steps, tc.emotion_only_fraction)
 
         def save_last(step: int) -> None:
@@ -196,17 +229,7 @@ def train_tokenizer(
             save_checkpoint(last_path, TOKENIZER_KIND, tokenizer_payload(cfg, model, training_state=state))
             stop.kept = f"kept {last_path} (step {step}); continue with the same command and --resume"
 
-        def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
-            batch, _ = batches.batch(step)
-            valid = ~batch[PADDING].to(device) if PADDING in batch else None
-            loss, parts = train_model(
-                batch["listener_3dmm"].to(device), batch["listener_emotion"].to(device),
-                emotion_only=step >= emotion_from, valid=valid,
-            )
-            info = {"emotion_l1": float(parts["emotion"])}
-            if "face" in parts:
-                info["face_l1"] = float(parts["face"])
-            return loss, info
+        loss_at = tokenizer_steps(train_model, batches, device, emotion_from)
 
         def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
             val = None
@@ -217,10 +240,12 @@ def train_tokenizer(
             barrier(ctx)
             return val
 
+        step_flops = {phase: tokenizer_step_flops(cfg, phase) for phase in (False, True)}
         loop = LoopConfig(
             "train tokenizer", tc.tokenizer_max_steps, start, tc.grad_clip, tc.val_every, tc.log_every, seed,
             frames_per_step=tc.tokenizer_batch_size * cfg.tokenizer.window_frames,
             phase=lambda step: EMOTION_ONLY if step >= emotion_from else FULL,
+            flops=lambda step: step_flops[step >= emotion_from], peak_flops=peak_flops(device, tc.peak_tflops),
         )
         log = TrainingLog(out_dir, "tokenizer", ("face_l1", "emotion_l1"), ("val_face_l1", "val_emotion_l1"),
                           resume_step=start if resume else None, tensorboard=tc.tensorboard,
