@@ -495,3 +495,21 @@ def test_log_keeps_one_row_per_step_on_resume(tmp_path: Path) -> None:
     assert [row.split(",")[:2] for row in rows[1:]] == [["1", "1"], ["2", "2"], ["3", "3"], ["4", "4"], ["5", "50"]]
     with pytest.raises(ReactError, match=r"predictor_log\.csv: --resume: log columns"):
         TrainingLog(tmp_path, "predictor", ("ce", "emotion_mse"), resume_step=4)
+
+
+def test_resume_adds_the_mfu_column_to_an_older_log(tmp_path: Path) -> None:
+    """A log written before the mfu column existed resumes: the column is added, empty in its rows;
+    a log with other columns is still refused."""
+    from reactcli.training.log import TrainingLog
+
+    path = tmp_path / "predictor_log.csv"
+    path.write_text("step,loss,ce,lr,grad_norm,frames_per_s,val_loss\n"
+                    "10,1.5,1.5,0.001,2,100,\n20,1.2,1.2,0.001,2,100,1.1\n")
+    log = TrainingLog(tmp_path, "predictor", ("ce",), resume_step=10)
+    log.write(20, {"loss": 1.0, "ce": 1.0, "lr": 1e-3, "grad_norm": 1.0, "frames_per_s": 50.0, "mfu": 0.25})
+    log.close()
+    assert path.read_text().splitlines() == ["step,loss,ce,lr,grad_norm,frames_per_s,mfu,val_loss",
+                                             "10,1.5,1.5,0.001,2,100,,", "20,1,1,0.001,1,50,0.25,"]
+    path.write_text("step,loss,lr,grad_norm,frames_per_s,val_loss\n10,1.5,0.001,2,100,\n")
+    with pytest.raises(ReactError, match="--resume: log columns"):
+        TrainingLog(tmp_path, "predictor", ("ce",), resume_step=10)
