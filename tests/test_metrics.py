@@ -14,11 +14,13 @@ from reactcli.metrics.dtw import (
     FLOAT32,
     FLOAT64,
     LANES,
+    POPCOUNT15,
     SEARCH,
     _aligned,
     diagonal_bounds,
     dtw_single,
     exact_pair,
+    lag_bounds,
     margin,
 )
 from reactcli.metrics.nearest import Block, au_row_ids, nearest
@@ -212,6 +214,25 @@ def test_diagonal_bound_is_the_diagonal_path_and_bounds_the_distance() -> None:
     np.testing.assert_allclose(sums[:, 1], ((x[q, :, 15:17].astype(np.float64) - y[t, :, 15:17]) ** 2).sum((1, 2)))
 
 
+def test_lagged_diagonal_paths_bound_each_block_and_find_a_shift() -> None:
+    rng = np.random.default_rng(17)
+    y = emotion_like(rng, (80,))
+    x = np.concatenate([y[:1].repeat(6, axis=0), y[:-6]])  # y, 6 frames late
+    x[:, 15:] += rng.normal(0, 0.01, (80, 10)).astype(np.float32)
+    diag, lagged, full = np.empty(3), np.empty(3), np.empty(3)
+    lag_bounds(x, y, 0, diag)
+    lag_bounds(x, y, 8, lagged)
+    exact_pair(x, y, np.full(3, np.inf), full, POPCOUNT15)
+    by_hand = [((x[:, lo:hi].astype(np.float64) - y[:, lo:hi]) ** 2).sum() for lo, hi, _ in BLOCKS]
+    np.testing.assert_allclose(diag, by_hand)
+    assert (lagged >= full * (1 - 1e-12)).all() and (lagged <= diag).all()  # one rounding apart at most
+    assert lagged[0] < 0.5 * diag[0]  # the shift by 6 frames is one of the paths
+    for n in (1, 2, 5):  # lags longer than the series are cut to it
+        lag_bounds(x[:n], y[:n], 8, lagged)
+        exact_pair(x[:n], y[:n], np.full(3, np.inf), full, POPCOUNT15)
+        assert (lagged >= full * (1 - 1e-12)).all()
+
+
 @pytest.mark.parametrize("kind", ["model", "random"])
 def test_pruned_exact_pair_is_the_full_dp_bit_for_bit(kind: str) -> None:
     """PrunedDTW with the pair's own path sums as bounds: same sums, and (near a path) fewer cells."""
@@ -220,16 +241,16 @@ def test_pruned_exact_pair_is_the_full_dp_bit_for_bit(kind: str) -> None:
         y = emotion_like(rng, (ty,))
         x = emotion_like(rng, (tx,)) if kind == "random" or tx != ty else y + np.float32(0.02)
         full, bounded = np.empty(3), np.empty(3)
-        cells_full = exact_pair(x, y, np.full(3, np.inf), full)
-        cells = exact_pair(x, y, full.copy(), bounded)
+        cells_full = exact_pair(x, y, np.full(3, np.inf), full, POPCOUNT15)
+        cells = exact_pair(x, y, full.copy(), bounded, POPCOUNT15)
         np.testing.assert_array_equal(bounded, full)
         want = [tslearn_dtw(x[:, lo:hi], y[:, lo:hi]) ** 2 for lo, hi, _ in BLOCKS]
         np.testing.assert_allclose(full, want, rtol=1e-13)
-        assert cells_full == 3 * tx * ty and cells <= cells_full
+        assert cells_full == tx * ty and cells <= cells_full
         if kind == "model" and tx == ty == 90:
             assert cells < 0.5 * cells_full
     # a bound below the path sum: nothing meets it (the engine then recomputes without bounds)
-    exact_pair(x, y, full * 0.5, bounded)
+    exact_pair(x, y, full * 0.5, bounded, POPCOUNT15)
     assert np.isinf(bounded).all()
 
 

@@ -146,42 +146,117 @@ def diagonal_bounds(
         sums[e, 2] = s2
 
 
-def pruned_kernel(dims: int) -> Callable[[np.ndarray, np.ndarray, float], tuple[float, int]]:
-    """PrunedDTW over ``dims`` float64 dims (a compile-time constant, so the dims loop vectorises).
+@njit(cache=True, nogil=True, boundscheck=False)
+def lag_bounds(x: np.ndarray, y: np.ndarray, max_lag: int, sums: np.ndarray) -> None:  # pragma: no cover
+    """Per block, the smallest path sum over the lagged-diagonal paths of one equal-length pair.
 
-    Returns ``pruned(x, y, ub) -> (path sum, cells run)`` for (Tx, dims) and (Ty, dims) float64
-    series. ``ub`` bounds the final path sum from above (``inf``: unknown). Path sums only grow
-    along a path, so a cell above ``ub`` cannot lie on an optimal path: each row is computed only
-    from its first live cell to its last, plus what its left neighbours keep alive. Skipped cells
-    read as infinity, which only raises cells off every optimal path, so the sum is bit for bit the
-    full DP's. With a tight bound (the float32 search's own result) the live band around the path is
-    a fraction of the cells, and one pair costs what it needs: no idle SIMD lanes.
+    For a lag l >= 0 the path runs along the first row for l cells, then along the diagonal
+    shifted by l, then down the last column (l < 0: the same with the roles swapped): a valid
+    warping path, so its sum bounds the block's DTW path sum from above (lag 0 is the diagonal).
+    A prediction that lags its real reaction by a few frames makes one of these nearly optimal,
+    which is what lets :func:`exact_pair` prune its exact DTW to a narrow band. ``sums`` (3,) float64.
+    """
+    n = x.shape[0]
+    for b in range(3):
+        sums[b] = np.inf
+    top = min(max_lag, n - 1)
+    for lag in range(-top, top + 1):
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        shift = abs(lag)
+        for k in range(n + shift):
+            # the k-th cell of the path: first ``shift`` cells along the first row (or column), then the
+            # shifted diagonal, then down the last column (or along the last row)
+            if k < shift:
+                i, j = 0, k
+            elif k < n:
+                i, j = k - shift, k
+            else:
+                i, j = k - shift, n - 1
+            if lag < 0:
+                i, j = j, i
+            for d in range(15):
+                diff = np.float64(x[i, d]) - np.float64(y[j, d])
+                s0 += diff * diff
+            for d in range(15, 17):
+                diff = np.float64(x[i, d]) - np.float64(y[j, d])
+                s1 += diff * diff
+            for d in range(17, 25):
+                diff = np.float64(x[i, d]) - np.float64(y[j, d])
+                s2 += diff * diff
+        sums[0] = min(sums[0], s0)
+        sums[1] = min(sums[1], s1)
+        sums[2] = min(sums[2], s2)
+
+
+def pruned_kernel(codes: bool) -> Callable[..., int]:
+    """PrunedDTW of FRD's three blocks at once, float64; ``codes`` picks the AU cost (compile-time).
+
+    Returns ``pruned(xa, ya, xv, yv, xe, ye, ub, table, sums) -> cells run``: ``xa``/``ya`` are the
+    AU rows, (T, 16) float64 padded with a zero dim, or with ``codes`` (T, 1) int64 bit codes of
+    0/1 rows whose cost is ``table[x ^ y]`` (the number of differing AUs: the integer the float sum
+    gives); ``xv``/``yv`` (T, 2) and ``xe``/``ye`` (T, 8) the valence/arousal and expression dims
+    in float64. ``ub`` (3,) bounds each block's final path sum from above (``inf``: unknown). Path
+    sums only grow along a path, so a cell above its block's bound cannot lie on that block's
+    optimal path: each row is computed from the first cell still live in some block to the last,
+    plus what left neighbours keep alive. Skipped cells read as infinity, which only raises cells
+    off every optimal path, so ``sums`` (3,) are bit for bit the full DP's (``inf`` for a block no
+    path meets: its bound was not one). The three blocks share the loop because each block's DP is
+    a dependency chain along the row: three chains run in the time of one.
     """
 
     @njit(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
-    def pruned(x: np.ndarray, y: np.ndarray, ub: float) -> tuple[float, int]:  # pragma: no cover - compiled
-        tx, ty = x.shape[0], y.shape[0]
-        prev = np.full(ty + 1, np.inf)
-        cur = np.full(ty + 1, np.inf)
-        prev[0] = 0.0
+    def pruned(
+        xa: np.ndarray,
+        ya: np.ndarray,
+        xv: np.ndarray,
+        yv: np.ndarray,
+        xe: np.ndarray,
+        ye: np.ndarray,
+        ub: np.ndarray,
+        table: np.ndarray,
+        sums: np.ndarray,
+    ) -> int:  # pragma: no cover - compiled
+        tx, ty = xa.shape[0], ya.shape[0]
+        prev = np.full((ty + 1, 3), np.inf)
+        cur = np.full((ty + 1, 3), np.inf)
+        prev[0, :] = 0.0
+        u0, u1, u2 = ub[0], ub[1], ub[2]
         filled_prev, filled_cur = 0, 0  # highest index written in each buffer
         start, last = 0, -1  # live columns of the previous row (row -1: only the origin, column -1)
         cells = 0
         for i in range(tx):
-            cur[start] = np.inf
+            cur[start, 0] = np.inf
+            cur[start, 1] = np.inf
+            cur[start, 2] = np.inf
             new_start, new_last = -1, -1
-            left = np.inf
+            l0, l1, l2 = np.inf, np.inf, np.inf
             j = start
             while j < ty:
-                if j > last + 1 and not left <= ub:
+                if j > last + 1 and not (l0 <= u0 or l1 <= u1 or l2 <= u2):
                     break
-                acc = 0.0
-                for d in range(dims):
-                    diff = x[i, d] - y[j, d]
-                    acc += diff * diff
-                left = acc + min(min(prev[j], prev[j + 1]), left)
-                cur[j + 1] = left
-                if left <= ub:
+                if codes:
+                    c0 = table[xa[i, 0] ^ ya[j, 0]]
+                else:
+                    c0 = 0.0
+                    for d in range(16):
+                        diff = xa[i, d] - ya[j, d]
+                        c0 += diff * diff
+                d0 = xv[i, 0] - yv[j, 0]
+                d1 = xv[i, 1] - yv[j, 1]
+                c1 = d0 * d0 + d1 * d1
+                c2 = 0.0
+                for d in range(8):
+                    diff = xe[i, d] - ye[j, d]
+                    c2 += diff * diff
+                l0 = c0 + min(min(prev[j, 0], prev[j + 1, 0]), l0)
+                l1 = c1 + min(min(prev[j, 1], prev[j + 1, 1]), l1)
+                l2 = c2 + min(min(prev[j, 2], prev[j + 1, 2]), l2)
+                cur[j + 1, 0] = l0
+                cur[j + 1, 1] = l1
+                cur[j + 1, 2] = l2
+                if l0 <= u0 or l1 <= u1 or l2 <= u2:
                     if new_start < 0:
                         new_start = j
                     new_last = j
@@ -189,21 +264,44 @@ def pruned_kernel(dims: int) -> Callable[[np.ndarray, np.ndarray, float], tuple[
             cells += j - start
             # what the next row may read past this row's end must be infinite, not an older row's
             for k in range(j + 1, max(filled_cur, j) + 1):
-                cur[k] = np.inf
+                cur[k, 0] = np.inf
+                cur[k, 1] = np.inf
+                cur[k, 2] = np.inf
             filled_cur = j
-            if new_start < 0:  # nothing within the bound: no path meets it
-                return np.inf, cells
+            if new_start < 0:  # nothing within the bounds: no path meets them
+                sums[:] = np.inf
+                return cells
             start, last = new_start, new_last
             prev, cur = cur, prev
             filled_prev, filled_cur = filled_cur, filled_prev
-        return prev[ty], cells
+        for b in range(3):
+            # a block whose own bound no path met (while another kept the row alive) is not exact
+            sums[b] = prev[ty, b] if prev[ty, b] <= ub[b] else np.inf
+        return cells
 
     return pruned
 
 
-#: PrunedDTW for the AU block (15 dims padded with a zero dim to 16: four vectors of four), the
-#: valence/arousal block and the expression block.
-_PRUNED_AU, _PRUNED_VA, _PRUNED_EXPR = pruned_kernel(16), pruned_kernel(2), pruned_kernel(8)
+#: The three-block PrunedDTW with the AU rows as float64 dims, and with 0/1 AUs as bit codes.
+_PRUNED_FLOAT, _PRUNED_CODES = pruned_kernel(False), pruned_kernel(True)
+#: Differing bits of two 15-bit AU codes, as float64 (the AU block's cost of 0/1 rows).
+POPCOUNT15 = np.array([bin(code).count("1") for code in range(1 << 15)], dtype=np.float64)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _au_codes(series: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """(T, 1) int64 bit codes of the AU rows (dims 0:15), or an empty array if any AU is not 0 or 1."""
+    out = np.zeros((series.shape[0], 1), dtype=np.int64)
+    for t in range(series.shape[0]):
+        code = 0
+        for d in range(15):
+            v = series[t, d]
+            if v == 1.0:
+                code |= 1 << d
+            elif v != 0.0:
+                return np.zeros((0, 1), dtype=np.int64)
+        out[t, 0] = code
+    return out
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -217,18 +315,22 @@ def _block_copy(series: np.ndarray, lo: int, hi: int, dims: int) -> np.ndarray: 
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def exact_pair(x: np.ndarray, y: np.ndarray, ub: np.ndarray, sums: np.ndarray) -> int:  # pragma: no cover
-    """FRD's three block path sums of one pair (float64, each pruned by ``ub[b]``) into ``sums``; cells run.
+def exact_pair(
+    x: np.ndarray, y: np.ndarray, ub: np.ndarray, sums: np.ndarray, table: np.ndarray
+) -> int:  # pragma: no cover - compiled
+    """FRD's three block path sums of one pair (float64, pruned by ``ub`` (3,)) into ``sums``; cells run.
 
-    Same arithmetic as tslearn but for the order of the dims in each cost (a zero dim pads the AUs).
+    Same arithmetic as tslearn but for the order of the dims in each cost (a zero dim pads the AUs);
+    0/1 AUs on both sides (the rounded AUs of the official predictions, the binary ground truth) cost
+    one table look-up per cell. ``table`` is :data:`POPCOUNT15`.
     """
-    s, n0 = _PRUNED_AU(_block_copy(x, 0, 15, 16), _block_copy(y, 0, 15, 16), ub[0])
-    sums[0] = s
-    s, n1 = _PRUNED_VA(_block_copy(x, 15, 17, 2), _block_copy(y, 15, 17, 2), ub[1])
-    sums[1] = s
-    s, n2 = _PRUNED_EXPR(_block_copy(x, 17, 25, 8), _block_copy(y, 17, 25, 8), ub[2])
-    sums[2] = s
-    return n0 + n1 + n2
+    xv, yv = _block_copy(x, 15, 17, 2), _block_copy(y, 15, 17, 2)
+    xe, ye = _block_copy(x, 17, 25, 8), _block_copy(y, 17, 25, 8)
+    cx, cy = _au_codes(x), _au_codes(y)
+    if cx.shape[0] == x.shape[0] and cy.shape[0] == y.shape[0]:
+        return _PRUNED_CODES(cx, cy, xv, yv, xe, ye, ub, table, sums)
+    xa, ya = _block_copy(x, 0, 15, 16), _block_copy(y, 0, 15, 16)
+    return _PRUNED_FLOAT(xa, ya, xv, yv, xe, ye, ub, table, sums)
 
 
 def column_kernel(lanes: int) -> Callable[..., np.ndarray]:

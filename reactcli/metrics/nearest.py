@@ -11,10 +11,10 @@ The compiled kernels are in :mod:`reactcli.metrics.dtw`; this module decides wha
    pair from above for free: the smallest is the prediction's first threshold, and each block's
    diagonal sum bounds that block's path sum.
 2. **Rank.** A prediction with more than one candidate ranks them by a DTW on every
-   ``COARSE_STEP``-th frame (1/25 of the cells).
+   ``COARSE_STEP``-th frame (1/25 of the cells; at most ``COARSE_FRAMES`` frames per series).
 3. **Head, exact.** Its best-ranked candidate (usually the winner) is computed in float64 first,
    which makes the threshold the real distance from the start and leaves the winner nothing to
-   recompute.
+   recompute; the best path along a diagonal shifted by up to ``MAX_LAG`` frames bounds it first.
 4. **The rest, float32 search.** Every other candidate, abandoning a pair once its row bound
    passes the threshold. Pairs that share a real reaction go through one kernel call with the
    predictions in the SIMD lanes (32 lanes, or 16 for a column with few), so lanes stay full
@@ -46,17 +46,23 @@ from reactcli.metrics.dtw import (
     DIAGONAL_SLACK,
     FLOAT32,
     FLOAT64,
+    POPCOUNT15,
     SEARCH,
     diagonal_bounds,
     exact_pair,
+    lag_bounds,
     margin,
     weighted,
 )
 
 #: Frame step of the ranking pass (5 frames = 0.2 s at 25 fps).
 COARSE_STEP = 5
+#: Coarse frames at most per series (longer MARS recordings are subsampled more: ranking stays cheap).
+COARSE_FRAMES = 200
 #: Candidates at most for which every diagonal bound is computed (it costs 1/T of a DTW each).
 DIAGONAL_MAX = 32
+#: Lags (frames) of the lagged-diagonal paths that bound a best-ranked pair before its exact DTW.
+MAX_LAG = 32
 #: A real reaction with fewer float64 pairs than this computes them one at a time, pruned.
 SCALAR_BELOW = 4
 #: Search statistics, summed over calls: (prediction, candidate) pairs, pairs abandoned early, DP
@@ -232,9 +238,9 @@ class _Runner:
             for e in chunk:
                 blk = self.blocks[int(pairs.block[e])]
                 x, y = blk.queries[pairs.query[e]], blk.targets[pairs.target[e]]
-                cells += exact_pair(x, y, pairs.bound[e], sums)
+                cells += exact_pair(x, y, pairs.bound[e], sums, POPCOUNT15)
                 if not np.isfinite(sums).all():  # a bound that was not one: never expected, costs nothing
-                    cells += exact_pair(x, y, np.full(3, np.inf), sums)
+                    cells += exact_pair(x, y, np.full(3, np.inf), sums, POPCOUNT15)
                 value = weighted(sums)
                 pairs.value64[e] = value
                 b, q = int(pairs.block[e]), int(pairs.query[e])
@@ -245,7 +251,7 @@ class _Runner:
         for chunk, cells in zip(chunks, self.pool.map(one, chunks), strict=True):
             self.counts["exact"] += int(chunk.size)
             t_len = t_query[pairs.block[chunk]]
-            self.counts["rows"] += int(round(cells / max(float(np.mean(t_len)), 1.0) / 3))
+            self.counts["rows"] += int(round(cells / max(float(np.mean(t_len)), 1.0)))
             self.progress((weight - share) * chunk.size / alone.size)
 
 
@@ -299,6 +305,7 @@ def nearest(
             _bounds(blocks, pairs, sizes, thr32_flat, pool)
             _rank(blocks, pairs, sizes, runner)
             head = np.flatnonzero((pairs.rank == 0) | single)
+            _lag_bounds(blocks, pairs, head, thr32_flat, pool, max(1, workers))
             runner.run_exact(pairs, head, thr32, weight=0.2)
             rest = np.flatnonzero((pairs.rank > 0) & ~single)
             runner.run(pairs, rest, thr32, np.float32, CHECK_EVERY, pairs.value32, weight=0.7)
@@ -365,19 +372,45 @@ def _bounds(
     pairs.bound[chosen] = sums * (1.0 + DIAGONAL_SLACK)
 
 
+def _lag_bounds(
+    blocks: Sequence[Block], pairs: _Pairs, chosen: np.ndarray, thr: np.ndarray, pool: ThreadPoolExecutor, workers: int
+) -> None:
+    """Tighter bounds for the pairs computed exactly first: the best lagged-diagonal path (``MAX_LAG``)."""
+    same = np.array([blk.queries.shape[1] == blk.targets.shape[1] for blk in blocks], dtype=bool)
+    chosen = chosen[same[pairs.block[chosen]]]
+    if not chosen.size:
+        return
+    sums = np.full((chosen.size, 3), np.inf)
+
+    def one(part: np.ndarray) -> None:
+        for e in part:
+            blk = blocks[int(pairs.block[chosen[e]])]
+            x, y = blk.queries[pairs.query[chosen[e]]], blk.targets[pairs.target[chosen[e]]]
+            lag_bounds(x, y, MAX_LAG, sums[e])
+
+    list(pool.map(one, np.array_split(np.arange(chosen.size), min(chosen.size, 8 * workers))))
+    bound = sums * (1.0 + DIAGONAL_SLACK)
+    pairs.bound[chosen] = np.minimum(pairs.bound[chosen], bound)
+    values = np.array([weighted(row) for row in bound])
+    np.minimum.at(thr, pairs.owner[chosen], values)
+
+
 def _rank(blocks: Sequence[Block], pairs: _Pairs, sizes: np.ndarray, runner: _Runner) -> None:
     """``pairs.rank``: each pair's place among its prediction's candidates by the coarse DTW."""
     ranked = np.flatnonzero(sizes[pairs.owner] > 1)
     if not ranked.size:
         return
-    coarse = [
-        (
-            np.ascontiguousarray(blk.queries[:, ::COARSE_STEP]),
-            np.ascontiguousarray(blk.targets[:, ::COARSE_STEP]),
-            np.ascontiguousarray(blk.au_ids[:, ::COARSE_STEP]),
+    coarse = []
+    for blk in blocks:
+        # every 5th frame, or fewer for long series: at most COARSE_FRAMES coarse frames per series
+        step = max(COARSE_STEP, -(-max(blk.queries.shape[1], blk.targets.shape[1]) // COARSE_FRAMES))
+        coarse.append(
+            (
+                np.ascontiguousarray(blk.queries[:, ::step]),
+                np.ascontiguousarray(blk.targets[:, ::step]),
+                np.ascontiguousarray(blk.au_ids[:, ::step]),
+            )
         )
-        for blk in blocks
-    ]
     values = np.full(pairs.block.size, np.inf)
     no_thr = [np.full(blk.queries.shape[0], np.inf) for blk in blocks]
     runner.run(pairs, ranked, no_thr, np.float32, 0, values, coarse=coarse)
