@@ -94,6 +94,17 @@ def test_frd_sets_pruning_changes_nothing_and_skips_work() -> None:
     np.testing.assert_allclose(frd_set_minima(*sub)[0][0], ref_sets(*sub)[0], rtol=1e-9)
 
 
+def test_identical_predictions_are_computed_once_and_no_samples_give_nothing() -> None:
+    rng = np.random.default_rng(10)
+    gt = emotion_like(rng, (4, 30))
+    pred = np.repeat(emotion_like(rng, (1, 30)), 10, axis=0)  # a baseline's K copies
+    pred[7] = gt[2]
+    (got,), counts = frd_set_minima([pred], [gt])
+    assert counts["pairs"] == 2 * 4 and got[7] == 0.0
+    np.testing.assert_allclose(got[[0, 9]], ref_sets([pred[:1]], [gt])[0].repeat(2), rtol=1e-9)
+    assert frd_sets([], []).shape == (0,)
+
+
 def test_frd_sets_accepts_ground_truths_of_another_length() -> None:
     """Without the aligner's equal lengths there is no diagonal bound, but DTW is still defined."""
     rng = np.random.default_rng(9)

@@ -163,7 +163,8 @@ def frd_set_minima(
     predictions and (G, L_n, 25) ground truths aligned to the prediction's length, L_n from 58 to
     20 000+ frames. Each sample is one block of :func:`reactcli.metrics.nearest.nearest` (diagonal
     bounds, ranking, float32 search with abandoning across the G ground truths, float64 where it
-    decides), with O(L) memory per pair. Inputs are cast to float32 as the official code does.
+    decides), with O(L) memory per pair. Inputs are cast to float32 as the official code does;
+    identical predictions of a sample (a baseline's K copies) are computed once.
     Shapes that do not fit, an empty set or a NaN/inf value raise ``ReactError`` naming the sample.
     ``on_progress`` receives samples' worth of progress (N in total).
     """
@@ -171,18 +172,22 @@ def frd_set_minima(
 
     if len(predictions) != len(targets):
         raise ReactError(path="FRD", problem=f"{len(predictions)} prediction sets but {len(targets)} ground-truth sets")
-    blocks = []
+    blocks, copies = [], []
     for n, (pred, target) in enumerate(zip(predictions, targets, strict=True)):
         pred = _set_array(pred, n, "predictions")
         target = _set_array(target, n, "ground truths")
-        blocks.append(Block(pred, target, [np.arange(target.shape[0])] * pred.shape[0]))
+        # identical predictions of a sample (a baseline's K copies) are computed once
+        first, inverse = _distinct(pred)
+        copies.append(inverse)
+        blocks.append(Block(pred[first], target, [np.arange(target.shape[0])] * len(first)))
 
     def progress(fraction: float) -> None:
         if on_progress is not None:
             on_progress(fraction * len(blocks))
 
     workers = max(1, workers or os.cpu_count() or 1)
-    return nearest(blocks, workers, early_abandon, progress, device)
+    minima, counts = nearest(blocks, workers, early_abandon, progress, device)
+    return [best[inverse] for best, inverse in zip(minima, copies, strict=True)], counts
 
 
 def frd_sets(
