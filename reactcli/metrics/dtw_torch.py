@@ -69,7 +69,8 @@ def frd_wavefront(
     if p_total == 0:
         return out, ran
     blocks = _block_matrix(device)
-    yr = y.flip(1)
+    x = x.to(torch.float64)  # once per batch, not per diagonal: float32 values are exact in float64
+    yr = y.flip(1).to(torch.float64)
     alive = torch.arange(p_total, device=device)
     limit = None if thr is None else thr.to(device=device, dtype=torch.float64) * (1.0 + margin(tx, ty, np.float64))
     state = [torch.full((p_total, tx + 1, 3), torch.inf, dtype=torch.float64, device=device) for _ in range(3)]
@@ -78,7 +79,7 @@ def frd_wavefront(
         lo, hi = max(0, d - (ty - 1)), min(tx - 1, d)
         n = hi - lo + 1
         a = ty - 1 - d + lo
-        diff = x[:, lo : hi + 1].to(torch.float64) - yr[:, a : a + n].to(torch.float64)
+        diff = x[:, lo : hi + 1] - yr[:, a : a + n]
         cost = (diff * diff) @ blocks
         m2, m1, cur = state
         cur.fill_(torch.inf)
@@ -100,7 +101,7 @@ def frd_wavefront(
 
 def pair_bytes(tx: int, ty: int) -> int:
     """Device bytes one pair needs in :func:`frd_wavefront` (inputs, state, one diagonal's temporaries)."""
-    return 4 * 25 * (tx + ty) * 2 + 8 * 3 * 3 * (tx + 1) + 8 * 25 * 4 * min(tx, ty) + 8 * 3 * 4 * min(tx, ty)
+    return 8 * 25 * (tx + ty) * 2 + 8 * 3 * 3 * (tx + 1) + 8 * 25 * 4 * min(tx, ty) + 8 * 3 * 4 * min(tx, ty)
 
 
 def batch_pairs(tx: int, ty: int, device: torch.device, memory: int | None = None) -> int:
