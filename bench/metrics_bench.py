@@ -30,7 +30,7 @@ machine is shared: the two timings show the drift), and scaled to the whole work
 ``--workers`` threads. ``memory``: val-scale arrays through every metric, peak RSS.
 
     .venv/bin/python bench/metrics_bench.py [--cases val,small,mars,memory] [--workers N]
-        [--pairs 562] [--speakers 128] [--check-items 4] [--mars-samples 571] [--mars-tail 6]
+        [--pairs 562] [--speakers 64] [--check-items 4] [--mars-samples 571] [--mars-tail 6]
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--pairs", type=int, default=VAL_N // 2, help="val: synthetic val rows (N = 2 x pairs)")
-    parser.add_argument("--speakers", type=int, default=128, help="val: speakers whose FRD is timed")
+    parser.add_argument("--speakers", type=int, default=64, help="val: speakers whose FRD is timed")
     parser.add_argument("--check-items", type=int, default=4, help="val: predictions checked with tslearn")
     parser.add_argument("--small-items", type=int, default=12, help="small: predictions checked with tslearn")
     parser.add_argument("--mars-samples", type=int, default=571)
