@@ -58,7 +58,8 @@ def evaluate(
         typer.Option("--realism-max-images", min=2, help="FRRea on only the first N frames (a quick look)."),
     ] = None,
     device: Annotated[
-        str, typer.Option("--device", help="FRRea (2024) or the post-processor (MARS): auto, cpu, cuda or cuda:N.")
+        str,
+        typer.Option("--device", help="auto, cpu, cuda or cuda:N (cuda: FRD on the GPU), FRRea, MARS post-processor."),
     ] = "auto",
     edition: EditionOption = None,
     post_processor: PostProcessorOption = None,
@@ -135,6 +136,7 @@ def _evaluate_mars(
         bidirectional=options["--bidirectional/--no-bidirectional"],
         alignment_seed=options["--alignment-seed"] if options["--alignment-seed"] is not None else MARS_GT_SEED,
         device=str(resolve_device(device)), workers=workers,
+        frd_device=str(resolve_device(device)) if device.startswith("cuda") else None,  # auto: FRD on the CPU
     )  # fmt: skip
     with make_progress() as progress:
         tasks: list = []
@@ -186,7 +188,6 @@ def _evaluate_2024(
         realism_only = [flag for flag, given in (
             ("--realism-protocol", realism_protocol != "official-2024"),
             ("--realism-max-images", realism_max_images is not None),
-            ("--device", device != "auto"),
         ) if given]  # fmt: skip
         if realism_only:
             raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
@@ -205,12 +206,16 @@ def _evaluate_2024(
         from reactcli.atomic import check_space
 
         check_space(out, 1 << 20)
+    from reactcli.runtime import resolve_device
+
+    frd_device = str(resolve_device(device)) if device.startswith("cuda") else None  # auto keeps FRD on the CPU
     truth = load_truth(data, split)
     preds = load_predictions(predictions, truth)
     with make_progress() as progress:
         task = progress.add_task("FRD (DTW)", total=preds.shape[0], info="")
         result = evaluate_arrays(
-            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount)
+            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount),
+            frd_device=frd_device,
         )
         if job is not None:
             from reactcli.metrics.frrea import merge_frrea, run_frrea

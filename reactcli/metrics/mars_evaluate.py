@@ -204,6 +204,7 @@ class MarsEvaluation:
     alignment: AlignmentJob
     workers: int | None = None
     seconds: float = 0.0
+    frd_device: str | None = None  # "cuda...": FRD on the GPU (the torch wavefront); None: the CPU engine
 
 
 def prepare_mars_evaluation(
@@ -220,6 +221,7 @@ def prepare_mars_evaluation(
     alignment_seed: int = MARS_GT_SEED,
     device: str = "cpu",
     workers: int | None = None,
+    frd_device: str | None = None,
 ) -> MarsEvaluation:
     """Every check that can fail, before any long computation: options, split, GT sets, predictions,
     every ground-truth file and length pair, the checkpoint (strictly). One ``ReactError`` line each."""
@@ -228,7 +230,7 @@ def prepare_mars_evaluation(
     truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
     preds = load_mars_predictions(predictions, truth)
     job = prepare_alignment(truth, preds.lengths, alignment, post_processor, alignment_seed, device)
-    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start)
+    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start, frd_device)
 
 
 def run_mars_evaluation(
@@ -249,7 +251,7 @@ def run_mars_evaluation(
     timings["alignment"] = aligned.seconds
     scores = score_mars(
         truth.speakers, preds.emotion, aligned.targets, mae=edition.name == "2026", fixed=True, fps=edition.fps,
-        workers=prepared.workers, names=truth.ids, on_metric=stage,
+        workers=prepared.workers, names=truth.ids, on_metric=stage, frd_device=prepared.frd_device,
     )  # fmt: skip
     timings.update(scores.seconds)
     warnings = [*preds.warnings, *aligned.warnings, *scores.warnings]
