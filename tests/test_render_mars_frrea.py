@@ -253,3 +253,32 @@ def load_prediction(folder: Path, sample: int) -> np.ndarray:
     from reactcli.predictions import PredictionSet
 
     return np.array(PredictionSet.open(folder).face3dmm(sample)[0])
+
+
+@pytest.mark.slow
+def test_react_evaluate_on_mars_scores_frrea_with_the_other_metrics(
+    mars_root: Path, pirender: Path, inception: Path, tmp_path: Path
+) -> None:
+    """`react evaluate --pirender --inception` on a MARS root: FRRea by the MARS protocol next to the
+    official metrics in one JSON; --realism-protocol (a 2024 choice) is refused in one line."""
+    from reactcli.data.mars_loaders import load_attributes
+
+    rng = np.random.default_rng(1)
+    samples = val_samples(mars_root)
+    writer = PredictionWriter(tmp_path / "set", 2, {"edition": "2026", "split": "val"})
+    for sample in samples:
+        face = load_coefficients(mars_root / "val" / "coefficients" / f"{sample.target.id}.npy")
+        emotion = load_attributes(mars_root / "val" / "facial-attributes" / f"{sample.input.id}.npy")
+        writer.add(sample.id, np.repeat(emotion[None], 2, 0),
+                   (face[None] + rng.normal(0, 0.05, (2, *face.shape))).astype(np.float32))
+    writer.commit()
+    out = tmp_path / "run" / "metrics.json"
+    base = ["evaluate", "--data", str(mars_root), "--split", "val", "--predictions", str(tmp_path / "set"),
+            "--alignment", "resample", "--out", str(out)]
+    assert run_cli([*base, "--pirender", str(pirender), "--inception", str(inception), "--realism-max-images", "4",
+                    "--device", "cpu"]) == 0
+    result = json.loads(out.read_text())
+    assert result["FRRea_protocol"] == "official-mars" and np.isfinite(result["FRRea"])
+    assert np.isfinite(result["FRD"]) and result["N"] == len(samples)
+    assert (out.parent / "fid" / "fake").is_dir()
+    assert run_cli([*base, "--realism-protocol", "all"]) == 1

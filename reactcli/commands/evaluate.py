@@ -95,14 +95,20 @@ def evaluate(
         "--gt-seed": gt_seed, "--gt-list": gt_list, "--bidirectional/--no-bidirectional": bidirectional,
     }  # fmt: skip
     if chosen.is_mars:
-        frrea = [flag for flag, given in (
-            ("--pirender", pirender is not None), ("--inception", inception is not None),
-            ("--realism-protocol", realism_protocol != "official-2024"),
-            ("--realism-max-images", realism_max_images is not None),
-        ) if given]  # fmt: skip
-        if frrea:
-            raise ReactError(f"{', '.join(frrea)}: FRRea is scored for REACT 2024 only; {data} is a MARS dataset")
-        _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options)
+        if realism_protocol != "official-2024":
+            raise ReactError(f"--realism-protocol: MARS has one FRRea protocol (prediction 0, every 30th frame); "
+                             f"{data} is a MARS dataset")
+        job = None
+        if _frrea_wanted(pirender, inception, out, realism_protocol, realism_max_images):
+            from reactcli.metrics.frrea import prepare_frrea_mars
+            from reactcli.runtime import resolve_device
+
+            job = prepare_frrea_mars(
+                data, split, predictions, pirender, inception, Path(out).parent / "fid",  # type: ignore[arg-type]
+                edition=chosen.name, bidirectional=mars_options["--bidirectional/--no-bidirectional"],
+                max_images=realism_max_images, device=resolve_device(device),
+            )  # fmt: skip
+        _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options, job)
         return
     given = [flag for flag, value in mars_options.items() if value is not None]
     if given:
@@ -120,8 +126,10 @@ def _evaluate_mars(
     device: str,
     chosen: Edition,
     options: dict[str, Any],
+    frrea_job: Any = None,
 ) -> None:
-    """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), its table and its JSON."""
+    """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), FRRea when its job is given, its
+    table and its JSON."""
     from reactcli.editions import MARS_GT_SEED
     from reactcli.metrics.mars_evaluate import prepare_mars_evaluation, run_mars_evaluation
     from reactcli.progress import console, err_console, make_progress
@@ -151,6 +159,8 @@ def _evaluate_mars(
             on_stage=on_stage,
             on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
         )
+        if frrea_job is not None:
+            result = _run_frrea(progress, frrea_job, result, frrea_job.fake_count, frrea_job.real_count)
     name = Path(predictions).name or str(predictions)
     console.print(metrics_table({name: result}, mars_title(result, "metrics"), present_metrics([result])))
     for line in result["warnings"][:10]:
@@ -184,23 +194,11 @@ def _evaluate_2024(
     from reactcli.tables import metrics_table
 
     job = None
-    if pirender is None and inception is None:
-        realism_only = [flag for flag, given in (
-            ("--realism-protocol", realism_protocol != "official-2024"),
-            ("--realism-max-images", realism_max_images is not None),
-        ) if given]  # fmt: skip
-        if realism_only:
-            raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
-    else:
+    if _frrea_wanted(pirender, inception, out, realism_protocol, realism_max_images):
         from reactcli.metrics.frrea import prepare_frrea
         from reactcli.runtime import resolve_device
 
-        if pirender is None or inception is None:
-            given, lacking = ("--pirender", "--inception") if inception is None else ("--inception", "--pirender")
-            raise ReactError(f"{given} is for FRRea, which needs {lacking} too")
-        if out is None:
-            raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
-        job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",
+        job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",  # type: ignore[arg-type]
                             realism_protocol, realism_max_images, resolve_device(device))  # fmt: skip
     if out is not None:  # a folder that cannot take the JSON fails now, not after FRD
         from reactcli.atomic import check_space
@@ -218,12 +216,7 @@ def _evaluate_2024(
             frd_device=frd_device,
         )
         if job is not None:
-            from reactcli.metrics.frrea import merge_frrea, run_frrea
-
-            frames = progress.add_task("FRRea frames (PIRender)", total=job.images, info=job.protocol)
-            feats = progress.add_task("FRRea features (Inception)", total=2 * job.images, info="")
-            realism = run_frrea(job, lambda n: progress.advance(frames, n), lambda n: progress.advance(feats, n))
-            result = merge_frrea(result, realism)
+            result = _run_frrea(progress, job, result, job.images, job.images)
     title = f"REACT 2024 metrics, {split} (N={result['N']}, K={result['K']})"
     console.print(metrics_table({Path(predictions).name or str(predictions): result}, title))
     for key, note in result["notes"].items():
@@ -235,3 +228,35 @@ def _evaluate_2024(
 
         save_json(out, result)
         err_console.print(f"wrote {out}")
+
+
+def _frrea_wanted(
+    pirender: Path | None, inception: Path | None, out: Path | None, protocol: str, max_images: int | None
+) -> bool:
+    """Whether FRRea is asked for; its flags checked together (both weights files, an --out for
+    the frames), one line for what is missing."""
+    if pirender is None and inception is None:
+        realism_only = [flag for flag, given in (
+            ("--realism-protocol", protocol != "official-2024"),
+            ("--realism-max-images", max_images is not None),
+        ) if given]  # fmt: skip
+        if realism_only:
+            raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
+        return False
+    if pirender is None or inception is None:
+        given, lacking = ("--pirender", "--inception") if inception is None else ("--inception", "--pirender")
+        raise ReactError(f"{given} is for FRRea, which needs {lacking} too")
+    if out is None:
+        raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
+    return True
+
+
+def _run_frrea(progress: Any, job: Any, result: dict[str, Any], fake: int, real: int) -> dict[str, Any]:
+    """Render the FRRea frames and score them, with a bar for each, into the metrics dict."""
+    from reactcli.metrics.frrea import merge_frrea, run_frrea
+
+    frames = progress.add_task("FRRea frames (PIRender)", total=fake, info=getattr(job, "protocol", ""))
+    feats = progress.add_task("FRRea features (Inception)", total=fake + real, info="")
+    realism = run_frrea(job, lambda n: progress.advance(frames, n), lambda n: progress.advance(feats, n))
+    result.setdefault("notes", {})
+    return merge_frrea(result, realism)
