@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,7 +319,11 @@ def test_released_layout_loads_strictly(tmp_path, full_state) -> None:
     assert "no 'state_dict'" in _error(_save(tmp_path, "bare.pth", dict(list(full_state.items())[:3])))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint at all")
-    assert "not a PyTorch checkpoint" in _error(garbage)
+    assert "not a PyTorch checkpoint (corrupt or truncated" in _error(garbage)
+    code = _save(tmp_path, "code.pth", {"state_dict": {"in_proj.weight": Path("/a")}})  # asks for a Python class
+    assert "not the organisers' post-processor checkpoint: the file asks to load the Python object 'pathlib." in _error(
+        code
+    )
     assert "no such file" in _error(tmp_path / "absent.pth")
 
 
