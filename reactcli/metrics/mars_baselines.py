@@ -30,17 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED, MARS_METRIC_KEYS, Edition
+from reactcli.editions import MARS_GT_COUNT, MARS_METRIC_KEYS, Edition
 from reactcli.errors import ReactError
 from reactcli.metrics.mars import MarsScores, score_mars
-from reactcli.metrics.mars_truth import (
-    AlignmentJob,
-    MarsTruth,
-    align_truth,
-    check_alignment_options,
-    load_mars_truth,
-    prepare_alignment,
-)
+from reactcli.metrics.mars_truth import AlignmentJob, MarsTruth, ScoringOptions, align_truth
 from reactcli.metrics.ridge import DEFAULT_RESIDUAL_SCALE
 from reactcli.vocab import ACTION_UNITS, EMOTION_DIM, EXPRESSIONS_8, VALENCE_AROUSAL
 
@@ -159,13 +152,7 @@ def prepare_mars_baselines(
     split: str,
     *,
     edition: Edition,
-    post_processor: str | Path | None = None,
-    alignment: str = "official",
-    gt_seed: int = MARS_GT_SEED,
-    gt_list: str | Path | None = None,
-    bidirectional: bool | None = None,
-    alignment_seed: int = MARS_GT_SEED,
-    device: str = "cpu",
+    options: ScoringOptions | None = None,
     workers: int | None = None,
     seed: int = 0,
     ridge: tuple[int, int, float] | None = None,
@@ -173,9 +160,9 @@ def prepare_mars_baselines(
 ) -> MarsBaselines:
     """The checks of ``react evaluate`` on a MARS split (options, split, GT sets and files, length pairs,
     the checkpoint), before any row is built; the predictions have the inputs' lengths."""
-    check_alignment_options(alignment, post_processor)
-    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
-    job = prepare_alignment(truth, truth.lengths, alignment, post_processor, alignment_seed, device)
+    options = options or ScoringOptions()
+    truth = options.load_truth(root, split, edition)
+    job = options.prepare_alignment(truth, truth.lengths)
     return MarsBaselines(Path(root), truth, job, workers, seed, ridge, residual_scale)
 
 
