@@ -79,6 +79,22 @@ def b_random(aligned_targets: Sequence[np.ndarray], generator) -> list[np.ndarra
     return out
 
 
+def gt_identical(aligned_targets: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """GT_identical: float32 copies of the aligned ground-truth sets."""
+    return [np.array(t, dtype=np.float32) for t in aligned_targets]
+
+
+def b_mime(speakers: Sequence[np.ndarray], k: int = MARS_GT_COUNT) -> list[np.ndarray]:
+    """B_Mime: each input's own attributes, K copies (read-only views)."""
+    return [np.broadcast_to(np.asarray(s, np.float32)[None], (k, *np.shape(s))) for s in speakers]
+
+
+def b_mean_fr(speakers: Sequence[np.ndarray], train_mean: np.ndarray, k: int = MARS_GT_COUNT) -> list[np.ndarray]:
+    """B_MeanFr: the train mean frame at every frame of each input, K copies (read-only views)."""
+    mean = np.asarray(train_mean, dtype=np.float32)
+    return [np.broadcast_to(mean, (k, np.shape(s)[0], mean.shape[0])) for s in speakers]
+
+
 def naive_predictions(
     speakers: Sequence[np.ndarray],
     aligned_targets: Sequence[np.ndarray],
@@ -87,12 +103,11 @@ def naive_predictions(
     k: int = MARS_GT_COUNT,
 ) -> dict[str, list[np.ndarray]]:
     """The four rows' predictions, built in the script's order (B_Random consumes ``generator``)."""
-    mean = np.asarray(train_mean, dtype=np.float32)
     return {
-        "GT_identical": [np.array(t, dtype=np.float32) for t in aligned_targets],
+        "GT_identical": gt_identical(aligned_targets),
         "B_Random": b_random(aligned_targets, generator),
-        "B_Mime": [np.broadcast_to(np.asarray(s, np.float32)[None], (k, *np.shape(s))) for s in speakers],
-        "B_MeanFr": [np.broadcast_to(mean, (k, np.shape(s)[0], mean.shape[0])) for s in speakers],
+        "B_Mime": b_mime(speakers, k),
+        "B_MeanFr": b_mean_fr(speakers, train_mean, k),
     }
 
 
@@ -194,14 +209,14 @@ def run_mars_baselines(
         generator = baseline_script_generator(prepared.alignment.seed)
     k = MARS_GT_COUNT
     skipped: dict[str, str] = {}
-    rows_preds: dict[str, Callable[[], list[np.ndarray]]] = {
-        "GT_identical": lambda: [np.array(t, dtype=np.float32) for t in aligned.targets],
+    rows_preds: dict[str, Callable[[], list[np.ndarray]]] = {  # the script's order (B_Random draws)
+        "GT_identical": lambda: gt_identical(aligned.targets),
         "B_Random": lambda: b_random(aligned.targets, generator),
-        "B_Mime": lambda: [np.broadcast_to(s[None], (k, *s.shape)) for s in truth.speakers],
+        "B_Mime": lambda: b_mime(truth.speakers, k),
     }
     try:
         mean = train_listener_mean(root)
-        rows_preds["B_MeanFr"] = lambda: [np.broadcast_to(mean, (k, s.shape[0], mean.shape[0])) for s in truth.speakers]
+        rows_preds["B_MeanFr"] = lambda: b_mean_fr(truth.speakers, mean, k)
     except ReactError as exc:
         mean = None
         skipped["B_MeanFr"] = f"needs the train split's listener facial attributes: {exc}"
