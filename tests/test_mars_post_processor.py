@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _mars_cli_helpers import small_checkpoint as write_small_checkpoint
 
 from reactcli.errors import ReactError
 from reactcli.models.post_processor import (
@@ -158,18 +159,7 @@ CLIP = 12
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
     """Random weights (larger than init, so outputs vary) saved in the organisers' checkpoint layout."""
-    torch.manual_seed(3)
-    model = EmotionVAE(**SMALL)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.normal_(0.0, 0.3)
-    path = tmp_path_factory.mktemp("pp") / "checkpoint.pth"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    torch.save(
-        {"epoch": 7, "best_loss": 0.25, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path
-    )
-    return path
+    return write_small_checkpoint(tmp_path_factory.mktemp("pp") / "checkpoint.pth", sizes=SMALL)
 
 
 def _assert_same(ours: np.ndarray, ref: np.ndarray, logits: np.ndarray | None) -> None:
