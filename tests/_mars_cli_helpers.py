@@ -1,5 +1,6 @@
-"""What the MARS command tests share (the post-processor tests use its checkpoint writer too): a small
-and the naive-baseline script's sample order and GT rule written again from the spec.
+"""What the MARS command tests share: a small post-processor in the official layout (the post-processor
+tests write theirs with it too), results.pt files, and the naive-baseline script's sample order and GT
+rule written again from the spec.
 
 The released post-processor is 46.79 M numbers (187 MB) and takes seconds per segment on a CPU, so
 the command tests load a small random-weight network of the same design, saved exactly as the
