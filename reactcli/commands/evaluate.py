@@ -59,7 +59,8 @@ def evaluate(
         typer.Option("--realism-max-images", min=2, help="FRRea on only the first N frames (a quick look)."),
     ] = None,
     device: Annotated[
-        str, typer.Option("--device", help="FRRea (2024) or the post-processor (MARS): auto, cpu, cuda or cuda:N.")
+        str,
+        typer.Option("--device", help="auto, cpu, cuda or cuda:N (cuda: FRD on the GPU), FRRea, MARS post-processor."),
     ] = "auto",
     edition: EditionOption = None,
     post_processor: PostProcessorOption = None,
@@ -126,10 +127,11 @@ def _evaluate_mars(
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
 
-    scoring = ScoringOptions.given(**options, device=str(resolve_device(device)))
+    resolved = str(resolve_device(device))
     prepared = prepare_mars_evaluation(  # every check before the long part
-        data, split, predictions, edition=chosen, options=scoring, workers=workers
-    )
+        data, split, predictions, edition=chosen, options=ScoringOptions.given(**options, device=resolved),
+        workers=workers, frd_device=resolved if device.startswith("cuda") else None,  # auto: FRD on the CPU
+    )  # fmt: skip
     with stage_bars() as (on_stage, on_count):  # one bar per stage; the alignment's counts samples
         result = run_mars_evaluation(prepared, on_stage=on_stage, on_align=on_count)
     name = Path(predictions).name or str(predictions)
@@ -169,7 +171,6 @@ def _evaluate_2024(
         realism_only = [flag for flag, given in (
             ("--realism-protocol", realism_protocol != "official-2024"),
             ("--realism-max-images", realism_max_images is not None),
-            ("--device", device != "auto"),
         ) if given]  # fmt: skip
         if realism_only:
             raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
@@ -188,12 +189,16 @@ def _evaluate_2024(
         from reactcli.atomic import check_space
 
         check_space(out, 1 << 20)
+    from reactcli.runtime import resolve_device
+
+    frd_device = str(resolve_device(device)) if device.startswith("cuda") else None  # auto keeps FRD on the CPU
     truth = load_truth(data, split)
     preds = load_predictions(predictions, truth)
     with make_progress() as progress:
         task = progress.add_task("FRD (DTW)", total=preds.shape[0], info="")
         result = evaluate_arrays(
-            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount)
+            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount),
+            frd_device=frd_device,
         )
         if job is not None:
             from reactcli.metrics.frrea import merge_frrea, run_frrea

@@ -11,7 +11,8 @@ raw. The organisers' names are in brackets; ``editions.OFFICIAL_METRIC_NAMES`` m
   ``np.cov`` in float64, divided by both standard deviations, ``nan_to_num``, clipped to [-1, 1] (a
   constant channel gives r = 0, so even the ground truth scores below K).
 * **FRD** (FRD, lower): per sample, sum over k of min over j of the weighted 3-block DTW, then the
-  mean; computed by ``frd_sets`` (see :mod:`reactcli.metrics.mars_frd`).
+  mean; computed by the exact pruned engine ``appropriateness.frd_sets`` (``frd_device`` "cuda" runs
+  its torch wavefront; :mod:`reactcli.metrics.mars_frd` is the plain reference the tests compare with).
 * **FRSyn** (TLCC, lower): for **prediction 0 only**, prediction and input cut to the shorter of the
   two, lags -49..49 (2 s at **25 fps** although MARS is 30 fps), r(lag) = float32 mean of the 25
   per-dim Pearson correlations of ``(x[lag:], s[:-lag])`` / ``(x[:lag], s[-lag:])``; the offset is
@@ -39,7 +40,7 @@ import numpy as np
 
 from reactcli.editions import MARS_FPS, TLCC_FPS, TLCC_SECONDS
 from reactcli.errors import ReactError
-from reactcli.metrics.mars_frd import frd_sets
+from reactcli.metrics.appropriateness import frd_sets
 from reactcli.metrics.synchrony import first_nan_argmax, lag_correlations, nan_aware_offsets
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL_DIMS
 
@@ -255,6 +256,7 @@ def score_mars(
     workers: int | None = None,
     names: Sequence[str] | None = None,
     on_metric: Callable[[str], None] | None = None,
+    frd_device: str | None = None,
 ) -> MarsScores:
     """FRC, FRD, FRSyn, FRDiv, FRVar (+ MAE with ``mae``, + FRSyn_fixed with ``fixed``) of ragged samples.
 
@@ -287,7 +289,7 @@ def score_mars(
         frc = timed("FRC", lambda: frc_per_sample(predictions, targets))
         scores.per_sample["FRC"] = frc
         scores.values["FRC"] = float(np.mean(frc))
-    frd = timed("FRD", lambda: frd_sets(predictions, targets, workers))
+    frd = timed("FRD", lambda: frd_sets(predictions, targets, workers, device=frd_device))
     scores.per_sample["FRD"] = frd
     scores.values["FRD"] = float(np.mean(frd))
     frsyn, offsets = timed("FRSyn", lambda: frsyn_official(predictions, speakers))

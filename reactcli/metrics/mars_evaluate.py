@@ -201,6 +201,7 @@ class MarsEvaluation:
     alignment: AlignmentJob
     workers: int | None = None
     seconds: float = 0.0
+    frd_device: str | None = None  # "cuda...": FRD on the GPU (the torch wavefront); None: the CPU engine
 
 
 def prepare_mars_evaluation(
@@ -211,6 +212,7 @@ def prepare_mars_evaluation(
     edition: Edition,
     options: ScoringOptions | None = None,
     workers: int | None = None,
+    frd_device: str | None = None,
 ) -> MarsEvaluation:
     """Every check that can fail, before any long computation: options, split, GT sets, predictions,
     every ground-truth file and length pair, the checkpoint (strictly). One ``ReactError`` line each."""
@@ -219,7 +221,7 @@ def prepare_mars_evaluation(
     truth = options.load_truth(root, split, edition)
     preds = load_mars_predictions(predictions, truth)
     job = options.prepare_alignment(truth, preds.lengths)
-    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start)
+    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start, frd_device)
 
 
 def run_mars_evaluation(
@@ -240,7 +242,7 @@ def run_mars_evaluation(
     timings["alignment"] = aligned.seconds
     scores = score_mars(
         truth.speakers, preds.emotion, aligned.targets, mae=edition.name == "2026", fixed=True, fps=edition.fps,
-        workers=prepared.workers, names=truth.ids, on_metric=stage,
+        workers=prepared.workers, names=truth.ids, on_metric=stage, frd_device=prepared.frd_device,
     )  # fmt: skip
     timings.update(scores.seconds)
     warnings = [*preds.warnings, *aligned.warnings, *scores.warnings]
@@ -287,10 +289,12 @@ def evaluate_mars(
     on_stage: Callable[[str], None] | None = None,
     on_align: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    frd_device: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """:func:`prepare_mars_evaluation` then :func:`run_mars_evaluation` (``options``: ``ScoringOptions``' fields)."""
     prepared = prepare_mars_evaluation(
-        root, split, predictions, edition=edition, options=ScoringOptions(**options), workers=workers
+        root, split, predictions, edition=edition, options=ScoringOptions(**options), workers=workers,
+        frd_device=frd_device,
     )
     return run_mars_evaluation(prepared, on_stage, on_align)
