@@ -406,6 +406,14 @@ def test_frsyn_equals_reference_and_reproduces_the_nan_saturation() -> None:
     assert single.frsyn_all == 5.0
 
 
+def test_frsyn_refuses_clips_no_longer_than_its_lags() -> None:
+    """The lag search needs more frames than 49 lags each way; a shorter clip is an error, not NaN."""
+    rng = np.random.default_rng(7)
+    with pytest.raises(ValueError, match="more than 50 frames, got 50"):
+        frsyn(rng.random((1, 2, 50, 25)), rng.random((1, 50, 25)))
+    assert frsyn(rng.random((1, 2, 51, 25)), rng.random((1, 51, 25))).frsyn >= 0
+
+
 # ---------------------------------------------------------------- realism
 def test_frechet_distance_matches_closed_forms() -> None:
     mu1, mu2 = np.array([0.0, 1.0]), np.array([3.0, -1.0])

@@ -28,6 +28,7 @@ from reactcli.commands.common import (
     WorkersOption,
     apply_threads,
     check_writable,
+    refuse_mars_options,
 )
 from reactcli.errors import ReactError
 
@@ -91,8 +92,8 @@ def evaluate(
         check_writable(out)  # before FRD, not after it
     chosen = detect_edition(data, edition)
     mars_options = {
-        "--post-processor": post_processor, "--alignment": alignment, "--alignment-seed": alignment_seed,
-        "--gt-seed": gt_seed, "--gt-list": gt_list, "--bidirectional/--no-bidirectional": bidirectional,
+        "post_processor": post_processor, "alignment": alignment, "alignment_seed": alignment_seed,
+        "gt_seed": gt_seed, "gt_list": gt_list, "bidirectional": bidirectional,
     }  # fmt: skip
     if chosen.is_mars:
         if realism_protocol != "official-2024":
@@ -110,9 +111,7 @@ def evaluate(
             )  # fmt: skip
         _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options, job)
         return
-    given = [flag for flag, value in mars_options.items() if value is not None]
-    if given:
-        raise ReactError(f"{', '.join(given)}: for MARS datasets (REACT 2025/2026) only; {data} is REACT 2024")
+    refuse_mars_options(data, mars_options)
     _evaluate_2024(data, split, predictions, out, workers, pirender, inception, realism_protocol,
                    realism_max_images, device)  # fmt: skip
 
@@ -130,36 +129,21 @@ def _evaluate_mars(
 ) -> None:
     """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), FRRea when its job is given, its
     table and its JSON."""
-    from reactcli.editions import MARS_GT_SEED
     from reactcli.metrics.mars_evaluate import prepare_mars_evaluation, run_mars_evaluation
-    from reactcli.progress import console, err_console, make_progress
+    from reactcli.metrics.mars_truth import ScoringOptions
+    from reactcli.progress import console, err_console, make_progress, stage_bars
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
 
-    seed = options["--gt-seed"]
+    resolved = str(resolve_device(device))
     prepared = prepare_mars_evaluation(  # every check before the long part
-        data, split, predictions, edition=chosen, post_processor=options["--post-processor"],
-        alignment=options["--alignment"] or "official",
-        gt_seed=MARS_GT_SEED if seed is None else seed, gt_list=options["--gt-list"],
-        bidirectional=options["--bidirectional/--no-bidirectional"],
-        alignment_seed=options["--alignment-seed"] if options["--alignment-seed"] is not None else MARS_GT_SEED,
-        device=str(resolve_device(device)), workers=workers,
-        frd_device=str(resolve_device(device)) if device.startswith("cuda") else None,  # auto: FRD on the CPU
+        data, split, predictions, edition=chosen, options=ScoringOptions.given(**options, device=resolved),
+        workers=workers, frd_device=resolved if device.startswith("cuda") else None,  # auto: FRD on the CPU
     )  # fmt: skip
-    with make_progress() as progress:
-        tasks: list = []
-
-        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
-            if tasks:
-                progress.remove_task(tasks.pop())
-            tasks.append(progress.add_task(name, total=None, info=""))
-
-        result = run_mars_evaluation(
-            prepared,
-            on_stage=on_stage,
-            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
-        )
-        if frrea_job is not None:
+    with stage_bars() as (on_stage, on_count):  # one bar per stage; the alignment's counts samples
+        result = run_mars_evaluation(prepared, on_stage=on_stage, on_align=on_count)
+    if frrea_job is not None:
+        with make_progress() as progress:
             result = _run_frrea(progress, frrea_job, result, frrea_job.fake_count, frrea_job.real_count)
     name = Path(predictions).name or str(predictions)
     console.print(metrics_table({name: result}, mars_title(result, "metrics"), present_metrics([result])))
