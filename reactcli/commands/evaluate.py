@@ -106,7 +106,7 @@ def evaluate(
 
             job = prepare_frrea_mars(
                 data, split, predictions, pirender, inception, Path(out).parent / "fid",  # type: ignore[arg-type]
-                edition=chosen.name, bidirectional=mars_options["--bidirectional/--no-bidirectional"],
+                edition=chosen.name, bidirectional=bidirectional,
                 max_images=realism_max_images, device=resolve_device(device),
             )  # fmt: skip
         _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options, job)
