@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_metrics import emotion_like
 from tslearn.metrics import dtw as tslearn_dtw
 
 from reactcli.errors import ReactError
@@ -32,16 +33,6 @@ def ref_d(x: np.ndarray, y: np.ndarray) -> float:
 def ref_sets(preds: list[np.ndarray], gts: list[np.ndarray]) -> list[np.ndarray]:
     """The official loop: per sample, per prediction, the minimum over every ground truth."""
     return [np.array([min(ref_d(p, g) for g in gt) for p in pred]) for pred, gt in zip(preds, gts, strict=True)]
-
-
-def emotion_like(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Binary AUs, valence/arousal random walks in [-1, 1], expression probabilities."""
-    x = np.empty((*shape, 25), dtype=np.float32)
-    x[..., :15] = rng.random((*shape, 15)) < 0.3
-    x[..., 15:17] = np.cumsum(rng.normal(0, 0.05, (*shape, 2)), axis=-2).clip(-1, 1)
-    logits = rng.normal(0, 1, (*shape, 8))
-    x[..., 17:] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    return x
 
 
 def ragged_case(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
