@@ -130,10 +130,13 @@ def save_text(path: str | Path, text: str) -> None:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
+    """``torch.save`` through a Python file: given a path, torch writes with its own C++ stream and a
+    full disk surfaces as "basic_ios::clear: iostream error" or "unexpected pos"; through a file
+    object the write fails with the ``OSError`` (ENOSPC) that the one-line error names."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 # -- space --------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ one problem per line instead of a table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
@@ -83,3 +84,22 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         for item in items:
             yield item
             progress.advance(task)
+
+
+@contextmanager
+def stage_bars() -> Iterator[tuple[Callable[[str], None], Callable[[int, int], None]]]:
+    """``(on_stage, on_count)`` for a run made of named stages: one bar per stage, the previous one
+    removed as the next starts; ``on_count(done, total)`` moves the current stage's bar (a stage
+    that never calls it shows a spinner)."""
+    with make_progress() as progress:
+        tasks: list = []
+
+        def on_stage(name: str) -> None:
+            if tasks:
+                progress.remove_task(tasks.pop())
+            tasks.append(progress.add_task(name, total=None, info=""))
+
+        def on_count(done: int, total: int) -> None:
+            progress.update(tasks[-1], completed=done, total=total)
+
+        yield on_stage, on_count

@@ -1,5 +1,6 @@
-"""What the MARS command tests share: a small post-processor in the official layout, results.pt files,
-and the naive-baseline script's sample order and GT rule written again from the spec.
+"""What the MARS command tests share: a small post-processor in the official layout (the post-processor
+tests write theirs with it too), results.pt files, and the naive-baseline script's sample order and GT
+rule written again from the spec.
 
 The released post-processor is 46.79 M numbers (187 MB) and takes seconds per segment on a CPU, so
 the command tests load a small random-weight network of the same design, saved exactly as the
@@ -28,10 +29,12 @@ SMALL = dict(
 RELEASED_LOADER = mars_truth.load_alignment_model
 
 
-def small_checkpoint(path: Path, seed: int = 3) -> Path:
-    """Random weights (spread wider than at init, so the outputs vary) in the official checkpoint layout."""
+def small_checkpoint(path: Path, seed: int = 3, sizes: dict | None = None) -> Path:
+    """Random weights (spread wider than at init, so the outputs vary) in the official checkpoint layout.
+
+    ``sizes``: the network's sizes (default :data:`SMALL`)."""
     torch.manual_seed(seed)
-    model = EmotionVAE(**SMALL)
+    model = EmotionVAE(**(SMALL if sizes is None else sizes))
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "norm" not in name:

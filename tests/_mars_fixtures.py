@@ -130,15 +130,20 @@ def write_mars_val(root: Path, seed: int = 0, split: str = "val") -> MarsFixture
     first = fx.eeg_in_tar[0]
     tar_members[f"eeg_processed/{first.rsplit('/', 1)[0]}/._{first.rsplit('/', 1)[1]}.csv"] = b"\x00\x05\x16\x07junk"
     tar_members[f"PaxHeader/{fx.eeg_in_tar[1]}.csv"] = b"30 mtime=1718962281.5\n"
-    with tarfile.open(val / "eeg_processed.tar.gz", "w:gz") as tar:
-        for name, data in tar_members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_tar_gz(val / "eeg_processed.tar.gz", tar_members)
     _personality(rng, val, stems, fx)
     _junk(val, stems[0], fx)
     return fx
 
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> None:
+    """A gzipped tar of plain-file ``members`` (member name -> bytes), in the given order."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
 
 def _personality(rng: np.random.Generator, val: Path, stems: list[tuple[str, str]], fx: MarsFixture) -> None:
     lines = [",".join(["video_name", "session", *TRAITS])]

@@ -158,3 +158,25 @@ def test_a_linked_target_is_replaced_where_the_link_points(tmp_path: Path) -> No
         (tmp / "a.txt").write_text("a new")
     assert link.is_symlink() and contents(real) == {"a.txt": b"a new"}
     assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["set"]
+
+
+def test_torch_save_on_a_full_disk_is_the_one_line_error(tmp_path, monkeypatch) -> None:
+    """A full disk under torch.save was "basic_ios::clear: iostream error" (issue 26 item 6): written
+    through a Python file, the write's ENOSPC becomes the one line naming the target."""
+    import builtins
+
+    import torch
+
+    real_open = builtins.open
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        if "w" in mode and str(file).startswith(str(tmp_path)):
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    target = tmp_path / "predictor.ckpt"
+    with pytest.raises(ReactError) as info:
+        atomic.save_torch(target, {"w": torch.zeros(100_000)})
+    assert str(info.value) == f"{target}: could not write (No space left on device); nothing was changed there"
+    assert list(tmp_path.iterdir()) == []

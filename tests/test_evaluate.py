@@ -165,6 +165,19 @@ def test_evaluate_rejects_unreadable_inputs(
         assert code == 1 and expected in err, err
 
 
+
+def test_mars_options_on_a_2024_root_are_refused_by_name(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both commands name every MARS-only flag given, in one line, before reading any prediction."""
+    mars_flags = ["--alignment", "mean", "--gt-seed", "3", "--no-bidirectional"]
+    code, _, err = run(["evaluate", "--data", str(synth_root), "--predictions", str(tmp_path / "x.npy"), *mars_flags],
+                       capsys)  # fmt: skip
+    want = "--alignment, --gt-seed, --bidirectional/--no-bidirectional: for MARS datasets (REACT 2025/2026) only"
+    assert code == 1 and want in err and err.count("\n") == 1, err
+    code, _, err = run(["baselines", "--data", str(synth_root), "--gt-list", "g.json", "--device", "cpu"], capsys)
+    assert code == 1 and f"--gt-list, --device: for MARS datasets (REACT 2025/2026) only; {synth_root}" in err, err
+
 def test_evaluate_rejects_a_neighbour_matrix_of_the_wrong_size(
     synth_root: Path, truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

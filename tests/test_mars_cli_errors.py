@@ -79,8 +79,10 @@ CASES = {
     "model mode without checkpoint": (lambda m: ["--alignment", "mean"], "--alignment mean needs --post-processor"),
     "resample with checkpoint": (lambda m: ["--alignment", "resample", "--post-processor", str(m.ckpt)],
                                  "drop --post-processor"),
-    "frrea on mars": (lambda m: ["--pirender", str(m.ckpt), "--alignment", "resample"],
-                      "FRRea is scored for REACT 2024 only"),
+    "frrea without inception": (lambda m: ["--pirender", str(m.ckpt), "--alignment", "resample"],
+                                "--pirender is for FRRea, which needs --inception too"),
+    "2024 frrea protocol on mars": (lambda m: ["--realism-protocol", "all", "--alignment", "resample"],
+                                    "--realism-protocol: MARS has one FRRea protocol"),
     "unknown mode": (lambda m: ["--alignment", "nearest"], "--alignment nearest: expected one of"),
 }  # fmt: skip
 

@@ -3,14 +3,12 @@ loaders, EEG and personality, on a split written independently of our generator.
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _mars_fixtures import MarsFixture, write_mars_val
+from _mars_fixtures import MarsFixture, write_mars_val, write_tar_gz
 
 from reactcli.data.mars import ROLES, Recording, list_recordings, mars_samples
 from reactcli.data.mars_loaders import (
@@ -251,11 +249,7 @@ def test_eeg_tar_metadata_members_are_skipped(tmp_path: Path) -> None:
         "listener/session0/._a.csv": b"\x00\x05\x16\x07\xff\xfe not text",
         "PaxHeader/listener/session0/b.csv": good,  # metadata: must not serve b
     }
-    with tarfile.open(split / "eeg_processed.tar.gz", "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_tar_gz(split / "eeg_processed.tar.gz", members)
     reader = EegReader(split)
     assert reader.read(Recording("listener", "session0", "a")).rows == 1
     assert reader.read(Recording("listener", "session0", "b")).rows == 0

@@ -54,54 +54,48 @@ def cut(p, g, m):
     return p[:, :n], g[:, :n], m[:, :n]
 
 
-def ref_frc_frd(preds, gts, masks, dist):
-    totals = []
+def ref_per_prediction(preds, gts, masks, channel):
+    """Per sample, per prediction k: the mean over the channels ``channel(p_kc, g_c, m_c)`` scores
+    (None: the channel is skipped; a prediction with no scored channel is skipped)."""
+    out = []
     for p, g, m in zip(preds, gts, masks, strict=True):
         p, g, m = cut(p, g, m)
         per_k = []
         for k in range(len(p)):
-            scores = []
-            for c in range(14):
-                if dist:
-                    v = valid_of(g[0, :, c], p[k, :, c], m[0, :, c])
-                    if v.any():
-                        scores.append(tslearn_dtw(p[k, v, c], g[0, v, c]))
-                else:
-                    s = ref_ccc(g[0, :, c], p[k, :, c], m[0, :, c])
-                    if s is not None:
-                        scores.append(s)
+            scores = [s for c in range(14) if (s := channel(p[k, :, c], g[0, :, c], m[0, :, c])) is not None]
             if scores:
                 per_k.append(np.mean(scores))
-        if per_k:
-            totals.append(np.sum(per_k))
-    return np.mean(totals)
+        out.append(per_k)
+    return out
+
+
+def ref_frc_frd(preds, gts, masks, dist):
+    def channel(p, g, m):
+        if not dist:
+            return ref_ccc(g, p, m)
+        v = valid_of(g, p, m)
+        return tslearn_dtw(p[v], g[v]) if v.any() else None
+
+    # the sum over K per sample, then the mean over the samples with any scored prediction
+    return np.mean([np.sum(per_k) for per_k in ref_per_prediction(preds, gts, masks, channel) if per_k])
 
 
 def ref_tlcc(preds, gts, masks):
-    per_sample = []
-    for p, g, m in zip(preds, gts, masks, strict=True):
-        p, g, m = cut(p, g, m)
-        per_k = []
-        for k in range(len(p)):
-            offsets = []
-            for c in range(14):
-                best, best_lag = None, None
-                for lag in range(-2, 3):
-                    if lag > 0:
-                        s = ref_ccc(g[0, :-lag, c], p[k, lag:, c], m[0, :-lag, c])
-                    elif lag < 0:
-                        s = ref_ccc(g[0, -lag:, c], p[k, :lag, c], m[0, -lag:, c])
-                    else:
-                        s = ref_ccc(g[0, :, c], p[k, :, c], m[0, :, c])
-                    if s is not None and (best is None or s > best):
-                        best, best_lag = s, lag
-                if best_lag is not None:
-                    offsets.append(abs(best_lag))
-            if offsets:
-                per_k.append(np.mean(offsets))
-        if per_k:
-            per_sample.append(np.mean(per_k))
-    return np.mean(per_sample)
+    def channel(p, g, m):
+        best, best_lag = None, None
+        for lag in range(-2, 3):
+            if lag > 0:
+                s = ref_ccc(g[:-lag], p[lag:], m[:-lag])
+            elif lag < 0:
+                s = ref_ccc(g[-lag:], p[:lag], m[-lag:])
+            else:
+                s = ref_ccc(g, p, m)
+            if s is not None and (best is None or s > best):
+                best, best_lag = s, lag
+        return None if best_lag is None else abs(best_lag)
+
+    # the mean over K per sample, then the mean over the samples with any scored prediction
+    return np.mean([np.mean(per_k) for per_k in ref_per_prediction(preds, gts, masks, channel) if per_k])
 
 
 def test_masked_ccc_rules() -> None:

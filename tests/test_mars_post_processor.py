@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _mars_cli_helpers import small_checkpoint as write_small_checkpoint
 
 from reactcli.errors import ReactError
 from reactcli.models.post_processor import (
@@ -157,18 +159,7 @@ CLIP = 12
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
     """Random weights (larger than init, so outputs vary) saved in the organisers' checkpoint layout."""
-    torch.manual_seed(3)
-    model = EmotionVAE(**SMALL)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" not in name:
-                param.normal_(0.0, 0.3)
-    path = tmp_path_factory.mktemp("pp") / "checkpoint.pth"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    torch.save(
-        {"epoch": 7, "best_loss": 0.25, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict()}, path
-    )
-    return path
+    return write_small_checkpoint(tmp_path_factory.mktemp("pp") / "checkpoint.pth", sizes=SMALL)
 
 
 def _assert_same(ours: np.ndarray, ref: np.ndarray, logits: np.ndarray | None) -> None:
@@ -318,7 +309,11 @@ def test_released_layout_loads_strictly(tmp_path, full_state) -> None:
     assert "no 'state_dict'" in _error(_save(tmp_path, "bare.pth", dict(list(full_state.items())[:3])))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint at all")
-    assert "not a PyTorch checkpoint" in _error(garbage)
+    assert "not a PyTorch checkpoint (corrupt or truncated" in _error(garbage)
+    code = _save(tmp_path, "code.pth", {"state_dict": {"in_proj.weight": Path("/a")}})  # asks for a Python class
+    assert "not the organisers' post-processor checkpoint: the file asks to load the Python object 'pathlib." in _error(
+        code
+    )
     assert "no such file" in _error(tmp_path / "absent.pth")
 
 

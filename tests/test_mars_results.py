@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -77,8 +79,10 @@ def test_one_line_errors(tmp_path) -> None:
     assert "'EEG_MASK' of sample 0" in error(save(tmp_path, {**data, **eeg}))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage")
-    assert "not a" in error(junk)
+    assert "not a readable PyTorch file (corrupt or truncated" in error(junk)
     assert "results file not found" in error(tmp_path / "absent.pt")
+    code = save(tmp_path, {"PRED": [Path("/a")]}, "code.pt")  # a pickle that asks for a Python class
+    assert "not a results file: the file asks to load the Python object 'pathlib." in error(code)
 
 
 def test_stacked_tensor_is_accepted(tmp_path) -> None:

@@ -11,14 +11,20 @@ from tslearn.metrics import dtw as tslearn_dtw
 from reactcli.metrics.appropriateness import ccc_matrix, frc, frd, frd_per_reaction, neighbour_lists
 from reactcli.metrics.diversity import frdiv, frdvs, frvar
 from reactcli.metrics.dtw import (
-    EXACT_LANES,
-    SEARCH_LANES,
+    FLOAT32,
+    FLOAT64,
+    LANES,
+    POPCOUNT15,
+    SEARCH,
     _aligned,
+    diagonal_bounds,
     dtw_single,
-    frd_exact_lanes,
-    frd_search_column,
+    exact_pair,
+    lag_bounds,
+    margin,
 )
-from reactcli.metrics.nearest import NeighbourIndex, au_row_ids
+from reactcli.metrics.frd_plan import Block, au_row_ids
+from reactcli.metrics.nearest import nearest
 from reactcli.metrics.realism import frechet_distance, frechet_distance_features
 from reactcli.metrics.synchrony import frsyn, lag_correlations
 
@@ -108,60 +114,84 @@ def emotion_like(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
 
 
 # ---------------------------------------------------------------- DTW
+def column_distances(col: np.ndarray, reactions: np.ndarray, lanes: int, sample: np.ndarray, **kw) -> np.ndarray:
+    """One column-kernel call: FRD distance of every reaction to ``col``, no thresholds unless given."""
+    ids, rows = au_row_ids(col[None])
+    items = kw.pop("items", np.arange(reactions.shape[0]))
+    thr = kw.pop("thr", np.full(reactions.shape[0], np.inf))
+    out, sums = np.full(items.size, np.inf), np.full((items.size, 3), np.inf)
+    m = margin(reactions.shape[1], col.shape[0], sample.dtype)
+    stats = SEARCH[lanes](col, ids[0], rows, reactions, items, thr, kw.pop("check", 0), m, sample, out, sums)
+    np.testing.assert_array_equal(np.isfinite(sums).all(axis=1), np.isfinite(out))  # sums of finished pairs
+    return out if not kw.pop("stats", False) else (out, stats)
+
+
 @pytest.mark.parametrize("n,m,c", [(1, 1, 3), (1, 6, 2), (5, 1, 15), (2, 2, 8), (2, 3, 1), (7, 13, 15), (31, 17, 2)])
 def test_dtw_single_equals_tslearn_on_edge_lengths(n: int, m: int, c: int) -> None:
     rng = np.random.default_rng(n * 100 + m)
     a = rng.normal(size=(n, c)).astype(np.float32)
     b = rng.normal(size=(m, c)).astype(np.float32)
-    assert dtw_single(a, b) == pytest.approx(tslearn_dtw(a, b), rel=1e-6, abs=1e-9)
+    assert dtw_single(a, b) == pytest.approx(tslearn_dtw(a, b), rel=1e-13, abs=1e-12)
 
 
 def test_dtw_single_equals_tslearn_at_750_frames() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random((750, 15), dtype=np.float32), rng.random((750, 15), dtype=np.float32)
-    assert dtw_single(a, b) == pytest.approx(tslearn_dtw(a, b), rel=1e-6)
+    assert dtw_single(a, b) == pytest.approx(tslearn_dtw(a, b), rel=1e-13)
 
 
+@pytest.mark.parametrize("lanes", LANES)
 @pytest.mark.parametrize("tx,ty", [(1, 1), (2, 5), (9, 4), (40, 40)])
-def test_exact_lane_kernel_equals_three_tslearn_dtws(tx: int, ty: int) -> None:
-    rng = np.random.default_rng(tx + 7 * ty)
-    x = emotion_like(rng, (EXACT_LANES, tx))
-    y = emotion_like(rng, (ty,))
-    got = frd_exact_lanes(np.ascontiguousarray(x.transpose(1, 2, 0)), y)
-    want = np.array([ref_d(x[lane], y) for lane in range(EXACT_LANES)])
-    np.testing.assert_allclose(got, want, rtol=1e-6)
+def test_float64_kernel_equals_three_tslearn_dtws(lanes: int, tx: int, ty: int) -> None:
+    """Float64 costs and sums (tslearn's arithmetic), more reactions than lanes (lanes refilled)."""
+    rng = np.random.default_rng(tx + 7 * ty + lanes)
+    reactions = emotion_like(rng, (lanes + 5, tx))
+    reactions[3, :, :15] = rng.random((tx, 15))  # a prediction with continuous AUs
+    col = emotion_like(rng, (ty,))
+    got = column_distances(col, reactions, lanes, FLOAT64)
+    want = np.array([ref_d(x, col) for x in reactions])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("lanes", LANES)
 @pytest.mark.parametrize("tx,ty,au_values", [(1, 1, "binary"), (3, 8, "binary"), (40, 40, "binary"), (40, 40, "real")])
-def test_search_kernel_without_abandoning_matches_tslearn(tx: int, ty: int, au_values: str) -> None:
+def test_float32_search_is_within_its_margin_of_tslearn(lanes: int, tx: int, ty: int, au_values: str) -> None:
     """More reactions than lanes, so lanes are refilled; continuous AUs make every column row distinct."""
     rng = np.random.default_rng(tx * 3 + ty)
     gts = emotion_like(rng, (2, ty))
     if au_values == "real":
         gts[..., :15] = rng.random(gts[..., :15].shape)
-    reactions = emotion_like(rng, (SEARCH_LANES + 9, tx))
-    ids, rows = au_row_ids(gts)
+    reactions = emotion_like(rng, (lanes + 9, tx))
     items = rng.permutation(reactions.shape[0])
-    out = np.full(items.size, np.inf)
-    stats = frd_search_column(gts[1], ids[1], rows, reactions, items, np.full(items.size, np.inf), 0, out)
+    out, stats = column_distances(gts[1], reactions, lanes, FLOAT32, items=items, stats=True)
     want = np.array([ref_d(reactions[i], gts[1]) for i in items])
-    np.testing.assert_allclose(out, want, rtol=2e-6)
+    np.testing.assert_allclose(out, want, rtol=margin(tx, ty, np.float32))
     assert stats.tolist() == [items.size, 0, items.size * tx]
+
+
+def test_float32_rounding_bound_holds_on_long_series() -> None:
+    """The margin is a bound of the float32 search error: checked at 600 frames on varied data."""
+    rng = np.random.default_rng(21)
+    col = emotion_like(rng, (600,))
+    reactions = emotion_like(rng, (16, 600))
+    reactions[8:] = rng.random((8, 600, 25), dtype=np.float32) * 3  # large costs: bigger rounding
+    v32 = column_distances(col, reactions, 16, FLOAT32)
+    v64 = column_distances(col, reactions, 16, FLOAT64)
+    worst = np.max(np.abs(v32 - v64) / v64)
+    assert 0 < worst <= margin(600, 600, np.float32)
 
 
 def test_search_kernel_abandons_only_pairs_that_cannot_win() -> None:
     rng = np.random.default_rng(3)
     gt = emotion_like(rng, (1, 60))
     reactions = emotion_like(rng, (40, 60))
-    ids, rows = au_row_ids(gt)
+    full = column_distances(gt[0], reactions, 32, FLOAT32)
+    # each reaction's threshold: just above its own distance for half of them (they must finish,
+    # exactly as without abandoning), half of it for the others (they cannot win: abandoned)
     items = np.arange(40)
-    full = np.full(40, np.inf)
-    frd_search_column(gt[0], ids[0], rows, reactions, items, np.full(40, np.inf), 0, full)
-    # each reaction's threshold: its own distance for half of them (they must finish, exactly as
-    # without abandoning), half of it for the others (they cannot win: abandoned, or finished late)
-    thr = np.where(items % 2 == 0, full, full / 2)
-    got = np.full(40, np.inf)
-    stats = frd_search_column(gt[0], ids[0], rows, reactions, items, thr.copy(), 4, got)
+    m = margin(60, 60, np.float32)
+    thr = np.where(items % 2 == 0, full * (1 + m), full / 2)
+    got, stats = column_distances(gt[0], reactions, 32, FLOAT32, thr=thr.copy(), check=4, stats=True)
     np.testing.assert_array_equal(got[::2], full[::2])
     losers = got[1::2]
     assert np.isinf(losers).sum() == stats[1] >= 15
@@ -169,19 +199,75 @@ def test_search_kernel_abandons_only_pairs_that_cannot_win() -> None:
     assert stats[2] < 20 * 60 + 0.7 * 20 * 60  # the winners in full, the losers stopped well before the end
 
 
+def test_diagonal_bound_is_the_diagonal_path_and_bounds_the_distance() -> None:
+    rng = np.random.default_rng(8)
+    x = emotion_like(rng, (5, 30))
+    y = emotion_like(rng, (3, 30))
+    q, t = np.repeat(np.arange(5), 3), np.tile(np.arange(3), 5)
+    out, sums = np.empty(15), np.empty((15, 3))
+    diagonal_bounds(x, y, q, t, out, sums)
+    by_hand = [
+        sum(w * np.sqrt(((x[a, :, lo:hi].astype(np.float64) - y[b, :, lo:hi]) ** 2).sum()) for lo, hi, w in BLOCKS)
+        for a, b in zip(q, t, strict=True)
+    ]
+    np.testing.assert_allclose(out, by_hand, rtol=1e-12)
+    assert all(out[e] >= ref_d(x[a], y[b]) for e, (a, b) in enumerate(zip(q, t, strict=True)))
+    np.testing.assert_allclose(sums[:, 1], ((x[q, :, 15:17].astype(np.float64) - y[t, :, 15:17]) ** 2).sum((1, 2)))
+
+
+def test_lagged_diagonal_paths_bound_each_block_and_find_a_shift() -> None:
+    rng = np.random.default_rng(17)
+    y = emotion_like(rng, (80,))
+    x = np.concatenate([y[:1].repeat(6, axis=0), y[:-6]])  # y, 6 frames late
+    x[:, 15:] += rng.normal(0, 0.01, (80, 10)).astype(np.float32)
+    diag, lagged, full = np.empty(3), np.empty(3), np.empty(3)
+    lag_bounds(x, y, 0, diag)
+    lag_bounds(x, y, 8, lagged)
+    exact_pair(x, y, np.full(3, np.inf), full, POPCOUNT15)
+    by_hand = [((x[:, lo:hi].astype(np.float64) - y[:, lo:hi]) ** 2).sum() for lo, hi, _ in BLOCKS]
+    np.testing.assert_allclose(diag, by_hand)
+    assert (lagged >= full * (1 - 1e-12)).all() and (lagged <= diag).all()  # one rounding apart at most
+    assert lagged[0] < 0.5 * diag[0]  # the shift by 6 frames is one of the paths
+    for n in (1, 2, 5):  # lags longer than the series are cut to it
+        lag_bounds(x[:n], y[:n], 8, lagged)
+        exact_pair(x[:n], y[:n], np.full(3, np.inf), full, POPCOUNT15)
+        assert (lagged >= full * (1 - 1e-12)).all()
+
+
+@pytest.mark.parametrize("kind", ["model", "random"])
+def test_pruned_exact_pair_is_the_full_dp_bit_for_bit(kind: str) -> None:
+    """PrunedDTW with the pair's own path sums as bounds: same sums, and (near a path) fewer cells."""
+    rng = np.random.default_rng(13)
+    for tx, ty in [(1, 1), (1, 7), (6, 1), (3, 5), (90, 90), (120, 80)]:
+        y = emotion_like(rng, (ty,))
+        x = emotion_like(rng, (tx,)) if kind == "random" or tx != ty else y + np.float32(0.02)
+        full, bounded = np.empty(3), np.empty(3)
+        cells_full = exact_pair(x, y, np.full(3, np.inf), full, POPCOUNT15)
+        cells = exact_pair(x, y, full.copy(), bounded, POPCOUNT15)
+        np.testing.assert_array_equal(bounded, full)
+        want = [tslearn_dtw(x[:, lo:hi], y[:, lo:hi]) ** 2 for lo, hi, _ in BLOCKS]
+        np.testing.assert_allclose(full, want, rtol=1e-13)
+        assert cells_full == tx * ty and cells <= cells_full
+        if kind == "model" and tx == ty == 90:
+            assert cells < 0.5 * cells_full
+    # a bound below the path sum: nothing meets it (the engine then recomputes without bounds)
+    exact_pair(x, y, full * 0.5, bounded, POPCOUNT15)
+    assert np.isinf(bounded).all()
+
+
 def test_nearest_equals_the_plain_minimum_and_mostly_skips_work() -> None:
-    """The ranked, exact-head search returns the float64 minimum and leaves most rows uncomputed."""
+    """Ranked head, abandoning search and float64 near the minimum: the exact minimum, most rows skipped."""
     rng = np.random.default_rng(11)
     base = np.cumsum(rng.normal(0, 0.1, (60, 25)), axis=0).astype(np.float32)
     gts = base[None] + rng.normal(0, 0.3, (50, 60, 25)).astype(np.float32)
     gts[..., :15] = gts[..., :15] > 0.5
     reactions = gts[[7, 30]] + rng.normal(0, 0.02, (2, 60, 25)).astype(np.float32)
-    index = NeighbourIndex.build(gts)
     cands = [np.arange(50), np.arange(20, 50)]
-    got, counts = index.nearest_many(reactions, np.array([0, 1]), cands, workers=2)
+    (got,), counts = nearest([Block(reactions, gts, cands)], workers=2)
     want = [min(ref_d(reactions[a], gts[j]) for j in cands[a]) for a in range(2)]
-    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
     assert counts["pairs"] == 80 and counts["abandoned"] > 30 and counts["rows"] < 0.7 * counts["full_rows"]
+    assert counts["exact"] <= 4  # float64 only where the float32 search could not decide
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -206,19 +292,23 @@ def test_frd_equals_tslearn_reference(n_samples: int, k: int, density: float) ->
     preds[1, :] = preds[1, :1]  # identical reactions are computed once
     a = rng.random((n_samples, n_samples)) < density
     np.fill_diagonal(a, True)
+    a[2] = False
+    a[2, 3] = True  # a speaker with a single neighbour: straight to float64
     nbrs = neighbour_lists(a)
     sub = slice(0, 3)  # the tslearn reference is slow: compare the first speakers
     want = ref_frd(preds[sub], gt, nbrs[sub])
+    pairs = sum(len(nb) * (1 if n == 1 else k) for n, nb in enumerate(nbrs))
     for early in (True, False):
         got, counts = frd_per_reaction(preds, gt, nbrs, workers=2, early_abandon=early)
-        np.testing.assert_allclose(got[sub], want, rtol=1e-5)
+        np.testing.assert_allclose(got[sub], want, rtol=1e-12)
         assert got[0, 0] == 0.0
-        assert counts["pairs"] == counts["full_rows"] // t_len > 0
         # speaker 1's K copies are one distinct reaction: its neighbours are searched once
-        assert counts["pairs"] == sum(len(nb) * (1 if n == 1 else k) for n, nb in enumerate(nbrs))
-        if not early:
-            assert counts["abandoned"] == 0 and counts["rows"] == counts["full_rows"]
-    assert frd(preds[sub], gt, nbrs[sub]) == pytest.approx(want.sum(axis=1).mean(), rel=1e-5)
+        assert counts["pairs"] == counts["full_rows"] // t_len == pairs
+        if early:
+            assert counts["exact"] < pairs
+        else:
+            assert counts["abandoned"] == 0 and counts["rows"] == counts["full_rows"] and counts["exact"] == pairs
+    assert frd(preds[sub], gt, nbrs[sub]) == pytest.approx(want.sum(axis=1).mean(), rel=1e-12)
 
 
 def test_frd_of_ground_truth_is_zero_and_speakers_without_neighbours_count_as_zero() -> None:
@@ -314,6 +404,14 @@ def test_frsyn_equals_reference_and_reproduces_the_nan_saturation() -> None:
     single = frsyn(preds[:1], speaker[:1])
     assert single.frsyn == 49.0
     assert single.frsyn_all == 5.0
+
+
+def test_frsyn_refuses_clips_no_longer_than_its_lags() -> None:
+    """The lag search needs more frames than 49 lags each way; a shorter clip is an error, not NaN."""
+    rng = np.random.default_rng(7)
+    with pytest.raises(ValueError, match="more than 50 frames, got 50"):
+        frsyn(rng.random((1, 2, 50, 25)), rng.random((1, 50, 25)))
+    assert frsyn(rng.random((1, 2, 51, 25)), rng.random((1, 51, 25))).frsyn >= 0
 
 
 # ---------------------------------------------------------------- realism

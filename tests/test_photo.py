@@ -243,7 +243,7 @@ def test_evaluate_frrea_errors_are_one_line(
         (["evaluate", "--data", str(data), "--predictions", str(with_nan), *out, "--pirender", str(pirender),
           "--inception", str(inception)], "face3dmm.npy: sample 0 reaction 0 contains NaN/inf values"),
         ([*base, *out, "--realism-max-images", "5"], "--realism-max-images: for FRRea only"),
-        ([*base, *out, "--device", "cpu", "--realism-protocol", "all"], "--realism-protocol, --device: for FRRea"),
+        ([*base, *out, "--device", "cpu", "--realism-protocol", "all"], "--realism-protocol: for FRRea"),
     ]  # fmt: skip
     for args, needle in cases:
         assert run_cli(args) == 1, needle

@@ -31,6 +31,7 @@ from reactcli.commands.common import (
     apply_threads,
     build_config,
     check_writable,
+    refuse_mars_options,
 )
 from reactcli.metrics.ridge import DEFAULT_ALPHA, DEFAULT_LOOKBACK, DEFAULT_RESIDUAL_SCALE, DEFAULT_STEP
 
@@ -98,18 +99,15 @@ def baselines(
         check_writable(out)  # before fitting and scoring every row, not after
     chosen = detect_edition(data, edition)
     mars_options = {
-        "--post-processor": post_processor, "--alignment": alignment, "--alignment-seed": alignment_seed,
-        "--gt-seed": gt_seed, "--gt-list": gt_list, "--bidirectional/--no-bidirectional": bidirectional,
-        "--device": None if device == "auto" else device,
+        "post_processor": post_processor, "alignment": alignment, "alignment_seed": alignment_seed,
+        "gt_seed": gt_seed, "gt_list": gt_list, "bidirectional": bidirectional,
     }  # fmt: skip
     ridge = (ridge_lookback, ridge_step, ridge_alpha)
     if chosen.is_mars:
         _baselines_mars(data, split, out, samples, seed, workers, ridge, ridge_residual_scale, chosen, mars_options,
                         device, config, set_)  # fmt: skip
         return
-    given = [flag for flag, value in mars_options.items() if value is not None]
-    if given:
-        raise ReactError(f"{', '.join(given)}: for MARS datasets (REACT 2025/2026) only; {data} is REACT 2024")
+    refuse_mars_options(data, {**mars_options, "device": None if device == "auto" else device})
     _baselines_2024(data, split, out, samples, seed, workers, config, set_, ridge, ridge_residual_scale)
 
 
@@ -129,10 +127,11 @@ def _baselines_mars(
     set_: list[str] | None,
 ) -> None:
     """The MARS rows (``metrics.mars_baselines.mars_baselines``), their table and JSON."""
-    from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED
+    from reactcli.editions import MARS_GT_COUNT
     from reactcli.errors import ReactError
     from reactcli.metrics.mars_baselines import prepare_mars_baselines, run_mars_baselines
-    from reactcli.progress import console, err_console, make_progress
+    from reactcli.metrics.mars_truth import ScoringOptions
+    from reactcli.progress import console, err_console, stage_bars
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
 
@@ -140,30 +139,13 @@ def _baselines_mars(
         raise ReactError(f"--samples {samples}: MARS baselines have K = {MARS_GT_COUNT}, the ground truths per sample")
     if config is not None or set_:
         raise ReactError("--config/--set: the MARS baselines read no settings (Ridge reads the release's files)")
-
-    def given(key: str, default: Any) -> Any:
-        return default if options[key] is None else options[key]
-
+    scoring = ScoringOptions.given(**options, device=str(resolve_device(device)))
     prepared = prepare_mars_baselines(  # every check before the long part
-        data, split, edition=chosen, post_processor=options["--post-processor"],
-        alignment=given("--alignment", "official"), gt_seed=given("--gt-seed", MARS_GT_SEED),
-        gt_list=options["--gt-list"], bidirectional=options["--bidirectional/--no-bidirectional"],
-        alignment_seed=given("--alignment-seed", MARS_GT_SEED), device=str(resolve_device(device)),
-        workers=workers, seed=seed, ridge=ridge, residual_scale=residual_scale,
+        data, split, edition=chosen, options=scoring, workers=workers, seed=seed, ridge=ridge,
+        residual_scale=residual_scale,
     )  # fmt: skip
-    with make_progress() as progress:
-        tasks: list = []
-
-        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
-            if tasks:
-                progress.remove_task(tasks.pop())
-            tasks.append(progress.add_task(name, total=None, info=""))
-
-        payload = run_mars_baselines(
-            prepared,
-            on_stage=on_stage,
-            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
-        )
+    with stage_bars() as (on_stage, on_count):  # one bar per stage; the alignment's counts samples
+        payload = run_mars_baselines(prepared, on_stage=on_stage, on_align=on_count)
     rows = payload["rows"]
     keys = present_metrics(list(rows.values()), chosen.name)
     title = mars_title(payload, "baselines")

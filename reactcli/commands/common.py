@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from reactcli.config import ReactConfig, load_config, parse_overrides
-from reactcli.errors import file_error
+from reactcli.errors import ReactError, file_error
 
 ConfigOption = Annotated[
     Path | None,
@@ -69,6 +69,21 @@ BidirectionalOption = Annotated[
         show_default=False,
     ),
 ]
+#: The MARS scoring options (``metrics.mars_truth.ScoringOptions``' fields) by the flags that set them.
+MARS_FLAGS = {
+    "post_processor": "--post-processor", "alignment": "--alignment", "alignment_seed": "--alignment-seed",
+    "gt_seed": "--gt-seed", "gt_list": "--gt-list", "bidirectional": "--bidirectional/--no-bidirectional",
+    "device": "--device",
+}  # fmt: skip
+
+
+def refuse_mars_options(data: Path, given: Mapping[str, Any]) -> None:
+    """On a REACT 2024 root, the MARS options given (``None`` = not given) are one error naming them all."""
+    flags = [MARS_FLAGS[key] for key, value in given.items() if value is not None]
+    if flags:
+        raise ReactError(f"{', '.join(flags)}: for MARS datasets (REACT 2025/2026) only; {data} is REACT 2024")
+
+
 TensorboardOption = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard events under OUT/tb/ (needs the extra).")
 ]

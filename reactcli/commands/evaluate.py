@@ -28,6 +28,7 @@ from reactcli.commands.common import (
     WorkersOption,
     apply_threads,
     check_writable,
+    refuse_mars_options,
 )
 from reactcli.errors import ReactError
 
@@ -58,7 +59,8 @@ def evaluate(
         typer.Option("--realism-max-images", min=2, help="FRRea on only the first N frames (a quick look)."),
     ] = None,
     device: Annotated[
-        str, typer.Option("--device", help="FRRea (2024) or the post-processor (MARS): auto, cpu, cuda or cuda:N.")
+        str,
+        typer.Option("--device", help="auto, cpu, cuda or cuda:N (cuda: FRD on the GPU), FRRea, MARS post-processor."),
     ] = "auto",
     edition: EditionOption = None,
     post_processor: PostProcessorOption = None,
@@ -90,22 +92,26 @@ def evaluate(
         check_writable(out)  # before FRD, not after it
     chosen = detect_edition(data, edition)
     mars_options = {
-        "--post-processor": post_processor, "--alignment": alignment, "--alignment-seed": alignment_seed,
-        "--gt-seed": gt_seed, "--gt-list": gt_list, "--bidirectional/--no-bidirectional": bidirectional,
+        "post_processor": post_processor, "alignment": alignment, "alignment_seed": alignment_seed,
+        "gt_seed": gt_seed, "gt_list": gt_list, "bidirectional": bidirectional,
     }  # fmt: skip
     if chosen.is_mars:
-        frrea = [flag for flag, given in (
-            ("--pirender", pirender is not None), ("--inception", inception is not None),
-            ("--realism-protocol", realism_protocol != "official-2024"),
-            ("--realism-max-images", realism_max_images is not None),
-        ) if given]  # fmt: skip
-        if frrea:
-            raise ReactError(f"{', '.join(frrea)}: FRRea is scored for REACT 2024 only; {data} is a MARS dataset")
-        _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options)
+        if realism_protocol != "official-2024":
+            raise ReactError(f"--realism-protocol: MARS has one FRRea protocol (prediction 0, every 30th frame); "
+                             f"{data} is a MARS dataset")
+        job = None
+        if _frrea_wanted(pirender, inception, out, realism_protocol, realism_max_images):
+            from reactcli.metrics.frrea import prepare_frrea_mars
+            from reactcli.runtime import resolve_device
+
+            job = prepare_frrea_mars(
+                data, split, predictions, pirender, inception, Path(out).parent / "fid",  # type: ignore[arg-type]
+                edition=chosen.name, bidirectional=bidirectional,
+                max_images=realism_max_images, device=resolve_device(device),
+            )  # fmt: skip
+        _evaluate_mars(data, split, predictions, out, workers, device, chosen, mars_options, job)
         return
-    given = [flag for flag, value in mars_options.items() if value is not None]
-    if given:
-        raise ReactError(f"{', '.join(given)}: for MARS datasets (REACT 2025/2026) only; {data} is REACT 2024")
+    refuse_mars_options(data, mars_options)
     _evaluate_2024(data, split, predictions, out, workers, pirender, inception, realism_protocol,
                    realism_max_images, device)  # fmt: skip
 
@@ -119,36 +125,26 @@ def _evaluate_mars(
     device: str,
     chosen: Edition,
     options: dict[str, Any],
+    frrea_job: Any = None,
 ) -> None:
-    """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), its table and its JSON."""
-    from reactcli.editions import MARS_GT_SEED
+    """The MARS stage (``metrics.mars_evaluate.evaluate_mars``), FRRea when its job is given, its
+    table and its JSON."""
     from reactcli.metrics.mars_evaluate import prepare_mars_evaluation, run_mars_evaluation
-    from reactcli.progress import console, err_console, make_progress
+    from reactcli.metrics.mars_truth import ScoringOptions
+    from reactcli.progress import console, err_console, make_progress, stage_bars
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
 
-    seed = options["--gt-seed"]
+    resolved = str(resolve_device(device))
     prepared = prepare_mars_evaluation(  # every check before the long part
-        data, split, predictions, edition=chosen, post_processor=options["--post-processor"],
-        alignment=options["--alignment"] or "official",
-        gt_seed=MARS_GT_SEED if seed is None else seed, gt_list=options["--gt-list"],
-        bidirectional=options["--bidirectional/--no-bidirectional"],
-        alignment_seed=options["--alignment-seed"] if options["--alignment-seed"] is not None else MARS_GT_SEED,
-        device=str(resolve_device(device)), workers=workers,
+        data, split, predictions, edition=chosen, options=ScoringOptions.given(**options, device=resolved),
+        workers=workers, frd_device=resolved if device.startswith("cuda") else None,  # auto: FRD on the CPU
     )  # fmt: skip
-    with make_progress() as progress:
-        tasks: list = []
-
-        def on_stage(name: str) -> None:  # one bar per stage; the alignment's counts samples
-            if tasks:
-                progress.remove_task(tasks.pop())
-            tasks.append(progress.add_task(name, total=None, info=""))
-
-        result = run_mars_evaluation(
-            prepared,
-            on_stage=on_stage,
-            on_align=lambda done, total: progress.update(tasks[-1], completed=done, total=total),
-        )
+    with stage_bars() as (on_stage, on_count):  # one bar per stage; the alignment's counts samples
+        result = run_mars_evaluation(prepared, on_stage=on_stage, on_align=on_count)
+    if frrea_job is not None:
+        with make_progress() as progress:
+            result = _run_frrea(progress, frrea_job, result, frrea_job.fake_count, frrea_job.real_count)
     name = Path(predictions).name or str(predictions)
     console.print(metrics_table({name: result}, mars_title(result, "metrics"), present_metrics([result])))
     for line in result["warnings"][:10]:
@@ -182,43 +178,29 @@ def _evaluate_2024(
     from reactcli.tables import metrics_table
 
     job = None
-    if pirender is None and inception is None:
-        realism_only = [flag for flag, given in (
-            ("--realism-protocol", realism_protocol != "official-2024"),
-            ("--realism-max-images", realism_max_images is not None),
-            ("--device", device != "auto"),
-        ) if given]  # fmt: skip
-        if realism_only:
-            raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
-    else:
+    if _frrea_wanted(pirender, inception, out, realism_protocol, realism_max_images):
         from reactcli.metrics.frrea import prepare_frrea
         from reactcli.runtime import resolve_device
 
-        if pirender is None or inception is None:
-            given, lacking = ("--pirender", "--inception") if inception is None else ("--inception", "--pirender")
-            raise ReactError(f"{given} is for FRRea, which needs {lacking} too")
-        if out is None:
-            raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
-        job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",
+        job = prepare_frrea(data, split, predictions, pirender, inception, Path(out).parent / "fid",  # type: ignore[arg-type]
                             realism_protocol, realism_max_images, resolve_device(device))  # fmt: skip
     if out is not None:  # a folder that cannot take the JSON fails now, not after FRD
         from reactcli.atomic import check_space
 
         check_space(out, 1 << 20)
+    from reactcli.runtime import resolve_device
+
+    frd_device = str(resolve_device(device)) if device.startswith("cuda") else None  # auto keeps FRD on the CPU
     truth = load_truth(data, split)
     preds = load_predictions(predictions, truth)
     with make_progress() as progress:
         task = progress.add_task("FRD (DTW)", total=preds.shape[0], info="")
         result = evaluate_arrays(
-            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount)
+            preds, truth, workers, on_frd_progress=lambda amount: progress.advance(task, amount),
+            frd_device=frd_device,
         )
         if job is not None:
-            from reactcli.metrics.frrea import merge_frrea, run_frrea
-
-            frames = progress.add_task("FRRea frames (PIRender)", total=job.images, info=job.protocol)
-            feats = progress.add_task("FRRea features (Inception)", total=2 * job.images, info="")
-            realism = run_frrea(job, lambda n: progress.advance(frames, n), lambda n: progress.advance(feats, n))
-            result = merge_frrea(result, realism)
+            result = _run_frrea(progress, job, result, job.images, job.images)
     title = f"REACT 2024 metrics, {split} (N={result['N']}, K={result['K']})"
     console.print(metrics_table({Path(predictions).name or str(predictions): result}, title))
     for key, note in result["notes"].items():
@@ -230,3 +212,35 @@ def _evaluate_2024(
 
         save_json(out, result)
         err_console.print(f"wrote {out}")
+
+
+def _frrea_wanted(
+    pirender: Path | None, inception: Path | None, out: Path | None, protocol: str, max_images: int | None
+) -> bool:
+    """Whether FRRea is asked for; its flags checked together (both weights files, an --out for
+    the frames), one line for what is missing."""
+    if pirender is None and inception is None:
+        realism_only = [flag for flag, given in (
+            ("--realism-protocol", protocol != "official-2024"),
+            ("--realism-max-images", max_images is not None),
+        ) if given]  # fmt: skip
+        if realism_only:
+            raise ReactError(f"{', '.join(realism_only)}: for FRRea only, which needs --pirender and --inception")
+        return False
+    if pirender is None or inception is None:
+        given, lacking = ("--pirender", "--inception") if inception is None else ("--inception", "--pirender")
+        raise ReactError(f"{given} is for FRRea, which needs {lacking} too")
+    if out is None:
+        raise ReactError("FRRea writes its frames next to the metrics JSON: give --out metrics.json")
+    return True
+
+
+def _run_frrea(progress: Any, job: Any, result: dict[str, Any], fake: int, real: int) -> dict[str, Any]:
+    """Render the FRRea frames and score them, with a bar for each, into the metrics dict."""
+    from reactcli.metrics.frrea import merge_frrea, run_frrea
+
+    frames = progress.add_task("FRRea frames (PIRender)", total=fake, info=getattr(job, "protocol", ""))
+    feats = progress.add_task("FRRea features (Inception)", total=fake + real, info="")
+    realism = run_frrea(job, lambda n: progress.advance(frames, n), lambda n: progress.advance(feats, n))
+    result.setdefault("notes", {})
+    return merge_frrea(result, realism)

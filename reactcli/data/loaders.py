@@ -30,14 +30,20 @@ def _check_finite(path: Path, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def load_npy(path: str | Path, what: str, mmap_mode: str | None = None) -> np.ndarray:
-    """``np.load`` without pickles; a missing or unreadable file is a ReactError naming ``what``."""
+def load_npy(path: str | Path, what: str, mmap_mode: str | None = None, pickled: str | None = None) -> np.ndarray:
+    """``np.load`` without pickles; a missing or unreadable file is a ReactError naming ``what``.
+
+    ``pickled`` is the problem to report for a file of pickled data (``np.load`` refuses it) where
+    the caller knows why such a file turns up (MARS: archive metadata); otherwise it is unreadable.
+    """
     path = Path(path)
     if not path.is_file():
         raise file_error(path, f"{what} not found")
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
+        if pickled is not None and isinstance(exc, ValueError) and "pickled" in str(exc):
+            raise file_error(path, pickled) from None
         raise file_error(path, f"not a readable .npy file ({exc})") from None
 
 

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from reactcli.data.loaders import load_audio
+from reactcli.data.loaders import load_audio, load_npy
 from reactcli.data.mars import Recording
 from reactcli.editions import (
     AUDIO_FEATURE_DIM,
@@ -58,17 +58,7 @@ PICKLED_NPY = (
 # -- arrays -----------------------------------------------------------------------------------------
 def load_mars_npy(path: str | Path, what: str, mmap_mode: str | None = None) -> np.ndarray:
     """``np.load`` without pickles; a missing, unreadable or pickled file is a ReactError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise file_error(path, f"{what} file not found")
-    try:
-        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except ValueError as exc:
-        if "pickled" in str(exc):
-            raise file_error(path, PICKLED_NPY) from None
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise file_error(path, f"not a readable .npy file ({exc})") from None
+    return load_npy(path, f"{what} file", mmap_mode, pickled=PICKLED_NPY)
 
 
 def _checked(path: Path, array: np.ndarray, what: str, columns: tuple[str, ...] | None) -> np.ndarray:

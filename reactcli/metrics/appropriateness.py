@@ -7,9 +7,12 @@ neighbours, averaged over speakers, exactly as the official scripts (see docs/me
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from reactcli.errors import ReactError
+from reactcli.vocab import EMOTION_DIM
 
 #: Added to the CCC denominator by the official code.
 CCC_EPS = 1e-8
@@ -86,43 +89,50 @@ def frd_per_reaction(
     workers: int | None = None,
     early_abandon: bool = True,
     on_progress: Callable[[float], None] | None = None,
+    device: str | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """min_{j in A(n)} d(P[n, k], G[j]) for every (n, k), as (N, K) float64, plus search counts.
 
     Identical reactions of a speaker (the K copies of a baseline) are computed once. The distinct
-    reactions of all speakers are searched together (``NeighbourIndex.nearest_many``): the pairs
-    that share a real reaction j go through one kernel call, so SIMD lanes stay full however few
-    neighbours a speaker has, and those calls run on ``workers`` threads (the numba kernels
-    release the GIL).
+    reactions of all speakers form one block of :func:`reactcli.metrics.nearest.nearest`: the
+    pairs that share a real reaction j go through one kernel call, so SIMD lanes stay full however
+    few neighbours a speaker has, and those calls run on ``workers`` threads (the numba kernels
+    release the GIL). ``device`` (``cuda``, ``cuda:N``, ``auto``) runs the DTWs on a torch device
+    instead; ``None``/``cpu`` uses the CPU kernels. The values are the same either way (float64).
     A speaker without any neighbour gets NaN; :func:`frd` counts it as 0 in the mean, as the
     official script does. ``on_progress`` receives speakers' worth of progress (N in total).
-    Counts: ``pairs`` searched, ``abandoned`` early, DP ``rows`` computed out of ``full_rows``,
-    and ``exact`` float64 DTWs.
+    Counts: ``pairs`` (reaction, neighbour) pairs, ``abandoned`` early, DP ``rows`` computed
+    (search and exact passes) out of ``full_rows`` (every pair in full), and ``exact`` float64 DTWs.
     """
-    from reactcli.metrics.nearest import NeighbourIndex
+    from reactcli.metrics.frd_plan import Block
+    from reactcli.metrics.nearest import nearest
 
     n_total, k_total = preds.shape[:2]
-    index = NeighbourIndex.build(listener)
     flat = np.ascontiguousarray(np.asarray(preds), dtype=np.float32).reshape(n_total * k_total, *preds.shape[2:])
     result = np.full((n_total, k_total), np.nan)
-    items, cands, copies = [], [], []
+    # one candidate list per row of ``flat``: a speaker's neighbours for its distinct reactions,
+    # none for the copies (no float copy of the predictions is made)
+    empty = np.zeros(0, dtype=np.int64)
+    cands: list[np.ndarray] = [empty] * flat.shape[0]
+    copies = []
     for n in range(n_total):
         idx = np.asarray(neighbours[n], dtype=np.int64)
         if not idx.size:
             continue
         first, inverse = _distinct(flat[n * k_total : (n + 1) * k_total])
-        copies.append((n, len(items), inverse))
-        items.extend(n * k_total + int(k) for k in first)
-        cands.extend([idx] * len(first))
+        rows = n * k_total + np.asarray(first, dtype=np.int64)
+        copies.append((n, rows[inverse]))
+        for row in rows:
+            cands[row] = idx
 
     def progress(fraction: float) -> None:
         if on_progress is not None:
             on_progress(fraction * n_total)
 
     workers = max(1, workers or os.cpu_count() or 1)
-    best, counts = index.nearest_many(flat, np.array(items, dtype=np.int64), cands, early_abandon, progress, workers)
-    for n, start, inverse in copies:
-        result[n] = best[start + inverse]
+    (best,), counts = nearest([Block(flat, listener, cands)], workers, early_abandon, progress, device)
+    for n, rows in copies:
+        result[n] = best[rows]
     return result, counts
 
 
@@ -133,7 +143,82 @@ def frd(
     workers: int | None = None,
     early_abandon: bool = True,
     on_progress: Callable[[float], None] | None = None,
+    device: str | None = None,
 ) -> float:
     """FRD = mean_n sum_k min_{j in A(n)} d(P[n, k], G[j]) (lower is better)."""
-    per, _ = frd_per_reaction(preds, listener, neighbours, workers, early_abandon, on_progress)
+    per, _ = frd_per_reaction(preds, listener, neighbours, workers, early_abandon, on_progress, device)
     return float(np.nansum(per) / len(neighbours))
+
+
+def frd_set_minima(
+    predictions: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    workers: int | None = None,
+    early_abandon: bool = True,
+    on_progress: Callable[[float], None] | None = None,
+    device: str | None = None,
+) -> tuple[list[np.ndarray], dict[str, int]]:
+    """Per sample n, min over j of d(predictions[n][k], targets[n][j]) for every k: (K_n,) float64, and counts.
+
+    The MARS form of FRD's inner minimum (REACT 2025/2026): ragged lists of (K, L_n, 25)
+    predictions and (G, L_n, 25) ground truths aligned to the prediction's length, L_n from 58 to
+    20 000+ frames. Each sample is one block of :func:`reactcli.metrics.nearest.nearest` (diagonal
+    bounds, ranking, float32 search with abandoning across the G ground truths, float64 where it
+    decides), with O(L) memory per pair. Inputs are cast to float32 as the official code does;
+    identical predictions of a sample (a baseline's K copies) are computed once.
+    Shapes that do not fit, an empty set or a NaN/inf value raise ``ReactError`` naming the sample.
+    ``on_progress`` receives samples' worth of progress (N in total).
+    """
+    from reactcli.metrics.frd_plan import Block
+    from reactcli.metrics.nearest import nearest
+
+    if len(predictions) != len(targets):
+        raise ReactError(path="FRD", problem=f"{len(predictions)} prediction sets but {len(targets)} ground-truth sets")
+    blocks, copies = [], []
+    for n, (pred, target) in enumerate(zip(predictions, targets, strict=True)):
+        pred = _set_array(pred, n, "predictions")
+        target = _set_array(target, n, "ground truths")
+        # identical predictions of a sample (a baseline's K copies) are computed once
+        first, inverse = _distinct(pred)
+        copies.append(inverse)
+        blocks.append(Block(pred[first], target, [np.arange(target.shape[0])] * len(first)))
+
+    def progress(fraction: float) -> None:
+        if on_progress is not None:
+            on_progress(fraction * len(blocks))
+
+    workers = max(1, workers or os.cpu_count() or 1)
+    minima, counts = nearest(blocks, workers, early_abandon, progress, device)
+    return [best[inverse] for best, inverse in zip(minima, copies, strict=True)], counts
+
+
+def frd_sets(
+    predictions: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray],
+    workers: int | None = None,
+    early_abandon: bool = True,
+    on_progress: Callable[[float], None] | None = None,
+    device: str | None = None,
+) -> np.ndarray:
+    """Per sample, sum over k of min over j of d(predictions[n][k], targets[n][j]): (N,) float64.
+
+    FRD on MARS is the mean of this over samples (the official ``compute_metrics``).
+    See :func:`frd_set_minima` for the inputs.
+    """
+    minima, _ = frd_set_minima(predictions, targets, workers, early_abandon, on_progress, device)
+    return np.array([float(m.sum()) for m in minima], dtype=np.float64)
+
+
+def _set_array(values: np.ndarray, n: int, what: str) -> np.ndarray:
+    """One sample's (count, L, 25) set as float32, or a ReactError naming the sample."""
+    array = np.asarray(values)
+    if array.ndim != 3 or array.shape[0] < 1 or array.shape[1] < 1 or array.shape[2] != EMOTION_DIM:
+        raise ReactError(
+            path=f"FRD sample {n}",
+            problem=f"{what} have shape {array.shape}, expected (count >= 1, L >= 1, {EMOTION_DIM})",
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ReactError(path=f"FRD sample {n}", problem=f"{what} contain NaN or inf values (as float32)")
+    return array

@@ -85,8 +85,10 @@ def evaluate_arrays(
     truth: SplitTruth,
     workers: int | None = None,
     on_frd_progress: Callable[[float], None] | None = None,
+    frd_device: str | None = None,
 ) -> dict[str, Any]:
-    """All metrics for validated predictions; the dict is the metrics.json content."""
+    """All metrics for validated predictions; the dict is the metrics.json content. ``frd_device``
+    "cuda[:N]" computes FRD with the GPU wavefront (same values); None uses the CPU engine."""
     from reactcli.metrics.appropriateness import frc, frd_per_reaction, neighbour_lists
     from reactcli.metrics.diversity import frdiv, frdvs, frvar
     from reactcli.metrics.realism import frrea_unavailable_reason
@@ -105,7 +107,9 @@ def evaluate_arrays(
 
     out["FRC"] = timed("FRC", lambda: frc(preds, truth.listener, neighbours))
     per, search = timed(
-        "FRD", lambda: frd_per_reaction(preds, truth.listener, neighbours, workers, on_progress=on_frd_progress)
+        "FRD", lambda: frd_per_reaction(
+            preds, truth.listener, neighbours, workers, on_progress=on_frd_progress, device=frd_device
+        )
     )
     out["FRD"] = float(np.nansum(per) / n)
     out["FRDiv"] = timed("FRDiv", lambda: frdiv(preds))

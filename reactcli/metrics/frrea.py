@@ -1,21 +1,31 @@
-"""FRRea as the REACT 2024 baseline computes it: PIRender frames of the predictions against real frames.
+"""FRRea as the REACT organisers compute it: PIRender frames of the predictions against real frames.
 
 The realism score is an FID, and an FID depends on which frames go in. Published FRRea values are
 comparable only under one frame protocol, so the protocol is named in the metrics JSON with the
-frame counts and the extractor. Two protocols:
+frame counts and the extractor. Three protocols:
 
-- ``official-2024`` (the baseline's): the first of the K generated reactions of each sample,
-  frames 0, 30, 60, ... of the 750 evaluated ones (25 per clip), and only the samples the
+- ``official-2024`` (the REACT 2024 baseline's): the first of the K generated reactions of each
+  sample, frames 0, 30, 60, ... of the 750 evaluated ones (25 per clip), and only the samples the
   baseline's evaluation loop saves, those in batches ``batch_idx % 25 == 0`` at batch size 4,
   i.e. samples ``n`` with ``(n // 4) % 25 == 0`` (about 48 clips and 1,200 frames per side on val);
-- ``all``: the same frames and reaction for every sample, more frames and so a steadier estimate.
+- ``all``: the same frames and reaction for every REACT 2024 sample, more frames and so a steadier
+  estimate;
+- ``official-mars`` (REACT 2025/2026, :func:`prepare_frrea_mars`; the one readable MARS FRRea,
+  CaReDiff's ``render_frames_for_fid``): prediction 0 of **every** sample, every 30th frame (one per
+  second at 30 fps): fake frames 0, 30, ... of the prediction, real frames 0, 30, ... of the
+  listener's ``video-face-crop`` video (each side over its own length, so they may differ by a
+  frame per sample), the reference image frame 0 of that video, both through Resize 224 +
+  CenterCrop 224, the translation z handed to PIRender minus mean_face[57] (``render/photo.py``
+  explains why); all samples pooled, one FID.
 
 Fake frames are PIRender renders (``reactcli.render.photo``: the listener's first video frame as
 reference, 27-frame clamped windows of the whole clip, truncation to uint8); real frames are the
-listener's video frames at the same indices through the same resize, crop and conversion. Both
-are written as 224 x 224 PNGs with matching names under ``<dir>/real`` and ``<dir>/fake``, and the
-FID of the two folders is computed as ``react fid`` (and ``python -m pytorch_fid``) computes it, so
-``react fid <dir>/real <dir>/fake`` reproduces the number.
+listener's video frames through the same resize, crop and conversion. Both are written as
+224 x 224 PNGs named ``<sample>_<frame>.png`` under ``<dir>/real`` and ``<dir>/fake``, and the FID
+of the two folders is computed as ``react fid`` (and ``python -m pytorch_fid``) computes it, so
+``react fid <dir>/real <dir>/fake`` reproduces the number. Videos are decoded in one streaming pass
+per sample and each real frame is written as it is decoded, so a 20 000-frame recording costs one
+decoded chunk of memory.
 
 This is the one metric that renders, so it imports ``reactcli.render`` (the layer below); render
 never imports metrics.
@@ -25,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +47,13 @@ from reactcli.data.layout import DatasetLayout, Sample, mirrored, read_pairs
 from reactcli.errors import ReactError, file_error
 from reactcli.freshness import identity, read_record, same_sources
 from reactcli.predictions import DENSE_FILES, RAGGED_FILES, PredictionSet, sample_ids
+from reactcli.render.face_space import FaceSpace, face_space
 from reactcli.vocab import EVAL_FRAMES
 
-#: Frame protocols of ``react evaluate --realism-protocol``.
+#: Frame protocols of ``react evaluate --realism-protocol`` (REACT 2024).
 PROTOCOLS = ("official-2024", "all")
+#: The REACT 2025/2026 protocol (:func:`prepare_frrea_mars`).
+MARS_PROTOCOL = "official-mars"
 #: Every 30th frame of a clip is scored.
 FRAME_STEP = 30
 #: The baseline evaluates in batches of 4 and saves frames of every 25th batch.
@@ -68,11 +81,15 @@ def protocol_frames(length: int) -> list[int]:
 
 @dataclass(frozen=True)
 class FidFrame:
-    """One image pair of the protocol: frame ``frame`` of mirrored sample ``sample``."""
+    """Frame ``frame`` of sample ``sample`` (whose listener is ``listener``), and which sides take it:
+    ``real`` (the listener's video frame) and ``fake`` (the rendered prediction); REACT 2024 takes
+    both, MARS each side over its own length."""
 
     sample: int
     listener: str
     frame: int
+    real: bool = True
+    fake: bool = True
 
     @property
     def name(self) -> str:
@@ -89,6 +106,29 @@ def plan_frames(
         FidFrame(n, samples[n].listener, t)
         for n in protocol_samples(protocol, len(samples))
         for t in protocol_frames(lengths[n])
+    ]
+    return frames if max_images is None else frames[:max_images]
+
+
+def mars_frames(prediction_frames: int, video_frames: int) -> list[tuple[int, bool, bool]]:
+    """``(frame, real, fake)`` of one MARS sample: every 30th frame, 0, 30, ..., of the listener's
+    video (real) and of the prediction (fake), each over its own length."""
+    last = max(prediction_frames, video_frames)
+    return [(t, t < video_frames, t < prediction_frames) for t in range(0, last, FRAME_STEP)]
+
+
+def plan_mars_frames(
+    listeners: Sequence[str],
+    prediction_frames: Sequence[int],
+    video_frames: Sequence[int],
+    max_images: int | None = None,
+) -> list[FidFrame]:
+    """The ``official-mars`` frames of every sample in order (:func:`mars_frames` per sample);
+    ``max_images`` keeps only the first entries (a quick look)."""
+    frames = [
+        FidFrame(n, listener, t, real, fake)
+        for n, (listener, p, v) in enumerate(zip(listeners, prediction_frames, video_frames, strict=True))
+        for t, real, fake in mars_frames(p, v)
     ]
     return frames if max_images is None else frames[:max_images]
 
@@ -123,7 +163,7 @@ class FrameFolders:
 class FrreaJob:
     """Everything FRRea needs, checked before any metric runs (a bad file fails in seconds, not after FRD)."""
 
-    layout: DatasetLayout
+    root: Path
     split: str
     predictions: PredictionSet  # checked against the split; holds the generated 3DMM
     photo: Any  # reactcli.render.photo.PhotoRenderer (its .path is the weights file)
@@ -133,12 +173,23 @@ class FrreaJob:
     protocol: str
     plan: list[FidFrame]
     videos: dict[str, Path]
-    full_count: int  # frames of the protocol before --realism-max-images
+    full_count: int  # entries of the protocol's plan before --realism-max-images
     batch_size: int = 50
+    space: FaceSpace = field(default_factory=FaceSpace)  # how the predictions' 3DMM becomes raw
+    full_sides: tuple[int, int] | None = None  # MARS: (real, fake) frames of the whole protocol
+    selection: str = ""  # the samples and frames in words, for the note
 
     @property
     def images(self) -> int:
         return len(self.plan)
+
+    @property
+    def real_count(self) -> int:
+        return sum(item.real for item in self.plan)
+
+    @property
+    def fake_count(self) -> int:
+        return sum(item.fake for item in self.plan)
 
     @property
     def face_path(self) -> Path:
@@ -162,15 +213,7 @@ def prepare_frrea(
     from reactcli.render.photo import PhotoRenderer
 
     protocol_samples(protocol, 0)  # an unknown protocol fails before anything is loaded
-    predictions = Path(predictions)
-    generated = predictions if predictions.is_dir() else predictions.parent
-    names = {*DENSE_FILES.values(), *RAGGED_FILES.values()}
-    preds = PredictionSet.open(generated) if any((generated / name).is_file() for name in names) else None
-    if preds is None or not preds.has_face3dmm:
-        raise file_error(
-            predictions,
-            "FRRea renders the generated 3DMM, so --predictions must be a react generate folder holding face3dmm.npy",
-        )
+    preds = _generated_set(predictions)
     layout = DatasetLayout(root)
     samples = mirrored(read_pairs(layout.root, split))
     source = f"the {split} split: 2 x {len(samples) // 2} rows, mirrored order"
@@ -190,10 +233,87 @@ def prepare_frrea(
     dev = torch.device(device)
     photo = PhotoRenderer.load(pirender, dev, batch)
     network = load_inception(inception, dev)
+    selection = "every sample" if protocol == "all" else "samples with (n // 4) % 25 == 0"
     return FrreaJob(
-        layout=layout, split=split, predictions=preds, photo=photo,
+        root=layout.root, split=split, predictions=preds, photo=photo,
         inception=network, device=dev, folder=Path(folder), protocol=protocol, plan=plan, videos=videos,
-        full_count=len(whole),
+        full_count=len(whole), space=face_space(preds.record, preds.path),
+        selection=f"reaction {REACTION} of each sample, every {FRAME_STEP}th frame, {selection}",
+    )  # fmt: skip
+
+
+def _generated_set(predictions: Path) -> PredictionSet:
+    """The ``react generate`` folder ``predictions`` names (or a file in it), which must hold 3DMM."""
+    predictions = Path(predictions)
+    generated = predictions if predictions.is_dir() else predictions.parent
+    names = {*DENSE_FILES.values(), *RAGGED_FILES.values()}
+    preds = PredictionSet.open(generated) if any((generated / name).is_file() for name in names) else None
+    if preds is None or not preds.has_face3dmm:
+        raise file_error(
+            predictions,
+            "FRRea renders the generated 3DMM, so --predictions must be a react generate folder holding face3dmm.npy",
+        )
+    return preds
+
+
+def prepare_frrea_mars(
+    root: Path,
+    split: str,
+    predictions: Path,
+    pirender: Path,
+    inception: Path,
+    folder: Path,
+    *,
+    edition: str | None = None,
+    bidirectional: bool | None = None,
+    max_images: int | None = None,
+    device: torch.device | str = "cpu",
+    batch: int = 8,
+    shift_translation: bool = True,
+) -> FrreaJob:
+    """The ``official-mars`` FRRea of a REACT 2025/2026 split (module docstring), checked up front.
+
+    ``predictions`` is a ``react generate`` folder (ragged or dense) whose ids are the split's
+    samples in the official order (``bidirectional`` fixes the direction; by default the one the ids
+    match, as ``react render`` does); each prediction within one second of its input recording.
+    Every listener's ``video-face-crop`` mp4 must exist: its frame count sets the real frames.
+    ``shift_translation=False`` leaves translation z as it is (a non-official variant, named
+    ``mars-unshifted`` in the renderer record). The job then runs with :func:`run_frrea`.
+    """
+    from reactcli.data.mars_loaders import video_frame_count
+    from reactcli.metrics.inception import load_inception
+    from reactcli.render.mars_clips import check_length, open_mars_clips
+    from reactcli.render.photo import PhotoRenderer, mars_protocol
+
+    clips, preds = open_mars_clips(
+        root, split, _generated_set(predictions).path, edition, bidirectional,
+        why="FRRea renders the generated 3DMM",
+    )  # fmt: skip
+    why = "no listener face-crop video: FRRea's real frames and PIRender's reference come from it"
+    videos: dict[str, Path] = {}
+    video_frames: list[int] = []
+    for n, sample in enumerate(clips.samples):
+        check_length(clips, preds, n)
+        video = videos.setdefault(sample.target.id, clips.require_video(sample.target.id, why))
+        video_frames.append(video_frame_count(video))
+    whole = plan_mars_frames([s.target.id for s in clips.samples], preds.face_lengths or [], video_frames)
+    plan = whole[:max_images] if max_images is not None else whole
+    real, fake = sum(item.real for item in plan), sum(item.fake for item in plan)
+    if min(real, fake) < 2:
+        raise ReactError(f"FRRea: the {MARS_PROTOCOL} protocol selects {real} real and {fake} fake frame(s) here; "
+                         "FID needs at least 2 of each")  # fmt: skip
+    videos = {item.listener: videos[item.listener] for item in plan}
+    preds.check_values("face3dmm", sorted({item.sample for item in plan if item.fake}), reactions=[REACTION])
+    dev = torch.device(device)
+    photo = PhotoRenderer.load(pirender, dev, batch, mars_protocol(shift_translation))
+    network = load_inception(inception, dev)
+    return FrreaJob(
+        root=Path(root), split=split, predictions=preds, photo=photo, inception=network, device=dev,
+        folder=Path(folder), protocol=MARS_PROTOCOL, plan=plan, videos=videos, full_count=len(whole),
+        space=face_space(preds.record, preds.path),
+        full_sides=(sum(item.real for item in whole), sum(item.fake for item in whole)),
+        selection=f"prediction {REACTION} of all {len(clips.samples)} samples, every {FRAME_STEP}th frame of the "
+        "prediction (fake) and of the listener's video-face-crop (real)",
     )  # fmt: skip
 
 
@@ -211,47 +331,60 @@ def write_fid_frames(job: FrreaJob, on_progress: Callable[[int], None] | None = 
     are this record's, and a rerun makes the rest. ``on_progress(n)`` counts fake frames (rendered
     or reused).
     """
-    from reactcli.render.photo import pick_video_frames, real_frame
+    from reactcli.render.photo import REACT_2024, iter_video_picks
 
     real_dir, fake_dir = job.folder / "real", job.folder / "fake"
     real_dir.mkdir(parents=True, exist_ok=True)
     fake_dir.mkdir(parents=True, exist_ok=True)
     videos = {listener: identity(video) for listener, video in sorted(job.videos.items())}
-    sources = {
-        "real": {"data": str(job.layout.root.resolve()), "split": job.split, "videos": videos},
+    sources: dict[str, dict[str, Any]] = {
+        "real": {"data": str(Path(job.root).resolve()), "split": job.split, "videos": videos},
         "fake": {"predictions": identity(job.face_path), "pirender": identity(job.photo.path), "videos": videos},
     }
+    protocol = job.photo.protocol
+    if protocol != REACT_2024:  # REACT 2024's records stay as they were
+        transform = {"name": protocol.name, "resize": protocol.resize, "z_offset": protocol.translation_z_offset}
+        sources["real"]["transform"] = {"resize": protocol.resize}
+        sources["fake"]["transform"] = transform
+    if not job.space.is_raw:
+        sources["fake"]["face3dmm"] = job.space.record()
     stored = read_record(job.folder / SOURCES_FILE)
-    names = {item.name for item in job.plan}
+    names = {
+        "real": {item.name for item in job.plan if item.real},
+        "fake": {item.name for item in job.plan if item.fake},
+    }
     removed = 0
     for side, directory in (("real", real_dir), ("fake", fake_dir)):
-        keep = names if same_sources(stored.get(side), sources[side]) else set()
+        keep = names[side] if same_sources(stored.get(side), sources[side]) else set()
         for stale in _images(directory):
             if stale.name not in keep:
                 stale.unlink()
                 removed += 1
     save_json(job.folder / SOURCES_FILE, sources)  # what is left, and what is written next, is from these
-    files = ([real_dir / i.name for i in job.plan], [fake_dir / i.name for i in job.plan])
+    files = ([real_dir / i.name for i in job.plan if i.real], [fake_dir / i.name for i in job.plan if i.fake])
     result = FrameFolders(real_dir, fake_dir, files, removed=removed)
     by_sample: dict[int, list[FidFrame]] = {}
     for item in job.plan:
         by_sample.setdefault(item.sample, []).append(item)
     for sample, items in by_sample.items():
         video = job.videos[items[0].listener]
-        need_fake = [i for i in items if not (fake_dir / i.name).is_file()]
-        need_real = [i for i in items if not (real_dir / i.name).is_file()]
-        result.reused += len(items) - len(need_fake)
-        if on_progress is not None and len(items) > len(need_fake):
-            on_progress(len(items) - len(need_fake))
+        fakes = [i for i in items if i.fake]
+        need_fake = [i for i in fakes if not (fake_dir / i.name).is_file()]
+        need_real = {i.frame: i for i in items if i.real and not (real_dir / i.name).is_file()}
+        result.reused += len(fakes) - len(need_fake)
+        if on_progress is not None and len(fakes) > len(need_fake):
+            on_progress(len(fakes) - len(need_fake))
         if not need_fake and not need_real:
             continue
-        indices = {0} | {i.frame for i in need_real}
-        decoded = pick_video_frames(video, indices)
-        for item in need_real:
-            _save_png(real_dir / item.name, real_frame(decoded[item.frame]))
+        first: np.ndarray | None = None  # frame 0, PIRender's reference
+        for index, frame in iter_video_picks(video, ({0} if need_fake else set()) | set(need_real)):
+            if index == 0:
+                first = frame
+            if index in need_real:  # written as decoded: memory stays at one chunk of the video
+                _save_png(real_dir / need_real[index].name, job.photo.real(frame))
         if need_fake:
-            coeffs = np.array(job.predictions.face3dmm(sample)[REACTION], dtype=np.float32)  # type: ignore[index]
-            reference = job.photo.reference(decoded[0])
+            coeffs = job.space.to_raw(job.predictions.face3dmm(sample)[REACTION])  # type: ignore[index]
+            reference = job.photo.reference(first)
             chosen = [i.frame for i in need_fake]
             start = 0
             for block in job.photo.iter_frames(coeffs, reference, chosen):
@@ -281,19 +414,29 @@ def run_frrea(
     done = time.perf_counter()
     partial = job.images < job.full_count
     cut = f"; only the first {job.images} of the protocol's {job.full_count} frames (not comparable)"
+    space = job.space
+    space_note = "" if space.is_raw else f"; 3DMM de-normalised ({space.normalization}, {space.stats} statistics)"
     note = (
-        f"FID of {job.images} real vs {job.images} PIRender frames under the {job.protocol} protocol "
-        f"(reaction {REACTION} of each sample, every {FRAME_STEP}th frame"
-        + (", samples with (n // 4) % 25 == 0" if job.protocol == "official-2024" else ", every sample")
-        + f"); {fid['extractor']}; frames in {job.folder}"
-        + (cut if partial else "")
+        f"FID of {job.real_count} real vs {job.fake_count} PIRender frames under the {job.protocol} protocol "
+        f"({job.selection}); {fid['extractor']}; frames in {job.folder}" + space_note + (cut if partial else "")
     )
+    frames: dict[str, Any] = {"real": fid["real_images"], "fake": fid["fake_images"], "protocol": job.full_count}
+    renderer = f"PIRender ({job.photo.path.name}), reference = listener's first video frame, 224 x 224"
+    if job.full_sides is not None:  # MARS: the sides differ, and the stride is part of the protocol
+        frames.update({
+            "protocol_real": job.full_sides[0], "protocol_fake": job.full_sides[1], "stride": FRAME_STEP,
+            "samples": len({item.sample for item in job.plan}),
+        })  # fmt: skip
+        renderer = (
+            f"PIRender ({job.photo.path.name}), reference = frame 0 of the listener's video-face-crop, "
+            f"{job.photo.protocol.describe()}"
+        )
     return {
         "FRRea": fid["fid"],
         "FRRea_protocol": job.protocol,
-        "FRRea_frames": {"real": fid["real_images"], "fake": fid["fake_images"], "protocol": job.full_count},
+        "FRRea_frames": frames,
         "FRRea_extractor": fid["extractor"],
-        "FRRea_renderer": f"PIRender ({job.photo.path.name}), reference = listener's first video frame, 224 x 224",
+        "FRRea_renderer": renderer,
         "FRRea_dir": str(job.folder),
         "FRRea_note": note,
         "FRRea_timings": {
@@ -320,12 +463,16 @@ def merge_frrea(result: dict[str, Any], realism: dict[str, Any]) -> dict[str, An
 
 __all__ = [
     "FRAME_STEP",
+    "MARS_PROTOCOL",
     "PROTOCOLS",
     "FidFrame",
     "FrreaJob",
+    "mars_frames",
     "merge_frrea",
     "plan_frames",
+    "plan_mars_frames",
     "prepare_frrea",
+    "prepare_frrea_mars",
     "protocol_frames",
     "protocol_samples",
     "run_frrea",

@@ -11,7 +11,8 @@ raw. The organisers' names are in brackets; ``editions.OFFICIAL_METRIC_NAMES`` m
   ``np.cov`` in float64, divided by both standard deviations, ``nan_to_num``, clipped to [-1, 1] (a
   constant channel gives r = 0, so even the ground truth scores below K).
 * **FRD** (FRD, lower): per sample, sum over k of min over j of the weighted 3-block DTW, then the
-  mean; computed by ``frd_sets`` (see :mod:`reactcli.metrics.mars_frd`).
+  mean; computed by the exact pruned engine ``appropriateness.frd_sets`` (``frd_device`` "cuda" runs
+  its torch wavefront; :mod:`reactcli.metrics.mars_frd` is the plain reference the tests compare with).
 * **FRSyn** (TLCC, lower): for **prediction 0 only**, prediction and input cut to the shorter of the
   two, lags -49..49 (2 s at **25 fps** although MARS is 30 fps), r(lag) = float32 mean of the 25
   per-dim Pearson correlations of ``(x[lag:], s[:-lag])`` / ``(x[:lag], s[-lag:])``; the offset is
@@ -19,7 +20,8 @@ raw. The organisers' names are in brackets; ``editions.OFFICIAL_METRIC_NAMES`` m
   first tie wins; the float32 mean of offsets over samples.
 * **FRSyn_fixed** (ours, lower): every prediction, lags of +-2 s at the data's frame rate (+-59 at
   30 fps), constant dims left out of each lag's mean, lags with no usable dim skipped; predictions
-  with no usable lag are left out and counted (``FRSyn_fixed_excluded``).
+  with no usable lag are left out and counted (``FRSyn_fixed_excluded``); the code of 2024's
+  FRSyn_all (``metrics/synchrony.py``) with these lags.
 * **FRDiv** (smse, higher): per sample ``sum_ij ||p_i - p_j||^2 / (K (K-1) L 25)`` with ``torch.cdist``
   in float32; the float32 mean over samples. K must be at least 2.
 * **FRVar** (FRVar, higher): the unbiased variance over time of every (sample, k, dim) in float32,
@@ -35,11 +37,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
 from reactcli.editions import MARS_FPS, TLCC_FPS, TLCC_SECONDS
 from reactcli.errors import ReactError
-from reactcli.metrics.mars_frd import frd_sets
+from reactcli.metrics.appropriateness import frd_sets
+from reactcli.metrics.synchrony import first_nan_argmax, lag_correlations, nan_aware_offsets
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL_DIMS
 
 #: ``compute_metrics``' CCC denominator term.
@@ -149,12 +151,6 @@ def _shifted(x: np.ndarray, s: np.ndarray, lag: int) -> tuple[np.ndarray, np.nda
     return x, s
 
 
-def first_nan_argmax(values: np.ndarray) -> int:
-    """``torch.argmax`` semantics: the first NaN if any, else the first maximum."""
-    nan = np.flatnonzero(np.isnan(values))
-    return int(nan[0]) if nan.size else int(np.argmax(values))
-
-
 def tlcc_offset(prediction: np.ndarray, speaker: np.ndarray) -> int:
     """The official ``|offset|`` of one (L, 25) prediction against the (T, 25) input (cut to the shorter)."""
     import torch
@@ -176,70 +172,6 @@ def frsyn_official(predictions: Sequence[np.ndarray], speakers: Sequence[np.ndar
     return float(torch.tensor(offsets, dtype=torch.float32).mean().item()), offsets
 
 
-@njit(cache=True, nogil=True)
-def _lagged_cross(x: np.ndarray, s: np.ndarray, max_lag: int) -> np.ndarray:  # pragma: no cover - compiled
-    """cross[k, l, d] = sum_t x[k, t, d] * s[t - lag_l, d] over the overlap, lag_l = l - max_lag."""
-    k_total, t_len, d_total = x.shape
-    out = np.zeros((k_total, 2 * max_lag + 1, d_total))
-    for k in range(k_total):
-        for li in range(2 * max_lag + 1):
-            lag = li - max_lag
-            for t in range(max(lag, 0), t_len + min(lag, 0)):
-                for d in range(d_total):
-                    out[k, li, d] += x[k, t, d] * s[t - lag, d]
-    return out
-
-
-def lag_correlations(reactions: np.ndarray, speaker: np.ndarray, max_lag: int) -> np.ndarray:
-    """(K, 2 max_lag + 1, D) Pearson correlation of every reaction dim with the input at every lag.
-
-    Same pairing as the official shift; NaN where either window is constant or has fewer than 2
-    frames. Window sums come from prefix sums of series centred on their full mean (accurate in
-    float64); constant windows are found exactly from counts of value changes.
-    """
-    x = np.asarray(reactions, dtype=np.float32).astype(np.float64)
-    s = np.asarray(speaker, dtype=np.float32).astype(np.float64)
-    t_len = x.shape[1]
-    lags = np.arange(-max_lag, max_lag + 1)
-    start = np.clip(lags, 0, t_len)
-    stop = np.clip(t_len + np.minimum(lags, 0), 0, t_len)
-    stop = np.maximum(stop, start)
-    count = (stop - start).astype(np.float64)
-    x_c = x - x.mean(axis=1, keepdims=True)
-    s_c = s - s.mean(axis=0, keepdims=True)
-    cross = _lagged_cross(np.ascontiguousarray(x_c), np.ascontiguousarray(s_c), max_lag)
-
-    def prefix(c: np.ndarray, raw: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pad = [(0, 0)] * c.ndim
-        pad[axis] = (1, 0)
-        sums = np.pad(np.cumsum(c, axis=axis), pad)
-        squares = np.pad(np.cumsum(c * c, axis=axis), pad)
-        pad2 = list(pad)
-        pad2[axis] = (2, 0)
-        changes = np.pad(np.cumsum(np.diff(raw, axis=axis) != 0, axis=axis), pad2)
-        return sums, squares, changes
-
-    xs, xq, xch = prefix(x_c, x, 1)
-    ss, sq, sch = prefix(s_c, s, 0)
-    s_start, s_stop = start - lags, stop - lags
-    s_start, s_stop = np.clip(s_start, 0, t_len), np.clip(s_stop, 0, t_len)
-    n = count[None, :, None]
-    sx, sxx = xs[:, stop] - xs[:, start], xq[:, stop] - xq[:, start]
-    sy, syy = (ss[s_stop] - ss[s_start])[None], (sq[s_stop] - sq[s_start])[None]
-    short = (count < 2)[None, :, None]
-    first = np.minimum(start + 1, t_len)
-    s_first = np.minimum(s_start + 1, t_len)
-    x_const = (xch[:, np.maximum(stop, first)] - xch[:, first]) == 0
-    s_const = ((sch[np.maximum(s_stop, s_first)] - sch[s_first]) == 0)[None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cov = cross - sx * sy / n
-        var_x = np.clip(sxx - sx * sx / n, 0.0, None)
-        var_s = np.clip(syy - sy * sy / n, 0.0, None)
-        r = np.clip(cov / np.sqrt(var_x * var_s), -1.0, 1.0)
-    r[np.broadcast_to(short, r.shape) | x_const | np.broadcast_to(s_const, r.shape)] = np.nan
-    return r
-
-
 @dataclass
 class FixedSynchrony:
     value: float | None  # mean |offset| over the scored predictions (None if none)
@@ -256,16 +188,9 @@ def frsyn_fixed(
     excluded = 0
     for preds, spk in zip(predictions, speakers, strict=True):
         n = min(preds.shape[1], spk.shape[0])
-        r = lag_correlations(preds[:, :n], spk[:n], max_lag)
-        usable = ~np.isnan(r)
-        counts = usable.sum(axis=-1)
-        with np.errstate(invalid="ignore"):
-            mean = np.where(counts > 0, np.nansum(r, axis=-1) / np.maximum(counts, 1), np.nan)
-        for row in mean:
-            if np.isnan(row).all():
-                excluded += 1
-            else:
-                offsets.append(abs(max_lag - int(np.nanargmax(row))))
+        scored, none = nan_aware_offsets(lag_correlations(preds[:, :n], spk[:n], max_lag), max_lag)
+        offsets += scored
+        excluded += none
     return FixedSynchrony(float(np.mean(offsets)) if offsets else None, len(offsets), excluded)
 
 
@@ -331,6 +256,7 @@ def score_mars(
     workers: int | None = None,
     names: Sequence[str] | None = None,
     on_metric: Callable[[str], None] | None = None,
+    frd_device: str | None = None,
 ) -> MarsScores:
     """FRC, FRD, FRSyn, FRDiv, FRVar (+ MAE with ``mae``, + FRSyn_fixed with ``fixed``) of ragged samples.
 
@@ -363,7 +289,7 @@ def score_mars(
         frc = timed("FRC", lambda: frc_per_sample(predictions, targets))
         scores.per_sample["FRC"] = frc
         scores.values["FRC"] = float(np.mean(frc))
-    frd = timed("FRD", lambda: frd_sets(predictions, targets, workers))
+    frd = timed("FRD", lambda: frd_sets(predictions, targets, workers, device=frd_device))
     scores.per_sample["FRD"] = frd
     scores.values["FRD"] = float(np.mean(frd))
     frsyn, offsets = timed("FRSyn", lambda: frsyn_official(predictions, speakers))

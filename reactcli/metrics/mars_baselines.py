@@ -30,17 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from reactcli.editions import MARS_GT_COUNT, MARS_GT_SEED, MARS_METRIC_KEYS, Edition
+from reactcli.editions import MARS_GT_COUNT, MARS_METRIC_KEYS, Edition
 from reactcli.errors import ReactError
 from reactcli.metrics.mars import MarsScores, score_mars
-from reactcli.metrics.mars_truth import (
-    AlignmentJob,
-    MarsTruth,
-    align_truth,
-    check_alignment_options,
-    load_mars_truth,
-    prepare_alignment,
-)
+from reactcli.metrics.mars_truth import AlignmentJob, MarsTruth, ScoringOptions, align_truth
 from reactcli.metrics.ridge import DEFAULT_RESIDUAL_SCALE
 from reactcli.vocab import ACTION_UNITS, EMOTION_DIM, EXPRESSIONS_8, VALENCE_AROUSAL
 
@@ -86,6 +79,22 @@ def b_random(aligned_targets: Sequence[np.ndarray], generator) -> list[np.ndarra
     return out
 
 
+def gt_identical(aligned_targets: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """GT_identical: float32 copies of the aligned ground-truth sets."""
+    return [np.array(t, dtype=np.float32) for t in aligned_targets]
+
+
+def b_mime(speakers: Sequence[np.ndarray], k: int = MARS_GT_COUNT) -> list[np.ndarray]:
+    """B_Mime: each input's own attributes, K copies (read-only views)."""
+    return [np.broadcast_to(np.asarray(s, np.float32)[None], (k, *np.shape(s))) for s in speakers]
+
+
+def b_mean_fr(speakers: Sequence[np.ndarray], train_mean: np.ndarray, k: int = MARS_GT_COUNT) -> list[np.ndarray]:
+    """B_MeanFr: the train mean frame at every frame of each input, K copies (read-only views)."""
+    mean = np.asarray(train_mean, dtype=np.float32)
+    return [np.broadcast_to(mean, (k, np.shape(s)[0], mean.shape[0])) for s in speakers]
+
+
 def naive_predictions(
     speakers: Sequence[np.ndarray],
     aligned_targets: Sequence[np.ndarray],
@@ -94,12 +103,11 @@ def naive_predictions(
     k: int = MARS_GT_COUNT,
 ) -> dict[str, list[np.ndarray]]:
     """The four rows' predictions, built in the script's order (B_Random consumes ``generator``)."""
-    mean = np.asarray(train_mean, dtype=np.float32)
     return {
-        "GT_identical": [np.array(t, dtype=np.float32) for t in aligned_targets],
+        "GT_identical": gt_identical(aligned_targets),
         "B_Random": b_random(aligned_targets, generator),
-        "B_Mime": [np.broadcast_to(np.asarray(s, np.float32)[None], (k, *np.shape(s))) for s in speakers],
-        "B_MeanFr": [np.broadcast_to(mean, (k, np.shape(s)[0], mean.shape[0])) for s in speakers],
+        "B_Mime": b_mime(speakers, k),
+        "B_MeanFr": b_mean_fr(speakers, train_mean, k),
     }
 
 
@@ -159,13 +167,7 @@ def prepare_mars_baselines(
     split: str,
     *,
     edition: Edition,
-    post_processor: str | Path | None = None,
-    alignment: str = "official",
-    gt_seed: int = MARS_GT_SEED,
-    gt_list: str | Path | None = None,
-    bidirectional: bool | None = None,
-    alignment_seed: int = MARS_GT_SEED,
-    device: str = "cpu",
+    options: ScoringOptions | None = None,
     workers: int | None = None,
     seed: int = 0,
     ridge: tuple[int, int, float] | None = None,
@@ -173,9 +175,9 @@ def prepare_mars_baselines(
 ) -> MarsBaselines:
     """The checks of ``react evaluate`` on a MARS split (options, split, GT sets and files, length pairs,
     the checkpoint), before any row is built; the predictions have the inputs' lengths."""
-    check_alignment_options(alignment, post_processor)
-    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
-    job = prepare_alignment(truth, truth.lengths, alignment, post_processor, alignment_seed, device)
+    options = options or ScoringOptions()
+    truth = options.load_truth(root, split, edition)
+    job = options.prepare_alignment(truth, truth.lengths)
     return MarsBaselines(Path(root), truth, job, workers, seed, ridge, residual_scale)
 
 
@@ -207,14 +209,14 @@ def run_mars_baselines(
         generator = baseline_script_generator(prepared.alignment.seed)
     k = MARS_GT_COUNT
     skipped: dict[str, str] = {}
-    rows_preds: dict[str, Callable[[], list[np.ndarray]]] = {
-        "GT_identical": lambda: [np.array(t, dtype=np.float32) for t in aligned.targets],
+    rows_preds: dict[str, Callable[[], list[np.ndarray]]] = {  # the script's order (B_Random draws)
+        "GT_identical": lambda: gt_identical(aligned.targets),
         "B_Random": lambda: b_random(aligned.targets, generator),
-        "B_Mime": lambda: [np.broadcast_to(s[None], (k, *s.shape)) for s in truth.speakers],
+        "B_Mime": lambda: b_mime(truth.speakers, k),
     }
     try:
         mean = train_listener_mean(root)
-        rows_preds["B_MeanFr"] = lambda: [np.broadcast_to(mean, (k, s.shape[0], mean.shape[0])) for s in truth.speakers]
+        rows_preds["B_MeanFr"] = lambda: b_mean_fr(truth.speakers, mean, k)
     except ReactError as exc:
         mean = None
         skipped["B_MeanFr"] = f"needs the train split's listener facial attributes: {exc}"

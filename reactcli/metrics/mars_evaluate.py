@@ -35,7 +35,6 @@ import numpy as np
 from reactcli.editions import (
     EEG_METRICS,
     MARS_FPS,
-    MARS_GT_SEED,
     MARS_METRIC_KEYS,
     OFFICIAL_METRIC_NAMES,
     Edition,
@@ -48,10 +47,8 @@ from reactcli.metrics.mars_truth import (
     AlignedTruth,
     AlignmentJob,
     MarsTruth,
+    ScoringOptions,
     align_truth,
-    check_alignment_options,
-    load_mars_truth,
-    prepare_alignment,
 )
 from reactcli.predictions import PredictionSet
 
@@ -204,6 +201,7 @@ class MarsEvaluation:
     alignment: AlignmentJob
     workers: int | None = None
     seconds: float = 0.0
+    frd_device: str | None = None  # "cuda...": FRD on the GPU (the torch wavefront); None: the CPU engine
 
 
 def prepare_mars_evaluation(
@@ -212,23 +210,18 @@ def prepare_mars_evaluation(
     predictions: str | Path,
     *,
     edition: Edition,
-    post_processor: str | Path | None = None,
-    alignment: str = "official",
-    gt_seed: int = MARS_GT_SEED,
-    gt_list: str | Path | None = None,
-    bidirectional: bool | None = None,
-    alignment_seed: int = MARS_GT_SEED,
-    device: str = "cpu",
+    options: ScoringOptions | None = None,
     workers: int | None = None,
+    frd_device: str | None = None,
 ) -> MarsEvaluation:
     """Every check that can fail, before any long computation: options, split, GT sets, predictions,
     every ground-truth file and length pair, the checkpoint (strictly). One ``ReactError`` line each."""
     start = time.perf_counter()
-    check_alignment_options(alignment, post_processor)
-    truth = load_mars_truth(root, split, edition, bidirectional, gt_seed, gt_list)
+    options = options or ScoringOptions()
+    truth = options.load_truth(root, split, edition)
     preds = load_mars_predictions(predictions, truth)
-    job = prepare_alignment(truth, preds.lengths, alignment, post_processor, alignment_seed, device)
-    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start)
+    job = options.prepare_alignment(truth, preds.lengths)
+    return MarsEvaluation(truth, preds, job, workers, time.perf_counter() - start, frd_device)
 
 
 def run_mars_evaluation(
@@ -249,7 +242,7 @@ def run_mars_evaluation(
     timings["alignment"] = aligned.seconds
     scores = score_mars(
         truth.speakers, preds.emotion, aligned.targets, mae=edition.name == "2026", fixed=True, fps=edition.fps,
-        workers=prepared.workers, names=truth.ids, on_metric=stage,
+        workers=prepared.workers, names=truth.ids, on_metric=stage, frd_device=prepared.frd_device,
     )  # fmt: skip
     timings.update(scores.seconds)
     warnings = [*preds.warnings, *aligned.warnings, *scores.warnings]
@@ -295,8 +288,13 @@ def evaluate_mars(
     edition: Edition,
     on_stage: Callable[[str], None] | None = None,
     on_align: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    frd_device: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """:func:`prepare_mars_evaluation` then :func:`run_mars_evaluation` (``options``: the former's keywords)."""
-    return run_mars_evaluation(prepare_mars_evaluation(root, split, predictions, edition=edition, **options),
-                               on_stage, on_align)  # fmt: skip
+    """:func:`prepare_mars_evaluation` then :func:`run_mars_evaluation` (``options``: ``ScoringOptions``' fields)."""
+    prepared = prepare_mars_evaluation(
+        root, split, predictions, edition=edition, options=ScoringOptions(**options), workers=workers,
+        frd_device=frd_device,
+    )
+    return run_mars_evaluation(prepared, on_stage, on_align)

@@ -11,8 +11,6 @@ or order fails with one line instead of being scored against the wrong ground tr
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +35,6 @@ class MarsResults:
     eeg_masks: list[np.ndarray] | None  # (1, n, 14)
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")[:200]
-
-
 def _as_list(path: Path, key: str, value: object, count: int) -> list[np.ndarray]:
     import torch
 
@@ -64,21 +57,12 @@ def _as_list(path: Path, key: str, value: object, count: int) -> list[np.ndarray
 
 def load_torch_object(path: str | Path, what: str = "results file") -> object:
     """``torch.load(weights_only=True)`` of a file we did not write; every failure is one line naming it."""
-    import torch
+    from reactcli.torch_files import load_weights_only  # imports torch
 
     path = Path(path)
     if not path.is_file():
         raise file_error(path, f"{what} not found (the organisers' test stage writes results.pt)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if zipfile.is_zipfile(path):
-            raise file_error(
-                path, f"holds objects that torch.load(weights_only=True) refuses ({_first_line(error)})"
-            ) from None
-        raise file_error(path, "not a PyTorch file (torch.load cannot read it)") from None
-    except Exception as error:  # torch raises many types for a file it cannot read
-        raise file_error(path, f"not a readable PyTorch file ({_first_line(error)})") from None
+    return load_weights_only(path, "a readable PyTorch file", f"a {what}")
 
 
 def is_results(data: object) -> bool:

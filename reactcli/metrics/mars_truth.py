@@ -15,6 +15,7 @@
    script's exact targets), ``mean`` (the latent mean, deterministic) or ``resample`` (no
    checkpoint, linear interpolation: labelled non-official).
 
+:class:`ScoringOptions` holds the options of both steps, which the two commands share.
 Both return plain records that the metrics JSON embeds (:meth:`MarsTruth.ground_truth_record`,
 :attr:`AlignedTruth.record`), so a result names every GT id, the seeds and the checkpoint's sha256.
 """
@@ -240,6 +241,40 @@ def prepare_alignment(
     if mode != "resample":
         job.model = load_alignment_model(post_processor, device)
     return job
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How a MARS split is scored: its ground-truth sets and their alignment.
+
+    ``react evaluate`` and ``react baselines`` take the same options and check them the same way,
+    so a model and the baselines are scored on the same protocol. ``bidirectional`` None means the
+    edition's default; ``gt_list`` replaces the draw with ``gt_seed``.
+    """
+
+    post_processor: str | Path | None = None
+    alignment: str = "official"
+    gt_seed: int = MARS_GT_SEED
+    gt_list: str | Path | None = None
+    bidirectional: bool | None = None
+    alignment_seed: int = MARS_GT_SEED
+    device: str = "cpu"
+
+    @classmethod
+    def given(cls, **options: Any) -> ScoringOptions:
+        """The options as a command line gives them, None standing for "not given" (the default)."""
+        return cls(**{key: value for key, value in options.items() if value is not None})
+
+    def load_truth(self, root: str | Path, split: str, edition: Edition) -> MarsTruth:
+        """The alignment options checked (before any file is read), then the split and its GT sets."""
+        check_alignment_options(self.alignment, self.post_processor)
+        return load_mars_truth(root, split, edition, self.bidirectional, self.gt_seed, self.gt_list)
+
+    def prepare_alignment(self, truth: MarsTruth, pred_lengths: Sequence[int]) -> AlignmentJob:
+        """:func:`prepare_alignment` with these options: every GT file and length pair, the checkpoint."""
+        return prepare_alignment(
+            truth, pred_lengths, self.alignment, self.post_processor, self.alignment_seed, self.device
+        )
 
 
 def align_truth(

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import pickle
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from torch import nn
 
 from reactcli.editions import POST_PROCESSOR_CLIP
 from reactcli.errors import ReactError, file_error
+from reactcli.torch_files import load_weights_only
 from reactcli.vocab import ACTION_UNITS, AU_DIMS, EMOTION_DIM, EXPRESSIONS_8, VALENCE_AROUSAL
 
 ALIGNMENT_MODES = ("official", "mean", "resample")
@@ -261,11 +260,6 @@ def decode_segments(
 
 
 # -------------------------------------------------------------------------------- loading
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")[:200]
-
-
 def load_post_processor(path: str | Path, device: str | torch.device = "cpu") -> EmotionVAE:
     """The organisers' ``checkpoint.pth`` loaded strictly into the released :class:`EmotionVAE`, eval mode."""
     with torch.device("meta"):  # shapes only: no memory, and torch's generator is left alone
@@ -286,16 +280,7 @@ def load_into(path: str | Path, model: EmotionVAE) -> EmotionVAE:
         raise file_error(
             path, "no such file (the post-processor weights, pretrained_models/post_processor/checkpoint.pth)"
         )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if zipfile.is_zipfile(path):
-            raise file_error(
-                path, f"holds objects that torch.load(weights_only=True) refuses ({_first_line(error)})"
-            ) from None
-        raise file_error(path, "not a PyTorch checkpoint (torch.load cannot read it)") from None
-    except Exception as error:  # torch raises many types for a file that is not a checkpoint
-        raise file_error(path, f"not a PyTorch checkpoint (torch.load failed: {_first_line(error)})") from None
+    checkpoint = load_weights_only(path, "a PyTorch checkpoint", "the organisers' post-processor checkpoint")
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise file_error(
             path, "has no 'state_dict' entry (the official file is a dict with state_dict, epoch, best_loss, optimizer)"

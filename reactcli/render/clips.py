@@ -2,11 +2,14 @@
 
 A clip's video has up to four equal 224 x 224 panels, left to right: the speaker's video, the
 listener's ground-truth video (when the dataset has video), the listener's ground-truth 3DMM mesh
-and the generated reaction mesh, at 25 fps with the speaker's audio; ``--photo`` adds a fifth, the
-generated reaction rendered photo-realistically by PIRender (``reactcli.render.photo``). Sample
-``n`` of the mirrored order (rows, then roles swapped) is named after its speaker clip:
-``<out>/<clip slug>.mp4`` and ``<out>/<clip slug>_emotion.png``. Frames are produced in chunks
-(video decode -> rasterize -> compose -> encode) so memory stays flat. Each video is written to a
+and the generated reaction mesh, at the data's frame rate with the speaker's audio; ``--photo`` adds
+a fifth, the generated reaction rendered photo-realistically by PIRender (``reactcli.render.photo``).
+Where the clips come from is a :class:`ClipData`: :class:`DatasetClips` here for REACT 2024 (sample
+``n`` of the mirrored order, rows then roles swapped, 25 fps, at most 751 frames) and
+``render/mars_clips.py`` for REACT 2025/2026 (MARS: 30 fps, any length). A video is named after its
+sample's speaker clip (MARS: its input recording): ``<out>/<clip slug>.mp4`` and ``<out>/<clip
+slug>_emotion.png``. Frames are produced in chunks (video decode -> rasterize -> compose -> encode),
+so memory stays flat however long the clip. Each video is written to a
 temp name and renamed; ``<out>/render.json`` then records it (sources by identity, reaction, frames,
 panel width, size and sha256), so a rerun skips exactly the finished videos and
 ``react package-submission`` can tell a finished video from a stale or foreign one.
@@ -17,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -31,8 +34,9 @@ from reactcli.predictions import PredictionSet, sample_ids
 from reactcli.render.camera import Camera
 from reactcli.render.compose import Label, fit_square, pad_frames, side_by_side
 from reactcli.render.face_model import FaceModel
+from reactcli.render.face_space import FaceSpace
 from reactcli.render.video import Mp4Writer
-from reactcli.vocab import CLIP_FRAMES, EVAL_FRAMES, GENERATION_FILE
+from reactcli.vocab import CLIP_FRAMES, EVAL_FRAMES, FPS, GENERATION_FILE
 
 if TYPE_CHECKING:
     from reactcli.render.photo import PhotoRenderer
@@ -90,6 +94,65 @@ def open_predictions(path: Path, root: Path, split: str) -> PredictionSet:
     return preds.validate_against(sample_ids(samples), EVAL_FRAMES, source, face_lengths=EVAL_FRAMES, exact=False)
 
 
+class ClipData(Protocol):
+    """What ``react render`` reads about a sample's two people from a dataset (by clip or recording id).
+
+    ``fps`` is the data's frame rate (the plots' time axis; MARS videos are written at it, REACT
+    2024 ones at ``render.fps``); ``max_frames`` caps a video (REACT 2024: 751, None: any length);
+    ``fit_audio`` makes the sound exactly as long as the video (MARS wavs differ from their videos
+    by a fraction of a second); ``default_reaction`` is the reaction shown without ``--sample``
+    (None: one drawn from the seed); ``plot_frames`` cuts the emotion plot; ``entry`` adds keys to
+    each ``render.json`` entry.
+    """
+
+    split: str
+    fps: int
+    max_frames: int | None
+    fit_audio: bool
+    default_reaction: int | None
+    plot_frames: int | None
+    entry: dict[str, Any]
+
+    def video(self, clip: str) -> Path | None: ...
+    def require_video(self, clip: str, why: str) -> Path: ...
+    def audio(self, clip: str) -> Path: ...
+    def face3dmm(self, clip: str) -> np.ndarray: ...
+    def emotion(self, clip: str) -> np.ndarray: ...
+
+
+@dataclass
+class DatasetClips:
+    """REACT 2024 clips of one split (``DatasetLayout``): 751 frames at 25 fps, mp4 or frame folders."""
+
+    layout: DatasetLayout
+    split: str
+    fps: int = FPS
+    max_frames: int | None = CLIP_FRAMES
+    fit_audio: bool = False
+    default_reaction: int | None = None
+    plot_frames: int | None = EVAL_FRAMES
+    entry: dict[str, Any] = field(default_factory=dict)
+
+    def video(self, clip: str) -> Path | None:
+        return self.layout.video(self.split, clip)
+
+    def require_video(self, clip: str, why: str) -> Path:
+        return self.layout.require_video(self.split, clip, why)
+
+    def audio(self, clip: str) -> Path:
+        return self.layout.audio(self.split, clip)
+
+    def face3dmm(self, clip: str) -> np.ndarray:
+        from reactcli.data.loaders import load_face3dmm
+
+        return load_face3dmm(self.layout.face3dmm(self.split, clip))
+
+    def emotion(self, clip: str) -> np.ndarray:
+        from reactcli.data.loaders import load_emotion
+
+        return load_emotion(self.layout.emotion(self.split, clip))
+
+
 class _ChunkReader:
     """Hands out exactly ``n`` frames at a time from a video, resized to the panel size."""
 
@@ -122,8 +185,7 @@ class _ChunkReader:
 class RenderContext:
     """Everything shared by the clips of one ``react render`` call."""
 
-    layout: DatasetLayout
-    split: str
+    data: ClipData
     predictions: PredictionSet
     model: FaceModel
     renderer: object  # MeshRenderer or Pytorch3dRenderer: .render(vertices) -> (B, S, S, 3) uint8
@@ -137,14 +199,20 @@ class RenderContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     photo: PhotoRenderer | None = None  # --photo: PIRender adds the "generated (photo)" panel
     reference_image: np.ndarray | None = None  # --reference-image: replaces the listener's first frame
+    face_space: FaceSpace = field(default_factory=FaceSpace)  # the predictions' 3DMM space (raw for ours)
+
+    @property
+    def split(self) -> str:
+        return self.data.split
 
     def sample_for(self, job: ClipJob) -> int:
-        return choose_reaction(self.predictions.K, self.sample, self.seed, job.index)
+        chosen = self.sample if self.sample is not None else self.data.default_reaction
+        return choose_reaction(self.predictions.K, chosen, self.seed, job.index)
 
     def frames_for(self, job: ClipJob) -> int:
-        """Frames of ``job``'s video: its generated clip, at most a REACT clip, cut by ``--max-frames``."""
+        """Frames of ``job``'s video: its generated clip, at most a REACT 2024 clip, cut by ``--max-frames``."""
         length = self.predictions.face_lengths[job.index]  # type: ignore[index] (open_predictions requires it)
-        return min(length, CLIP_FRAMES, self.max_frames or CLIP_FRAMES)
+        return min(length, self.data.max_frames or length, self.max_frames or length)
 
 
 def choose_reaction(samples: int, sample: int | None, seed: int, index: int) -> int:
@@ -157,15 +225,15 @@ def choose_reaction(samples: int, sample: int | None, seed: int, index: int) -> 
 
 
 def _clip_coeffs(ctx: RenderContext, job: ClipJob, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ground truth and generated coefficients cut to the frames shown, plus the whole generated clip
-    (the photo renderer's 27-frame windows look past the last frame of a ``--max-frames`` preview)."""
-    from reactcli.data.loaders import load_face3dmm
-
-    gt = load_face3dmm(ctx.layout.face3dmm(ctx.split, job.listener))
+    """Ground truth and generated raw coefficients cut to the frames shown, plus the whole generated
+    clip (the photo renderer's 27-frame windows look past the last frame of a ``--max-frames``
+    preview). A ground truth shorter than the video (MARS: a frame or two) repeats its last frame."""
+    gt = ctx.data.face3dmm(job.listener)
     ctx.predictions.check_values("face3dmm", [job.index], reactions=[k])
-    gen = np.array(ctx.predictions.face3dmm(job.index)[k], dtype=np.float32)  # type: ignore[index] (a copy of the mmap)
-    frames = min(len(gen), len(gt), ctx.max_frames or len(gt))
-    return gt[:frames], gen[:frames], gen
+    gen = ctx.face_space.to_raw(ctx.predictions.face3dmm(job.index)[k])  # type: ignore[index] (a copy of the mmap)
+    frames = ctx.frames_for(job)
+    gt = gt[:frames] if len(gt) >= frames else np.concatenate([gt, np.repeat(gt[-1:], frames - len(gt), axis=0)])
+    return gt, gen[:frames], gen
 
 
 def photo_reference_source(ctx: RenderContext, job: ClipJob) -> Path | None:
@@ -176,8 +244,7 @@ def photo_reference_source(ctx: RenderContext, job: ClipJob) -> Path | None:
     """
     if ctx.reference_image is not None:
         return None
-    return ctx.layout.require_video(
-        ctx.split,
+    return ctx.data.require_video(
         job.listener,
         "no listener video (mp4 or frame folder): --photo takes its reference image from the listener's "
         "first ground-truth frame; give --reference-image PNG for data without video",
@@ -186,7 +253,7 @@ def photo_reference_source(ctx: RenderContext, job: ClipJob) -> Path | None:
 
 def panel_count(ctx: RenderContext, job: ClipJob) -> int:
     """Panels of ``job``'s video: the speaker and listener videos that exist, two meshes, the photo one."""
-    videos = sum(ctx.layout.video(ctx.split, clip) is not None for clip in (job.speaker, job.listener))
+    videos = sum(ctx.data.video(clip) is not None for clip in (job.speaker, job.listener))
     return videos + 2 + (ctx.photo is not None)
 
 
@@ -199,13 +266,13 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
 
     k = ctx.sample_for(job)
     gt, gen, whole = _clip_coeffs(ctx, job, k)
-    audio = ctx.layout.audio(ctx.split, job.speaker)
+    audio = ctx.data.audio(job.speaker)
     if not audio.is_file():
         raise file_error(audio, "speaker audio not found (needed for the video's sound)")
     size = ctx.camera.size
     sources = []
     for clip, label in ((job.speaker, "speaker"), (job.listener, "listener (real)")):
-        path = ctx.layout.video(ctx.split, clip)
+        path = ctx.data.video(clip)
         if path is not None:
             sources.append((_ChunkReader(path, size, ctx.chunk), Label.make(label, size)))
     mesh_labels = [Label.make("listener GT 3DMM", size), Label.make(f"generated reaction #{k}", size)]
@@ -220,7 +287,8 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
     frames = len(gt)
     ctx.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
-        writer = Mp4Writer(tmp, width, size, fps=ctx.fps, audio=audio)
+        seconds = frames / ctx.fps if ctx.data.fit_audio else None  # the sound ends with the last frame
+        writer = Mp4Writer(tmp, width, size, fps=ctx.fps, audio=audio, audio_seconds=seconds)
         try:
             for start in range(0, frames, ctx.chunk):
                 n = min(ctx.chunk, frames - start)
@@ -243,16 +311,17 @@ def render_clip(ctx: RenderContext, job: ClipJob, on_frames: object = None) -> t
 
 def render_plot(ctx: RenderContext, job: ClipJob, k: int) -> Path | None:
     """``<out>/<slug>_emotion.png`` (None when the predictions have no emotion.npy)."""
-    from reactcli.data.loaders import load_emotion
     from reactcli.render.plots import plot_emotion
 
     if not ctx.predictions.has_emotion:
         return None
-    ctx.predictions.check_values("emotion", [job.index], frames=EVAL_FRAMES)
-    generated = np.asarray(ctx.predictions.emotion(job.index)[:, :EVAL_FRAMES], dtype=np.float32)
-    truth = load_emotion(ctx.layout.emotion(ctx.split, job.listener))
+    frames = ctx.data.plot_frames
+    ctx.predictions.check_values("emotion", [job.index], frames=frames)
+    generated = np.asarray(ctx.predictions.emotion(job.index)[:, :frames], dtype=np.float32)
+    truth = ctx.data.emotion(job.listener)
     target = ctx.out / plot_name(job.speaker)
-    plot_emotion(target, generated, truth, k, f"{ctx.split} sample {job.index}: {job.speaker} -> {job.listener}")
+    title = f"{ctx.split} sample {job.index}: {job.speaker} -> {job.listener}"
+    plot_emotion(target, generated, truth, k, title, fps=ctx.data.fps)
     return target
 
 
@@ -288,7 +357,7 @@ def video_entry(ctx: RenderContext, job: ClipJob, k: int) -> dict[str, Any]:
     count and panel width asked for, and its sources."""
     return {
         "sample": job.index, "speaker": job.speaker, "reaction": k, "frames": ctx.frames_for(job),
-        "width": panel_count(ctx, job) * ctx.camera.size, "sources": video_sources(ctx),
+        "width": panel_count(ctx, job) * ctx.camera.size, "sources": video_sources(ctx), **ctx.data.entry,
     }  # fmt: skip
 
 

@@ -12,14 +12,24 @@ so both see exactly the same pixels:
 - outputs become pixels by truncation (``to_uint8``), and the real FID frames take the same
   round trip (transform, normalise, back to uint8), as the official script saves them.
 
-Batching changes nothing (the network has no batch statistics), so ``batch`` only trades memory
-for speed.
+Batching changes nothing but float rounding (the network has no batch statistics; the convolution
+kernels may sum in another order for another batch size, which can move a pixel by one), so
+``batch`` only trades memory for speed.
+
+Two editions, two :class:`PhotoProtocol` s. REACT 2024 (:data:`REACT_2024`): short side to 256, crop
+224, the raw coefficients as they are. REACT 2025/2026 on MARS (:func:`mars_protocol`), as the one
+readable MARS renderer (CaReDiff's ``utils/render.py``, with the dataset's ``Transform(224, 224)``)
+does it: short side to **224**, crop 224 (the 384 x 384 face crops are only scaled), and the
+translation z handed to PIRender **minus mean_face[57]** (about 1.84): that renderer de-normalises
+its model's output with ``transform_reverse`` and then subtracts the mean translation z once more
+before FaceVerse and PIRender. Raw predictions skip the first step, so only the subtraction is left.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +38,53 @@ import torch
 from reactcli.data.loaders import iter_video_frames
 from reactcli.errors import file_error
 from reactcli.render.pirender import IMAGE_SIZE, PIRender, driving_windows, load_pirender, to_uint8
+from reactcli.vocab import TRANSLATION
 
-#: Short side after the official resize, before the centre crop to ``IMAGE_SIZE``.
+#: Short side after the official resize, before the centre crop to ``IMAGE_SIZE`` (REACT 2024).
 RESIZE = 256
+#: MARS: the dataset transform resizes the short side straight to the crop size.
+MARS_RESIZE = IMAGE_SIZE
+#: The coefficient of translation z.
+TRANSLATION_Z = TRANSLATION.stop - 1
+
+
+@dataclass(frozen=True)
+class PhotoProtocol:
+    """How an edition's official renderer feeds PIRender: the image transform's short side
+    (``resize``, then a centre crop to 224) and a constant subtracted from translation z."""
+
+    name: str
+    resize: int = RESIZE
+    translation_z_offset: float = 0.0
+
+    def describe(self) -> str:
+        text = f"reference and real frames Resize {self.resize} + CenterCrop {IMAGE_SIZE}"
+        if self.translation_z_offset:
+            text += f", translation z minus mean_face[57] = {self.translation_z_offset:.4f} before PIRender"
+        return text
+
+    def driving(self, coeffs: np.ndarray) -> np.ndarray:
+        """The (T, 58) coefficients PIRender is driven with (unchanged when there is no offset)."""
+        if not self.translation_z_offset:
+            return coeffs
+        out = np.array(coeffs, dtype=np.float32)
+        out[:, TRANSLATION_Z] -= np.float32(self.translation_z_offset)
+        return out
+
+
+#: REACT 2024's renderer: Resize 256 + CenterCrop 224, raw coefficients.
+REACT_2024 = PhotoProtocol("react2024")
+
+
+def mars_protocol(shift_translation: bool = True) -> PhotoProtocol:
+    """REACT 2025/2026's (module docstring): Resize 224 + CenterCrop 224 and, unless
+    ``shift_translation`` is off, translation z minus the organisers' mean_face[57]."""
+    if not shift_translation:
+        return PhotoProtocol("mars-unshifted", MARS_RESIZE, 0.0)
+    from reactcli.render.face_space import packaged_face_stats
+
+    mean, _ = packaged_face_stats()
+    return PhotoProtocol("mars", MARS_RESIZE, float(mean[TRANSLATION_Z]))
 
 
 def resize_center_crop(frame: np.ndarray, resize: int = RESIZE, crop: int = IMAGE_SIZE) -> np.ndarray:
@@ -63,14 +117,14 @@ def to_model_input(frames: np.ndarray) -> torch.Tensor:
     return ((x - 0.5) / 0.5).contiguous()
 
 
-def real_frame(frame: np.ndarray) -> np.ndarray:
+def real_frame(frame: np.ndarray, resize: int = RESIZE) -> np.ndarray:
     """A ground-truth video frame as the FID protocol saves it: transform, normalise, back to uint8.
 
     The round trip through [-1, 1] and truncation can turn a pixel value into its neighbour below
     (float rounding), as it does in the official script; keeping it makes the real side's pixels
     the official ones, not merely close to them.
     """
-    return to_uint8(to_model_input(resize_center_crop(frame)[None]))[0]
+    return to_uint8(to_model_input(resize_center_crop(frame, resize)[None]))[0]
 
 
 def first_video_frame(path: Path) -> np.ndarray:
@@ -82,28 +136,31 @@ def first_video_frame(path: Path) -> np.ndarray:
     return first[0]
 
 
-def pick_video_frames(path: Path, indices: Iterable[int], chunk: int = 32) -> dict[int, np.ndarray]:
-    """The frames at ``indices`` of a video, decoded in one streaming pass (memory: one chunk).
+def iter_video_picks(path: Path, indices: Iterable[int], chunk: int = 32) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, frame)`` for each of ``indices`` in increasing order, decoded in one streaming pass
+    (memory: one chunk of the video, whatever its length; decoding stops after the last index).
 
     A video shorter than the largest index is an error naming the file and both numbers, since
     the FID protocol would otherwise compare a different set of frames than it claims.
     """
     wanted = sorted(set(indices))
-    found: dict[int, np.ndarray] = {}
     if not wanted:
-        return found
-    position = 0
+        return
+    position, next_pick = 0, 0
     with contextlib.closing(iter_video_frames(path, chunk)) as chunks:
         for block in chunks:
-            for i in range(len(block)):
-                if position + i in wanted:
-                    found[position + i] = block[i].copy()
+            while next_pick < len(wanted) and wanted[next_pick] < position + len(block):
+                yield wanted[next_pick], block[wanted[next_pick] - position].copy()
+                next_pick += 1
             position += len(block)
-            if position > wanted[-1]:
-                break
-    if len(found) < len(wanted):
-        raise file_error(path, f"video has {position} frames, but frame {wanted[-1]} is needed")
-    return found
+            if next_pick == len(wanted):
+                return
+    raise file_error(path, f"video has {position} frames, but frame {wanted[-1]} is needed")
+
+
+def pick_video_frames(path: Path, indices: Iterable[int], chunk: int = 32) -> dict[int, np.ndarray]:
+    """The frames at ``indices`` of a video, all at once (:func:`iter_video_picks` keeps one at a time)."""
+    return dict(iter_video_picks(path, indices, chunk))
 
 
 def read_reference_image(path: Path) -> np.ndarray:
@@ -127,21 +184,33 @@ class PhotoRenderer:
     """A loaded PIRender on a device, rendering batches of frames of one clip at a time."""
 
     def __init__(
-        self, model: PIRender, device: torch.device | str = "cpu", batch: int = 8, path: Path | None = None
+        self,
+        model: PIRender,
+        device: torch.device | str = "cpu",
+        batch: int = 8,
+        path: Path | None = None,
+        protocol: PhotoProtocol = REACT_2024,
     ) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch = max(1, int(batch))
         self.path = path  # the weights file, so outputs older than it count as stale
+        self.protocol = protocol
 
     @classmethod
-    def load(cls, path: Path, device: torch.device | str = "cpu", batch: int = 8) -> PhotoRenderer:
+    def load(
+        cls, path: Path, device: torch.device | str = "cpu", batch: int = 8, protocol: PhotoProtocol = REACT_2024
+    ) -> PhotoRenderer:
         """Load ``cur_model_fold.pth`` strictly (one-line errors naming the file, see ``load_pirender``)."""
-        return cls(load_pirender(path, device), device, batch, Path(path))
+        return cls(load_pirender(path, device), device, batch, Path(path), protocol)
 
     def reference(self, frame: np.ndarray) -> torch.Tensor:
         """(1, 3, 224, 224) reference tensor on the device from an (H, W, 3) uint8 frame."""
-        return to_model_input(resize_center_crop(frame)[None]).to(self.device)
+        return to_model_input(resize_center_crop(frame, self.protocol.resize)[None]).to(self.device)
+
+    def real(self, frame: np.ndarray) -> np.ndarray:
+        """A ground-truth frame as this protocol's FID saves it (:func:`real_frame`)."""
+        return real_frame(frame, self.protocol.resize)
 
     @torch.no_grad()
     def iter_frames(
@@ -149,6 +218,7 @@ class PhotoRenderer:
     ) -> Iterator[np.ndarray]:
         """(b, 224, 224, 3) uint8 batches of the given frames of a clip of (T, 58) raw coefficients."""
         frames = list(frames)
+        coeffs = self.protocol.driving(coeffs)
         for start in range(0, len(frames), self.batch):
             chosen = frames[start : start + self.batch]
             driving = driving_windows(coeffs, chosen).to(self.device)
@@ -164,9 +234,14 @@ class PhotoRenderer:
 
 
 __all__ = [
+    "MARS_RESIZE",
+    "REACT_2024",
     "RESIZE",
+    "PhotoProtocol",
     "PhotoRenderer",
     "first_video_frame",
+    "iter_video_picks",
+    "mars_protocol",
     "pick_video_frames",
     "read_reference_image",
     "real_frame",

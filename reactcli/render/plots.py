@@ -16,10 +16,12 @@ from reactcli.vocab import EMOTION_COLUMNS, FPS
 PLOT_DIMS = ("valence", "arousal", "AU12", "AU6", "AU4", "AU25")
 
 
-def plot_emotion(path: str | Path, generated: np.ndarray, truth: np.ndarray, chosen: int, title: str) -> None:
+def plot_emotion(
+    path: str | Path, generated: np.ndarray, truth: np.ndarray, chosen: int, title: str, fps: int = FPS
+) -> None:
     """Write a 3 x 2 grid: the ground truth, the rendered reaction ``chosen`` and the other K-1 faintly.
 
-    ``generated`` is (K, T, 25), ``truth`` (T, 25).
+    ``generated`` is (K, T, 25), ``truth`` (T', 25); time in seconds at ``fps`` (MARS: 30).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -27,8 +29,8 @@ def plot_emotion(path: str | Path, generated: np.ndarray, truth: np.ndarray, cho
     fig = Figure(figsize=(10, 6.5), dpi=90)
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 2, sharex=True)
-    t_gen = np.arange(generated.shape[1]) / FPS
-    t_gt = np.arange(truth.shape[0]) / FPS
+    t_gen = np.arange(generated.shape[1]) / fps
+    t_gt = np.arange(truth.shape[0]) / fps
     for ax, name in zip(axes.ravel(), PLOT_DIMS, strict=True):
         dim = EMOTION_COLUMNS.index(name)
         for k in range(generated.shape[0]):

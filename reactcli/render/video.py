@@ -3,7 +3,16 @@
 Frames are streamed (a 30 s clip of four 224 x 224 panels is ~450 MB as raw RGB, so nothing holds
 a whole clip), the speaker's wav is muxed in by the same ffmpeg call, and every mp4 is written to
 a temp name and renamed. ``probe`` reads the container back with ``ffmpeg -i`` so tests and
-``package-submission`` can check fps, size, frame count and the audio stream.
+``package-submission`` can check fps, size, frame count and the audio stream; ``decode_audio``
+decodes a file's audio stream, so a test can measure its duration and where a sound lands.
+
+**Audio and video in step.** The raw frames enter ffmpeg at an exact rate (``-r 30`` gives frame
+``t`` the time ``t / 30``) and the wav's samples carry their own times, both from 0; the mp4 muxer's
+edit list hides the AAC encoder's priming samples, so the two streams start together and cannot
+drift apart however long the clip. What can differ is their *length*: a MARS wav is often a
+fraction of a second longer or shorter than its video. With ``audio_seconds`` the audio is resampled to
+48 kHz (AAC takes only a fixed set of rates, a MARS wav may have any), padded with silence and cut
+to exactly that duration, so both streams end together too.
 """
 
 from __future__ import annotations
@@ -27,7 +36,15 @@ def ffmpeg_exe() -> str:
 class Mp4Writer:
     """H.264 mp4 at a fixed fps, fed (T, H, W, 3) uint8 chunks; optional AAC audio from a wav."""
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: int = 25, audio: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: int = 25,
+        audio: Path | None = None,
+        audio_seconds: float | None = None,
+    ) -> None:
         import imageio_ffmpeg
 
         self.path = Path(path)
@@ -44,8 +61,11 @@ class Mp4Writer:
             ffmpeg_log_level="error",
             audio_path=None if audio is None else str(audio),
             audio_codec=None if audio is None else "aac",
-            output_params=["-preset", "veryfast", "-crf", "23", "-movflags", "+faststart", "-threads", "2"],
-        )
+            output_params=[
+                "-preset", "veryfast", "-crf", "23", "-movflags", "+faststart", "-threads", "2",
+                *([] if audio is None or audio_seconds is None else ["-af", fit_audio_filter(audio_seconds)]),
+            ],
+        )  # fmt: skip
         self._gen.send(None)
 
     def write(self, frames: np.ndarray) -> None:
@@ -69,6 +89,34 @@ class Mp4Writer:
             self._gen.close()
         except (RuntimeError, OSError) as exc:
             raise file_error(self.path, f"ffmpeg failed to write the video ({str(exc).strip()[-300:]})") from None
+
+
+#: The rate audio is resampled to when its length is fitted (one of AAC's rates; see the module docstring).
+FITTED_AUDIO_RATE = 48000
+
+
+def fit_audio_filter(seconds: float) -> str:
+    """The ffmpeg audio filter that makes a stream exactly ``seconds`` long at :data:`FITTED_AUDIO_RATE`."""
+    if not seconds > 0:
+        raise ValueError(f"audio duration must be positive, got {seconds}")
+    return f"aresample={FITTED_AUDIO_RATE},apad=whole_dur={seconds:.6f},atrim=duration={seconds:.6f}"
+
+
+def decode_audio(path: str | Path, rate: int = FITTED_AUDIO_RATE) -> np.ndarray:
+    """The first audio stream of ``path`` as mono float32 samples at ``rate`` (decoded by ffmpeg,
+    edit lists applied, so sample 0 is the video's time 0); an error naming the file when it has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "video not found")
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
+         "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"],
+        capture_output=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().replace("\n", " / ")[-200:]
+        raise file_error(path, f"no decodable audio stream ({detail})")
+    return np.frombuffer(proc.stdout, dtype="<f4").copy()
 
 
 @dataclass(frozen=True)
