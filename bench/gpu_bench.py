@@ -23,10 +23,18 @@ report; add a section by writing such a function and listing it there. Sections:
   fused kernel may take; parity: the CUDA step form's loss equals the CPU form's. The CPU smoke run
   uses small batches for the paper preset, a few steps, and no compile (inductor needs about a
   minute per model on 2 cores).
+- ``frd``: FRD on the device (``metrics/dtw_torch.py`` through ``frd_per_reaction`` /
+  ``frd_set_minima`` with ``device=``) for a val-size REACT 2024 case (N = 1 124 samples, K = 10,
+  four latent groups, so ~281 neighbours each, T = 750: ~3.2 million DTW pairs; model-like
+  predictions, ``bench/metrics_bench.py``'s) and 1 000 pairs of 20 000-frame series (10 samples x
+  K = 10 x 10 ground truths); parity: the device's minima equal the CPU engine's (numba) on a
+  subset, relative difference <= 1e-6. The CPU smoke run runs the same wavefront on the CPU
+  (``device="torch-cpu"``) on a small case.
 
 Targets (issue 24, one H200): per-frame p95 <= 15 ms for the paper preset at K = 3, <= 2 ms for
-the tiny preset; training >= 5x the frames/s measured before (paper predictor 14-18 k, tokenizer
-50-80 k frames/s). A missed target is reported, not a failure: failures are broken parity.
+the tiny preset; FRD val-size <= 10 s, 1 000 pairs of 20 000 frames <= 30 s; training >= 5x the
+frames/s measured before (paper predictor 14-18 k, tokenizer 50-80 k frames/s). A missed target is
+reported, not a failure: failures are broken parity.
 """
 
 from __future__ import annotations
@@ -217,6 +225,55 @@ def section_training(ctx: Context, report: Report) -> None:
         torch.cuda.empty_cache()
 
 
+def section_frd(ctx: Context, report: Report) -> None:
+    import os
+
+    from metrics_bench import K, emotion_series, model_like, perturbed
+
+    from reactcli.metrics.appropriateness import frd_per_reaction, frd_set_minima
+
+    device = str(ctx.device) if ctx.cuda else "torch-cpu"  # the wavefront itself, on the CPU in the smoke run
+    workers = os.cpu_count() or 1
+    rng = np.random.default_rng(0)
+    table = report.table(f"FRD on {ctx.device} (torch wavefront, float64)",
+                         ["case", "DTW pairs", "frames", "s", "pairs/s", "abandoned", "H200 target"])
+    n, t, check = (48, 120, 8) if ctx.smoke else (1124, 750, 16)
+    listener = emotion_series(rng, n, t)
+    group = rng.integers(0, 4, n)  # the real rule: listeners of speakers with the same latent behaviour
+    nbrs = [np.flatnonzero(group == group[i]) for i in range(n)]
+    preds = model_like(listener, nbrs, rng)
+    frd_per_reaction(preds[:2, :, :40], listener[:, :40], nbrs[:2], device=device)  # first-use costs
+    sync(ctx.device)
+    start = time.perf_counter()
+    ours, counts = frd_per_reaction(preds, listener, nbrs, device=device)
+    sync(ctx.device)
+    seconds = time.perf_counter() - start
+    pairs = K * sum(len(x) for x in nbrs)
+    table.rows.append([f"val-size: N = {n}, K = {K}, ~{pairs // (K * n)} neighbours", pairs, t, seconds,
+                       pairs / seconds, counts.get("abandoned", ""), "<= 10 s"])
+    cpu, _ = frd_per_reaction(preds[:check], listener, nbrs[:check], workers=workers)
+    worst = float(np.max(np.abs(ours[:check] - cpu) / np.abs(cpu)))
+    report.check("FRD val-size: device minima equal the CPU engine's", worst <= 1e-6,
+                 f"max relative difference {worst:.1e} on {check} speakers x {K} reactions")
+    samples, length = (2, 300) if ctx.smoke else (10, 20000)
+    gts = [emotion_series(rng, 10, length) for _ in range(samples)]
+    preds_long = [np.stack([perturbed(gt[rng.integers(10)], rng) for _ in range(K)]) for gt in gts]
+    sync(ctx.device)
+    start = time.perf_counter()
+    minima, counts = frd_set_minima(preds_long, gts, device=device)
+    sync(ctx.device)
+    seconds = time.perf_counter() - start
+    pairs = samples * K * 10
+    table.rows.append([f"long: {samples} samples x K = {K} x 10 ground truths", pairs, length, seconds,
+                       pairs / seconds, counts.get("abandoned", ""), "<= 30 s"])
+    cpu_long, _ = frd_set_minima([preds_long[0][:2]], [gts[0]], workers=workers)
+    worst = float(np.max(np.abs(minima[0][:2] - cpu_long[0]) / np.abs(cpu_long[0])))
+    report.check("FRD long series: device minima equal the CPU engine's", worst <= 1e-6,
+                 f"max relative difference {worst:.1e} on 2 predictions x 10 ground truths of {length} frames")
+    if ctx.smoke:
+        table.notes.append("smoke run: small cases, the wavefront run on the CPU (device 'torch-cpu')")
+
+
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f} %"
 
@@ -225,6 +282,7 @@ SECTIONS: dict[str, Callable[[Context, Report], None]] = {
     "generation": section_generation,
     "step": section_step,
     "training": section_training,
+    "frd": section_frd,
 }
 
 

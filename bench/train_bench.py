@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -251,13 +252,17 @@ def sync(device: torch.device) -> None:
 
 
 # -- before/after on the CPU ----------------------------------------------------------------------
-def _react(tree: Path, threads: int, *args: str) -> float:
+def _react(tree: Path, threads: int, *args: str) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, of the child) of one ``react`` command run from ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "reactcli.cli", *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"react {' '.join(args)} under {tree} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _mean_fps(log: Path) -> float:
@@ -286,6 +291,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     times: dict[str, dict[str, list[float]]] = {name: {"tokenizer": [], "predictor": []} for name in trees}
+    cpu: dict[str, dict[str, list[float]]] = {name: {"tokenizer": [], "predictor": []} for name in trees}
     fps: dict[str, dict[str, list[float]]] = {name: {"tokenizer": [], "predictor": []} for name in trees}
     same: list[bool] = []
     for r in range(args.rounds):
@@ -296,21 +302,27 @@ def main() -> None:
                       "--device", "cpu", "--threads", str(args.threads), "--seed", "0"]
             tok = ["--max-steps", str(args.tokenizer_steps)] if args.tokenizer_steps else []
             pred = ["--max-steps", str(args.predictor_steps)] if args.predictor_steps else []
-            times[name]["tokenizer"].append(_react(tree, args.threads, "train-tokenizer", *common, *tok))
-            times[name]["predictor"].append(_react(tree, args.threads, "train-predictor", *common, *pred,
-                                                   "--tokenizer", str(out / "tokenizer.ckpt")))
-            for stage in ("tokenizer", "predictor"):
+            runs = {"tokenizer": _react(tree, args.threads, "train-tokenizer", *common, *tok),
+                    "predictor": _react(tree, args.threads, "train-predictor", *common, *pred,
+                                        "--tokenizer", str(out / "tokenizer.ckpt"))}
+            for stage, (wall, cpu_s) in runs.items():
+                times[name][stage].append(wall)
+                cpu[name][stage].append(cpu_s)
                 fps[name][stage].append(_mean_fps(out / f"{stage}_log.csv"))
-            print(f"round {r} {name}: tokenizer {times[name]['tokenizer'][-1]:.1f} s, "
-                  f"predictor {times[name]['predictor'][-1]:.1f} s", flush=True)
+            print(f"round {r} {name}: " + ", ".join(f"{stage} {wall:.1f} s wall, {cpu_s:.1f} s CPU, "
+                                                     f"{fps[name][stage][-1]:.0f} frames/s"
+                                                     for stage, (wall, cpu_s) in runs.items()), flush=True)
         same.append(all(_same_weights(args.out / f"before{r}" / f, args.out / f"after{r}" / f)
                         for f in ("tokenizer.ckpt", "predictor.ckpt")))
-    print(f"\n{'stage':10} {'before s':>9} {'after s':>9} {'after/before':>13} {'before fps':>11} {'after fps':>10}")
+    print(f"\n{'stage':10} {'wall before':>12} {'after':>7} {'ratio':>6}  {'CPU before':>11} {'after':>7} "
+          f"{'ratio':>6}  {'frames/s before':>16} {'after':>7}")
     for stage in ("tokenizer", "predictor"):
         b, a = np.median(times["before"][stage]), np.median(times["after"][stage])
+        cb, ca = np.median(cpu["before"][stage]), np.median(cpu["after"][stage])
         fb, fa = np.median(fps["before"][stage]), np.median(fps["after"][stage])
-        print(f"{stage:10} {b:9.1f} {a:9.1f} {a / b:13.3f} {fb:11.0f} {fa:10.0f}")
-    print(f"(medians of {args.rounds} rounds; wall time of each command, loop frames/s from its log)")
+        print(f"{stage:10} {b:12.1f} {a:7.1f} {a / b:6.3f}  {cb:11.1f} {ca:7.1f} {ca / cb:6.3f}  {fb:16.0f} {fa:7.0f}")
+    print(f"(medians of {args.rounds} rounds, alternating; seconds of each whole command, the CPU seconds it used "
+          "(user + system), the loop's frames/s from its log)")
     print(f"checkpoints equal bit for bit in every round: {all(same)}")
 
 

@@ -62,7 +62,7 @@ def test_two_process_gloo_training(trained_run: Path, preprocessed_root: Path, t
 @pytest.mark.slow
 def test_two_process_stop_on_sigint(trained_run: Path, preprocessed_root: Path, tmp_path: Path) -> None:
     """Ctrl-C reaches torchrun, which forwards it to both workers: they stop after the same step
-    (the flag travels with the loss), rank 0 keeps the checkpoint of that step, rank 1 says it
+    (the flag is all-reduced after every step), rank 0 keeps the checkpoint of that step, rank 1 says it
     stopped, and neither hangs or leaves a temp file."""
     import re
     import signal

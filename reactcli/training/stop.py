@@ -3,8 +3,9 @@
 Before the first step (loading, tokenising the corpus) there is nothing worth keeping, so a signal
 stops at once with :class:`~reactcli.errors.Interrupted`. Once the loop runs (:meth:`StopRequest.armed`)
 the first signal only sets :attr:`StopRequest.requested`: the loop finishes its step, the ranks of a
-torchrun job agree on the stop (the flag travels with the step's loss in one all-reduce, so every
-rank stops after the same step), rank 0 writes the last checkpoint and every rank raises
+torchrun job agree on the stop (the flag is all-reduced after every step over a CPU group,
+``ddp.all_reduce_flag``, so every rank stops after the same step and no rank waits for its GPU),
+rank 0 writes the last checkpoint and every rank raises
 ``Interrupted`` with one line saying what was kept and how to resume (exit 130).
 
 A second Ctrl-C in a single process stops at once (a step that hangs can still be left). Under
