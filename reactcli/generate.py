@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from reactcli.data.loaders import pad_emotion
+from reactcli.editions import PERSONALITY_TRAITS
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.models.layers import CacheTree
@@ -141,6 +142,7 @@ class BatchedReactionStream:
         temperature: float | Sequence[float] | None = None,
         cache: str = "static",
         capture: bool | None = None,
+        personality: Tensor | np.ndarray | None = None,
     ) -> None:
         gen = model.config.generation
         self.model = model
@@ -179,6 +181,12 @@ class BatchedReactionStream:
         self._kmax = int(self._top_k_rows.max())
         self._temperature_rows = self.temperature.repeat(self.batch).to(self.device)
         self._arange = torch.arange(self.patch, device=self.device)
+        self.takes_personality = self.pred.personality_proj is not None
+        # The listener's traits, one row per (clip, reaction): a fixed buffer, rewritten in place by reset().
+        self._traits = None
+        if self.takes_personality:
+            self._traits = torch.zeros(self.rows, len(PERSONALITY_TRAITS), device=self.device)
+        self._set_personality(personality)
         if capture is None:
             capture = self.device.type == "cuda" and cache == "static"
         if capture and (self.device.type != "cuda" or cache != "static"):
@@ -218,14 +226,32 @@ class BatchedReactionStream:
         self._inputs: list[tuple[Tensor, Tensor, Tensor | None]] = []
         self._history = torch.empty(self.rows, 0, dtype=torch.long, device=dev)
 
-    def reset(self, seeds: Sequence[int] | None = None) -> None:
-        """Start over at frame 0 (optionally with new seeds, one per clip), keeping every state
-        tensor's address so that captured steps stay valid."""
+    def _set_personality(self, personality: Tensor | np.ndarray | None) -> None:
+        """Check and store the listeners' (B, 5) traits (``(x - 1) / 4``), in place."""
+        if not self.takes_personality:
+            if personality is not None:
+                raise ReactError("this model does not take the listener's personality (predictor.personality is off)")
+            return
+        if personality is None:
+            raise ReactError("this model takes the listener's personality (predictor.personality): pass the "
+                             f"{len(PERSONALITY_TRAITS)} traits of each clip's listener")
+        traits = torch.as_tensor(np.asarray(personality, dtype=np.float32))
+        if traits.shape != (self.batch, len(PERSONALITY_TRAITS)) or not bool(torch.isfinite(traits).all()):
+            raise ReactError(f"listener personality: expected finite ({self.batch}, {len(PERSONALITY_TRAITS)}) "
+                             f"traits (one row per clip), got {tuple(traits.shape)}")
+        self._traits.copy_(traits.repeat_interleave(self.samples, 0).to(self.device))
+
+    def reset(self, seeds: Sequence[int] | None = None, personality: Tensor | np.ndarray | None = None) -> None:
+        """Start over at frame 0 (optionally with new seeds, one per clip, and for a model that takes
+        them the new clips' listener traits), keeping every state tensor's address so that captured
+        steps stay valid."""
         if seeds is not None:
             seeds = [int(s) for s in seeds]
             if len(seeds) != self.batch:
                 raise ReactError(f"reset: expected {self.batch} seeds (one per clip), got {len(seeds)}")
             self.seeds = seeds
+        if personality is not None or (self.takes_personality and seeds is not None):
+            self._set_personality(personality)
         self.received = 0
         self._frame.zero_()
         for tree in (*self._enc_cache, *self._dec_cache["face"], *self._dec_cache["emotion"],
@@ -246,6 +272,8 @@ class BatchedReactionStream:
                  self._spk_cache, self._lst_cache)
         out = [t for tree in trees for cache in tree.caches() for t in cache.tensors()]
         out += [self._frame, self._tokens]
+        if self._traits is not None:
+            out.append(self._traits)
         if self._skip_history is not None:
             out.append(self._skip_history)
         if self._smoothed is not None:
@@ -351,7 +379,7 @@ class BatchedReactionStream:
         memory = self.pred.speaker(audio, tokens, pos, cache=self._spk_cache, emotion=emotion)
         slots = torch.remainder(pos, self.patch)
         listener_in = self._tokens.index_select(1, slots)  # tokens of frames pos - patch (MASK before 0)
-        state = self.pred.listener(listener_in, pos, memory, pos, cache=self._lst_cache)
+        state = self.pred.listener(listener_in, pos, memory, pos, cache=self._lst_cache, personality=self._traits)
         skip = None
         if self._skip_history is not None:
             features = self.pred.skip_features(audio, emotion)
@@ -379,7 +407,7 @@ class BatchedReactionStream:
         # inputs of positions < hi read tokens < lo only (hi - lo <= patch): the filler is never read
         filler = torch.full((self.rows, hi - lo), self.pred.mask_id, dtype=torch.long, device=self.device)
         listener_in = self.pred.shift_listener(torch.cat((self._history, filler), 1))
-        state = self.pred.listener(listener_in, full, memory, full)[:, lo:]
+        state = self.pred.listener(listener_in, full, memory, full, personality=self._traits)[:, lo:]
         skip = None
         if self.pred.emotion_skip is not None:
             skip = self.pred.skip(self.pred.skip_features(audio_all, emotion_all))[:, lo:]
@@ -462,7 +490,8 @@ class CapturedStep:
 class ReactionStream:
     """Generate K listener reactions online for one speaker stream (a one-clip
     :class:`BatchedReactionStream`): push (n, A) audio, (n, 58) 3DMM and (n, 25) emotion, get
-    (K, n, ...) listener frames. ``use_cache=False`` is ``cache="none"``."""
+    (K, n, ...) listener frames. ``use_cache=False`` is ``cache="none"``; ``personality`` is the
+    listener's (5,) traits, for a model trained with ``predictor.personality``."""
 
     def __init__(
         self,
@@ -474,9 +503,11 @@ class ReactionStream:
         use_cache: bool = True,
         cache: str | None = None,
         capture: bool | None = None,
+        personality: Tensor | np.ndarray | None = None,
     ) -> None:
         kind = cache or ("static" if use_cache else "none")
-        self.stream = BatchedReactionStream(model, [seed], samples, top_k, temperature, kind, capture)
+        traits = None if personality is None else np.asarray(personality, dtype=np.float32).reshape(1, -1)
+        self.stream = BatchedReactionStream(model, [seed], samples, top_k, temperature, kind, capture, traits)
         self.seed = int(seed)
         self.samples = self.stream.samples
         self.patch = self.stream.patch
@@ -544,10 +575,12 @@ def generate_reactions(
     top_k: int | Sequence[int] | None = None,
     temperature: float | Sequence[float] | None = None,
     cache: str | None = None,
+    personality: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stream one speaker clip through a :class:`ReactionStream`; returns (face3dmm (K,T,58), emotion (K,T,25)).
 
-    ``emotion`` is the speaker's (T, 25) emotion, needed by models that take it (``predictor.speaker_emotion``).
+    ``emotion`` is the speaker's (T, 25) emotion, needed by models that take it (``predictor.speaker_emotion``);
+    ``personality`` the listener's (5,) traits, needed by models trained with them (``predictor.personality``).
 
     ``chunk`` is how many speaker frames are pushed at a time, as a live system would receive them;
     the result does not depend on it beyond float rounding. Without ``chunk`` the clip runs as a
@@ -561,12 +594,12 @@ def generate_reactions(
     if emotion is not None:
         emotion = pad_emotion(np.asarray(emotion, dtype=np.float32), len(audio))
     if chunk is None:
-        clip = SpeakerClip(audio, face3dmm, emotion)
+        clip = SpeakerClip(audio, face3dmm, emotion, personality)
         _, face, emo = next(generate_batch(
             model, [clip], [seed], samples, batch_clips=1, cache=kind, top_k=top_k, temperature=temperature
         ))
         return face, emo
-    stream = ReactionStream(model, samples, top_k, temperature, seed, cache=kind)
+    stream = ReactionStream(model, samples, top_k, temperature, seed, cache=kind, personality=personality)
     faces, emotions = [], []
     for lo in range(0, len(audio), chunk):
         out = stream.push(
@@ -581,11 +614,14 @@ def generate_reactions(
 @dataclass(frozen=True)
 class SpeakerClip:
     """One speaker input for :func:`generate_batch`: (T, A) audio features, (T, 58) raw 3DMM and,
-    for models that take it, the (T or T - 1, 25) emotion (padded to T as training sees it)."""
+    for models that take it, the (T or T - 1, 25) emotion (padded to T as training sees it) and
+    the listener's (5,) traits (``predictor.personality``: the condition of REACT 2026's
+    personalised tasks; the same for every frame, so it changes nothing of the online contract)."""
 
     audio: np.ndarray
     face3dmm: np.ndarray
     emotion: np.ndarray | None = None
+    personality: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.audio)
@@ -632,15 +668,18 @@ def generate_batch(
     top_k: int | Sequence[int] | None = None,
     temperature: float | Sequence[float] | None = None,
     by_length: bool = False,
+    plan: Sequence[Sequence[int]] | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """K reactions to each clip, B clips at a time as one :class:`BatchedReactionStream`.
 
     Yields ``(index, face3dmm (K, T_i, 58), emotion (K, T_i, 25))`` for every clip as its batch
     finishes. Batches are consecutive clips, yielded in index order (what a writer that appends
     samples in order needs), or with ``by_length`` cut from the clips sorted by length, longest
-    first (the least padding, for clips of very different lengths; yielded in that order).
+    first (the least padding, for clips of very different lengths; yielded in that order), or
+    the groups of clip indices ``plan`` lists (:func:`length_plan`), in its order.
     Shorter clips of a batch are padded with zeros after their end, which by causality changes
-    none of their frames. Clip i uses stream seed ``seeds[i]``: its reactions
+    none of their frames. Clip i uses stream seed ``seeds[i]`` (and, for a model that takes them,
+    its clip's listener traits): its reactions
     equal ``generate_reactions(..., seed=seeds[i])`` up to float rounding. ``clips`` may be lazy
     (``clips[i]`` is read when its batch starts; pass ``lengths`` to avoid reading every clip
     first); ``batch_clips`` defaults to :func:`auto_batch_clips`; ``top_k`` and ``temperature``
@@ -654,18 +693,26 @@ def generate_batch(
         return
     lengths = [len(clips[i]) for i in range(n)] if lengths is None else [int(x) for x in lengths]
     k = samples or model.config.generation.samples
-    batch = batch_clips or auto_batch_clips(model, k, max(lengths), n)
-    order = sorted(range(n), key=lambda i: (-lengths[i], i)) if by_length else list(range(n))
+    if plan is not None:
+        groups = [list(map(int, g)) for g in plan]
+        if sorted(i for g in groups for i in g) != list(range(n)) or not all(groups):
+            raise ReactError(f"generate_batch: the plan must list every clip 0..{n - 1} exactly once")
+    else:
+        batch = batch_clips or auto_batch_clips(model, k, max(lengths), n)
+        order = sorted(range(n), key=lambda i: (-lengths[i], i)) if by_length else list(range(n))
+        groups = [order[first : first + batch] for first in range(0, n, batch)]
+    takes_traits = model.predictor.personality_proj is not None
     stream: BatchedReactionStream | None = None
-    for first in range(0, n, batch):
-        group = order[first : first + batch]
+    for group in groups:
         needs_emotion = bool(model.predictor.cfg.speaker_emotion)
-        inputs = _padded([clips[i] for i in group], model.predictor.audio_dim, needs_emotion, model.predictor.cfg.patch)
+        group_clips = [clips[i] for i in group]
+        inputs = _padded(group_clips, model.predictor.audio_dim, needs_emotion, model.predictor.cfg.patch)
+        traits = _traits(group_clips) if takes_traits else None
         seeds_here = [int(seeds[i]) for i in group]
         if stream is not None and stream.batch == len(group):
-            stream.reset(seeds_here)  # keeps the captured steps
+            stream.reset(seeds_here, traits)  # keeps the captured steps
         else:
-            stream = BatchedReactionStream(model, seeds_here, k, top_k, temperature, cache, capture)
+            stream = BatchedReactionStream(model, seeds_here, k, top_k, temperature, cache, capture, traits)
         frames = inputs[0].shape[1]
         face_out = np.empty((len(group), k, frames, FACE_DIM), np.float32)
         emotion_out = np.empty((len(group), k, frames, EMOTION_DIM), np.float32)
@@ -676,6 +723,40 @@ def generate_batch(
             emotion_out[:, :, lo : lo + chunk] = out.emotion.numpy()
         for j, i in enumerate(group):
             yield i, face_out[j, :, : lengths[i]], emotion_out[j, :, : lengths[i]]
+
+
+def _traits(clips: Sequence[SpeakerClip]) -> np.ndarray:
+    """(B, 5) listener traits of a batch's clips, for a model that takes them."""
+    if any(c.personality is None for c in clips):
+        raise ReactError("this model takes the listener's personality (predictor.personality); a clip has none")
+    return np.stack([np.asarray(c.personality, dtype=np.float32) for c in clips])
+
+
+#: Host memory the output arrays of one batch may take in :func:`length_plan` (long MARS clips).
+PLAN_OUTPUT_BYTES = 512 * 2**20
+
+
+def length_plan(
+    lengths: Sequence[int], batch_clips: int, samples: int, budget: int = PLAN_OUTPUT_BYTES
+) -> list[list[int]]:
+    """Batches for clips of very different lengths (MARS: 58 to 20 000+ frames): the clips sorted
+    longest first (ties in index order) and cut into groups of at most ``batch_clips``, each
+    group also small enough that its output arrays (B x K x its longest clip x 83 floats) stay
+    within ``budget`` bytes (one clip at least). Clips of one batch then have similar lengths, so
+    little time goes to the padding after the shorter ones' ends, and memory stays bounded
+    whatever the lengths."""
+    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
+    groups: list[list[int]] = []
+    per_frame = samples * (FACE_DIM + EMOTION_DIM) * 4
+    for i in order:
+        if groups:
+            group = groups[-1]
+            longest = int(lengths[group[0]])
+            if len(group) < batch_clips and (len(group) + 1) * longest * per_frame <= budget:
+                group.append(i)
+                continue
+        groups.append([i])
+    return groups
 
 
 def _padded(
@@ -710,6 +791,49 @@ def load_for_generation(
     """The stored model, its configuration built by the one layered loader with the checkpoint's
     settings as the base layer; ``REACT_GENERATION__*`` and ``overrides`` may change only
     ``generation.*`` (the model's own settings are fixed by its weights)."""
+    return load_generation_model(checkpoint, device, overrides, environ)[0]
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a predictor checkpoint says about the data it was trained on, beyond its config:
+    the REACT ``edition`` (and so the frame rate generation runs at) and whether its audio
+    features were causal. ``audio_causal`` False (MARS ``audio.encoder = "release"``: the
+    release's wav2vec2 features, whose transformer saw the whole recording) makes every output
+    an *offline* one, however online the stream itself is."""
+
+    edition: str = "2024"
+    audio_causal: bool = True
+
+    @property
+    def fps(self) -> int:
+        from reactcli.editions import edition
+
+        return edition(self.edition).fps
+
+    @property
+    def mode(self) -> str:
+        """``"online"`` or ``"offline"``: what records and printouts call the model."""
+        return "online" if self.audio_causal else "offline"
+
+
+def checkpoint_facts(checkpoint: Path, data: Mapping[str, Any]) -> ModelFacts:
+    """The :class:`ModelFacts` a loaded checkpoint stores (checkpoints from before the keys
+    existed were trained on REACT 2024 with causal features)."""
+    from reactcli.editions import EDITIONS
+
+    edition = data.get("edition", "2024")
+    causal = data.get("audio_causal", True)
+    if edition not in EDITIONS or not isinstance(causal, bool):
+        raise ReactError(path=checkpoint, problem=f"stored edition {edition!r} / audio_causal {causal!r} are invalid")
+    return ModelFacts(str(edition), causal)
+
+
+def load_generation_model(
+    checkpoint: Path, device: torch.device, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[ReactionModel, ModelFacts]:
+    """:func:`load_for_generation`, and the checkpoint's :class:`ModelFacts`."""
     from reactcli.config import load_config
     from reactcli.models.checkpoint import load_reaction_model
 
@@ -717,7 +841,20 @@ def load_for_generation(
     model.config = load_config(
         overrides=overrides, environ=environ, base=(str(checkpoint), data["config"]), only=GENERATION_ONLY
     )
-    return model
+    return model, checkpoint_facts(checkpoint, data)
+
+
+def check_model_edition(facts: ModelFacts, data_edition: str, checkpoint: Path, root: Path) -> None:
+    """A checkpoint generates only for the edition it was trained on: REACT 2024 runs at 25 fps
+    on NoXI/RECOLA, MARS at 30 fps, and a 2026 model may take the listener's traits, which 2025
+    data lacks. One line naming both otherwise."""
+    if facts.edition != data_edition:
+        hint = " (or pass --edition to read the root as another MARS edition)" if data_edition != "2024" else ""
+        raise ReactError(
+            path=checkpoint,
+            problem=f"trained on REACT {facts.edition} data, but {root} is read as REACT {data_edition}; "
+            f"generate with a model trained on this edition{hint}",
+        )
 
 
 def iter_reactions(
@@ -814,7 +951,8 @@ def generate_split(
 
     if split not in SPLITS:
         raise ReactError(f"--split {split}: expected one of {', '.join(SPLITS)}")
-    model = load_for_generation(checkpoint, device, overrides)
+    model, facts = load_generation_model(checkpoint, device, overrides)
+    check_model_edition(facts, "2024", checkpoint, Path(root))
     dataset = ReactClipDataset(Path(root), split, model.config)
     k = model.config.generation.samples
     ids = sample_ids(dataset.samples)

@@ -178,3 +178,71 @@ def test_wav2vec2_streams_share_the_loaded_encoder_not_their_state(tiny_wav2vec2
     alone = StreamingAudioFeatures(cfg)  # the same chunks, no other stream in between
     solo = [alone.push(a[i : i + 640]) for i in range(0, len(a), 640)]
     np.testing.assert_array_equal(np.concatenate([m[0] for m in mixed]), np.concatenate(solo))
+
+
+# -- MARS (REACT 2025/2026): 30 fps, frames of 533 or 534 samples at 16 kHz ---------------------------
+MARS_FPS = 30
+
+
+def _frame_chunks(n: int, rate: int, fps: int = MARS_FPS) -> list[tuple[int, int]]:
+    """One chunk per video frame: the samples [frame_end(t - 1), frame_end(t)) the offline extractor assigns it."""
+    from reactcli.data.features import frame_ends
+
+    ends = [int(e) for e in frame_ends(n * fps // rate, rate, fps)]
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def _stream30(cfg: AudioConfig, wave: np.ndarray, rate: int, size: int | str) -> np.ndarray:
+    live = StreamingAudioFeatures(cfg, input_rate=rate, fps=MARS_FPS)
+    chunks = _frame_chunks(len(wave), rate) if size == "frames" else _chunks(len(wave), size)
+    feats = np.concatenate([live.push(wave[a:b]) for a, b in chunks])
+    assert live.frames_done == len(feats)
+    return feats
+
+
+@pytest.mark.parametrize("encoder", ["mfcc", "logmel"])
+@pytest.mark.parametrize(
+    ("rate", "model_rate", "size"),
+    [(16000, 16000, "frames"), (16000, 16000, 1), (16000, 16000, "mix"), (48000, 16000, "frames"),
+     (22050, 16000, "mix"), (16000, 44100, 333)],
+)
+def test_streaming_equals_offline_at_30_fps_bit_for_bit(encoder: str, rate: int, model_rate: int, size) -> None:
+    """The MARS frame boundaries (floor((t + 1) rate / 30), 533 or 534 samples at 16 kHz): the stream
+    computes every frame from the very samples the offline extractor uses, so the arrays are equal."""
+    cfg = AudioConfig(encoder=encoder, sample_rate=model_rate)
+    wave = _wave(rate, seed=5)
+    live = _stream30(cfg, wave, rate, size)
+    frames = len(live)
+    offline = FeatureExtractor(cfg, fps=MARS_FPS)(wave, rate, frames)
+    assert frames >= 900 and live.dtype == np.float32
+    assert np.array_equal(live, offline)
+    assert not np.allclose(live, FeatureExtractor(cfg)(wave, rate, frames), atol=1e-3)  # not the 25 fps rows
+
+
+def test_one_frame_per_30fps_frame_of_samples() -> None:
+    """A chunk holding one 30 fps frame's samples completes that frame at once (no frame of latency)."""
+    for rate in (16000, 48000):
+        live = StreamingAudioFeatures(AudioConfig(sample_rate=16000), input_rate=rate, fps=MARS_FPS)
+        wave = _wave(rate)[: 60 * rate // MARS_FPS]
+        chunks = _frame_chunks(len(wave), rate)
+        assert {b - a for a, b in chunks} == ({533, 534} if rate == 16000 else {1600})
+        assert [len(live.push(wave[a:b])) for a, b in chunks] == [1] * 60
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_wav2vec2_streaming_equals_offline_at_30_fps(tiny_wav2vec2: dict[str, Path], norm: str) -> None:
+    """One or two 50 Hz frames pooled per 30 fps frame, as offline; float32 conv rounding only."""
+    cfg = AudioConfig(encoder="wav2vec2", pretrained=tiny_wav2vec2[norm])
+    wave = _wave(16000, seed=6)
+    live = _stream30(cfg, wave, 16000, "mix")
+    offline = FeatureExtractor(cfg, fps=MARS_FPS)(wave, 16000, len(live))
+    assert len(live) >= 900
+    np.testing.assert_allclose(live, offline, rtol=1e-5, atol=2e-5)
+    stream = StreamingAudioFeatures(cfg, fps=MARS_FPS)
+    counts = [len(stream.push(wave[a:b])) for a, b in _frame_chunks(640 * 30, 16000)]
+    assert counts == [1] * 36
+
+
+def test_the_release_features_cannot_stream() -> None:
+    with pytest.raises(ReactError, match="cannot be computed live"):
+        StreamingAudioFeatures(AudioConfig(encoder="release"), fps=MARS_FPS)

@@ -1,6 +1,6 @@
 """``react live`` in a real browser: headless Chromium (Debian's package, driven by Playwright) with
 a fake microphone fed from a wav file opens the page, streams for a few seconds and must show
-listener frames at about 25 fps, drawn on the canvas.
+listener frames at about 25 fps (30 for a MARS model), drawn on the canvas.
 
 Skipped, with the reason, where Chromium or Playwright is missing (``bash run.bash test`` installs
 both when it runs as root). ``REACT_UPDATE_SCREENSHOT=1`` also writes the page to
@@ -250,3 +250,30 @@ def test_start_is_enabled_again_after_the_server_stops(browser, live_app) -> Non
     tab.wait_for_function("document.getElementById('start').disabled === false", timeout=20_000)
     assert "connection closed" in tab.inner_text("#status") and not tab.is_enabled("#stop")
     tab.context.close()
+
+
+def test_a_mars_model_runs_the_page_at_30_fps(browser, tmp_path: Path) -> None:
+    """A personalised MARS model (REACT 2026, 30 fps): the worklet cuts the fake microphone at the 30 fps
+    frame boundaries (533 or 534 samples in 534 slots, which the server checks), the page shows ~30
+    frames a second and says which traits the listener has."""
+    from test_generate_mars import mars_checkpoint
+
+    from reactcli.generate import load_generation_model
+    from reactcli.live.runner import LiveSettings
+    from reactcli.live.server import BackgroundServer, create_app
+    from reactcli.live.session import NEUTRAL_TRAITS
+    from reactcli.runtime import resolve_device
+
+    model, facts = load_generation_model(mars_checkpoint(tmp_path / "mars.ckpt"), resolve_device("cpu"),
+                                         {"generation": {"samples": K}})  # fmt: skip
+    settings = LiveSettings(samples=K, seed=SEED, fps=facts.fps, mic_personality=tuple(map(float, NEUTRAL_TRAITS)),
+                            mic_personality_label="neutral traits (0.5 each)")  # fmt: skip
+    with BackgroundServer(create_app(model, settings)) as url:
+        tab = open_page(browser, url)
+        stats = run_mode(tab, "mic", 4.0)
+        assert stats["mode"] == "mic" and stats["errors"] == [] and tab.errors == [], stats
+        assert stats["shown"] >= 90 and 25 <= stats["fps"] <= 35, stats  # ~4 s at 30 fps
+        assert stats["dropped"] <= stats["received"] // 20, stats
+        assert "30 fps" in tab.inner_text("#status") and "neutral traits" in tab.inner_text("#notices")
+        tab.click("#stop")
+        tab.context.close()

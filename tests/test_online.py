@@ -89,3 +89,42 @@ def test_batched_stream_is_online_per_clip(cache: str, frames: int, t: int) -> N
         assert np.array_equal(got[[0, 2]], want[[0, 2]])
         assert np.array_equal(got[1, :, : t + 1], want[1, :, : t + 1])
         assert not np.array_equal(got[1, :, t + 1 :], want[1, :, t + 1 :])  # the test can fail
+
+
+def test_a_long_mars_recording_is_online_at_30_fps(tmp_path) -> None:
+    """REACT 2025/2026: a personalised model of the MARS preset's design over a 1 500-frame recording
+    (50 s at 30 fps): changing the speaker's sound after the end of frame t (sample floor((t + 1)
+    16000 / 30)), and its face and attributes after frame t, leaves every generated frame <= t
+    unchanged, bit for bit, through the 30 fps causal features and the stream's ring caches."""
+    from test_generate_mars import mars_checkpoint
+
+    from reactcli.data.features import FeatureExtractor, frame_ends
+    from reactcli.generate import load_generation_model
+    from reactcli.runtime import resolve_device
+
+    model, facts = load_generation_model(mars_checkpoint(tmp_path / "m.ckpt"), resolve_device("cpu"))
+    assert facts.fps == 30
+    frames, rate = 1500, 16000
+    rng = np.random.default_rng(11)
+    t_axis = np.arange(frames * rate // 30) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 160 * t_axis) * (1 + np.sin(2 * np.pi * 1.5 * t_axis)) / 2
+            + 0.02 * rng.normal(size=t_axis.shape)).astype(np.float32)  # fmt: skip
+    face = rng.normal(size=(frames, 58)).astype(np.float32)
+    emotion = rng.random((frames, 25)).astype(np.float32)
+    traits = np.array([0.2, 0.9, 0.4, 0.7, 0.1], np.float32)
+    extractor = FeatureExtractor(model.config.audio, fps=30)
+    feats = extractor(wave, rate, frames)
+    ref = generate_reactions(model, feats, face, emotion, samples=2, seed=7, personality=traits)
+    for t in (533, 1111):
+        end = int(frame_ends(t + 1, rate, 30)[-1])
+        w2 = wave.copy()
+        w2[end:] = rng.normal(size=len(w2) - end).astype(np.float32) * 0.5
+        f2, e2 = face.copy(), emotion.copy()
+        f2[t + 1 :] -= 1.5
+        e2[t + 1 :] = 1.0 - e2[t + 1 :]
+        feats2 = extractor(w2, rate, frames)
+        assert np.array_equal(feats2[: t + 1], feats[: t + 1]) and not np.array_equal(feats2, feats)
+        out = generate_reactions(model, feats2, f2, e2, samples=2, seed=7, personality=traits)
+        for got, want in zip(out, ref, strict=True):
+            assert np.array_equal(got[:, : t + 1], want[:, : t + 1])
+            assert not np.array_equal(got[:, t + 1 :], want[:, t + 1 :])  # the test can fail

@@ -69,6 +69,12 @@ def frame_ends(frames: int, rate: int, fps: int = FPS) -> np.ndarray:
     return (np.arange(1, frames + 1, dtype=np.int64) * rate) // fps
 
 
+def frames_ready(samples: int, rate: int, fps: int = FPS) -> int:
+    """How many video frames have ended within the first ``samples`` samples: the number of t with
+    ``frame_ends(.)[t] <= samples`` (what a live stream that has received ``samples`` can emit)."""
+    return max(0, ((int(samples) + 1) * fps - 1) // rate)
+
+
 def causal_frames(
     wave: np.ndarray, rate: int, frames: int = CLIP_FRAMES, n_fft: int = N_FFT, fps: int = FPS
 ) -> np.ndarray:

@@ -3,9 +3,12 @@
 The offline extractor (:class:`reactcli.data.features.FeatureExtractor`) is already causal: the
 window of video frame t ends 2 ms before the frame's end, deltas look backwards only, and nothing
 is normalised with clip statistics. So frame t's feature is fixed as soon as the audio up to
-``(t + 1) / 25 s - 2 ms`` has arrived, and a live stream can compute it then, from the same
-samples with the same arithmetic (:func:`reactcli.data.features.windows_log_mel`). A microphone
-sending 640-sample chunks at 16 kHz (40 ms, one 25 fps frame) gets exactly one new frame per chunk.
+``(t + 1) / fps s - 2 ms`` has arrived, and a live stream can compute it then, from the same
+samples with the same arithmetic (:func:`reactcli.data.features.windows_log_mel`). Frame ends are
+the offline extractor's exact integers (:func:`reactcli.data.features.frame_ends`,
+``floor((t + 1) rate / fps)``), so the stream runs at the model's edition's rate: 25 fps (REACT
+2024; a 640-sample chunk at 16 kHz completes one frame) or 30 fps (MARS; frames of 533 or 534
+samples at 16 kHz, a chunk of a frame's samples completes that frame), bit for bit as offline.
 
 When the microphone rate differs from the model's ``audio.sample_rate``, samples go through
 :class:`reactcli.live.resample.StreamingResampler`, which reproduces the offline whole-clip
@@ -28,8 +31,10 @@ from reactcli.config import AudioConfig
 from reactcli.data.features import (
     MFCC_MELS,
     N_FFT,
+    RELEASE_ENCODER,
     audio_feature_dim,
     backward_delta,
+    frames_ready,
     mel_filterbank,
     mfcc_coefficients,
     windows_log_mel,
@@ -71,18 +76,25 @@ class StreamingAudioFeatures:
     """Push microphone samples, get the (n_new, D) float32 features of the video frames they complete.
 
     ``cfg`` is the model's audio configuration (``model.config.audio`` of a loaded checkpoint), so
-    the live features are the ones the model was trained on. ``input_rate`` is the rate of the
-    pushed samples; ``device`` is accepted for symmetry with the offline extractor (the features
-    are computed with numpy on the CPU: one 1024-point FFT per frame).
+    the live features are the ones the model was trained on, and ``fps`` its edition's video rate
+    (25 for REACT 2024, 30 for MARS). ``input_rate`` is the rate of the pushed samples; ``device``
+    is accepted for symmetry with the offline extractor (the features are computed with numpy on
+    the CPU: one 1024-point FFT per frame).
     """
 
-    def __init__(self, cfg: AudioConfig, input_rate: int = 16000, device: str = "cpu") -> None:
-        if cfg.encoder != "wav2vec2" and cfg.sample_rate % FPS:
+    def __init__(self, cfg: AudioConfig, input_rate: int = 16000, device: str = "cpu", fps: int = FPS) -> None:
+        if cfg.encoder == RELEASE_ENCODER:
+            raise ReactError(f"audio.encoder = '{RELEASE_ENCODER}': the release's audio-features are wav2vec2's "
+                             "whole-recording features; they cannot be computed live")
+        if cfg.encoder != "wav2vec2" and fps == FPS and cfg.sample_rate % FPS:
             raise ReactError(f"audio.sample_rate {cfg.sample_rate} must be a multiple of {FPS}")
+        if int(fps) <= 0 or int(fps) != fps:
+            raise ReactError(f"fps must be a positive whole number, got {fps}")
         if int(input_rate) <= 0 or int(input_rate) != input_rate:
             raise ReactError(f"input rate must be a positive whole number of Hz, got {input_rate}")
         self.cfg = cfg
         self.device = device
+        self.fps = int(fps)
         self.input_rate = int(input_rate)
         self.rate = 16000 if cfg.encoder == "wav2vec2" else int(cfg.sample_rate)  # as FeatureExtractor
         self.dim = audio_feature_dim(cfg)
@@ -91,8 +103,8 @@ class StreamingAudioFeatures:
             from reactcli.data.features import _require_pretrained
             from reactcli.live.wav2vec2_stream import StreamingWav2Vec2
 
-            self._w2v = StreamingWav2Vec2(_shared_wav2vec2(_require_pretrained(cfg).resolve(), device), device)
-        self.hop = self.rate // FPS
+            encoder = _shared_wav2vec2(_require_pretrained(cfg).resolve(), device)
+            self._w2v = StreamingWav2Vec2(encoder, device, self.fps)
         self.guard = self.rate // 500  # as causal_frames: windows end 2 ms before the frame boundary
         n_mels = MFCC_MELS if cfg.encoder == "mfcc" else cfg.n_mels
         self._filterbank = mel_filterbank(n_mels, self.rate)
@@ -138,21 +150,25 @@ class StreamingAudioFeatures:
         if len(samples):
             self._buf = np.concatenate([self._buf, samples])
             self._total += len(samples)
-        # Frame t's window is samples [end - N_FFT, end) with end = hop (t + 1) - guard.
-        ready = (self._total + self.guard) // self.hop  # frames whose window has fully arrived
+        # Frame t's window is samples [end - N_FFT, end) with end = frame_end(t) - guard.
+        ready = frames_ready(self._total + self.guard, self.rate, self.fps)  # windows fully arrived
         if ready <= self._frames:
             return np.zeros((0, self.dim), np.float32)
-        ends = self.hop * (np.arange(self._frames, ready) + 1) - self.guard - self._buf_start
+        ends = self._frame_end(np.arange(self._frames, ready)) - self.guard - self._buf_start
         windows = self._buf[ends[:, None] - N_FFT + np.arange(N_FFT)[None]]
         feats = self._features(windows_log_mel(windows, self._filterbank))
         self._frames = ready
         # First sample the next window reads; never past what has arrived (the window is shorter
-        # than the hop at 44.1 kHz, so the next window may start after the last sample so far).
-        next_start = min(self.hop * (ready + 1) - self.guard - N_FFT, self._total)
+        # than a frame at 44.1 kHz, so the next window may start after the last sample so far).
+        next_start = min(int(self._frame_end(np.array([ready]))[0]) - self.guard - N_FFT, self._total)
         if next_start > self._buf_start:
             self._buf = self._buf[next_start - self._buf_start :]
             self._buf_start = next_start
         return np.ascontiguousarray(feats, dtype=np.float32)
+
+    def _frame_end(self, frames: np.ndarray) -> np.ndarray:
+        """Exclusive end sample of each video frame index: ``data.features.frame_ends``' integers."""
+        return ((frames.astype(np.int64) + 1) * self.rate) // self.fps
 
     def _features(self, logmel: np.ndarray) -> np.ndarray:
         """Log mel rows of consecutive frames -> the configured features, carrying the delta state."""

@@ -4,15 +4,17 @@ A live session must keep up with real time, and a client or a model that cannot 
 buffered without bound. Four rules, each a small object the session runner
 (:mod:`reactcli.live.runner`) consults and the tests drive directly:
 
-- :class:`RealtimeGate` (pacing): a client may run at most ``burst_frames`` ahead of 25 fps since
-  its first message, so nobody can push a clip faster than it plays.
+- :class:`RealtimeGate` (pacing): a client may run at most ``burst_frames`` ahead of the model's
+  frame rate (25 fps for a REACT 2024 model, 30 for a MARS one) since its first message, so nobody
+  can push a clip faster than it plays.
 - :class:`Backlog`: frames read but not yet given to the model; more than ``limit`` waiting means
   the model is slower than real time, and the session is closed with the model's speed.
 - :func:`drain` (catch-up): the worker takes *everything* waiting and pushes it as one chunk, so
   a session that fell behind catches up (one push of n frames costs much less than n pushes).
 - :class:`LagWindow` (lateness): how late the frames of the last 2 s left the server. The page
   shows a frame 2 frame periods after capture and drops it one period after that, so a frame that
-  left the server more than :data:`LATE_MS` after it arrived is lost on the page; a session whose
+  left the server more than three frame periods (:data:`LATE_MS` at 25 fps) after it arrived is
+  lost on the page; a session whose
   window is over half late is *behind*, and the server sheds the newest session that is behind
   (:meth:`reactcli.live.runner.ServerState.may_shed`).
 """
@@ -67,8 +69,9 @@ class RealtimeGate:
 class Backlog:
     """Frames read from the client but not yet pushed through the model, at most ``limit``."""
 
-    def __init__(self, limit: int = 2 * FPS) -> None:
+    def __init__(self, limit: int = 2 * FPS, fps: float = FPS) -> None:
         self.limit = limit
+        self.fps = fps
         self.waiting = 0
 
     def add(self, frames: int, server_ms: float) -> None:
@@ -77,7 +80,7 @@ class Backlog:
         if self.waiting + frames > self.limit:
             raise ProtocolError(
                 f"the model cannot keep up: more than {self.limit} frames wait "
-                f"({server_ms:.0f} ms per frame, {FRAME_MS:.0f} available); try fewer --samples or a GPU"
+                f"({server_ms:.0f} ms per frame, {1000.0 / self.fps:.0f} available); try fewer --samples or a GPU"
             )
         self.waiting += frames
 
@@ -113,7 +116,12 @@ def drain(first: Any, queue: asyncio.Queue) -> tuple[list[Any], Any]:
 
 class LagWindow:
     """Per frame over the last ``window`` frames: did it leave the server more than ``late_ms``
-    after it arrived? ``behind`` once the window is full and more than ``share`` of it was late."""
+    after it arrived? ``behind`` once the window is full and more than ``share`` of it was late.
+    :meth:`at` gives the rule at a frame rate (2 s of frames, three frame periods)."""
+
+    @classmethod
+    def at(cls, fps: float) -> LagWindow:
+        return cls(window=int(round(2 * fps)), late_ms=3 * 1000.0 / fps)
 
     def __init__(self, window: int = LAG_WINDOW_FRAMES, late_ms: float = LATE_MS, share: float = LATE_SHARE) -> None:
         self.window = window

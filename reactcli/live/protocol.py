@@ -1,4 +1,4 @@
-"""The ``react live`` wire format: small binary frames for the 25 fps streams, JSON for control.
+"""The ``react live`` wire format: small binary frames for the 25 or 30 fps streams, JSON for control.
 
 Why binary and not JSON for the streams: a microphone chunk is 640 float32 samples every 40 ms and
 an outgoing frame K x 83 floats; as JSON text that is 5-10x the bytes and a parse per number. Why
@@ -13,19 +13,28 @@ values, also little-endian::
     5      1     type   (MsgType)
     6      2     flags  (0; reserved)
     8      4     seq    message number on this connection: 0, 1, 2, ... (per direction)
-    12     4     frame  index of the first 25 fps frame the message carries
+    12     4     frame  index of the first video frame the message carries (at the model's fps)
     16     2     frames how many frames follow
     18     2     dim    float32 values per frame
     20     8     t_ms   float64: client clock when the input was captured (echoed back in output)
     28     4     aux    float32: server milliseconds spent on the frames (output); 0 in input
 
-Client -> server: ``AUDIO`` (microphone mode: per frame 640 samples at 16 kHz in [-1, 1],
-optionally followed by the 52 MediaPipe blendshape scores and the 16 values of its 4 x 4 head-pose
-matrix in MediaPipe's own column-major order; a negative first score means "no face detected")
+Client -> server: ``AUDIO`` (microphone mode: per frame the frame's samples at 16 kHz in [-1, 1],
+in a slot of :func:`chunk_width` values, optionally followed by the 52 MediaPipe blendshape scores
+and the 16 values of its 4 x 4 head-pose matrix in MediaPipe's own column-major order; a negative
+first score means "no face detected")
 and ``TICK`` (replay mode: ``dim`` 0, "advance the clip by ``frames``"). Server -> client:
 ``FRAMES``, per frame the K generated reactions (58 raw 3DMM + 25 emotion each) and, in replay
 mode, the ground-truth listener after them. Control messages (``start``, ``ready``,
 ``error``, ``end``) are JSON text frames validated by pydantic models that forbid unknown keys.
+
+The frame rate is the model's edition's (:attr:`reactcli.editions.Edition.fps`): 25 for REACT 2024,
+30 for MARS. Frame t holds the microphone samples ``[floor(t r / fps), floor((t + 1) r / fps))``
+at r = 16 kHz (:func:`frame_samples`), the boundaries of the offline features
+(``data/features.py``: ``frame_ends``): 640 samples per frame at 25 fps, 533 or 534 at 30 fps.
+Every audio row has :func:`chunk_width` slots (640, or 534 at 30 fps); a frame with fewer samples
+fills the first ones and leaves zeros after them, which the server checks, so client and server
+cannot drift apart by a sample.
 
 A message that breaks any rule raises :class:`ProtocolError`; the server answers that client with
 an ``error`` message and closes only its connection with the error's close code.
@@ -50,7 +59,7 @@ VERSION = 1
 HEADER = struct.Struct("<4sBBHIIHHdf")
 #: The page's capture rate (what speech features use), not the dataset's 44.1 kHz AUDIO_RATE.
 MIC_RATE = 16_000
-CHUNK = MIC_RATE // FPS  # 640 samples per 25 fps frame
+CHUNK = MIC_RATE // FPS  # 640 samples per 25 fps frame (REACT 2024)
 #: Face values after the audio with the webcam: MediaPipe's blendshape scores, then its 4 x 4
 #: facial transformation matrix, column-major as MediaPipe gives it (reactcli.live.mediapipe).
 FACE_INPUT = BLENDSHAPE_DIM + POSE_VALUES
@@ -143,9 +152,23 @@ def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     return Message(kind, seq, frame, float(t_ms), values, float(aux))
 
 
-def check_input(msg: Message, mode: str, seq: int, frame: int, face: bool) -> None:
-    """Session rules for one client message: the right type and width for ``mode``, the next
-    sequence number and frame index, 1..MAX_FRAMES_PER_MESSAGE frames, finite samples in range."""
+def chunk_width(fps: int = FPS) -> int:
+    """Audio slots per microphone row at ``fps``: the most samples a frame has (640 at 25 fps, 534 at 30)."""
+    return -(-MIC_RATE // int(fps))
+
+
+def frame_samples(first: int, frames: int, fps: int = FPS) -> np.ndarray:
+    """(frames,) samples at 16 kHz of video frames ``first .. first + frames - 1``: the differences
+    of ``floor((t + 1) * 16000 / fps)``, the offline features' frame ends."""
+    t = np.arange(first, first + frames + 1, dtype=np.int64)
+    ends = (t * MIC_RATE) // int(fps)
+    return np.diff(ends)
+
+
+def check_input(msg: Message, mode: str, seq: int, frame: int, face: bool, fps: int = FPS) -> None:
+    """Session rules for one client message: the right type and width for ``mode`` (and the
+    session's ``fps``), the next sequence number and frame index, 1..MAX_FRAMES_PER_MESSAGE frames,
+    finite samples in range, zeros in the slots after a frame's own samples."""
     if msg.seq != seq:
         raise ProtocolError(f"out-of-order message: sequence number {msg.seq}, expected {seq}")
     if msg.frame != frame:
@@ -157,18 +180,27 @@ def check_input(msg: Message, mode: str, seq: int, frame: int, face: bool) -> No
         if msg.type != MsgType.TICK or dim != 0:
             raise ProtocolError(f"replay mode takes TICK messages with dim 0, got {msg.type.name} with dim {dim}")
         return
-    want = CHUNK + (FACE_INPUT if face else 0)
+    width = chunk_width(fps)
+    want = width + (FACE_INPUT if face else 0)
     if msg.type != MsgType.AUDIO or dim != want:
         raise ProtocolError(
             f"microphone mode takes AUDIO messages of {want} values per frame "
-            f"({CHUNK} samples at {MIC_RATE} Hz{' + 52 blendshapes + 4x4 pose' if face else ''}), "
+            f"({width} sample slots at {MIC_RATE} Hz and {fps} fps{' + 52 blendshapes + 4x4 pose' if face else ''}), "
             f"got {msg.type.name} with {dim}"
         )
     if not np.isfinite(msg.values).all():
         raise ProtocolError("audio or face values contain NaN or inf")
-    peak = float(np.abs(msg.values[:, :CHUNK]).max())
+    peak = float(np.abs(msg.values[:, :width]).max())
     if peak > MAX_SAMPLE:
         raise ProtocolError(f"audio sample {peak:.3g} is outside [-1, 1]: send float PCM, not int16")
+    counts = frame_samples(msg.frame, msg.frames, fps)
+    unused = np.arange(width)[None, :] >= counts[:, None]
+    if (msg.values[:, :width][unused] != 0).any():
+        row = int(np.argmax((unused & (msg.values[:, :width] != 0)).any(1)))
+        raise ProtocolError(
+            f"frame {msg.frame + row} has {int(counts[row])} samples at {fps} fps: the slots after them must be 0 "
+            f"(samples [floor(t {MIC_RATE} / {fps}), floor((t + 1) {MIC_RATE} / {fps})) belong to frame t)"
+        )
 
 
 # -- control messages (JSON text) ---------------------------------------------------------------

@@ -69,28 +69,41 @@ SHED_COOLDOWN_S = LAG_WINDOW_FRAMES / FPS
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """What every session of one server shares: sampling, seed, limits and the optional camera path.
+    """What every session of one server shares: sampling, seed, frame rate, limits and the optional camera path.
 
-    ``realtime`` enforces the input rate (a client may run at most ``burst_frames`` ahead of 25 fps)
-    and sheds sessions that fall behind; tests and benchmarks that drive the socket as fast as they
-    can turn it off. ``backlog_frames`` bounds what may wait for the model. ``max_sessions`` caps
-    the sessions running at once.
+    ``fps`` is the model's edition's frame rate (25 for a REACT 2024 model, 30 for a MARS one): the
+    page plays at it, microphone frames are cut at its boundaries and the pacing rules count in its
+    frames. ``realtime`` enforces the input rate (a client may run at most ``burst_frames``, by
+    default 2 s of frames, ahead of ``fps``) and sheds sessions that fall behind; tests and
+    benchmarks that drive the socket as fast as they can turn it off. ``backlog_frames`` (default
+    2 s) bounds what may wait for the model. ``max_sessions`` caps the sessions running at once.
+    ``mic_personality`` is the (5,) listener traits a personalised model (``predictor.personality``)
+    gets in microphone mode, where no dataset says who listens, and ``mic_personality_label`` says
+    what they are on the page.
     """
 
     samples: int
     seed: int = 0
     realtime: bool = True
-    burst_frames: int = 2 * FPS
-    backlog_frames: int = 2 * FPS
+    fps: int = FPS
+    burst_frames: int | None = None
+    backlog_frames: int | None = None
     max_sessions: int = DEFAULT_MAX_SESSIONS
     start_timeout_s: float = 10.0
     warm_up: bool = True
     face_landmarker: Path | None = None
     mediapipe_js: Path | None = None
+    mic_personality: tuple[float, ...] | None = None
+    mic_personality_label: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
             raise ReactError(f"--max-sessions must be at least 1, got {self.max_sessions}")
+        if self.fps < 1:
+            raise ReactError(f"the live frame rate must be at least 1 fps, got {self.fps}")
+        for name in ("burst_frames", "backlog_frames"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, 2 * self.fps)
 
 
 @dataclass
@@ -159,10 +172,10 @@ class Socket(Protocol):
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
-def mic_available(model: ReactionModel) -> str | None:
+def mic_available(model: ReactionModel, fps: int = FPS) -> str | None:
     """None when microphone mode can run with this model, else why not (shown on the page)."""
     try:
-        MicSource(model)
+        MicSource(model, fps=fps)
     except ImportError as exc:
         return f"the streaming audio features are not installed ({exc.name})"
     except ReactError as exc:
@@ -178,7 +191,7 @@ class LiveServer:
         self.model = model
         self.settings = settings
         self.replay = replay
-        self.mic_problem = mic_available(model)
+        self.mic_problem = mic_available(model, settings.fps)
         self.state = ServerState(settings.max_sessions)
 
     def camera_problem(self) -> str | None:
@@ -205,10 +218,20 @@ class LiveServer:
         if self.mic_problem is not None:
             raise ProtocolError(f"microphone mode is unavailable: {self.mic_problem}")
         try:
-            source = MicSource(self.model, face=start.face)
+            source = MicSource(self.model, face=start.face, fps=self.settings.fps)
         except ReactError as exc:
             raise ProtocolError(f"microphone mode: {exc}") from None
-        return LiveSession(self.model, source, self.settings.samples, seed)
+        traits = self.settings.mic_personality
+        traits = None if traits is None else np.asarray(traits, np.float32)
+        return LiveSession(self.model, source, self.settings.samples, seed, traits)
+
+    def personality_label(self, mode: str) -> str | None:
+        """What the listener's traits are in ``mode`` for a personalised model (None: the model takes none)."""
+        if self.model.predictor.personality_proj is None:
+            return None
+        if mode == "replay":
+            return "the replayed clip's listener's traits (personality/listener.csv)"
+        return self.settings.mic_personality_label or "neutral traits"
 
     def session_seed(self, start: Start) -> int:
         """The seed a session runs under: the client's, else the server's ``--seed``."""
@@ -259,8 +282,8 @@ class SessionRunner:
         self.ws = ws
         self.number = number
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.backlog = Backlog(self.settings.backlog_frames)
-        self.lag = lag or LagWindow()
+        self.backlog = Backlog(self.settings.backlog_frames, self.settings.fps)
+        self.lag = lag or LagWindow.at(self.settings.fps)
 
     async def run(self) -> None:
         start = await self._start()
@@ -280,6 +303,8 @@ class SessionRunner:
                 face=start.face,
                 frames=getattr(session.source, "total", None),
                 speaker_face=speaker_face,
+                fps=self.settings.fps,
+                personality=self.server.personality_label(start.mode),
             )
         )
         reader = asyncio.create_task(self.read(session, start))
@@ -306,7 +331,7 @@ class SessionRunner:
     async def read(self, session: LiveSession, start: Start) -> None:
         """Check each client message and queue it with its arrival time; a verdict (an exception)
         or :data:`CLIENT_LEFT` ends the queue."""
-        gate = RealtimeGate(self.settings.burst_frames) if self.settings.realtime else None
+        gate = RealtimeGate(self.settings.burst_frames, self.settings.fps) if self.settings.realtime else None
         seq = frame = 0
         try:
             while True:
@@ -317,7 +342,7 @@ class SessionRunner:
                 if event.get("bytes") is None:
                     raise ProtocolError("after start only binary messages are accepted")
                 msg = decode(event["bytes"])
-                check_input(msg, start.mode, seq, frame, start.face)
+                check_input(msg, start.mode, seq, frame, start.face, self.settings.fps)
                 seq, frame = seq + 1, frame + msg.frames
                 now = time.monotonic()
                 if gate is not None:
@@ -365,9 +390,9 @@ class SessionRunner:
             lag = self.lag
             raise ProtocolError(
                 f"the server cannot keep up: {lag.late_share:.0%} of this session's frames of the last "
-                f"{lag.window / FPS:g} s left it over {lag.late_ms:.0f} ms late ({session.mean_server_ms:.0f} ms "
-                f"per frame, {len(state.active)} sessions); the newest late session is closed first. "
-                "Try fewer --samples, fewer sessions or a GPU",
+                f"{lag.window / self.settings.fps:g} s left it over {lag.late_ms:.0f} ms late "
+                f"({session.mean_server_ms:.0f} ms per frame, {len(state.active)} sessions); the newest late "
+                "session is closed first. Try fewer --samples, fewer sessions or a GPU",
                 CLOSE_TRY_AGAIN,
             )
 

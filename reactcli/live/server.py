@@ -28,10 +28,10 @@ import numpy as np
 
 from reactcli.errors import ReactError
 from reactcli.live.guard import MAX_HEADER_BYTES, RequestGuard, allowed_hosts, allowed_origins
-from reactcli.live.protocol import CHUNK, FRAME_VALUES, MAX_FRAMES_PER_MESSAGE, MAX_MESSAGE_BYTES, MIC_RATE
+from reactcli.live.protocol import FRAME_VALUES, MAX_FRAMES_PER_MESSAGE, MAX_MESSAGE_BYTES, MIC_RATE, chunk_width
 from reactcli.live.runner import LiveServer, LiveSettings
 from reactcli.live.session import warm_up
-from reactcli.vocab import EMOTION_COLUMNS, FACE_DIM, FPS
+from reactcli.vocab import EMOTION_COLUMNS, FACE_DIM
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -103,7 +103,7 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
 
     server = LiveServer(model, settings, replay)
     if settings.warm_up:
-        warm_up(model, settings.samples, mic=server.mic_problem is None)
+        warm_up(model, settings.samples, mic=server.mic_problem is None, fps=settings.fps)
     face_meta, face_bytes = face_model_blob()
     app = fastapi.FastAPI(title="react live", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.live = server
@@ -166,10 +166,11 @@ def create_app(model: ReactionModel, settings: LiveSettings, replay: ReplayData 
 def page_info(server: LiveServer) -> dict[str, Any]:
     """What the page needs to know before it starts a session (``/api/info``)."""
     replay = server.replay
+    fps = server.settings.fps
     return {
-        "fps": FPS,
+        "fps": fps,
         "rate": MIC_RATE,
-        "chunk": CHUNK,
+        "chunk": chunk_width(fps),
         "samples": server.settings.samples,
         "seed": server.settings.seed,
         "face_dim": FACE_DIM,
@@ -180,6 +181,8 @@ def page_info(server: LiveServer) -> dict[str, Any]:
         "mic": server.mic_problem is None,
         "mic_problem": server.mic_problem,
         "camera_problem": server.camera_problem(),
+        "personality": None if server.personality_label("mic") is None else {
+            "mic": server.personality_label("mic"), "replay": server.personality_label("replay")},
         "replay": replay is not None,
         "clips": []
         if replay is None

@@ -4,9 +4,12 @@ This is the per-frame loop without any web server, so a script can drive a robot
 with it directly::
 
     session = LiveSession(model, MicSource(model), samples=1, seed=0)
-    for chunk in microphone_chunks():          # 640 float32 samples at 16 kHz each
+    for chunk in microphone_chunks():          # one frame's samples at 16 kHz: 640 at 25 fps
         out = session.step(chunk[None])        # StepResult; .reactions is (K, frames, 83): 58 3DMM + 25 emotion
         drive_avatar(out.reactions[0, -1, :58])
+
+(a MARS model runs at 30 fps: ``MicSource(model, fps=30)``, rows of 534 slots holding a frame's 533
+or 534 samples, ``protocol.frame_samples``; a personalised model takes ``personality=`` traits).
 
 A *source* turns what a client sends into speaker frames: :class:`ReplaySource` walks a dataset
 clip (the client only says "next frame"), :class:`MicSource` computes the configured audio
@@ -20,6 +23,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -27,9 +31,9 @@ import numpy as np
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream
 from reactcli.live.mediapipe import BLENDSHAPE_DIM
-from reactcli.live.protocol import CHUNK, FACE_INPUT, FRAME_VALUES, MIC_RATE, ProtocolError
+from reactcli.live.protocol import FACE_INPUT, FRAME_VALUES, MIC_RATE, ProtocolError, chunk_width, frame_samples
 from reactcli.models.checkpoint import ReactionModel
-from reactcli.vocab import EMOTION_DIM, FACE_DIM
+from reactcli.vocab import EMOTION_DIM, FACE_DIM, FPS
 
 
 @dataclass
@@ -57,7 +61,9 @@ class FrameSource(Protocol):
 
 class ReplaySource:
     """A dataset clip as the speaker: each tick releases the next frame(s) of its audio features,
-    3DMM and emotion — exactly the arrays ``react generate`` reads — and the listener's ground truth."""
+    3DMM and emotion — exactly the arrays ``react generate`` reads — and the listener's ground truth.
+    A MARS clip also carries its listener's traits (``listener_personality``), which a personalised
+    model gets as ``react generate`` gives them."""
 
     mode = "replay"
     face = False
@@ -87,8 +93,9 @@ class ReplaySource:
 
 
 class MicSource:
-    """Microphone chunks (640 samples at 16 kHz per frame) -> causal audio features; the speaker's
-    face from the 52 blendshapes + head pose the page sends (``face``), else the training mean.
+    """Microphone chunks (one frame's samples at 16 kHz per row: 640 at 25 fps, 533 or 534 in 534
+    slots at 30 fps) -> causal audio features at ``fps``; the speaker's face from the 52
+    blendshapes + head pose the page sends (``face``), else the training mean.
 
     The features come from :class:`reactcli.live.audio_stream.StreamingAudioFeatures`, equal to the
     offline extractor frame for frame, so the model hears what it was trained on. The face map and
@@ -102,14 +109,16 @@ class MicSource:
 
     mode = "mic"
 
-    def __init__(self, model: ReactionModel, face: bool = False) -> None:
+    def __init__(self, model: ReactionModel, face: bool = False, fps: int = FPS) -> None:
         from reactcli.live.audio_stream import StreamingAudioFeatures
         from reactcli.live.emotion_source import speaker_emotion_fallback, speaker_emotion_from_blendshapes
         from reactcli.live.face_source import BlendshapeToFaceVerse, FaceStats, neutral_face
         from reactcli.live.mediapipe import matrix_from_mediapipe_data
 
         self.face = face
-        self.features = StreamingAudioFeatures(model.config.audio, input_rate=MIC_RATE)
+        self.fps = int(fps)
+        self.width = chunk_width(self.fps)
+        self.features = StreamingAudioFeatures(model.config.audio, input_rate=MIC_RATE, fps=self.fps)
         if self.features.dim != model.predictor.audio_dim:
             raise ReactError(
                 f"{model.path}: live audio features are {self.features.dim}-d but the model expects "
@@ -123,19 +132,24 @@ class MicSource:
         self._emotion_from = speaker_emotion_from_blendshapes
         self._matrix = matrix_from_mediapipe_data
         self._rows: deque[tuple[np.ndarray, np.ndarray | None]] = deque()
+        self._frames_in = 0  # rows received: the frame index of the next row
 
     def _speaker_row(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        if self.mapper is None or row[CHUNK] < 0:
+        w = self.width
+        if self.mapper is None or row[w] < 0:
             return self.neutral, self.emotion
-        blend = row[CHUNK : CHUNK + BLENDSHAPE_DIM].astype(np.float64)
-        pose = self._matrix(row[CHUNK + BLENDSHAPE_DIM : CHUNK + FACE_INPUT])  # MediaPipe's column-major data
+        blend = row[w : w + BLENDSHAPE_DIM].astype(np.float64)
+        pose = self._matrix(row[w + BLENDSHAPE_DIM : w + FACE_INPUT])  # MediaPipe's column-major data
         emotion = None if self.emotion is None else self._emotion_from(blend, self.emotion)
         return self.mapper(blend, pose), emotion
 
     def feed(self, values: np.ndarray) -> SpeakerFrames:
         for row in values:
             self._rows.append(self._speaker_row(row))
-        audio = self.features.push(np.ascontiguousarray(values[:, :CHUNK]).reshape(-1))
+        counts = frame_samples(self._frames_in, len(values), self.fps)  # each row's own samples, in order
+        self._frames_in += len(values)
+        samples = [row[:n] for row, n in zip(values, counts, strict=True)]
+        audio = self.features.push(np.ascontiguousarray(np.concatenate(samples) if samples else values[:0, 0]))
         rows = [self._rows.popleft() for _ in range(len(audio))]
         face = np.stack([r[0] for r in rows]) if rows else np.zeros((0, FACE_DIM), np.float32)
         emotion = None
@@ -168,13 +182,17 @@ class StepResult:
 
 
 class LiveSession:
-    """The per-frame loop of one client: its own :class:`ReactionStream`, source and seed."""
+    """The per-frame loop of one client: its own :class:`ReactionStream`, source and seed (and, for
+    a personalised model, the listener's (5,) ``personality``)."""
 
-    def __init__(self, model: ReactionModel, source: FrameSource, samples: int, seed: int) -> None:
+    def __init__(
+        self, model: ReactionModel, source: FrameSource, samples: int, seed: int,
+        personality: np.ndarray | None = None,
+    ) -> None:
         self.source = source
         self.seed = int(seed)
         self.samples = int(samples)
-        self.stream = ReactionStream(model, samples, seed=self.seed)
+        self.stream = ReactionStream(model, samples, seed=self.seed, personality=personality)
         self.frames_in = 0
         self.frames_out = 0
         self._server_ms_total = 0.0  # a running sum: a session may last hours
@@ -211,19 +229,49 @@ class LiveSession:
 
 
 def replay_session(model: ReactionModel, clip: dict[str, np.ndarray], samples: int, seed: int) -> LiveSession:
-    """A session that replays one dataset clip."""
-    return LiveSession(model, ReplaySource(clip, bool(model.predictor.cfg.speaker_emotion)), samples, seed)
+    """A session that replays one dataset clip (with its listener's traits for a personalised model)."""
+    source = ReplaySource(clip, bool(model.predictor.cfg.speaker_emotion))
+    traits = clip.get("listener_personality") if model.predictor.personality_proj is not None else None
+    return LiveSession(model, source, samples, seed, traits)
 
 
-def warm_up(model: ReactionModel, samples: int, mic: bool) -> None:
+def warm_up(model: ReactionModel, samples: int, mic: bool, fps: int = FPS) -> None:
     """Run a throwaway session over a few silent frames, so the first client's first frames do not
     pay for torch's lazy kernel setup and numpy's first FFT (measured: 5-6 late frames otherwise)."""
     frames = model.predictor.cfg.patch + 2
-    stream = ReactionStream(model, samples, seed=0)
+    traits = None if model.predictor.personality_proj is None else NEUTRAL_TRAITS
+    stream = ReactionStream(model, samples, seed=0, personality=traits)
     audio = np.zeros((1, model.predictor.audio_dim), np.float32)
     face = np.zeros((1, FACE_DIM), np.float32)
     emotion = np.zeros((1, EMOTION_DIM), np.float32) if model.predictor.cfg.speaker_emotion else None
     for _ in range(frames):
         stream.push(audio, face, emotion)
     if mic:
-        MicSource(model).feed(np.zeros((frames, CHUNK), np.float32))
+        MicSource(model, fps=fps).feed(np.zeros((frames, chunk_width(fps)), np.float32))
+
+
+#: The middle of the 1-5 scale on every trait, ``(3 - 1) / 4``: a personalised model's listener in
+#: microphone mode when no training statistics are at hand.
+NEUTRAL_TRAITS = np.full(5, 0.5, np.float32)
+
+
+def mic_personality(model: ReactionModel, root: str | Path | None = None) -> tuple[np.ndarray | None, str | None]:
+    """The traits a personalised model gets in microphone mode, and how the page names them: the mean
+    of the train split's listener traits of ``root`` (a preprocessed MARS root) when it has them,
+    else :data:`NEUTRAL_TRAITS`. (None, None) for a model without ``predictor.personality``."""
+    if model.predictor.personality_proj is None:
+        return None, None
+    if root is not None:
+        from reactcli.data.cache import FeatureCache, load_mars_index
+
+        try:
+            index = load_mars_index(FeatureCache(Path(root), model.config), "train")
+        except ReactError:
+            index = None
+        if index is not None:
+            traits = [e.personality for e in index.entries.values()
+                      if e.personality is not None and e.recording.role == "listener"]  # fmt: skip
+            if traits:
+                mean = np.asarray(traits, np.float64).mean(0).astype(np.float32)
+                return mean, f"the mean traits of the {len(traits)} train listener recordings"
+    return NEUTRAL_TRAITS, "neutral traits (0.5 each: the middle of the 1-5 scale)"

@@ -7,8 +7,10 @@ frame. Every piece streams exactly: the convolutions have no padding, so output 
 kernel k and stride s reads inputs [j s, j s + k) only, and keeping the last few inputs of each
 layer is enough to produce its new outputs; the running GroupNorm needs only the per-channel sum,
 sum of squares and count so far; the LayerNorms (the "layer" layout and the final projection
-norm) are per time step. Video frame t needs the 50 Hz frame 2t, whose receptive field ends
-400 samples into the frame's 640, so a 640-sample push yields exactly one new frame.
+norm) are per time step. Video frame t pools the 50 Hz frames that end inside it
+(:func:`reactcli.data.features.pooled_conv_frames`, at the edition's fps): at 25 fps frames 2t - 1
+and 2t, the last ending 400 samples into the frame's 640, so a 640-sample push yields exactly one
+new frame; at 30 fps one or two per 533- or 534-sample frame.
 """
 
 from __future__ import annotations
@@ -17,18 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from reactcli.data.features import causal_norm_activation
+from reactcli.data.features import W2V_HOP, W2V_RATE, W2V_WINDOW, causal_norm_activation
+from reactcli.vocab import FPS
 
 
 class StreamingWav2Vec2:
     """Push 16 kHz float32 samples, get (n_new, dim) pooled conv features (float64, as offline)."""
 
-    def __init__(self, model: Any, device: str = "cpu") -> None:
+    def __init__(self, model: Any, device: str = "cpu", fps: int = FPS) -> None:
         import torch
 
         self.torch = torch
         self.model = model
         self.device = device
+        self.fps = int(fps)
+        if not 0 < self.fps <= W2V_RATE // W2V_HOP:  # every video frame must end at least one 50 Hz frame
+            raise ValueError(f"wav2vec2 features stream at up to {W2V_RATE // W2V_HOP} fps, not {fps}")
         self.layers = list(model.feature_extractor.conv_layers)
         self.dim = int(model.config.conv_dim[-1])
         self.reset()
@@ -42,8 +48,8 @@ class StreamingWav2Vec2:
         self._starts = [0] * len(self.layers)  # absolute input index of each buffer's first column
         self._next = [0] * len(self.layers)  # next output index of each layer
         self._norm_state: list[Any] = [None] * len(self.layers)  # running GroupNorm statistics per layer
-        self._prev50: np.ndarray | None = None  # the last 50 Hz frame, for the pooling of the next frame
-        self._n50 = 0
+        self._pending: list[np.ndarray] = []  # 50 Hz frames from the next video frame's first pooled one on
+        self._first50 = 0  # index of _pending[0]
         self._frames = 0
 
     @property
@@ -77,15 +83,25 @@ class StreamingWav2Vec2:
         self._starts[i] = keep_from
         return y
 
+    def _last50(self, frame: int) -> int:
+        """The last 50 Hz frame ending inside video frame ``frame`` (``pooled_conv_frames``' rule)."""
+        end = (frame + 1) * W2V_RATE // self.fps
+        return max(0, (end - W2V_WINDOW) // W2V_HOP)
+
     def _pool(self, feats: np.ndarray) -> np.ndarray:
-        """New 50 Hz frames -> completed video frames: frame t = max(50 Hz frames 2t - 1, 2t)."""
+        """New 50 Hz frames -> completed video frames: frame t = the max over the 50 Hz frames from
+        the one after frame t - 1's last up to its own last (at 25 fps: 2t - 1 and 2t)."""
+        self._pending.extend(feats)
         rows = []
-        for f in feats:
-            index = self._n50
-            self._n50 += 1
-            if index % 2 == 0:  # 50 Hz frame 2t completes video frame t
-                prev = f if self._prev50 is None else self._prev50
-                rows.append(np.maximum(f, prev))
-                self._frames += 1
-            self._prev50 = f
+        while True:
+            last = self._last50(self._frames)
+            if last >= self._first50 + len(self._pending):
+                break
+            first = min(self._first50, last)
+            window = self._pending[first - self._first50 : last - self._first50 + 1]
+            rows.append(np.max(np.stack(window), axis=0))
+            self._frames += 1
+            drop = last + 1 - self._first50  # the next frame pools from last + 1 on
+            self._pending = self._pending[drop:]
+            self._first50 = last + 1
         return np.stack(rows) if rows else np.zeros((0, self.dim))

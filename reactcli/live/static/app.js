@@ -100,6 +100,11 @@ async function init() {
   $("start").addEventListener("click", () => start().catch(fail));
   $("stop").addEventListener("click", () => stop("stopped"));
   layout();
+  $("fps-note").textContent = `${info.fps} fps`;
+  if (info.personality) {
+    notice(`personalised model: the listener's traits are ${info.personality.mic} in microphone mode`, "mic");
+    notice(`personalised model: the listener's traits are ${info.personality.replay}`, "replay");
+  }
   const neutral = new Float32Array(58);
   neutral[52] = Math.PI; // rx about pi turns FaceVerse's camera-style frame upright (face_model.py)
   renderer.draw($("listener"), neutral);
@@ -164,7 +169,9 @@ function onMessage(data) {
     const msg = JSON.parse(data);
     if (msg.type === "ready") {
       stats.ready = msg;
-      setStatus(`running: ${msg.mode}, session ${msg.session}, seed ${msg.seed}, speaker face: ${msg.speaker_face}`);
+      setStatus(`running: ${msg.mode} at ${msg.fps} fps, session ${msg.session}, seed ${msg.seed}, ` +
+        `speaker face: ${msg.speaker_face}`);
+      if (msg.personality) notice(`listener personality: ${msg.personality}`, msg.mode);
       (msg.mode === "mic" ? startMic() : startReplay()).catch(fail);
     } else if (msg.type === "error") {
       stats.errors.push(msg.message);
@@ -271,7 +278,7 @@ function updateStats() {
   if (server.length) $("stat-server").textContent =
     `${(server.reduce((a, b) => a + b, 0) / server.length).toFixed(1)} ms (p95 ${percentile(server, 0.95).toFixed(1)})`;
   $("stat-frames").textContent = `${stats.shown} / ${stats.received}`;
-  const recent = stats.shownTimes.slice(-100).filter((x) => x > performance.now() - 2000); // <= 2 s at 25 fps
+  const recent = stats.shownTimes.slice(-100).filter((x) => x > performance.now() - 2000); // <= 2 s at 25 or 30 fps
   if (recent.length > 1) $("stat-fps").textContent = `${((recent.length - 1) * 1000 / (recent[recent.length - 1] - recent[0])).toFixed(1)} fps`;
   $("stat-dropped").textContent = String(stats.dropped);
 }
@@ -291,7 +298,9 @@ async function startMic() {
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
   const source = ctx.createMediaStreamSource(stream);
-  const node = new AudioWorkletNode(ctx, "chunker", { processorOptions: { chunk: info.chunk, targetRate: info.rate } });
+  const node = new AudioWorkletNode(ctx, "chunker", {
+    processorOptions: { width: info.chunk, fps: info.fps, targetRate: info.rate },
+  });
   const sink = ctx.createGain();
   sink.gain.value = 0; // the graph must reach the destination to be pulled; we do not play the mic back
   source.connect(node).connect(sink).connect(ctx.destination);

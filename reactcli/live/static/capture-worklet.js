@@ -1,5 +1,8 @@
-// AudioWorklet: microphone samples -> 640-sample chunks at 16 kHz, posted to the page.
+// AudioWorklet: microphone samples -> one video frame's samples per row at 16 kHz, posted to the page.
 //
+// Frame t holds the samples [floor(t rate / fps), floor((t + 1) rate / fps)): 640 at 25 fps, 533 or
+// 534 at 30 fps (the offline features' frame boundaries, reactcli/live/protocol.py). Each row has
+// `width` slots; a frame with fewer samples leaves zeros after them, as the server expects.
 // Runs on the audio thread, so capture never waits for the page. The context is opened at 16 kHz
 // when the browser allows it; otherwise this resamples by linear interpolation (a live demo's
 // compromise: the server's features equal the offline ones for the samples it is sent).
@@ -7,12 +10,21 @@ class ChunkProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const opts = options.processorOptions || {};
-    this.chunk = opts.chunk || 640;
-    this.step = sampleRate / (opts.targetRate || 16000); // input samples per output sample
-    this.buf = new Float32Array(this.chunk);
+    this.rate = opts.targetRate || 16000;
+    this.fps = opts.fps || 25;
+    this.width = opts.width || Math.ceil(this.rate / this.fps);
+    this.step = sampleRate / this.rate; // input samples per output sample
+    this.frame = 0; // index of the frame being filled
+    this.need = this.samplesOf(0);
+    this.buf = new Float32Array(this.width);
     this.fill = 0;
     this.pos = 0; // fractional read position into the current input block
     this.prev = 0; // last sample of the previous block (for interpolation across blocks)
+  }
+
+  // exact integer frame boundaries: floor((t + 1) rate / fps) - floor(t rate / fps)
+  samplesOf(t) {
+    return Math.floor(((t + 1) * this.rate) / this.fps) - Math.floor((t * this.rate) / this.fps);
   }
 
   process(inputs) {
@@ -38,10 +50,12 @@ class ChunkProcessor extends AudioWorkletProcessor {
 
   push(v) {
     this.buf[this.fill++] = v;
-    if (this.fill === this.chunk) {
+    if (this.fill === this.need) {
       this.port.postMessage(this.buf, [this.buf.buffer]);
-      this.buf = new Float32Array(this.chunk);
+      this.buf = new Float32Array(this.width); // zeros after the frame's own samples
       this.fill = 0;
+      this.frame++;
+      this.need = this.samplesOf(this.frame);
     }
   }
 }
