@@ -23,7 +23,8 @@ average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks ba
 the online contract. ``generation.valid_emotion`` (on by default) projects each emitted emotion
 frame onto the emotions that can exist (``models/valid_emotion.py``): per frame, so also online.
 ``generation.emotion_residual_scale`` shrinks the emotion head's learned part towards the fixed
-linear skip path (a per-frame scale, online too).
+linear skip path (a per-frame scale, online too). ``generation.sampled_emotion_weight`` carries each
+reaction's sampled face path into its emotion (``models/sampled_path.py``: frame by frame, online).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from torch import Tensor
 from reactcli.data.loaders import pad_emotion
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
+from reactcli.models.sampled_path import sampled_path_emotion
 from reactcli.models.valid_emotion import project_emotion
 from reactcli.runtime import derive_seed
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
@@ -116,6 +118,11 @@ class ReactionStream:
         if self.residual_scale != 1.0 and self.pred.emotion_head is None:
             raise ReactError(
                 "generation.emotion_residual_scale needs a predictor with an emotion head (predictor.emotion_head)"
+            )
+        self.sampled_weight = float(gen.sampled_emotion_weight)
+        if self.sampled_weight != 0.0 and self.pred.emotion_head is None:
+            raise ReactError(
+                "generation.sampled_emotion_weight needs a predictor with an emotion head (predictor.emotion_head)"
             )
         self._smoothed: tuple[Tensor, Tensor] | None = None  # last emitted (face, emotion) per sample
         self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
@@ -256,12 +263,15 @@ class ReactionStream:
         )
         self.tokens = torch.cat((self.tokens, new), 1)
         self.done = hi
-        decode = head_emotion is None  # the tokenizer's emotion decoder only without an emotion head
+        # the tokenizer's emotion decoder: the emotion without a head, the sampled paths' spread with one
+        decode = head_emotion is None or self.sampled_weight != 0.0
         if self.use_cache:
             face, emotion = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=decode)
         else:
             face, emotion = self.tok.decode_tokens(self.tokens, emotion=decode)
             face, emotion = face[:, lo:], None if emotion is None else emotion[:, lo:]
+        if head_emotion is not None and emotion is not None:
+            emotion = sampled_path_emotion(head_emotion, emotion, self.sampled_weight)
         face, emotion = self._smooth(face, head_emotion if emotion is None else emotion)
         return face, project_emotion(emotion) if self.valid_emotion else emotion
 
