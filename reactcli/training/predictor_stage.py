@@ -314,10 +314,19 @@ def train_predictor(
             if tc.self_sampling > 0:
                 listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
                                           valid.to(device), tc.self_sampling)
-            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
+            style, kl = None, None
+            if model.style is not None:  # the style code's posterior from the real listener window (models/style.py)
+                mean, log_var = model.style.posterior(
+                    model.standardize_emotion(batch["listener_emotion"].to(device)), padding)
+                style, kl = model.style.sample(mean, log_var), model.style.kl(mean, log_var)
+            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion, style=style)
             parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device),
                                weights)
-            return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
+            loss = total_loss(parts, tc.emotion_loss_weight)
+            if kl is not None:
+                parts["style_kl"] = kl
+                loss = loss + tc.style_kl_weight * kl
+            return loss, {k: float(v.detach()) for k, v in parts.items()}
 
         def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
             figures = None
@@ -337,6 +346,7 @@ def train_predictor(
             frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
         )
         parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
+        parts += ("style_kl",) if model.style is not None else ()
         val_parts = tuple(f"val_{p}" for p in parts) + (("val_unheard_mse",) if model.emotion_head is not None else ())
         log = None
         if ctx.is_main:
