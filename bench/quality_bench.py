@@ -45,7 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 REACT = [sys.executable, "-m", "reactcli.cli"]
 ROWS = ("model", "shuffled", "GT", "Mime", "Random", "MeanSeq", "Ridge", "Ideal", "Neighbours")
-DEFAULT_SWEEP = "generation.sampled_emotion_weight=0,0.25,0.5,1"
+DEFAULT_SWEEP = "generation.sampled_emotion_weight=0,0.75,1,2"
 RIDGE_RES_SCALES = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
 
 

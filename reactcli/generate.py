@@ -41,7 +41,7 @@ from torch import Tensor
 from reactcli.data.loaders import pad_emotion
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
-from reactcli.models.sampled_path import sampled_path_emotion
+from reactcli.models.sampled_path import SampledPath
 from reactcli.models.style import draw_styles
 from reactcli.models.valid_emotion import project_emotion
 from reactcli.runtime import derive_seed
@@ -121,6 +121,7 @@ class ReactionStream:
                 "generation.emotion_residual_scale needs a predictor with an emotion head (predictor.emotion_head)"
             )
         self.sampled_weight = float(gen.sampled_emotion_weight)
+        self._sampled = SampledPath(self.sampled_weight, float(gen.sampled_emotion_smoothing))
         if self.sampled_weight != 0.0 and self.pred.emotion_head is None:
             raise ReactError(
                 "generation.sampled_emotion_weight needs a predictor with an emotion head (predictor.emotion_head)"
@@ -276,7 +277,7 @@ class ReactionStream:
             face, emotion = self.tok.decode_tokens(self.tokens, emotion=decode)
             face, emotion = face[:, lo:], None if emotion is None else emotion[:, lo:]
         if head_emotion is not None and emotion is not None:
-            emotion = sampled_path_emotion(head_emotion, emotion, self.sampled_weight)
+            emotion = self._sampled(head_emotion, emotion)
         face, emotion = self._smooth(face, head_emotion if emotion is None else emotion)
         return face, project_emotion(emotion) if self.valid_emotion else emotion
 

@@ -12,7 +12,7 @@ from reactcli.config import load_config
 from reactcli.errors import ReactError
 from reactcli.generate import generate_reactions
 from reactcli.metrics.diversity import frdiv
-from reactcli.models.sampled_path import SAMPLED_DIMS, sampled_path_emotion
+from reactcli.models.sampled_path import SAMPLED_DIMS, SampledPath
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +22,43 @@ def clip() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rng.random(size=(40, 25)).astype(np.float32))
 
 
-def _generate(weight: float, clip, samples: int = 3, seed: int = 1, chunk: int | None = None, model=None):
+def _generate(weight: float, clip, samples: int = 3, seed: int = 1, chunk: int | None = None, model=None,
+              smoothing: float = 0.0):
     model = model or random_model(emotion_skip=6)
     model.config.generation.sampled_emotion_weight = weight
+    model.config.generation.sampled_emotion_smoothing = smoothing
     return generate_reactions(model, *clip, samples=samples, seed=seed, chunk=chunk)
 
 
 def test_the_rule_adds_each_reactions_departure_from_the_mean() -> None:
     g = torch.Generator().manual_seed(0)
     head, decoded = torch.rand(4, 6, 25, generator=g), torch.rand(4, 6, 25, generator=g)
-    out = sampled_path_emotion(head, decoded, 0.5)
-    # differences between reactions are the weight times those of the decoded paths, on AUs and VA
+    out = SampledPath(0.5)(head, decoded)
+    # differences between reactions are the weight times those of the decoded paths, on the AUs
     np.testing.assert_allclose((out[0] - out[1])[..., SAMPLED_DIMS] - (head[0] - head[1])[..., SAMPLED_DIMS],
                                0.5 * (decoded[0] - decoded[1])[..., SAMPLED_DIMS], atol=1e-6)
     torch.testing.assert_close(out.mean(0), head.mean(0))  # the common part is the head's
-    torch.testing.assert_close(out[..., 17:], head[..., 17:])  # expressions keep the head's value
-    torch.testing.assert_close(sampled_path_emotion(head[:1], decoded[:1], 2.0), head[:1])  # K = 1: no spread
+    torch.testing.assert_close(out[..., 15:], head[..., 15:])  # valence/arousal and expressions: the head's
+    torch.testing.assert_close(SampledPath(2.0)(head[:1], decoded[:1]), head[:1])  # K = 1: no spread
     with pytest.raises(ValueError, match="differ"):
-        sampled_path_emotion(head, decoded[:, :3], 0.5)
+        SampledPath(0.5)(head, decoded[:, :3])
+
+
+def test_smoothing_is_a_causal_moving_average_continued_across_calls() -> None:
+    g = torch.Generator().manual_seed(1)
+    head, decoded = torch.zeros(2, 7, 25), torch.rand(2, 7, 25, generator=g)
+    whole = SampledPath(1.0, 0.5)(head, decoded)
+    path = SampledPath(1.0, 0.5)
+    pieces = torch.cat([path(head[:, :3], decoded[:, :3]), path(head[:, 3:], decoded[:, 3:])], 1)
+    torch.testing.assert_close(pieces, whole)
+    spread = (decoded - decoded.mean(0, keepdim=True))[..., :15]
+    expected = spread[:, 0]
+    for t in range(1, 7):
+        expected = 0.5 * expected + 0.5 * spread[:, t]
+    torch.testing.assert_close(whole[:, 6, :15], expected)
+    assert float(whole[..., :15].diff(dim=1).abs().mean()) < float(spread.diff(dim=1).abs().mean())
+    with pytest.raises(ValueError, match="smoothing"):
+        SampledPath(1.0, 1.0)
 
 
 def test_weight_adds_the_sampled_paths_spread_and_nothing_else(clip) -> None:
@@ -48,17 +67,19 @@ def test_weight_adds_the_sampled_paths_spread_and_nothing_else(clip) -> None:
     face1, emotion1 = _generate(0.8, clip, model=model)
     np.testing.assert_array_equal(face0, face1)  # the same sampled tokens: only the emotion changes
     np.testing.assert_allclose(emotion1.mean(0), emotion0.mean(0), atol=1e-5)
-    np.testing.assert_array_equal(emotion1[..., 17:], emotion0[..., 17:])
+    np.testing.assert_array_equal(emotion1[..., 15:], emotion0[..., 15:])
     assert frdiv(emotion1[None]) > 2 * frdiv(emotion0[None])
 
 
-def test_sampled_path_is_online_and_deterministic(clip) -> None:
+@pytest.mark.parametrize("smoothing", [0.0, 0.5])
+def test_sampled_path_is_online_and_deterministic(clip, smoothing: float) -> None:
     model = random_model(emotion_skip=6)
-    _, ref = _generate(0.8, clip, model=model, chunk=3)
-    _, by_frame = _generate(0.8, clip, model=model, chunk=1)
+    kw = {"model": model, "smoothing": smoothing}
+    _, ref = _generate(0.8, clip, chunk=3, **kw)
+    _, by_frame = _generate(0.8, clip, chunk=1, **kw)
     np.testing.assert_allclose(by_frame, ref, atol=1e-5)  # chunking does not matter
-    np.testing.assert_array_equal(_generate(0.8, clip, model=model, chunk=3)[1], ref)  # same seed, same output
-    assert not np.allclose(_generate(0.8, clip, model=model, chunk=3, seed=2)[1], ref)
+    np.testing.assert_array_equal(_generate(0.8, clip, chunk=3, **kw)[1], ref)  # same seed, same output
+    assert not np.allclose(_generate(0.8, clip, chunk=3, seed=2, **kw)[1], ref)
     audio, face, emotion = clip
     rng = np.random.default_rng(9)
     for t in (0, 13, 30):
@@ -66,7 +87,7 @@ def test_sampled_path_is_online_and_deterministic(clip) -> None:
         a2[t + 1 :] += rng.normal(size=a2[t + 1 :].shape).astype(np.float32) * 2
         f2[t + 1 :] -= 1.5
         e2[t + 1 :] = 1.0 - e2[t + 1 :]
-        _, out = _generate(0.8, (a2, f2, e2), model=model, chunk=3)
+        _, out = _generate(0.8, (a2, f2, e2), chunk=3, **kw)
         assert np.array_equal(out[:, : t + 1], ref[:, : t + 1])
         assert not np.array_equal(out[:, t + 1 :], ref[:, t + 1 :])  # the test can fail
 
@@ -77,3 +98,5 @@ def test_sampled_path_needs_an_emotion_head(clip) -> None:
     with pytest.raises(ReactError, match="sampled_emotion_weight adds"):
         load_config(None, {"predictor": {"emotion_head": False, "emotion_skip": 0},
                            "generation": {"sampled_emotion_weight": 0.5}}, environ={})
+    with pytest.raises(ReactError, match="sampled_emotion_smoothing smooths"):
+        load_config(None, {"generation": {"sampled_emotion_smoothing": 0.5}}, environ={})

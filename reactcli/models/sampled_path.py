@@ -13,31 +13,53 @@ well than the head does, but its *spread* is the model's own distribution of rea
 emitted emotion of reaction k is the head's estimate plus ``weight`` times how reaction k's decoded
 emotion departs from the mean of the K reactions' decoded emotion at the same frame:
 
-    emotion_k(t) = head_k(t) + weight * (decoded_k(t) - mean_j decoded_j(t))   (AUs, valence/arousal)
+    spread_k(t) = decoded_k(t) - mean_j decoded_j(t)                  (the 15 AUs)
+    emotion_k(t) = head_k(t) + weight * smooth(spread_k)(t)
 
 The mean is over the K reactions generated together, frame by frame, so the rule is online
-(frame t uses tokens <= t of the K streams) and the differences between reactions are exactly
-``weight`` times those of their face paths (FRDiv does not see the common term removed). K = 1
-has no spread: its emotion is the head's. The expression probabilities keep the head's value: their
-spread added little diversity and cost correlation (docs/quality.md).
+(frame t uses tokens <= t of the K streams) and the differences between reactions are ``weight``
+times those of their (smoothed) face paths: FRDiv does not see the common term removed. K = 1 has
+no spread: its emotion is the head's. ``smooth`` is a causal exponential moving average
+(``generation.sampled_emotion_smoothing``, per reaction, continued across pushes): token sampling
+is per frame, and half of the raw spread is frame-to-frame flicker that made the curves rougher
+than real ones and cost FRD on some datasets. Valence/arousal and the expression probabilities
+keep the head's value: their spread helped on one dataset and hurt on another, the AUs' helped on
+all three (docs/quality.md, fifth round).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from reactcli.vocab import VALENCE_AROUSAL_DIMS
+from reactcli.vocab import AU_DIMS
 
-#: Dims that take the sampled path's spread: the 15 AUs and valence/arousal (emotion[..., :17]).
-SAMPLED_DIMS = slice(0, VALENCE_AROUSAL_DIMS.stop)
+#: Dims that take the sampled path's spread: the 15 AUs.
+SAMPLED_DIMS = AU_DIMS
 
 
-def sampled_path_emotion(head: Tensor, decoded: Tensor, weight: float) -> Tensor:
-    """(K, m, 25) head emotion plus ``weight`` x each reaction's departure from the K reactions' mean
-    decoded emotion (``decoded``: (K, m, 25), from the sampled tokens of the same frames)."""
-    if head.shape != decoded.shape:
-        raise ValueError(f"head emotion {tuple(head.shape)} and decoded emotion {tuple(decoded.shape)} differ")
-    out = head.clone()
-    spread = decoded[..., SAMPLED_DIMS] - decoded[..., SAMPLED_DIMS].mean(0, keepdim=True)
-    out[..., SAMPLED_DIMS] += weight * spread
-    return out
+class SampledPath:
+    """The rule above for one stream of K reactions; keeps the smoothed spread between calls."""
+
+    def __init__(self, weight: float, smoothing: float = 0.0) -> None:
+        if weight < 0 or not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"sampled path: weight {weight} must be >= 0 and smoothing {smoothing} in [0, 1)")
+        self.weight = float(weight)
+        self.smoothing = float(smoothing)
+        self._last: Tensor | None = None  # (K, dims) smoothed spread of the last frame
+
+    def __call__(self, head: Tensor, decoded: Tensor) -> Tensor:
+        """(K, m, 25) emotion for the next m frames: ``head`` plus ``weight`` x the smoothed spread of
+        ``decoded`` (K, m, 25), the emotion decoded from the same frames' sampled tokens."""
+        if head.shape != decoded.shape:
+            raise ValueError(f"head emotion {tuple(head.shape)} and decoded emotion {tuple(decoded.shape)} differ")
+        spread = decoded[..., SAMPLED_DIMS] - decoded[..., SAMPLED_DIMS].mean(0, keepdim=True)
+        if self.smoothing > 0 and spread.shape[1]:
+            rows, last = [], self._last
+            for i in range(spread.shape[1]):
+                last = spread[:, i] if last is None else self.smoothing * last + (1.0 - self.smoothing) * spread[:, i]
+                rows.append(last)
+            spread, self._last = torch.stack(rows, 1), last
+        out = head.clone()
+        out[..., SAMPLED_DIMS] += self.weight * spread
+        return out

@@ -346,8 +346,8 @@ def train_predictor(
             frames_per_step=tc.predictor_batch_size * tc.predictor_crop_frames,
         )
         parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
-        parts += ("style_kl",) if model.style is not None else ()
         val_parts = tuple(f"val_{p}" for p in parts) + (("val_unheard_mse",) if model.emotion_head is not None else ())
+        parts += ("style_kl",) if model.style is not None else ()  # (validation runs at the prior's mean)
         log = None
         if ctx.is_main:
             log = TrainingLog(out_dir, "predictor", parts, val_parts, resume_step=start if resume else None,
