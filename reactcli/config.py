@@ -241,7 +241,8 @@ class GenerationConfig(Section):
     )
     sampled_emotion_smoothing: float = Field(
         default=0.0, ge=0.0, lt=1.0,
-        description="causal exponential smoothing of that spread, per reaction (0 = off)",
+        description="causal exponential smoothing of that spread, per reaction (0 = off; nothing to smooth at "
+        "weight 0)",
     )
     style_scale: float = Field(
         default=1.0, ge=0.0,
@@ -297,10 +298,6 @@ class ReactConfig(BaseModel):
              ("generation.sampled_emotion_weight", "predictor.emotion_head"),
              "generation.sampled_emotion_weight adds the sampled path's spread to the emotion head's output: it "
              "needs predictor.emotion_head = true (or a weight of 0)")
-        rule(info, self.generation.sampled_emotion_smoothing == 0.0 or self.generation.sampled_emotion_weight > 0,
-             ("generation.sampled_emotion_smoothing", "generation.sampled_emotion_weight"),
-             "generation.sampled_emotion_smoothing smooths the sampled path's spread: it needs "
-             "generation.sampled_emotion_weight > 0")
         rule(info, self.generation.style_scale == 1.0 or self.predictor.style_dim > 0,
              ("generation.style_scale", "predictor.style_dim"),
              "generation.style_scale scales the per-reaction style code: it needs predictor.style_dim > 0 "

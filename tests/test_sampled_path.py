@@ -98,5 +98,3 @@ def test_sampled_path_needs_an_emotion_head(clip) -> None:
     with pytest.raises(ReactError, match="sampled_emotion_weight adds"):
         load_config(None, {"predictor": {"emotion_head": False, "emotion_skip": 0},
                            "generation": {"sampled_emotion_weight": 0.5}}, environ={})
-    with pytest.raises(ReactError, match="sampled_emotion_smoothing smooths"):
-        load_config(None, {"generation": {"sampled_emotion_smoothing": 0.5}}, environ={})
