@@ -148,10 +148,6 @@ class PredictorConfig(Section):
         default=True,
         description="emit emotion from a regression head on the listener state (else decode it from the tokens)",
     )
-    style_dim: int = Field(
-        default=0, ge=0,
-        description="size of a per-reaction style code (a CVAE latent drawn once per reaction and held; 0 = off)",
-    )
     linear_emotion_dims: Literal["none", "valence_arousal", "valence_arousal_expressions"] = Field(
         default="none",
         description="emotion dims given by the fixed linear path alone, no learned residual (needs emotion_skip)",
@@ -205,10 +201,6 @@ class TrainingConfig(Section):
         default=0.0, ge=0.0, le=1.0,
         description="fraction of real listener input tokens swapped for the model's own samples (scheduled sampling)",
     )
-    style_kl_weight: float = Field(
-        default=0.05, gt=0.0,
-        description="weight of the style code's KL term (posterior to N(0, I)); used with predictor.style_dim > 0",
-    )
     valence_arousal_weight: float = Field(
         default=1.0, gt=0.0,
         description="extra weight of valence and arousal in the emotion MSE (FRD weighs their distance 1, AUs 1/15)",
@@ -243,10 +235,6 @@ class GenerationConfig(Section):
         default=0.0, ge=0.0, lt=1.0,
         description="causal exponential smoothing of that spread, per reaction (0 = off; nothing to smooth at "
         "weight 0)",
-    )
-    style_scale: float = Field(
-        default=1.0, ge=0.0,
-        description="std of each reaction's style code draw (predictor.style_dim): 1 = the prior, 0 = its mean",
     )
     valid_emotion: bool = Field(
         default=True,
@@ -298,13 +286,6 @@ class ReactConfig(BaseModel):
              ("generation.sampled_emotion_weight", "predictor.emotion_head"),
              "generation.sampled_emotion_weight adds the sampled path's spread to the emotion head's output: it "
              "needs predictor.emotion_head = true (or a weight of 0)")
-        rule(info, self.generation.style_scale == 1.0 or self.predictor.style_dim > 0,
-             ("generation.style_scale", "predictor.style_dim"),
-             "generation.style_scale scales the per-reaction style code: it needs predictor.style_dim > 0 "
-             "(or a scale of 1)")
-        rule(info, self.training.style_kl_weight == 0.05 or self.predictor.style_dim > 0,
-             ("training.style_kl_weight", "predictor.style_dim"),
-             "training.style_kl_weight weighs the style code's KL term: it needs predictor.style_dim > 0")
         return self
 
 

@@ -42,7 +42,6 @@ from reactcli.data.loaders import pad_emotion
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.models.sampled_path import SampledPath
-from reactcli.models.style import draw_styles
 from reactcli.models.valid_emotion import project_emotion
 from reactcli.runtime import derive_seed
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
@@ -126,9 +125,6 @@ class ReactionStream:
             raise ReactError(
                 "generation.sampled_emotion_weight needs a predictor with an emotion head (predictor.emotion_head)"
             )
-        # one style code per reaction, drawn before its first frame and held (models/style.py)
-        self.style = None if self.pred.style is None else draw_styles(
-            self.samples, self.pred.cfg.style_dim, self.seed, float(gen.style_scale)).to(self.device)
         self._smoothed: tuple[Tensor, Tensor] | None = None  # last emitted (face, emotion) per sample
         self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
         self.patch = self.pred.cfg.patch
@@ -252,15 +248,14 @@ class ReactionStream:
             mem_pos = torch.arange(self._memory_start, hi, device=self.device)
             self._memory = self._memory[:, hi - self._memory_start :]
             self._memory_start = hi
-            state = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache,
-                                       style=self.style)
+            state = self.pred.listener(self._listener_inputs(lo, hi), pos, mem, mem_pos, cache=self._lst_cache)
             skip = self._skip_out[:, : hi - lo]
             self._skip_out = self._skip_out[:, hi - lo :]
         else:
             memory, skip = self._full_speaker(hi)
             full = torch.arange(hi, device=self.device)
             lin = self._listener_inputs(0, hi)
-            state = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full, style=self.style)[:, lo:]
+            state = self.pred.listener(lin, full, memory.expand(self.samples, -1, -1), full)[:, lo:]
             skip = None if skip is None else skip[:, lo:]
         skip = None if self.pred.emotion_skip is None else skip.expand(self.samples, -1, -1)
         logits, head_emotion = self.pred.heads(state, skip, self.residual_scale)

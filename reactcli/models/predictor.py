@@ -34,7 +34,6 @@ from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig, ReactConfig
 from reactcli.models.layers import Block, CrossBlock
-from reactcli.models.style import StyleCode
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
 
 if TYPE_CHECKING:
@@ -110,7 +109,6 @@ class ReactionPredictor(nn.Module):
         self.listener_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, self.vocab_size, bias=False)
         self.emotion_head = nn.Linear(d, EMOTION_DIM) if cfg.emotion_head else None
-        self.style = StyleCode(cfg.style_dim, d) if cfg.style_dim else None  # per-reaction code (models/style.py)
         # (the rules between these settings, e.g. linear_emotion_dims needs the skip path, are
         # checked when the configuration is loaded: reactcli/config.py)
         # Dims given by the fixed linear path alone: at the demo's budget the learned residual made
@@ -230,13 +228,9 @@ class ReactionPredictor(nn.Module):
         padding: Tensor | None = None,
         memory_padding: Tensor | None = None,
         cache: dict | None = None,
-        style: Tensor | None = None,
     ) -> Tensor:
-        """Listener state (B, T, d) for inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``
-        (and, with ``predictor.style_dim``, each row's style code (B, style_dim); None is the prior mean)."""
+        """Listener state (B, T, d) for inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``."""
         x = self.listener_embed(listener_in)
-        if style is not None and self.style is not None:
-            x = x + self.style.embed(style)
         for i, block in enumerate(self.listener_blocks):
             x = block(x, pos, padding, _sub(cache, "listener", i))
         for i, block in enumerate(self.listener_cross):
@@ -275,14 +269,13 @@ class ReactionPredictor(nn.Module):
         listener_in: Tensor,
         padding: Tensor | None = None,
         emotion: Tensor | None = None,
-        style: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Training pass over aligned windows: logits predicting listener token t at position t, and
         the emotion head's estimate of the listener's emotion at t (None without a head)."""
         pos = torch.arange(audio.shape[1], device=audio.device)
         memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
         skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
-        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding, style=style), skip)
+        return self.heads(self.listener(listener_in, pos, memory, pos, padding, padding), skip)
 
 
 SKIP_RIDGE_ALPHA = 0.01  # ridge strength per frame of the fixed linear path (the Ridge baseline's default)

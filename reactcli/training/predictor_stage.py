@@ -314,19 +314,10 @@ def train_predictor(
             if tc.self_sampling > 0:
                 listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
                                           valid.to(device), tc.self_sampling)
-            style, kl = None, None
-            if model.style is not None:  # the style code's posterior from the real listener window (models/style.py)
-                mean, log_var = model.style.posterior(
-                    model.standardize_emotion(batch["listener_emotion"].to(device)), padding)
-                style, kl = model.style.sample(mean, log_var), model.style.kl(mean, log_var)
-            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion, style=style)
+            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion)
             parts = loss_parts(model, logits, emotion, targets.to(device), batch["listener_emotion"].to(device),
                                weights)
-            loss = total_loss(parts, tc.emotion_loss_weight)
-            if kl is not None:
-                parts["style_kl"] = kl
-                loss = loss + tc.style_kl_weight * kl
-            return loss, {k: float(v.detach()) for k, v in parts.items()}
+            return total_loss(parts, tc.emotion_loss_weight), {k: float(v.detach()) for k, v in parts.items()}
 
         def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
             figures = None
@@ -347,7 +338,6 @@ def train_predictor(
         )
         parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
         val_parts = tuple(f"val_{p}" for p in parts) + (("val_unheard_mse",) if model.emotion_head is not None else ())
-        parts += ("style_kl",) if model.style is not None else ()  # (validation runs at the prior's mean)
         log = None
         if ctx.is_main:
             log = TrainingLog(out_dir, "predictor", parts, val_parts, resume_step=start if resume else None,
