@@ -266,6 +266,17 @@ class GenerationConfig(Section):
         description="shrink the emotion head's learned part towards the linear skip path (towards the train "
         "mean without one): 1 = as trained, 0 = the linear path alone",
     )
+    sampled_emotion_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="carry each reaction's sampled face path into its emotion: the head's emotion plus this "
+        "weight x the reaction's decoded emotion minus the K reactions' mean (the AUs); 0 = off",
+    )
+    sampled_emotion_smoothing: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="causal exponential smoothing of that spread, per reaction (0 = off; nothing to smooth at "
+        "weight 0)",
+    )
     valid_emotion: bool = Field(
         default=True,
         description="project each emitted emotion frame onto the valid set (AUs in [0, 1], valence/arousal in "
@@ -312,6 +323,10 @@ class ReactConfig(BaseModel):
              ("generation.emotion_residual_scale", "predictor.emotion_head"),
              "generation.emotion_residual_scale shrinks the emotion head's learned part: it needs "
              "predictor.emotion_head = true (or a scale of 1)")
+        rule(info, self.generation.sampled_emotion_weight == 0.0 or head,
+             ("generation.sampled_emotion_weight", "predictor.emotion_head"),
+             "generation.sampled_emotion_weight adds the sampled path's spread to the emotion head's output: it "
+             "needs predictor.emotion_head = true (or a weight of 0)")
         return self
 
 

@@ -30,7 +30,9 @@ average to every emitted frame (y_t = s y_{t-1} + (1 - s) x_t): it only looks ba
 the online contract. ``generation.valid_emotion`` (on by default) projects each emitted emotion
 frame onto the emotions that can exist (``models/valid_emotion.py``): per frame, so also online.
 ``generation.emotion_residual_scale`` shrinks the emotion head's learned part towards the fixed
-linear skip path (a per-frame scale, online too).
+linear skip path (a per-frame scale, online too). ``generation.sampled_emotion_weight`` carries each
+reaction's sampled face path into its AUs (``models/sampled_path.py``: the spread of the K reactions
+of a clip at the same frame, so online as well).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from reactcli.editions import PERSONALITY_TRAITS
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.models.layers import CacheTree
+from reactcli.models.sampled_path import SAMPLED_COUNT, check_sampled_path, sampled_emotion
 from reactcli.models.valid_emotion import project_emotion
 from reactcli.runtime import derive_seed
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
@@ -170,6 +173,13 @@ class BatchedReactionStream:
             raise ReactError(
                 "generation.emotion_residual_scale needs a predictor with an emotion head (predictor.emotion_head)"
             )
+        self.sampled_weight = float(gen.sampled_emotion_weight)
+        self.sampled_smoothing = float(gen.sampled_emotion_smoothing)
+        check_sampled_path(self.sampled_weight, self.sampled_smoothing)
+        if self.sampled_weight != 0.0 and self.pred.emotion_head is None:
+            raise ReactError(
+                "generation.sampled_emotion_weight needs a predictor with an emotion head (predictor.emotion_head)"
+            )
         self.needs_emotion = bool(self.pred.cfg.speaker_emotion)
         self.patch = self.pred.cfg.patch
         self.rows = self.batch * self.samples
@@ -222,6 +232,8 @@ class BatchedReactionStream:
             self._smoothed = (
                 torch.zeros(self.rows, FACE_DIM, device=dev), torch.zeros(self.rows, EMOTION_DIM, device=dev)
             )
+        # The sampled path's smoothed spread per row (its last frame), for generation.sampled_emotion_*.
+        self._spread = torch.zeros(self.rows, SAMPLED_COUNT, device=dev)
         # The no-cache reference keeps every input and token (it recomputes from frame 0).
         self._inputs: list[tuple[Tensor, Tensor, Tensor | None]] = []
         self._history = torch.empty(self.rows, 0, dtype=torch.long, device=dev)
@@ -263,6 +275,7 @@ class BatchedReactionStream:
         if self._smoothed is not None:
             for t in self._smoothed:
                 t.zero_()
+        self._spread.zero_()
         self._inputs = []
         self._history = self._history[:, :0]
 
@@ -271,7 +284,7 @@ class BatchedReactionStream:
         trees = (*self._enc_cache, *self._dec_cache["face"], *self._dec_cache["emotion"],
                  self._spk_cache, self._lst_cache)
         out = [t for tree in trees for cache in tree.caches() for t in cache.tensors()]
-        out += [self._frame, self._tokens]
+        out += [self._frame, self._tokens, self._spread]
         if self._traits is not None:
             out.append(self._traits)
         if self._skip_history is not None:
@@ -388,9 +401,9 @@ class BatchedReactionStream:
             self._skip_history.copy_(history[:, history.shape[1] - self._skip_history.shape[1] :])
         new, head_emotion = self._sample(state, skip, uniform)
         self._tokens.index_copy_(1, slots, new)
-        face_out, emotion_out = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=head_emotion is None)
+        face_out, emotion_out = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=self._decodes(head_emotion))
         self._frame += n
-        return self._finish(face_out, head_emotion if emotion_out is None else emotion_out, pos)
+        return self._finish(face_out, self._emotion(head_emotion, emotion_out, pos), pos)
 
     def _full_step(
         self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor
@@ -413,9 +426,9 @@ class BatchedReactionStream:
             skip = self.pred.skip(self.pred.skip_features(audio_all, emotion_all))[:, lo:]
         new, head_emotion = self._sample(state, skip, uniform)
         self._history = torch.cat((self._history, new), 1)
-        face_out, emotion_out = self.tok.decode_tokens(self._history, emotion=head_emotion is None)
+        face_out, emotion_out = self.tok.decode_tokens(self._history, emotion=self._decodes(head_emotion))
         face_out, emotion_out = face_out[:, lo:], None if emotion_out is None else emotion_out[:, lo:]
-        return self._finish(face_out, head_emotion if emotion_out is None else emotion_out, full[lo:])
+        return self._finish(face_out, self._emotion(head_emotion, emotion_out, full[lo:]), full[lo:])
 
     def _sample(self, state: Tensor, skip: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor | None]:
         """Sampled tokens (B*K, n) and the emotion head's estimate (None without a head)."""
@@ -424,6 +437,21 @@ class BatchedReactionStream:
         logits, head_emotion = self.pred.heads(state, skip_rows, residual_scale=self.residual_scale)
         new = sample_tokens(logits, self._valid, self._top_k_rows, self._temperature_rows, uniform, self._kmax)
         return new, head_emotion
+
+    def _decodes(self, head_emotion: Tensor | None) -> bool:
+        """Whether the tokenizer's emotion decoder runs: it gives the emotion without a head, and
+        the sampled paths' spread with one."""
+        return head_emotion is None or self.sampled_weight != 0.0
+
+    def _emotion(self, head: Tensor | None, decoded: Tensor | None, pos: Tensor) -> Tensor:
+        """The emitted emotion before smoothing: decoded (no head), the head's, or the head's plus
+        the sampled path's spread."""
+        if head is None:
+            return decoded
+        if decoded is None:
+            return head
+        return sampled_emotion(head, decoded, self.samples, self.sampled_weight, self.sampled_smoothing,
+                               self._spread, pos)
 
     def _finish(self, face: Tensor, emotion: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
         face, emotion = self._smooth(face, emotion, pos)

@@ -34,8 +34,12 @@ def make_clips(lengths: list[int], seed: int = 0) -> list[SpeakerClip]:
 
 @pytest.fixture(scope="module")
 def model():
-    # every optional path of the step: skip path, smoothing, dims from the linear path alone
-    return random_model(emotion_skip=6, smoothing=0.4, linear_dims="valence_arousal")
+    # every optional path of the step: skip path, smoothing, dims from the linear path alone, the
+    # sampled path's smoothed spread (a state the static step updates in place)
+    model = random_model(emotion_skip=6, smoothing=0.4, linear_dims="valence_arousal")
+    model.config.generation.sampled_emotion_weight = 0.8
+    model.config.generation.sampled_emotion_smoothing = 0.5
+    return model
 
 
 def test_batched_generation_equals_one_clip_at_a_time(model) -> None:

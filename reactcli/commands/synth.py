@@ -31,26 +31,41 @@ def synth(
     frames: Annotated[
         str | None, typer.Option("--frames", help="MARS: recording lengths MIN-MAX at 30 fps (default 58-600).")
     ] = None,
+    ideal_samples: Annotated[
+        int,
+        typer.Option(
+            "--ideal-samples", min=0,
+            help="Also write K draws of the ideal sampler per val/test sample (DATA/ideal_<split>/, a "
+            "predictions folder react evaluate reads); 0 = none.",
+        ),
+    ] = 0,
 ) -> None:
     """Make a synthetic dataset with learnable speaker -> listener structure (see reactcli/data/synth.py)."""
+    from reactcli.data.ideal import IdealSampler
     from reactcli.data.synth import make_synthetic_dataset
     from reactcli.progress import console, make_progress
 
     if edition != "2024":
         pairs = {"--train-pairs": (train_pairs, 24), "--val-pairs": (val_pairs, 12), "--test-pairs": (test_pairs, 4)}
-        _refuse({**pairs, "--emotion-dirs": (emotion_dirs, "roles")}, f"--edition {edition}")
+        _refuse({**pairs, "--emotion-dirs": (emotion_dirs, "roles"), "--ideal-samples": (ideal_samples, 0)},
+                f"--edition {edition}")
         _synth_mars(out, edition, dyads, sessions, frames, video, seed)
         return
     _refuse({"--dyads": (dyads, None), "--sessions": (sessions, None), "--frames": (frames, None)}, "--edition 2024")
 
     counts = {"train": train_pairs, "val": val_pairs, "test": test_pairs}
+    ideal = IdealSampler(ideal_samples, seed) if ideal_samples else None
     with make_progress() as progress:
         task = progress.add_task("synth clips", total=sum(counts.values()), info="")
         rows = make_synthetic_dataset(
-            out, counts, video=video, emotion_dirs=emotion_dirs, seed=seed, on_clip=lambda: progress.advance(task)
+            out, counts, video=video, emotion_dirs=emotion_dirs, seed=seed, on_clip=lambda: progress.advance(task),
+            on_split=ideal,
         )
     summary = ", ".join(f"{split} {len(r)} pairs ({2 * len(r)} samples)" for split, r in rows.items())
     console.print(f"synthetic dataset written to [bold]{out}[/]: {summary}")
+    if ideal is not None and ideal.written:
+        folders = ", ".join(f"{out}/{path.name}" for path in ideal.written.values())
+        console.print(f"ideal sampler: K = {ideal_samples} draws per sample in {folders}")
 
 
 def _refuse(options: dict[str, tuple[object, object]], edition: str) -> None:

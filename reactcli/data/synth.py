@@ -170,6 +170,11 @@ def at_fps(frames_at_25: int, fps: int) -> int:
     return frames_at_25 if fps == FPS else max(1, round(frames_at_25 * fps / FPS))
 
 
+def listening_traits(rng: np.random.Generator) -> tuple[int, int, float]:
+    """A person's fixed listening style, reaction delay (frames at 25 fps) and voice pitch (Hz)."""
+    return int(rng.integers(N_STYLES)), int(rng.integers(5, 26)), float(rng.uniform(100, 220))
+
+
 def pair_behaviours(rng: np.random.Generator) -> tuple[int, int]:
     """Two *different* behaviour types for the two people of a clip.
 
@@ -460,12 +465,15 @@ def make_synthetic_dataset(
     seed: int = 0,
     on_clip: Callable[[], None] | None = None,
     latents: dict[str, dict[str, int]] | None = None,
+    on_split: Callable[[Path, str, list[Pair], list[dict[str, Person]]], None] | None = None,
 ) -> dict[str, list[Pair]]:
     """Write a dataset in the real layout under ``out``; returns the pair rows per split.
 
     ``on_clip`` is called after each conversation clip (for progress bars). A ``latents`` dict is
     filled with ``split -> {clip: behaviour type}`` (the hidden truth behind the neighbour
-    matrices, for tests; the dataset itself has no such file, like the real one).
+    matrices, for tests; the dataset itself has no such file, like the real one). ``on_split(root,
+    split, rows, people)`` is called after each split with the staged dataset folder and, per row,
+    its two people (speaker first): the ideal sampler (``data/ideal.py``) writes its sets from them.
 
     All or nothing: the dataset is written into a temporary folder beside ``out`` and swapped in at
     the end, so a full disk or Ctrl-C never leaves half a dataset, and an older dataset in ``out``
@@ -484,8 +492,7 @@ def make_synthetic_dataset(
         def traits(person: str) -> tuple[int, int, float]:
             key = "/".join(person.split("/")[:3])
             if key not in people_traits:
-                r = np.random.default_rng([seed, len(people_traits), 7])
-                people_traits[key] = (int(r.integers(N_STYLES)), int(r.integers(5, 26)), float(r.uniform(100, 220)))
+                people_traits[key] = listening_traits(np.random.default_rng([seed, len(people_traits), 7]))
             return people_traits[key]
 
         written: dict[str, list[Pair]] = {}
@@ -495,6 +502,7 @@ def make_synthetic_dataset(
                 continue
             rows = choose_pairs(split, count, master)
             behaviour: dict[str, int] = {}
+            row_people: list[dict[str, Person]] = []
             for row_no, row in enumerate(rows):
                 rng = np.random.default_rng([seed, split_no, row_no])
                 behaviour[row.speaker], behaviour[row.listener] = pair_behaviours(rng)
@@ -506,6 +514,7 @@ def make_synthetic_dataset(
                 for k, (clip, other) in enumerate(((row.speaker, row.listener), (row.listener, row.speaker))):
                     face = make_face(rng, people[clip], people[other], mean, std)
                     _write_clip(root, split, clip, face, people[clip], rng, video, emotion_dirs, mean, std, row_no, k)
+                row_people.append(people)
                 if on_clip:
                     on_clip()
             header = ",speaker_path,listener_path\n"
@@ -516,12 +525,15 @@ def make_synthetic_dataset(
             written[split] = rows
             if latents is not None:
                 latents[split] = behaviour
+            if on_split is not None:
+                on_split(root, split, rows, row_people)
     return written
 
 
 def _dataset_entry(name: str) -> bool:
     """Whether a top-level entry belongs to a REACT dataset (so a folder of them may be replaced)."""
-    return name in SPLITS or name.endswith(".csv") or name.startswith("neighbour_") or name == ".react_cache"
+    return (name in SPLITS or name.endswith(".csv") or name.startswith("neighbour_") or name == ".react_cache"
+            or name.startswith("ideal_"))  # the ideal sampler's sets (data/ideal.py)
 
 
 def _write_clip(
