@@ -20,7 +20,7 @@ the error type (docs/DEVELOPING.md, layers). docs/mars.md explains detection in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reactcli.errors import ReactError
@@ -137,6 +137,22 @@ class Edition:
         return "eeg_processed" in self.modalities
 
 
+#: REACT 2025 on MARS; 2026 is the same release with EEG and personality, MAE and the EEG metrics,
+#: and speaker inputs only by default.
+_MARS_2025 = Edition(
+    name="2025",
+    dataset="MARS",
+    fps=MARS_FPS,
+    fixed_frames=None,
+    emotion_frames=None,
+    min_frames=MARS_MIN_FRAMES,
+    gt_rule=SESSION_POOL,
+    gt_count=MARS_GT_COUNT,
+    metrics=MARS_METRICS,
+    direction=BIDIRECTIONAL,
+    modalities=MARS_GENERIC_MODALITIES,
+)
+
 EDITIONS: dict[str, Edition] = {
     "2024": Edition(
         name="2024",
@@ -151,28 +167,10 @@ EDITIONS: dict[str, Edition] = {
         direction=MIRRORED,
         modalities=("Video_files", "3D_FV_files", "Emotion", "Audio_files"),
     ),
-    "2025": Edition(
-        name="2025",
-        dataset="MARS",
-        fps=MARS_FPS,
-        fixed_frames=None,
-        emotion_frames=None,
-        min_frames=MARS_MIN_FRAMES,
-        gt_rule=SESSION_POOL,
-        gt_count=MARS_GT_COUNT,
-        metrics=MARS_METRICS,
-        direction=BIDIRECTIONAL,
-        modalities=MARS_GENERIC_MODALITIES,
-    ),
-    "2026": Edition(
+    "2025": _MARS_2025,
+    "2026": replace(
+        _MARS_2025,
         name="2026",
-        dataset="MARS",
-        fps=MARS_FPS,
-        fixed_frames=None,
-        emotion_frames=None,
-        min_frames=MARS_MIN_FRAMES,
-        gt_rule=SESSION_POOL,
-        gt_count=MARS_GT_COUNT,
         metrics=(*MARS_METRICS, "MAE", *EEG_METRICS),
         direction=SPEAKER_TO_LISTENER,
         modalities=MARS_GENERIC_MODALITIES + MARS_2026_MODALITIES,
