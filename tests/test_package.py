@@ -251,6 +251,25 @@ def _rewrite(src: Path, dst: Path, edit: Callable[[str, bytes], bytes | None], a
     return dst
 
 
+def _swap_member(member: str, data: bytes) -> Callable[[str, bytes], bytes]:
+    """An ``edit`` for :func:`_rewrite` that replaces ``member`` by ``data`` and updates the manifest
+    to match (its sha256 and size), so only the archive's other rules can catch the swap."""
+    import hashlib
+
+    def edit(name: str, old: bytes) -> bytes:
+        if name == member:
+            return data
+        if name == "manifest.json":
+            manifest = json.loads(old)
+            for entry in manifest["files"]:
+                if entry["path"] == member:
+                    entry.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+            return json.dumps(manifest).encode()
+        return old
+
+    return edit
+
+
 def _flip_last_byte(data: bytes) -> bytes:
     return data[:-1] + bytes([data[-1] ^ 1])
 
@@ -284,50 +303,22 @@ def test_check_reports_a_tampered_archive(
 
 def test_check_recomputes_shapes_and_nan_of_arrays(good_zip: Path, tmp_path: Path) -> None:
     # an array swapped for a NaN one *and* a manifest updated to match still fails the rules
-    import hashlib
     import io
 
     buf = io.BytesIO()
     bad_array = np.zeros((N, 10, 750, 25), np.float32)
     bad_array[0, 0, 0, 0] = np.inf
     np.save(buf, bad_array)
-    data = buf.getvalue()
-
-    def edit(name: str, old: bytes) -> bytes:
-        if name == EMO:
-            return data
-        if name == "manifest.json":
-            manifest = json.loads(old)
-            for entry in manifest["files"]:
-                if entry["path"] == EMO:
-                    entry.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
-            return json.dumps(manifest).encode()
-        return old
-
-    problems, _ = check_archive(_rewrite(good_zip, tmp_path / "nan.zip", edit))
+    problems, _ = check_archive(_rewrite(good_zip, tmp_path / "nan.zip", _swap_member(EMO, buf.getvalue())))
     assert problems == ["predictions/emotion.npy: contains NaN/inf values"]
 
 
 def test_check_holds_videos_to_the_render_record(good_zip: Path, tmp_path: Path) -> None:
     """A submission video swapped in the archive (manifest updated to match) is not the one render.json records."""
-    import hashlib
-
     video = submission_video(SUBMISSION_CLIPS[1])
     with zipfile.ZipFile(good_zip) as zf:
         other = zf.read(video) + b"\0"  # another file (the fixture's four videos are identical)
-
-    def edit(name: str, old: bytes) -> bytes:
-        if name == video:
-            return other
-        if name == "manifest.json":
-            manifest = json.loads(old)
-            for entry in manifest["files"]:
-                if entry["path"] == video:
-                    entry.update(sha256=hashlib.sha256(other).hexdigest(), bytes=len(other))
-            return json.dumps(manifest).encode()
-        return old
-
-    problems, _ = check_archive(_rewrite(good_zip, tmp_path / "swapped.zip", edit))
+    problems, _ = check_archive(_rewrite(good_zip, tmp_path / "swapped.zip", _swap_member(video, other)))
     assert problems == [f"{video}: not the video videos/render.json records"]
 
 
