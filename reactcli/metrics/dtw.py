@@ -116,6 +116,27 @@ def _aligned(rows: int, cols: int, sample: np.ndarray, fill: float) -> np.ndarra
     return out
 
 
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _add_cell(
+    x: np.ndarray, i: int, y: np.ndarray, j: int, s0: float, s1: float, s2: float
+) -> tuple[float, float, float]:  # pragma: no cover - compiled
+    """The path sums ``s0, s1, s2`` of FRD's three blocks (AU, valence/arousal, expressions) after
+    the cell (row ``i`` of ``x``, row ``j`` of ``y``), in float64, each sum grown dim by dim: the
+    one cell step the diagonal and lagged-diagonal bounds share. Inlined at numba's IR level: as a
+    call it cost the bounds ~5% (measured); inlined they run as fast as the loops written out, and
+    the sums grow in the same order, so the bounds are bit-identical."""
+    for d in range(15):
+        diff = np.float64(x[i, d]) - np.float64(y[j, d])
+        s0 += diff * diff
+    for d in range(15, 17):
+        diff = np.float64(x[i, d]) - np.float64(y[j, d])
+        s1 += diff * diff
+    for d in range(17, 25):
+        diff = np.float64(x[i, d]) - np.float64(y[j, d])
+        s2 += diff * diff
+    return s0, s1, s2
+
+
 @njit(cache=True, nogil=True, boundscheck=False)
 def diagonal_bounds(
     queries: np.ndarray, targets: np.ndarray, q_idx: np.ndarray, t_idx: np.ndarray, out: np.ndarray, sums: np.ndarray
@@ -131,15 +152,7 @@ def diagonal_bounds(
         s1 = 0.0
         s2 = 0.0
         for i in range(x.shape[0]):
-            for d in range(15):
-                diff = np.float64(x[i, d]) - np.float64(y[i, d])
-                s0 += diff * diff
-            for d in range(15, 17):
-                diff = np.float64(x[i, d]) - np.float64(y[i, d])
-                s1 += diff * diff
-            for d in range(17, 25):
-                diff = np.float64(x[i, d]) - np.float64(y[i, d])
-                s2 += diff * diff
+            s0, s1, s2 = _add_cell(x, i, y, i, s0, s1, s2)
         out[e] = _weighted(s0, s1, s2)
         sums[e, 0] = s0
         sums[e, 1] = s1
@@ -176,15 +189,7 @@ def lag_bounds(x: np.ndarray, y: np.ndarray, max_lag: int, sums: np.ndarray) -> 
                 i, j = k - shift, n - 1
             if lag < 0:
                 i, j = j, i
-            for d in range(15):
-                diff = np.float64(x[i, d]) - np.float64(y[j, d])
-                s0 += diff * diff
-            for d in range(15, 17):
-                diff = np.float64(x[i, d]) - np.float64(y[j, d])
-                s1 += diff * diff
-            for d in range(17, 25):
-                diff = np.float64(x[i, d]) - np.float64(y[j, d])
-                s2 += diff * diff
+            s0, s1, s2 = _add_cell(x, i, y, j, s0, s1, s2)
         sums[0] = min(sums[0], s0)
         sums[1] = min(sums[1], s1)
         sums[2] = min(sums[2], s2)
