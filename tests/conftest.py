@@ -51,6 +51,28 @@ def preprocessed_root(synth_root: Path) -> Path:
     return synth_root
 
 
+@pytest.fixture(scope="session")
+def pirender(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random PIRender weights (seed 0) in the official layout, ``{"state_dict": ...}``. Read-only:
+    a test that changes the file works on a copy."""
+    import torch
+
+    from reactcli.render.pirender import PIRender
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "cur_model_fold.pth"
+    torch.save({"state_dict": PIRender().state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random FID Inception weights in the official layout (``_weight_fixtures.save_random_inception``). Read-only."""
+    from _weight_fixtures import save_random_inception
+
+    return save_random_inception(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth")
+
+
 def copy_dataset(src: Path, dst: Path) -> Path:
     """A private copy of a fixture dataset for tests that damage files."""
     import shutil

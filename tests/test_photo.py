@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _weight_fixtures import save_random_inception
 from conftest import run_cli
 from PIL import Image
 
@@ -50,19 +49,6 @@ def predictions(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(out / "face3dmm.npy", face.astype(np.float32))
     np.save(out / "emotion.npy", np.repeat(emotion[:, None], 2, 1).astype(np.float32))
     return out
-
-
-@pytest.fixture(scope="module")
-def pirender(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "cur_model_fold.pth"
-    torch.save({"state_dict": PIRender().state_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_random_inception(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth")
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> None:

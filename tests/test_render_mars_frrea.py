@@ -2,8 +2,8 @@
 on ragged lengths, the MARS PIRender protocol (Resize 224 + CenterCrop 224, translation z minus
 mean_face[57]), streamed frame picking, up-front checks and the recorded protocol.
 
-Random weights in the official layouts, as in tests/test_photo.py; PIRender costs about a second a
-frame on one core, so every run renders a few frames only."""
+Random weights in the official layouts (conftest's ``pirender`` and ``inception``); PIRender costs
+about a second a frame on one core, so every run renders a few frames only."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from _weight_fixtures import save_random_inception
 from conftest import run_cli
 from PIL import Image
 
@@ -44,7 +42,6 @@ from reactcli.render.photo import (
     mars_protocol,
     real_frame,
 )
-from reactcli.render.pirender import PIRender
 from reactcli.render.video import probe
 
 
@@ -76,19 +73,6 @@ def write_set(root: Path, out: Path, noise: float = 0.05, ids: list[str] | None 
 @pytest.fixture(scope="module")
 def predictions(mars_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_set(mars_root, tmp_path_factory.mktemp("pred") / "set")
-
-
-@pytest.fixture(scope="module")
-def pirender(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "cur_model_fold.pth"
-    torch.save({"state_dict": PIRender().state_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_random_inception(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth")
 
 
 # ------------------------------------------------------------------ the plan, without rendering
