@@ -81,6 +81,15 @@ def copy_dataset(src: Path, dst: Path) -> Path:
     return dst
 
 
+def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> None:
+    """What the command printed on stderr (progress bars aside) is one ``error: ...`` line holding
+    ``needle``, without a traceback."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and "━" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert "Traceback" not in err
+
+
 def run_cli(args: list[str]) -> int:
     """Run ``react`` in-process and return its exit code (0 when it returns normally)."""
     from reactcli.cli import main

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 from PIL import Image
 
 from reactcli.data.layout import DatasetLayout, Sample, mirrored, read_pairs
@@ -49,13 +49,6 @@ def predictions(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(out / "face3dmm.npy", face.astype(np.float32))
     np.save(out / "emotion.npy", np.repeat(emotion[:, None], 2, 1).astype(np.float32))
     return out
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> None:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip() and "━" not in line]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
-    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------ the protocol, without rendering

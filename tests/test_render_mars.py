@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 from scipy.io import wavfile
 
 from reactcli.data.mars import MarsSample, list_recordings
@@ -100,13 +100,6 @@ def mars_render(mars_root: Path, mars_predictions: Path, tmp_path_factory: pytes
     args = ["render", "--data", str(mars_root), "--predictions", str(mars_predictions), "--out", str(out)]
     assert run_cli([*args, "--set", f"render.size={SIZE}"]) == 0
     return out
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> None:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip() and "━" not in line]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
-    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------ videos, sound, manifest
