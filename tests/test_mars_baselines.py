@@ -7,13 +7,8 @@ import pytest
 import torch
 
 from reactcli.errors import ReactError
-from reactcli.metrics.mars_baselines import (
-    MARS_BASELINES,
-    b_random,
-    naive_predictions,
-    score_naive_baselines,
-    train_mean_frame,
-)
+from reactcli.metrics.mars import score_mars
+from reactcli.metrics.mars_baselines import MARS_BASELINES, b_random, naive_rows, train_mean_frame
 
 
 def test_b_random_consumes_the_generator_like_the_script() -> None:
@@ -51,10 +46,16 @@ def test_rows_and_their_expected_values() -> None:
     speakers = [(rng.random((t, 25)) < 0.4).astype(np.float32) for t in lengths]
     aligned = [(rng.random((10, t, 25)) < 0.4).astype(np.float32) for t in lengths]
     mean = rng.random(25).astype(np.float32)
-    rows = naive_predictions(speakers, aligned, mean, torch.Generator().manual_seed(0))
+    makers = naive_rows(speakers, aligned, torch.Generator().manual_seed(0), mean)
+    rows = {name: make() for name, make in makers.items()}  # in order: B_Random draws from the generator
     assert list(rows) == list(MARS_BASELINES)
     assert rows["B_Mime"][1].shape == (10, 70, 25) and rows["B_MeanFr"][2].shape == (10, 90, 25)
-    scores = score_naive_baselines(speakers, aligned, mean, torch.Generator().manual_seed(0), workers=2, fixed=False)
+    assert list(naive_rows(speakers, aligned, None, None)) == list(MARS_BASELINES[:3])  # no train mean: no B_MeanFr
+    scores = {  # as run_mars_baselines scores them: GT_identical's FRC forced
+        name: score_mars(speakers, preds, aligned, mae=True, fixed=False, force_identity_frc=name == "GT_identical",
+                         workers=2)
+        for name, preds in rows.items()
+    }  # fmt: skip
     gt = scores["GT_identical"].values
     assert gt["FRC"] == 10.0 and gt["FRD"] == pytest.approx(0.0, abs=1e-9) and gt["MAE"] > 0
     meanfr = scores["B_MeanFr"].values

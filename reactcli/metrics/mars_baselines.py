@@ -32,7 +32,7 @@ import numpy as np
 
 from reactcli.editions import MARS_GT_COUNT, MARS_METRIC_KEYS, Edition
 from reactcli.errors import ReactError
-from reactcli.metrics.mars import MarsScores, score_mars
+from reactcli.metrics.mars import score_mars
 from reactcli.metrics.mars_truth import AlignmentJob, MarsTruth, ScoringOptions, align_truth
 from reactcli.metrics.ridge import DEFAULT_RESIDUAL_SCALE
 from reactcli.vocab import ACTION_UNITS, EMOTION_DIM, EXPRESSIONS_8, VALENCE_AROUSAL
@@ -95,47 +95,23 @@ def b_mean_fr(speakers: Sequence[np.ndarray], train_mean: np.ndarray, k: int = M
     return [np.broadcast_to(mean, (k, np.shape(s)[0], mean.shape[0])) for s in speakers]
 
 
-def naive_predictions(
+def naive_rows(
     speakers: Sequence[np.ndarray],
     aligned_targets: Sequence[np.ndarray],
-    train_mean: np.ndarray,
     generator,
+    train_mean: np.ndarray | None,
     k: int = MARS_GT_COUNT,
-) -> dict[str, list[np.ndarray]]:
-    """The four rows' predictions, built in the script's order (B_Random consumes ``generator``)."""
-    return {
-        "GT_identical": gt_identical(aligned_targets),
-        "B_Random": b_random(aligned_targets, generator),
-        "B_Mime": b_mime(speakers, k),
-        "B_MeanFr": b_mean_fr(speakers, train_mean, k),
+) -> dict[str, Callable[[], list[np.ndarray]]]:
+    """The naive rows in the script's order, each built when called (B_Random consumes ``generator``,
+    so call them in order); B_MeanFr only with a ``train_mean``."""
+    rows: dict[str, Callable[[], list[np.ndarray]]] = {
+        "GT_identical": lambda: gt_identical(aligned_targets),
+        "B_Random": lambda: b_random(aligned_targets, generator),
+        "B_Mime": lambda: b_mime(speakers, k),
     }
-
-
-def score_naive_baselines(
-    speakers: Sequence[np.ndarray],
-    aligned_targets: Sequence[np.ndarray],
-    train_mean: np.ndarray,
-    generator,
-    k: int = MARS_GT_COUNT,
-    workers: int | None = None,
-    names: Sequence[str] | None = None,
-    fixed: bool = True,
-) -> dict[str, MarsScores]:
-    """Every row scored with FRC, FRD, FRSyn, FRDiv, FRVar and MAE (and FRSyn_fixed), GT_identical's FRC forced."""
-    rows = naive_predictions(speakers, aligned_targets, train_mean, generator, k)
-    return {
-        name: score_mars(
-            speakers,
-            preds,
-            aligned_targets,
-            mae=True,
-            fixed=fixed,
-            force_identity_frc=(name == "GT_identical"),
-            workers=workers,
-            names=names,
-        )  # fmt: skip
-        for name, preds in rows.items()
-    }
+    if train_mean is not None:
+        rows["B_MeanFr"] = lambda: b_mean_fr(speakers, train_mean, k)
+    return rows
 
 
 # -- the stage behind `react baselines` on a MARS root ----------------------------------------------
@@ -209,17 +185,12 @@ def run_mars_baselines(
         generator = baseline_script_generator(prepared.alignment.seed)
     k = MARS_GT_COUNT
     skipped: dict[str, str] = {}
-    rows_preds: dict[str, Callable[[], list[np.ndarray]]] = {  # the script's order (B_Random draws)
-        "GT_identical": lambda: gt_identical(aligned.targets),
-        "B_Random": lambda: b_random(aligned.targets, generator),
-        "B_Mime": lambda: b_mime(truth.speakers, k),
-    }
     try:
         mean = train_listener_mean(root)
-        rows_preds["B_MeanFr"] = lambda: b_mean_fr(truth.speakers, mean, k)
     except ReactError as exc:
         mean = None
         skipped["B_MeanFr"] = f"needs the train split's listener facial attributes: {exc}"
+    rows_preds = naive_rows(truth.speakers, aligned.targets, generator, mean, k)
     ridge_record = None
     if prepared.ridge is not None:
         from reactcli.metrics.mars_ridge import fit_mars_ridge, mars_ridge_predictions, mars_ridge_res_predictions
