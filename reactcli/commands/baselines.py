@@ -8,6 +8,7 @@ parses, dispatches and prints.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +38,22 @@ from reactcli.metrics.ridge import DEFAULT_ALPHA, DEFAULT_LOOKBACK, DEFAULT_RESI
 
 if TYPE_CHECKING:
     from reactcli.editions import Edition
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What both editions' rows are asked for: the split, the output, K, the seed and the Ridge rows' settings."""
+
+    data: Path
+    split: str
+    out: Path | None
+    samples: int | None
+    seed: int
+    workers: int | None
+    config: Path | None
+    set_: list[str] | None
+    ridge: tuple[int, int, float]  # (lookback, step, alpha)
+    residual_scale: float
 
 
 def baselines(
@@ -103,29 +120,15 @@ def baselines(
         "gt_seed": gt_seed, "gt_list": gt_list, "bidirectional": bidirectional,
     }  # fmt: skip
     ridge = (ridge_lookback, ridge_step, ridge_alpha)
+    request = _Request(data, split, out, samples, seed, workers, config, set_, ridge, ridge_residual_scale)
     if chosen.is_mars:
-        _baselines_mars(data, split, out, samples, seed, workers, ridge, ridge_residual_scale, chosen, mars_options,
-                        device, config, set_)  # fmt: skip
+        _baselines_mars(request, chosen, mars_options, device)
         return
     refuse_mars_options(data, {**mars_options, "device": None if device == "auto" else device})
-    _baselines_2024(data, split, out, samples, seed, workers, config, set_, ridge, ridge_residual_scale)
+    _baselines_2024(request)
 
 
-def _baselines_mars(
-    data: Path,
-    split: str,
-    out: Path | None,
-    samples: int | None,
-    seed: int,
-    workers: int | None,
-    ridge: tuple[int, int, float],
-    residual_scale: float,
-    chosen: Edition,
-    options: dict[str, Any],
-    device: str,
-    config: Path | None,
-    set_: list[str] | None,
-) -> None:
+def _baselines_mars(request: _Request, chosen: Edition, options: dict[str, Any], device: str) -> None:
     """The MARS rows (``metrics.mars_baselines.mars_baselines``), their table and JSON."""
     from reactcli.editions import MARS_GT_COUNT
     from reactcli.errors import ReactError
@@ -135,14 +138,15 @@ def _baselines_mars(
     from reactcli.runtime import resolve_device
     from reactcli.tables import mars_title, metrics_table, present_metrics
 
+    samples, out = request.samples, request.out
     if samples is not None and samples != MARS_GT_COUNT:
         raise ReactError(f"--samples {samples}: MARS baselines have K = {MARS_GT_COUNT}, the ground truths per sample")
-    if config is not None or set_:
+    if request.config is not None or request.set_:
         raise ReactError("--config/--set: the MARS baselines read no settings (Ridge reads the release's files)")
     scoring = ScoringOptions.given(**options, device=str(resolve_device(device)))
     prepared = prepare_mars_baselines(  # every check before the long part
-        data, split, edition=chosen, options=scoring, workers=workers, seed=seed, ridge=ridge,
-        residual_scale=residual_scale,
+        request.data, request.split, edition=chosen, options=scoring, workers=request.workers, seed=request.seed,
+        ridge=request.ridge, residual_scale=request.residual_scale,
     )  # fmt: skip
     with stage_bars() as (on_stage, on_count):  # one bar per stage; the alignment's counts samples
         payload = run_mars_baselines(prepared, on_stage=on_stage, on_align=on_count)
@@ -163,18 +167,7 @@ def _baselines_mars(
         err_console.print(f"wrote {out}")
 
 
-def _baselines_2024(
-    data: Path,
-    split: str,
-    out: Path | None,
-    samples: int | None,
-    seed: int,
-    workers: int | None,
-    config: Path | None,
-    set_: list[str] | None,
-    ridge: tuple[int, int, float],
-    residual_scale: float,
-) -> None:
+def _baselines_2024(request: _Request) -> None:
     """The REACT 2024 rows, their table and JSON."""
     from reactcli.errors import ReactError
     from reactcli.metrics.baselines import EMOTION_BASELINES, baseline_predictions, train_emotion
@@ -183,8 +176,10 @@ def _baselines_2024(
     from reactcli.progress import console, err_console, make_progress
     from reactcli.tables import metrics_table
 
-    ridge_lookback, ridge_step, ridge_alpha = ridge
-    cfg = build_config(config, set_, generation={"samples": samples})
+    data, split, out, seed, workers = request.data, request.split, request.out, request.seed, request.workers
+    ridge_lookback, ridge_step, ridge_alpha = request.ridge
+    residual_scale = request.residual_scale
+    cfg = build_config(request.config, request.set_, generation={"samples": request.samples})
     samples = cfg.generation.samples
     truth = load_truth(data, split)
     skipped: dict[str, str] = {}
