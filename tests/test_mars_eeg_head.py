@@ -265,3 +265,24 @@ def test_bad_eeg_settings_are_one_line_errors(synth_root: Path, tmp_path: Path) 
         train_predictor(tmp_path / "r24", cfg, out / "tokenizer.ckpt", tmp_path / "x", 0,
                         DistContext(0, 1, 0, torch.device("cpu")))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("lengths", [[60, 60], [58, 95]])
+def test_prediction_sets_carry_eeg_dense_and_ragged(tmp_path: Path, lengths: list[int]) -> None:
+    rng = np.random.default_rng(1)
+    blocks = [(rng.random((2, t, 25), np.float32), rng.random((2, t, 58), np.float32),
+               rng.random((2, eeg_window_count(t), EEG_DIM), np.float32)) for t in lengths]  # fmt: skip
+    with PredictionWriter(tmp_path / "set", 2, {"edition": "2026"}, kinds=("emotion", "face3dmm", "eeg")) as writer:
+        for i, (emotion, face, eeg) in enumerate(blocks):
+            writer.add(f"s{i}", emotion, face, eeg=eeg)
+        with pytest.raises(ValueError, match="eeg of s9: shape"):
+            writer.add("s9", *blocks[0][:2], eeg=blocks[0][2][..., :5])
+        preds = writer.commit()
+    assert preds.layout == ("dense" if lengths[0] == lengths[1] else "ragged") and preds.has_eeg
+    assert (tmp_path / "set" / ("eeg.npy" if preds.layout == "dense" else "eeg_ragged.npy")).is_file()
+    assert preds.eeg_lengths == [eeg_window_count(t) for t in lengths]
+    for i, (_, _, eeg) in enumerate(blocks):
+        np.testing.assert_array_equal(preds.eeg(i), eeg)
+    plain = PredictionWriter(tmp_path / "plain", 2)
+    plain.add("s0", *blocks[0][:2])
+    assert not plain.commit().has_eeg and PredictionSet.open(tmp_path / "plain").eeg(0) is None
