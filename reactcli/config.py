@@ -244,7 +244,9 @@ class TrainingConfig(Section):
     )
     emotion_loss_weight: float = Field(default=2.0, ge=0.0, description="weight of the emotion head's MSE")
     eeg_loss_weight: float = Field(
-        default=1.0, ge=0.0, description="weight of the EEG head's masked MSE (standardised units; predictor.eeg_head)"
+        default=0.3, ge=0.0,
+        description="weight of the EEG head's masked MSE (standardised units; predictor.eeg_head; at 1 the shared "
+        "listener state lost facial FRC on the synthetic data, docs/mars.md)",
     )
     tensorboard: bool = Field(default=False, description="also write TensorBoard events under <out>/tb/")
     compile: bool = Field(
@@ -335,10 +337,10 @@ class ReactConfig(BaseModel):
              ("generation.sampled_emotion_weight", "predictor.emotion_head"),
              "generation.sampled_emotion_weight adds the sampled path's spread to the emotion head's output: it "
              "needs predictor.emotion_head = true (or a weight of 0)")
-        rule(info, self.training.eeg_loss_weight == 1.0 or self.predictor.eeg_head,
+        rule(info, self.training.eeg_loss_weight == 0.3 or self.predictor.eeg_head,
              ("training.eeg_loss_weight", "predictor.eeg_head"),
              "training.eeg_loss_weight weighs the EEG head's loss: it needs predictor.eeg_head = true "
-             "(or a weight of 1)")
+             "(or the default weight, 0.3)")
         return self
 
 

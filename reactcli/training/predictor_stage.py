@@ -365,7 +365,7 @@ def eeg_mse(
     return (err * keep).sum() / keep.sum().clamp_min(1.0)
 
 
-def total_loss(parts: dict[str, torch.Tensor], emotion_weight: float, eeg_weight: float = 1.0) -> torch.Tensor:
+def total_loss(parts: dict[str, torch.Tensor], emotion_weight: float, eeg_weight: float = 0.3) -> torch.Tensor:
     loss = parts["ce"] + emotion_weight * parts["emotion_mse"] if "emotion_mse" in parts else parts["ce"]
     return loss + eeg_weight * parts["eeg_mse"] if "eeg_mse" in parts else loss
 
@@ -403,7 +403,7 @@ def own_samples(
 @torch.no_grad()
 def validation_loss(
     model: ReactionPredictor, corpus: dict, device: torch.device, emotion_weight: float,
-    weights: torch.Tensor | None = None, batch: int = 8, eeg_weight: float = 1.0,
+    weights: torch.Tensor | None = None, batch: int = 8, eeg_weight: float = 0.3,
 ) -> dict[str, float]:
     """Loss and its parts over whole clips (teacher forcing, generation's attention), frame-weighted.
 
