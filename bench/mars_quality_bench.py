@@ -14,6 +14,12 @@ with the same seeds as the matched run:
 * speaker shuffle: every val sample gets the next sample's speaker (audio, 3DMM, attributes),
   with its own listener's traits, cut or extended to its own length.
 
+A model trained with ``predictor.eeg_head`` (``--set predictor.eeg_head=true``) is also scored on
+the EEG metrics (``metrics/mars_eeg.py``, the paired listeners' EEG at each second's last frame as
+ground truth, ``data/eeg_windows.py``) next to ``EEG mean``: the train listeners' mean EEG (valid
+cells only), constant over time, K times (its EEG_FRC is 0 by construction: a constant has no
+correlation; its EEG_FRD is the floor a model must beat).
+
 Prints one table per seed, the targets of issue 23 (model FRD below B_Mime's and B_MeanFr's, FRC
 >= 0.75 x Ridge's, trait-shuffled FRC <= 0.9 x matched) as pass/fail, the mean and worst case
 over seeds, and writes everything as JSON. Data and runs are kept under ``--out`` and reused
@@ -40,6 +46,7 @@ REACT = [sys.executable, "-m", "reactcli.cli"]
 MODEL_ROWS = ("model", "traits shuffled", "speaker shuffled")
 BASELINE_ROWS = ("B_Mime", "B_MeanFr", "Ridge", "RidgeRes")
 SHOWN = ("FRC", "FRD", "FRSyn_fixed", "FRDiv", "FRVar", "MAE")
+EEG_SHOWN = ("EEG_FRC", "EEG_FRD", "EEG_FRSyn", "EEG_FRDiv", "EEG_FRVar")
 
 
 def react(*args: object, log: Path) -> None:
@@ -80,15 +87,43 @@ def shuffled_traits(traits: list[np.ndarray]) -> list[np.ndarray]:
     return [distinct[(j + 1) % len(distinct)] for j in where]
 
 
-def generated(model, mars, samples: int, speaker_of: list[int] | None = None) -> tuple[list[np.ndarray], float]:  # noqa: ANN001
-    """Every sample's (K, L, 25) emotion in sample order, and the seconds it took."""
+def generated(model, mars, samples: int, speaker_of: list[int] | None = None, eeg: list | None = None,  # noqa: ANN001
+              ) -> tuple[list[np.ndarray], float]:
+    """Every sample's (K, L, 25) emotion in sample order, and the seconds it took; with ``eeg`` (a
+    list, for a model with an EEG head) also every sample's (K, n, 14) EEG, appended to it."""
     from reactcli.generate_mars import iter_mars_reactions
 
     out: dict[int, np.ndarray] = {}
+    eeg_out: dict[int, np.ndarray] = {}
     t0 = time.perf_counter()
-    for n, _, emotion in iter_mars_reactions(model, mars, 0, samples, speaker_of=speaker_of):
+    for n, _, emotion, *rest in iter_mars_reactions(model, mars, 0, samples, speaker_of=speaker_of,
+                                                    eeg=eeg is not None):
         out[n] = np.array(emotion)
+        if rest:
+            eeg_out[n] = np.array(rest[0])
+    if eeg is not None:
+        eeg.extend(eeg_out[n] for n in range(len(eeg_out)))
     return [out[n] for n in range(len(out))], time.perf_counter() - t0
+
+
+def eeg_rows(root: Path, model, mars, estimates: list[np.ndarray], samples: int) -> dict[str, dict]:  # noqa: ANN001
+    """The EEG metrics of the model's estimates and of the constant train-mean EEG."""
+    from reactcli.data.eeg_windows import split_eeg_targets
+    from reactcli.editions import OFFICIAL_METRIC_NAMES
+    from reactcli.metrics.mars_eeg import score_eeg
+    from reactcli.training.corpus import load_clips
+
+    targets, masks = split_eeg_targets(root, "val", mars.speakers.samples, mars.lengths, mars.edition.fps)
+    train = load_clips(root, "train", model.config, ("listener_eeg", "listener_eeg_mask"))
+    values = np.concatenate(train["listener_eeg"]).astype(np.float64)
+    valid = np.concatenate(train["listener_eeg_mask"]) > 0.5
+    mean = ((values * valid).sum(0) / np.maximum(valid.sum(0), 1)).astype(np.float32)
+    constant = [np.broadcast_to(mean, (samples, t.shape[1], mean.size)).copy() for t in targets]
+    rows = {}
+    for name, preds in (("model", estimates), ("EEG mean", constant)):
+        scores = score_eeg(preds, targets, masks)
+        rows[name] = {key: float(scores[OFFICIAL_METRIC_NAMES[key]]) for key in EEG_SHOWN}
+    return rows
 
 
 def score_seed(root: Path, run: Path, samples: int, log: Path) -> dict:
@@ -107,7 +142,8 @@ def score_seed(root: Path, run: Path, samples: int, log: Path) -> dict:
     if not mars.personality:
         raise SystemExit(f"{run / 'predictor.ckpt'}: trained without predictor.personality; nothing to ablate")
     preds: dict[str, list[np.ndarray]] = {}
-    preds["model"], gen_seconds = generated(model, mars, samples)
+    estimates: list[np.ndarray] | None = [] if model.predictor.eeg_head is not None else None
+    preds["model"], gen_seconds = generated(model, mars, samples, eeg=estimates)
     shuffled = dataclasses.replace(mars.speakers, traits=shuffled_traits(mars.speakers.traits))
     preds["traits shuffled"], _ = generated(model, dataclasses.replace(mars, speakers=shuffled), samples)
     n = len(mars.ids)
@@ -126,8 +162,11 @@ def score_seed(root: Path, run: Path, samples: int, log: Path) -> dict:
     for name in BASELINE_ROWS:
         metrics[name] = rows[name]
     frames = int(sum(truth.lengths))
-    return {"metrics": metrics, "N": n, "frames": frames, "generate_seconds": gen_seconds,
-            "realtime_factor": frames / edition.fps / gen_seconds, "mode": facts.mode}
+    out = {"metrics": metrics, "N": n, "frames": frames, "generate_seconds": gen_seconds,
+           "realtime_factor": frames / edition.fps / gen_seconds, "mode": facts.mode}
+    if estimates is not None:
+        out["eeg"] = eeg_rows(root, model, mars, estimates, samples)
+    return out
 
 
 def checks(result: dict) -> dict[str, bool]:
@@ -162,6 +201,8 @@ def print_seed(seed: int, result: dict, k: int) -> None:
     for name in (*MODEL_ROWS, *BASELINE_ROWS):
         cells = [m[name].get(metric) for metric in SHOWN]
         print(f"{name:18s} " + " ".join(f"{v:11.4f}" if v is not None else f"{'-':>11s}" for v in cells))
+    for name, row in result.get("eeg", {}).items():
+        print(f"{name:18s} " + " ".join(f"{key} {row[key]:.4f}" for key in EEG_SHOWN))
     print(", ".join(f"{name} {value:.3f}" for name, value in ratios(result).items()))
     print(f"generation {result['realtime_factor']:.1f}x real time ({result['mode']}); "
           f"train {result['train_seconds']:.0f} s")

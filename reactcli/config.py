@@ -180,6 +180,11 @@ class PredictorConfig(Section):
         description="add a learned projection of the listener's five traits ((x - 1) / 4) to the listener stream "
         "(REACT 2026: a MARS root with personality/listener.csv; samples without traits are left out)",
     )
+    eeg_head: bool = Field(
+        default=False,
+        description="also predict the listener's 14 EEG targets from the listener state, read out once per second "
+        "at each second's last frame (REACT 2026: a MARS root with eeg_processed; trained with the EEG mask)",
+    )
     linear_emotion_dims: Literal["none", "valence_arousal", "valence_arousal_expressions"] = Field(
         default="none",
         description="emotion dims given by the fixed linear path alone, no learned residual (needs emotion_skip)",
@@ -238,6 +243,11 @@ class TrainingConfig(Section):
         description="extra weight of valence and arousal in the emotion MSE (FRD weighs their distance 1, AUs 1/15)",
     )
     emotion_loss_weight: float = Field(default=2.0, ge=0.0, description="weight of the emotion head's MSE")
+    eeg_loss_weight: float = Field(
+        default=0.3, ge=0.0,
+        description="weight of the EEG head's masked MSE (standardised units; predictor.eeg_head; at 1 the shared "
+        "listener state lost facial FRC on the synthetic data, docs/mars.md)",
+    )
     tensorboard: bool = Field(default=False, description="also write TensorBoard events under <out>/tb/")
     compile: bool = Field(
         default=False,
@@ -327,6 +337,10 @@ class ReactConfig(BaseModel):
              ("generation.sampled_emotion_weight", "predictor.emotion_head"),
              "generation.sampled_emotion_weight adds the sampled path's spread to the emotion head's output: it "
              "needs predictor.emotion_head = true (or a weight of 0)")
+        rule(info, self.training.eeg_loss_weight == 0.3 or self.predictor.eeg_head,
+             ("training.eeg_loss_weight", "predictor.eeg_head"),
+             "training.eeg_loss_weight weighs the EEG head's loss: it needs predictor.eeg_head = true "
+             "(or the default weight, 0.3)")
         return self
 
 

@@ -47,8 +47,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reactcli.data.eeg_windows import eeg_window_ends
 from reactcli.data.loaders import pad_emotion
-from reactcli.editions import PERSONALITY_TRAITS
+from reactcli.editions import EEG_DIM, PERSONALITY_TRAITS
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
 from reactcli.models.layers import CacheTree
@@ -72,6 +73,7 @@ class ListenerFrames:
     face3dmm: Tensor
     emotion: Tensor
     start: int  # frame index of the first row
+    eeg: Tensor | None = None  # a model with an EEG head: its per-frame estimate, (K, m, 14) / (B, K, m, 14)
 
 
 def _per_sample(value: float | int | Sequence, samples: int, name: str, dtype: torch.dtype) -> Tensor:
@@ -347,25 +349,28 @@ class BatchedReactionStream:
             raise ReactError("speaker input contains NaN or inf")
         inputs = [x.to(self.device) for x in inputs]
         start, n = self.received, audio.shape[1]
-        faces, emotions = [], []
+        steps = []
         for lo in range(0, n, self.patch):
             piece = [x[:, lo : lo + self.patch] for x in inputs]
-            f, e = self._advance(piece[0], piece[1], piece[2] if self.needs_emotion else None)
-            faces.append(f)
-            emotions.append(e)
+            steps.append(self._advance(piece[0], piece[1], piece[2] if self.needs_emotion else None))
         k = self.samples
-        if not faces:
-            return ListenerFrames(torch.empty(b, k, 0, FACE_DIM), torch.empty(b, k, 0, EMOTION_DIM), start)
-        face_out = torch.cat(faces, 1).view(b, k, n, FACE_DIM).cpu()
-        emotion_out = torch.cat(emotions, 1).view(b, k, n, EMOTION_DIM).cpu()
-        return ListenerFrames(face_out, emotion_out, start)
+        eeg = None
+        if not steps:
+            if self.pred.eeg_head is not None:
+                eeg = torch.empty(b, k, 0, EEG_DIM)
+            return ListenerFrames(torch.empty(b, k, 0, FACE_DIM), torch.empty(b, k, 0, EMOTION_DIM), start, eeg)
+        face_out = torch.cat([s[0] for s in steps], 1).view(b, k, n, FACE_DIM).cpu()
+        emotion_out = torch.cat([s[1] for s in steps], 1).view(b, k, n, EMOTION_DIM).cpu()
+        if self.pred.eeg_head is not None:
+            eeg = torch.cat([s[2] for s in steps], 1).view(b, k, n, EEG_DIM).cpu()
+        return ListenerFrames(face_out, emotion_out, start, eeg)
 
     # -- one step of n <= patch frames -------------------------------------------------------------
     def _noise(self, lo: int, hi: int) -> Tensor:
         rows = [_uniform(seed, lo, hi, self.samples, self.pred.vocab_size) for seed in self.seeds]
         return torch.cat(rows).to(self.device)
 
-    def _advance(self, audio: Tensor, face: Tensor, emotion: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _advance(self, audio: Tensor, face: Tensor, emotion: Tensor | None) -> tuple[Tensor, ...]:
         n = audio.shape[1]
         uniform = self._noise(self.received, self.received + n)
         if self.cache == "none":
@@ -380,11 +385,12 @@ class BatchedReactionStream:
         self.received += n
         return out
 
-    def _step(self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor]:
+    def _step(self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor) -> tuple[Tensor, ...]:
         """Frames [f, f + n) of every clip with the KV caches (f = the device frame counter).
 
         The capturable step: fixed shapes for a given n, every state update in place, no value read
-        back to the host and no branch on a tensor value. Returns face (B*K, n, 58), emotion (B*K, n, 25).
+        back to the host and no branch on a tensor value. Returns face (B*K, n, 58), emotion (B*K, n, 25)
+        and, for a model with an EEG head, its estimate (B*K, n, 14).
         """
         n = audio.shape[1]
         pos = self._frame + self._arange[:n]
@@ -403,11 +409,11 @@ class BatchedReactionStream:
         self._tokens.index_copy_(1, slots, new)
         face_out, emotion_out = self.tok.decode_tokens(new, pos, self._dec_cache, emotion=self._decodes(head_emotion))
         self._frame += n
-        return self._finish(face_out, self._emotion(head_emotion, emotion_out, pos), pos)
+        return (*self._finish(face_out, self._emotion(head_emotion, emotion_out, pos), pos), *self._eeg(state))
 
     def _full_step(
         self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, ...]:
         """No-cache reference: every stream recomputed over frames [0, f + n)."""
         self._inputs.append((audio, face, emotion))
         lo, hi = self.received, self.received + audio.shape[1]
@@ -428,7 +434,12 @@ class BatchedReactionStream:
         self._history = torch.cat((self._history, new), 1)
         face_out, emotion_out = self.tok.decode_tokens(self._history, emotion=self._decodes(head_emotion))
         face_out, emotion_out = face_out[:, lo:], None if emotion_out is None else emotion_out[:, lo:]
-        return self._finish(face_out, self._emotion(head_emotion, emotion_out, full[lo:]), full[lo:])
+        return (*self._finish(face_out, self._emotion(head_emotion, emotion_out, full[lo:]), full[lo:]),
+                *self._eeg(state))
+
+    def _eeg(self, state: Tensor) -> tuple[Tensor, ...]:
+        """The EEG head's per-frame estimate as a one-element tuple, or nothing without a head."""
+        return () if self.pred.eeg_head is None else (self.pred.eeg(state),)
 
     def _sample(self, state: Tensor, skip: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor | None]:
         """Sampled tokens (B*K, n) and the emotion head's estimate (None without a head)."""
@@ -507,12 +518,12 @@ class CapturedStep:
             for t, value in zip(stream.state_tensors(), saved, strict=True):
                 t.copy_(value)
 
-    def __call__(self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, audio: Tensor, face: Tensor, emotion: Tensor | None, uniform: Tensor) -> tuple[Tensor, ...]:
         for buffer, value in zip(self.inputs, (audio, face, emotion, uniform), strict=True):
             if buffer is not None:
                 buffer.copy_(value)
         self.graph.replay()
-        return self.outputs[0].clone(), self.outputs[1].clone()
+        return tuple(out.clone() for out in self.outputs)
 
 
 class ReactionStream:
@@ -578,7 +589,7 @@ class ReactionStream:
                 raise ReactError(f"speaker emotion: expected ({audio.shape[0]}, {EMOTION_DIM}), got {tuple(emo.shape)}")
             emo = emo[None]
         out = self.stream.push(audio[None], face[None], emo)
-        return ListenerFrames(out.face3dmm[0], out.emotion[0], out.start)
+        return ListenerFrames(out.face3dmm[0], out.emotion[0], out.start, None if out.eeg is None else out.eeg[0])
 
     def _uniform(self, lo: int, hi: int) -> Tensor:
         """This stream's sampling noise for frames [lo, hi): (K, hi - lo, V)."""
@@ -697,7 +708,8 @@ def generate_batch(
     temperature: float | Sequence[float] | None = None,
     by_length: bool = False,
     plan: Sequence[Sequence[int]] | None = None,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    eeg_every: int | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]] | Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """K reactions to each clip, B clips at a time as one :class:`BatchedReactionStream`.
 
     Yields ``(index, face3dmm (K, T_i, 58), emotion (K, T_i, 25))`` for every clip as its batch
@@ -713,7 +725,13 @@ def generate_batch(
     first); ``batch_clips`` defaults to :func:`auto_batch_clips`; ``top_k`` and ``temperature``
     (one value, or one per sample) default to the model's generation settings. Memory: one
     batch's inputs and outputs, and the streams' fixed-size state.
+
+    ``eeg_every`` (a model with an EEG head, REACT 2026): also yield the EEG estimate read out at the
+    last frame of every window of that many frames (``data/eeg_windows.py``: one per second at the
+    data's fps), ``(index, face3dmm, emotion, eeg (K, ceil(T_i / eeg_every), 14))``.
     """
+    if eeg_every is not None and model.predictor.eeg_head is None:
+        raise ReactError("EEG output was asked for, but this model has no EEG head (predictor.eeg_head)")
     n = len(seeds)
     if len(clips) != n:
         raise ReactError(f"generate_batch: {len(clips)} clips but {n} seeds (one per clip)")
@@ -745,12 +763,20 @@ def generate_batch(
         face_out = np.empty((len(group), k, frames, FACE_DIM), np.float32)
         emotion_out = np.empty((len(group), k, frames, EMOTION_DIM), np.float32)
         chunk = stream.patch * max(1, 256 // stream.patch)
+        ends = [] if eeg_every is None else [eeg_window_ends(lengths[i], eeg_every) for i in group]
+        eeg_out = [np.empty((k, len(e), EEG_DIM), np.float32) for e in ends]
         for lo in range(0, frames, chunk):
             out = stream.push(*[None if x is None else x[:, lo : lo + chunk] for x in inputs])
             face_out[:, :, lo : lo + chunk] = out.face3dmm.numpy()
             emotion_out[:, :, lo : lo + chunk] = out.emotion.numpy()
+            for j, e in enumerate(ends):  # the window ends this chunk holds
+                first, last = np.searchsorted(e, lo), np.searchsorted(e, lo + chunk)
+                eeg_out[j][:, first:last] = out.eeg[j].numpy()[:, e[first:last] - lo]
         for j, i in enumerate(group):
-            yield i, face_out[j, :, : lengths[i]], emotion_out[j, :, : lengths[i]]
+            if eeg_every is not None:
+                yield i, face_out[j, :, : lengths[i]], emotion_out[j, :, : lengths[i]], eeg_out[j]
+            else:
+                yield i, face_out[j, :, : lengths[i]], emotion_out[j, :, : lengths[i]]
 
 
 def _traits(clips: Sequence[SpeakerClip]) -> np.ndarray:

@@ -25,9 +25,16 @@ What differs from REACT 2024 (``generate.generate_split``), and why:
 - **Offline models.** A model trained on the release's own ``audio-features`` (not causal: see
   ``data/features.py``) is an offline model, however online the stream is: the record says
   ``"mode": "offline"`` and ``audio_causal: false``, and so does the command's printout.
+- **EEG** (2026). A model trained with ``predictor.eeg_head`` also estimates the listener's 14 EEG
+  targets; they are read out once per second, at each second's last frame (``data/eeg_windows.py``,
+  the organisers' windows of 30 frames: n_i = ceil(L_i / 30) per sample), and written into the set
+  (``eeg_ragged.npy``, K rows per sample like the emotion). Online like the rest: the vector of
+  second r depends on speaker frames up to that second's last frame only.
 - **``results.pt``.** :func:`write_results_pt` writes the organisers' test-stage layout from the
   finished set: ``PRED``, one (K, L, 25) float32 tensor per sample in the sorted order, AU dims
-  rounded (``torch.round``, as their trainers do with ``data_clamp``), plus ``sample_ids``.
+  rounded (``torch.round``, as their trainers do with ``data_clamp``), plus ``sample_ids``; with
+  EEG also ``PRED_EEG`` (K, n, 14) and the paired listener's ``GT_EEG`` and ``EEG_MASK`` (1, n, 14)
+  at the same frames, as their 2026 test stage saves them.
 """
 
 from __future__ import annotations
@@ -42,9 +49,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reactcli.data.cache import FeatureCache, load_mars_index
+from reactcli.data.eeg_windows import eeg_window_count, split_eeg_targets
 from reactcli.data.mars import MarsSample, list_recordings
 from reactcli.data.mars_dataset import MarsTrainingSet
-from reactcli.editions import MARS_FPS, Edition, detect_edition
+from reactcli.editions import EEG_DIM, MARS_FPS, Edition, detect_edition
 from reactcli.errors import ReactError, file_error
 from reactcli.generate import (
     ModelFacts,
@@ -71,6 +79,11 @@ ORDER_MARS = (
 )
 #: What the record's ``lengths`` says.
 LENGTH_RULE = "the input's facial-attributes length (the naive-baseline script's rule)"
+#: What the record's ``eeg`` says (a model with an EEG head).
+EEG_RULE = (
+    "the EEG head's estimate of the listener's 14 EEG targets (raw channels / 1000, band powers) once per second, "
+    "at each second's last frame (the last window ends at the clip's last frame): ceil(L / fps) vectors per sample"
+)
 
 
 def generation_edition(root: str | Path, split: str, requested: str | None, cfg: Any) -> Edition:
@@ -204,6 +217,7 @@ def mars_generation_record(
         "audio_causal": facts.audio_causal,
         "audio_encoder": model.config.audio.encoder,
         "personality": "the listener's traits from personality/listener.csv, (x - 1) / 4" if mars.personality else None,
+        "eeg": EEG_RULE if model.predictor.eeg_head is not None else None,
         "seed": int(seed),
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": sha256_file(checkpoint),
@@ -232,11 +246,13 @@ class MarsGeneration:
 
 def iter_mars_reactions(
     model: ReactionModel, mars: MarsSplit, seed: int, samples: int | None = None, batch_clips: int | None = None,
-    speaker_of: list[int] | None = None, description: str = "generating reactions",
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    speaker_of: list[int] | None = None, description: str = "generating reactions", eeg: bool = False,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]] | Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """``(n, face3dmm (K, L_n, 58), emotion (K, L_n, 25))`` for the split's samples, batched by
     length (the order batches finish in, not the sample order). Sample n uses the stream seed
-    ``sample_seed(seed, n)``; ``speaker_of[n]`` feeds sample n another sample's speaker (ablations)."""
+    ``sample_seed(seed, n)``; ``speaker_of[n]`` feeds sample n another sample's speaker (ablations).
+    With ``eeg`` (a model with an EEG head) each item also holds the EEG estimate (K, ceil(L_n / fps),
+    14) at every second's last frame."""
     from reactcli.progress import track
 
     k = samples or model.config.generation.samples
@@ -247,41 +263,51 @@ def iter_mars_reactions(
     batch = batch_clips or auto_batch_clips(model, k, max(lengths), len(lengths))
     plan = length_plan(lengths, batch, k)
     seeds = [sample_seed(seed, n) for n in range(len(lengths))]
-    batches = generate_batch(model, speakers, seeds, k, lengths=lengths, plan=plan)
+    every = mars.edition.fps if eeg else None
+    batches = generate_batch(model, speakers, seeds, k, lengths=lengths, plan=plan, eeg_every=every)
     yield from track(batches, f"{description} (K={k})", total=len(lengths))
 
 
 def write_in_order(
     writer: PredictionWriter, ids: list[str], lengths: list[int], k: int,
-    results: Iterator[tuple[int, np.ndarray, np.ndarray]], scratch: Path,
+    results: Iterator[tuple[np.ndarray, ...]], scratch: Path, eeg_lengths: list[int] | None = None,
 ) -> None:
     """Give ``writer`` the samples in their order while ``results`` come in any order: a sample
     that arrives before its turn waits in scratch files (``scratch``, a folder) at its place, so
-    memory holds one batch, never the set."""
+    memory holds one batch, never the set. Items are ``(n, face, emotion)``, or with
+    ``eeg_lengths`` (EEG vectors per sample) ``(n, face, emotion, eeg)``."""
     n = len(ids)
-    offsets = np.concatenate([[0], np.cumsum(np.asarray(lengths, np.int64) * k)])
+    frames = {"emotion": lengths, "face3dmm": lengths}
+    dims = {"emotion": EMOTION_DIM, "face3dmm": FACE_DIM}
+    if eeg_lengths is not None:
+        frames["eeg"], dims["eeg"] = eeg_lengths, EEG_DIM
+    offsets = {kind: np.concatenate([[0], np.cumsum(np.asarray(f, np.int64) * k)]) for kind, f in frames.items()}
     store: dict[str, np.ndarray] = {}
     waiting = [False] * n
     cursor = 0
 
     def block(kind: str, i: int) -> np.ndarray:
-        return store[kind][offsets[i] : offsets[i + 1]].reshape(k, lengths[i], -1)
+        return store[kind][offsets[kind][i] : offsets[kind][i + 1]].reshape(k, frames[kind][i], -1)
 
-    for i, face, emotion in results:
+    def add(i: int, arrays: dict[str, np.ndarray]) -> None:
+        writer.add(ids[i], arrays["emotion"], arrays["face3dmm"], **({"eeg": arrays["eeg"]} if "eeg" in frames else {}))
+
+    for i, *arrays in results:
+        given = dict(zip(("face3dmm", "emotion", "eeg"), arrays, strict=False))
         if i == cursor:
-            writer.add(ids[i], emotion, face)
+            add(i, given)
             cursor += 1
         else:
             if not store:
-                for kind, dim in (("emotion", EMOTION_DIM), ("face3dmm", FACE_DIM)):
+                for kind, dim in dims.items():
                     store[kind] = np.lib.format.open_memmap(
-                        scratch / f"{kind}.npy", "w+", np.float32, (int(offsets[-1]), dim)
+                        scratch / f"{kind}.npy", "w+", np.float32, (int(offsets[kind][-1]), dim)
                     )
-            block("emotion", i)[:] = emotion
-            block("face3dmm", i)[:] = face
+            for kind in frames:
+                block(kind, i)[:] = given[kind]
             waiting[i] = True
         while cursor < n and waiting[cursor]:
-            writer.add(ids[cursor], block("emotion", cursor), block("face3dmm", cursor))
+            add(cursor, {kind: block(kind, cursor) for kind in frames})
             waiting[cursor] = False
             cursor += 1
     if cursor != n:
@@ -305,20 +331,28 @@ def generate_mars_split(
         _check_results_target(Path(results_pt), Path(out))
     mars = open_mars_split(root, split, model, chosen, bidirectional)
     k = model.config.generation.samples
-    need = predicted_bytes(k, mars.lengths, mars.lengths)
+    with_eeg = model.predictor.eeg_head is not None
+    if with_eeg and not chosen.has_eeg:
+        raise ReactError(f"{checkpoint}: the model has an EEG head (REACT 2026), but REACT {chosen.name} has no EEG")
+    eeg_lengths = [eeg_window_count(n, chosen.fps) for n in mars.lengths] if with_eeg else None
+    need = predicted_bytes(k, mars.lengths, mars.lengths) + k * EEG_DIM * 4 * sum(eeg_lengths or [])
     record = mars_generation_record(model, facts, checkpoint, seed, mars)
     out = Path(out)
     t0 = time.perf_counter()
-    with PredictionWriter(out, k, record, need_bytes=2 * need) as writer:  # the set, and the scratch it may need
+    kinds = ("emotion", "face3dmm", "eeg") if with_eeg else ("emotion", "face3dmm")
+    with PredictionWriter(out, k, record, kinds=kinds, need_bytes=2 * need) as writer:  # the set and its scratch
         with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".scratch", dir=out.parent) as tmp:
             label = f"generating {split} reactions"
-            results = iter_mars_reactions(model, mars, seed, k, batch_clips, description=label)
-            write_in_order(writer, mars.ids, mars.lengths, k, results, Path(tmp))
+            results = iter_mars_reactions(model, mars, seed, k, batch_clips, description=label, eeg=with_eeg)
+            write_in_order(writer, mars.ids, mars.lengths, k, results, Path(tmp), eeg_lengths)
         seconds = time.perf_counter() - t0
         preds = writer.commit()
     done = MarsGeneration(preds.record, seconds, int(sum(mars.lengths)))
     if results_pt is not None:
-        write_results_pt(preds, Path(results_pt))
+        targets = None
+        if with_eeg:
+            targets = split_eeg_targets(root, split, mars.speakers.samples, mars.lengths, chosen.fps)
+        write_results_pt(preds, Path(results_pt), targets)
         done.results_pt = Path(results_pt)
     return done
 
@@ -340,10 +374,14 @@ def round_aus(emotion: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_results_pt(preds: PredictionSet, path: Path) -> Path:
+def write_results_pt(
+    preds: PredictionSet, path: Path, eeg_targets: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+) -> Path:
     """The organisers' test-stage file from a finished prediction set: ``{"PRED": [(K, L_i, 25)
     float32 tensor per sample, AU rounded], "sample_ids": [...]}`` in the set's order. ``GT`` is
     left out (``react evaluate`` draws and aligns the ground truths itself and would not read it).
+    A set with EEG adds ``PRED_EEG`` (K, n_i, 14) and, given ``eeg_targets`` (the paired listeners'
+    ``GT_EEG`` and ``EEG_MASK``, (1, n_i, 14) each: ``eeg_windows.split_eeg_targets``), those two.
 
     The rounded values go to a scratch file first and the tensors are views of it, so the file is
     written without the whole set in memory."""
@@ -368,6 +406,12 @@ def write_results_pt(preds: PredictionSet, path: Path) -> Path:
             torch.from_numpy(view[offsets[i] : offsets[i + 1]].reshape(k, frames, EMOTION_DIM))
             for i, frames in enumerate(lengths)
         ]
-        save_torch(path, {"PRED": tensors, "sample_ids": list(preds.ids)})
-        del tensors, view
+        content: dict[str, Any] = {"PRED": tensors, "sample_ids": list(preds.ids)}
+        if preds.has_eeg:
+            content["PRED_EEG"] = [torch.from_numpy(np.array(preds.eeg(i), np.float32)) for i in range(len(preds))]
+            if eeg_targets is not None:
+                content["GT_EEG"] = [torch.from_numpy(t) for t in eeg_targets[0]]
+                content["EEG_MASK"] = [torch.from_numpy(m) for m in eeg_targets[1]]
+        save_torch(path, content)
+        del tensors, view, content
     return path

@@ -16,6 +16,13 @@ On disk it is a folder (what ``react generate --out`` writes):
   (K, T_i, D) block stored contiguously after sample i - 1's; the record holds ``emotion_frames``
   and ``face3dmm_frames`` (T_i per sample), from which the offsets follow.
 
+**EEG** (REACT 2026, optional): a set may also hold each sample's EEG estimate, (K, n_i, D) with
+one row per second of the clip (``data/eeg_windows.py``: n_i = ceil(T_i / fps)) and D the EEG
+targets (14 on MARS; the set takes D from its arrays and the scorer checks it), in the same two
+layouts: ``eeg.npy`` (N, K, n, D) or ``eeg_ragged.npy`` (sum_i K n_i, D) with the record's
+``eeg_frames``. ``has_eeg``, ``eeg(i)`` and ``eeg_lengths`` read it; ``PredictionWriter(...,
+kinds=(*KINDS, EEG))`` writes it (``add(..., eeg=)``).
+
 Both layouts are memory-mapped on open, so a sample costs only its own pages. In either, sample
 i's block is C-ordered (K, T_i, D) and the blocks follow each other, so a dense file *is* a ragged
 file of equal lengths with a 4-D header: the writer streams every sample to disk as it comes (memory
@@ -51,11 +58,13 @@ from reactcli.vocab import EMOTION_DIM, EMOTION_FILE, FACE3DMM_FILE, FACE_DIM, G
 FORMAT = "reactcli-predictions/1"
 DENSE, RAGGED = "dense", "ragged"
 KINDS = ("emotion", "face3dmm")
+EEG = "eeg"  # the optional per-second EEG estimate (REACT 2026), its width taken from the arrays
+ALL_KINDS = (*KINDS, EEG)
 DIMS = {"emotion": EMOTION_DIM, "face3dmm": FACE_DIM}
-DENSE_FILES = {"emotion": EMOTION_FILE, "face3dmm": FACE3DMM_FILE}
-RAGGED_FILES = {"emotion": "emotion_ragged.npy", "face3dmm": "face3dmm_ragged.npy"}
-FRAMES_KEYS = {"emotion": "emotion_frames", "face3dmm": "face3dmm_frames"}
-SHAPE_KEYS = {"emotion": "emotion_shape", "face3dmm": "face3dmm_shape"}
+DENSE_FILES = {"emotion": EMOTION_FILE, "face3dmm": FACE3DMM_FILE, EEG: "eeg.npy"}
+RAGGED_FILES = {"emotion": "emotion_ragged.npy", "face3dmm": "face3dmm_ragged.npy", EEG: "eeg_ragged.npy"}
+FRAMES_KEYS = {"emotion": "emotion_frames", "face3dmm": "face3dmm_frames", EEG: "eeg_frames"}
+SHAPE_KEYS = {"emotion": "emotion_shape", "face3dmm": "face3dmm_shape", EEG: "eeg_shape"}
 #: Everything a predictions folder may hold: ``react generate`` replaces such a folder as a whole.
 FILES = frozenset({*DENSE_FILES.values(), *RAGGED_FILES.values(), GENERATION_FILE})
 #: The sane range of a predicted value. Emotion lies in [-1, 1] and raw 3DMM coefficients within a
@@ -84,9 +93,9 @@ def sample_ids(samples: Iterable[_Pair]) -> list[str]:
 
 
 def shape_problem(kind: str, shape: Sequence[int]) -> str | None:
-    """What is wrong with the shape of a dense ``kind`` ("emotion"/"face3dmm") array, or None."""
-    dim = DIMS[kind]
+    """What is wrong with the shape of a dense ``kind`` ("emotion"/"face3dmm"/"eeg") array, or None."""
     shape = tuple(int(s) for s in shape)
+    dim = DIMS.get(kind, shape[-1] if shape and shape[-1] >= 1 else "D")
     if len(shape) != 4 or shape[3] != dim:
         return f"predictions have shape {shape}, expected (N, K, T, {dim})"
     if shape[1] < 1:
@@ -216,17 +225,16 @@ class PredictionSet:
             series = cls._ragged_series(folder, record, record_path)
         else:
             raise file_error(record_path, f"layout '{layout}' is not one of {DENSE}, {RAGGED}")
-        if not series:
+        if not any(kind in series for kind in KINDS):
             raise file_error(
                 folder, f"prediction folder has no {EMOTION_FILE} or {FACE3DMM_FILE} (expected a react generate folder)"
             )
-        if len(series) == 2:
-            emo, face = series["emotion"], series["face3dmm"]
-            have = (len(emo.lengths), emo.samples)
-            other = (len(face.lengths), face.samples)
-            if have != other:
-                raise file_error(emo.file, f"has (N, K) = {have} but {face.file.name} has {other}")
-        n = len(next(iter(series.values())).lengths)
+        main = series.get("emotion") or series["face3dmm"]
+        for other in series.values():
+            have, found = (len(main.lengths), main.samples), (len(other.lengths), other.samples)
+            if found != have:
+                raise file_error(main.file, f"has (N, K) = {have} but {other.file.name} has {found}")
+        n = len(main.lengths)
         ids = record.get("ids")
         if ids is not None and (not isinstance(ids, list) or len(ids) != n):
             count = len(ids) if isinstance(ids, list) else type(ids).__name__
@@ -249,9 +257,10 @@ class PredictionSet:
             array = _load_array(path)
             lengths = np.asarray(frames, dtype=np.int64)
             rows = k * int(lengths.sum())
-            if array.ndim != 2 or array.shape[1] != DIMS[kind] or array.shape[0] != rows:
+            dim = DIMS.get(kind, array.shape[-1] if array.ndim == 2 and array.shape[-1] >= 1 else "D")
+            if array.ndim != 2 or array.shape[1] != dim or array.shape[0] != rows:
                 raise file_error(
-                    path, f"has shape {array.shape}, its record says ({rows}, {DIMS[kind]}) (K x the frames listed)"
+                    path, f"has shape {array.shape}, its record says ({rows}, {dim}) (K x the frames listed)"
                 )
             offsets = np.concatenate([[0], np.cumsum(lengths[:-1]) * k]).astype(np.int64)
             series[kind] = _Series(kind, path, array, lengths, offsets, k)
@@ -268,6 +277,24 @@ class PredictionSet:
     @property
     def has_face3dmm(self) -> bool:
         return "face3dmm" in self._series
+
+    @property
+    def has_eeg(self) -> bool:
+        """Whether the set holds EEG estimates (REACT 2026, a model with ``predictor.eeg_head``)."""
+        return EEG in self._series
+
+    @property
+    def eeg_lengths(self) -> list[int] | None:
+        """EEG vectors (seconds) per sample, or None without EEG."""
+        return [int(t) for t in self._series[EEG].lengths] if self.has_eeg else None
+
+    @property
+    def eeg_path(self) -> Path | None:
+        return self._series[EEG].file if self.has_eeg else None
+
+    def eeg(self, i: int) -> np.ndarray | None:
+        """Sample i's EEG estimate (K, n_i, D), one row per second, or None when the set has none."""
+        return self._series[EEG].block(i) if self.has_eeg else None
 
     @property
     def emotion_path(self) -> Path | None:
@@ -455,10 +482,13 @@ class PredictionWriter:
     ) -> None:
         if samples < 1:
             raise ValueError("K must be >= 1")
+        if not set(kinds) & set(KINDS) or not set(kinds) <= set(ALL_KINDS):
+            raise ValueError(f"kinds {tuple(kinds)}: emotion and/or face3dmm, optionally {EEG}")
         self.target = Path(target)
         self.K = int(samples)
         self.record = dict(record or {})
         self.kinds = tuple(kinds)
+        self.dims = {kind: DIMS.get(kind, 0) for kind in self.kinds}  # EEG: from the first sample's block
         self.ids: list[str] = []
         self._seen: set[str] = set()
         self.frames: dict[str, list[int]] = {kind: [] for kind in self.kinds}
@@ -473,23 +503,29 @@ class PredictionWriter:
             self.abort()
             raise write_error(self.target, exc) from None
 
-    def add(self, sample: str, emotion: np.ndarray | None = None, face3dmm: np.ndarray | None = None) -> None:
-        """Append one sample: ``emotion`` (K, T, 25) and ``face3dmm`` (K, T', 58), as the writer's kinds say.
+    def add(
+        self, sample: str, emotion: np.ndarray | None = None, face3dmm: np.ndarray | None = None,
+        eeg: np.ndarray | None = None,
+    ) -> None:
+        """Append one sample: ``emotion`` (K, T, 25), ``face3dmm`` (K, T', 58) and ``eeg`` (K, n, D),
+        as the writer's kinds say (D the same for every sample).
 
         A NaN/inf or a value beyond :data:`VALUE_LIMIT` is refused (nothing is written): such output
         means a broken model, and every reader would refuse it anyway.
         """
         if sample in self._seen:
             raise ReactError(path=self.target, problem=f"sample id '{sample}' given twice")
-        blocks = {"emotion": emotion, "face3dmm": face3dmm}
-        for kind in KINDS:
+        blocks = {"emotion": emotion, "face3dmm": face3dmm, EEG: eeg}
+        for kind in ALL_KINDS:
             block = blocks[kind]
             if (block is None) == (kind in self.kinds):
                 raise ValueError(f"{kind}: this writer {'takes' if kind in self.kinds else 'does not take'} it")
             if block is None:
                 continue
-            if block.ndim != 3 or block.shape[0] != self.K or block.shape[2] != DIMS[kind]:
-                raise ValueError(f"{kind} of {sample}: shape {block.shape}, expected ({self.K}, T, {DIMS[kind]})")
+            dim = self.dims[kind] or (block.shape[-1] if block.ndim == 3 and block.shape[-1] >= 1 else "D")
+            if block.ndim != 3 or block.shape[0] != self.K or block.shape[2] != dim:
+                raise ValueError(f"{kind} of {sample}: shape {block.shape}, expected ({self.K}, T, {dim})")
+            self.dims[kind] = int(dim)
             finite = np.isfinite(block)
             if not finite.all() or float(np.abs(np.where(finite, block, 0)).max(initial=0)) > VALUE_LIMIT:
                 self.abort()
@@ -521,7 +557,7 @@ class PredictionWriter:
         try:
             for kind, fh in self._files.items():
                 fh.close()
-                dim = DIMS[kind]
+                dim = self.dims[kind]
                 frames = self.frames[kind]
                 shape = (n, self.K, frames[0], dim) if dense else (self.K * sum(frames), dim)
                 path = self._staged.path / DENSE_FILES[kind]

@@ -37,9 +37,11 @@ variable length, and arranges it the MARS way:
 5. **2026 extras** (left out for ``edition="2025"``). ``personality/{listener,speaker}.csv`` with
    every recording's traits (``video_name`` with and without ``.mp4``, some rows without a session:
    both key forms of the official reader). ``eeg_processed`` CSVs for both roles, one row per
-   started second, a ``TimeStamp`` column and an unread ``HSI`` column besides the 14 targets; the
-   band powers follow the person's arousal in that second and its neuroticism; about 2% of cells are
-   blank, one file of each split has ``nan`` and text cells, and one file stops at half its seconds.
+   started second, a ``TimeStamp`` column and an unread ``HSI`` column besides the 14 targets; every
+   target follows the person's behaviour in that second (arousal, AU activity, valence: their
+   reaction, so it is learnable from the speaker and the traits), alpha also their neuroticism,
+   with little noise (:func:`eeg_table`); about 2% of cells are blank, one file of each split has
+   ``nan`` and text cells, and one file stops at half its seconds.
 6. **Junk** the reader must skip, in every split's ``facial-attributes``: an AppleDouble
    ``._<stem>.npy``, ``.DS_Store`` files, a ``__MACOSX/`` copy and a ``PaxHeader/`` folder.
 
@@ -81,7 +83,7 @@ from reactcli.editions import (
     SPLITS,
 )
 from reactcli.errors import ReactError
-from reactcli.vocab import EXPRESSION, EXPRESSION_DIM, FACE_DIM, ROTATION, VALENCE_AROUSAL
+from reactcli.vocab import AU_DIMS, EXPRESSION, EXPRESSION_DIM, FACE_DIM, ROTATION, VALENCE_AROUSAL
 
 AUDIO_RATE = 16000
 VIDEO_SIDE = 64
@@ -175,21 +177,49 @@ def audio_features(wave: np.ndarray, rate: int, frames: int, fps: int = MARS_FPS
     return np.tanh(0.1 * (logmel + 10.0) @ projection).astype(np.float32)
 
 
+#: How each EEG target follows the listener's behaviour in its second (``eeg_table``): gains on
+#: arousal, AU activity and valence (each centred), per column kind; raw channels in stored units.
+EEG_BEHAVIOUR_GAINS = {
+    "raw": (300.0, 400.0, 0.0),
+    "Delta": (0.0, -1.5, 0.0),
+    "Theta": (0.0, 0.0, 0.6),
+    "Alpha": (-0.6, 0.0, 0.0),
+    "Beta": (0.8, 1.0, 0.0),
+    "Gamma": (0.0, 1.5, 0.2),
+}
+EEG_BASE = {"raw": 820.0, "Delta": 0.9, "Theta": 0.7, "Alpha": 0.8, "Beta": 0.45, "Gamma": 0.2}
+EEG_NOISE = {"raw": 8.0, "band": 0.015}
+
+
+def eeg_behaviour(attributes: np.ndarray, rows: int) -> np.ndarray:
+    """(rows, 3): the listener's mean arousal, AU activity (mean of the 15 AUs) and valence in each
+    second, centred on typical values (what the synthetic EEG follows)."""
+    out = np.zeros((rows, 3))
+    for r in range(rows):
+        second = attributes[r * MARS_FPS : (r + 1) * MARS_FPS]
+        out[r] = (second[:, VALENCE_AROUSAL[1]].mean() - 0.5, second[:, AU_DIMS].mean() - 0.1,
+                  second[:, VALENCE_AROUSAL[0]].mean())
+    return out
+
+
 def eeg_table(rng: np.random.Generator, attributes: np.ndarray, person: Participant, quirks: str | None) -> str:
-    """The EEG CSV text of one recording: one row per started second (see the module docstring)."""
+    """The EEG CSV text of one recording: one row per started second (see the module docstring).
+
+    Every target is a fixed affine function of the person's behaviour in that second (arousal, AU
+    activity, valence: :data:`EEG_BEHAVIOUR_GAINS`), alpha also of their neuroticism, plus a little
+    noise: so a model that predicts the listener's reaction can predict their EEG. The random draws
+    (one normal per row and column, then the blanks) are the ones the generator always made, so
+    every other stream of the dataset is unchanged."""
     rows = -(-len(attributes) // MARS_FPS)
-    arousal = np.array([attributes[r * MARS_FPS : (r + 1) * MARS_FPS, VALENCE_AROUSAL[1]].mean() for r in range(rows)])
+    behaviour = eeg_behaviour(attributes, rows)
     neuro = (person.traits[PERSONALITY_TRAITS.index("Neuroticism")] - 1.0) / 4.0
     table = np.empty((rows, len(EEG_COLUMNS)))
     for c, name in enumerate(EEG_COLUMNS):
         noise = rng.standard_normal(rows)
-        if "_" not in name:  # raw channel, stored in the release's units (read back / 1000)
-            table[:, c] = 820.0 + 60.0 * arousal + 25.0 * noise
-        else:
-            band = name.split("_")[0]
-            base = {"Delta": 0.9, "Theta": 0.7, "Alpha": 0.8 - 0.3 * neuro, "Beta": 0.45, "Gamma": 0.2}[band]
-            gain = {"Delta": 0.0, "Theta": 0.1, "Alpha": -0.2, "Beta": 0.35, "Gamma": 0.25}[band]
-            table[:, c] = base + gain * arousal + 0.05 * noise
+        kind = name.split("_")[0] if "_" in name else "raw"  # raw channel: stored in the release's units (/ 1000)
+        base = EEG_BASE[kind] - (0.3 * neuro if kind == "Alpha" else 0.0)
+        scale = EEG_NOISE["raw" if kind == "raw" else "band"]
+        table[:, c] = base + behaviour @ np.asarray(EEG_BEHAVIOUR_GAINS[kind]) + scale * noise
     cells = [[f"{v:.4f}" for v in row] for row in table]
     for r, c in zip(*np.nonzero(rng.random(table.shape) < 0.02), strict=True):
         cells[r][c] = ""

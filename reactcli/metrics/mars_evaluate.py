@@ -15,7 +15,8 @@ The stage, in the order that fails fastest:
    organisers do, and every such sample is listed in ``warnings``;
 4. the alignment (post-processor) and the metrics (``metrics/mars.py``: FRC, FRD, FRSyn, FRDiv,
    FRVar, FRSyn_fixed; MAE in 2026; the EEG metrics of ``metrics/mars_eeg.py`` when ``results.pt``
-   carries EEG predictions).
+   or the prediction set carries EEG predictions: a set's ground truth is the paired listener's
+   EEG at each second's last frame, ``data/eeg_windows.py``).
 
 The result is the metrics JSON (:func:`evaluate_mars`): edition, split, protocol, every GT id, the
 alignment mode with its seed, stream and number of draws, the checkpoint's sha256, warnings,
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from reactcli.editions import (
+    EEG_DIM,
     EEG_METRICS,
     MARS_FPS,
     MARS_METRIC_KEYS,
@@ -123,7 +125,32 @@ def load_mars_predictions(path: str | Path, truth: MarsTruth) -> MarsPredictions
     record = {"path": str(path), "source": f"prediction set ({preds.layout})", "named": preds.named}
     if preds.record:
         record["generation"] = {k: preds.record.get(k) for k in ("edition", "split", "seed", "checkpoint_sha256")}
-    return MarsPredictions(emotion, record, _length_warnings([int(v) for v in preds.lengths], truth))
+    out = MarsPredictions(emotion, record, _length_warnings([int(v) for v in preds.lengths], truth))
+    if preds.has_eeg:
+        out.eeg, note = _set_eeg(preds, truth)
+        out.warnings += [note] if note else []
+    return out
+
+
+def _set_eeg(preds: PredictionSet, truth: MarsTruth) -> tuple[tuple | None, str | None]:
+    """A prediction set's EEG (one vector per second) with the paired listeners' EEG at the same
+    frames as ground truth (``data/eeg_windows.py``), or a warning when the edition has no EEG."""
+    from reactcli.data.eeg_windows import eeg_window_count, split_eeg_targets
+
+    if not truth.edition.has_eeg:
+        return None, f"the prediction set holds EEG; REACT {truth.edition.name} has no EEG metrics (not scored)"
+    fps = truth.edition.fps
+    for n, (have, frames) in enumerate(zip(preds.eeg_lengths or [], preds.lengths, strict=True)):
+        if have != eeg_window_count(frames, fps):
+            raise file_error(preds.eeg_path or preds.path, f"sample {n} ({truth.ids[n]}) has {have} EEG vectors, its "
+                             f"{frames} frames make {eeg_window_count(frames, fps)} (one per second)")
+    eeg = [np.array(preds.eeg(i), dtype=np.float32) for i in range(len(preds))]
+    if eeg[0].shape[-1] != EEG_DIM:
+        raise file_error(preds.eeg_path or preds.path,
+                         f"EEG estimates have {eeg[0].shape[-1]} dims, expected {EEG_DIM}")
+    preds.check_values("eeg")
+    targets, masks = split_eeg_targets(truth.root, truth.split, truth.samples, preds.lengths, fps)
+    return (eeg, targets, masks), None
 
 
 def counter(report: Callable[[int, int], None] | None, truth: MarsTruth) -> Callable[[], None] | None:
@@ -173,7 +200,9 @@ def metric_notes(values: dict[str, Any], edition: Edition) -> dict[str, str]:
     if "MAE" in values:
         notes["MAE"] = "the 2026 baseline script's MAE: valence, arousal and expressions, j over range(K)"
     if "EEG_FRC" in values:
-        notes["EEG"] = "EEG ground truth and mask from results.pt (GT_EEG, EEG_MASK); metrics as compute_eeg_metrics"
+        notes["EEG"] = ("EEG ground truth and mask from results.pt (GT_EEG, EEG_MASK), or for a prediction set "
+                        "the paired listener's eeg_processed at each second's last frame; metrics as "
+                        "compute_eeg_metrics")
     return notes
 
 

@@ -10,7 +10,10 @@ FIBER-style gated blocks in which the face and audio streams attend to each othe
 Listener side: past listener tokens -> Embedding (plus, with ``personality``, a learned projection
 of the listener's five traits, the same at every frame), ``self_depth`` blocks, ``cross_depth`` gated
 blocks attending to the speaker memory, LayerNorm; a linear head over codes + PAD + MASK and (with
-``emotion_head``) a linear emotion head on the same state. The emotion head regresses the
+``emotion_head``) a linear emotion head on the same state, and (with ``eeg_head``, REACT 2026) a
+linear head estimating the listener's 14 EEG targets at every frame, which generation reads out once
+per second at each second's last frame (``data/eeg_windows.py``): the state at frame t depends on
+speaker frames <= t only, so the 1 Hz output is online too. The emotion head regresses the
 listener's emotion at frame t directly; the sampled token history still makes the K reactions
 differ, while the emotion no longer carries per-frame sampling noise (see docs/quality.md).
 
@@ -34,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig, ReactConfig
-from reactcli.editions import PERSONALITY_TRAITS
+from reactcli.editions import EEG_DIM, PERSONALITY_TRAITS
 from reactcli.models.layers import Block, CrossBlock
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
 
@@ -135,6 +138,13 @@ class ReactionPredictor(nn.Module):
             # (AU25, AU26) drown the rarely firing AUs and the small expression probabilities.
             self.register_buffer("target_mean", torch.zeros(EMOTION_DIM))
             self.register_buffer("target_std", torch.ones(EMOTION_DIM))
+        self.eeg_head = None
+        if cfg.eeg_head:
+            # REACT 2026's optional output, per channel in standardised units (masked train statistics):
+            # raw channels and band powers have very different scales.
+            self.eeg_head = nn.Linear(d, EEG_DIM)
+            self.register_buffer("eeg_mean", torch.zeros(EEG_DIM))
+            self.register_buffer("eeg_std", torch.ones(EEG_DIM))
         self.apply(_init)
         if self.emotion_skip is not None:
             nn.init.zeros_(self.emotion_skip.weight)  # the plain head until fitted
@@ -272,6 +282,17 @@ class ReactionPredictor(nn.Module):
         """Raw listener emotion -> the head's standardised units (where its loss is computed)."""
         return (emotion - self.target_mean) / self.target_std
 
+    def eeg(self, state: Tensor) -> Tensor:
+        """The EEG head's estimate (B, T, 14) in the release's units (raw channels / 1000, band powers)
+        for listener states (B, T, d): at frame t, of the EEG of the second holding t."""
+        if self.eeg_head is None:
+            raise ValueError("this predictor has no EEG head (predictor.eeg_head)")
+        return self.eeg_head(state) * self.eeg_std + self.eeg_mean
+
+    def standardize_eeg(self, eeg: Tensor) -> Tensor:
+        """EEG targets -> the EEG head's standardised units (where its loss is computed)."""
+        return (eeg - self.eeg_mean) / self.eeg_std
+
     def forward(
         self,
         audio: Tensor,
@@ -280,13 +301,17 @@ class ReactionPredictor(nn.Module):
         padding: Tensor | None = None,
         emotion: Tensor | None = None,
         personality: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
+        eeg: bool = False,
+    ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
         """Training pass over aligned windows: logits predicting listener token t at position t, and
-        the emotion head's estimate of the listener's emotion at t (None without a head)."""
+        the emotion head's estimate of the listener's emotion at t (None without a head); with
+        ``eeg`` also the EEG head's estimate at t (:meth:`eeg`), as a third output."""
         pos = torch.arange(audio.shape[1], device=audio.device)
         memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
         skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
         state = self.listener(listener_in, pos, memory, pos, padding, padding, personality=personality)
+        if eeg:
+            return (*self.heads(state, skip), self.eeg(state))
         return self.heads(state, skip)
 
 
@@ -302,8 +327,10 @@ def build_predictor(
     ``listener_emotion`` (N, T, 25), ``listener_tokens`` (N, T)), stacked, or for recordings of
     different lengths (MARS) one array per recording. What the model takes from it before
     the first step: the standardisation statistics of its inputs and of the emotion head's target
-    (train statistics only, defect 7 of docs/model.md), the fixed linear skip path (ridge, closed
-    form) and the codes the train listeners use (generation never samples a code no listener made).
+    (train statistics only, defect 7 of docs/model.md), with ``predictor.eeg_head`` those of the EEG
+    targets over their valid cells (``listener_eeg`` and ``listener_eeg_mask``), the fixed linear
+    skip path (ridge, closed form) and the codes the train listeners use (generation never samples a
+    code no listener made).
     """
     audio = _tensors(train["speaker_audio"])
     model = ReactionPredictor(cfg.predictor, audio[0].shape[-1], tokenizer.cfg.levels)
@@ -318,6 +345,10 @@ def build_predictor(
         mean, std = _frame_stats(_tensors(train["listener_emotion"]))
         model.target_mean.copy_(mean)
         model.target_std.copy_(std.clamp_min(1e-2))  # a never-firing AU stays at its mean
+    if model.eeg_head is not None:
+        mean, std = _masked_stats(_tensors(train["listener_eeg"]), _tensors(train["listener_eeg_mask"]))
+        model.eeg_mean.copy_(mean)
+        model.eeg_std.copy_(std.clamp_min(1e-3))
     if model.emotion_skip is not None:
         emotion_in = _tensors(train["speaker_emotion"]) if cfg.predictor.speaker_emotion else [None] * len(audio)
         model.fit_emotion_skip(audio, emotion_in, _tensors(train["listener_emotion"]), SKIP_RIDGE_ALPHA)
@@ -352,6 +383,27 @@ def _frame_stats(frames: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
     mean = total / count
     var = (squares - count * mean * mean).clamp_min(0) / max(count - 1, 1)
     return mean.float(), var.sqrt().float()
+
+
+def _masked_stats(values: Tensor | Sequence[Tensor], masks: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Per-dim mean and std over the frames whose mask is set (float64 sums); a dim with no valid
+    frame gets mean 0 and std 1."""
+    items = [values] if isinstance(values, Tensor) else values
+    mask_items = [masks] if isinstance(masks, Tensor) else masks
+    dim = items[0].shape[-1]
+    total = torch.zeros(dim, dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    count = torch.zeros_like(total)
+    for x, m in zip(items, mask_items, strict=True):
+        keep = (m.reshape(-1, dim) > 0.5).double()
+        x = x.reshape(-1, dim).double() * keep
+        total += x.sum(0)
+        squares += (x * x).sum(0)
+        count += keep.sum(0)
+    mean = total / count.clamp_min(1)
+    var = (squares - count * mean * mean).clamp_min(0) / (count - 1).clamp_min(1)
+    std = torch.where(count > 1, var.sqrt(), torch.ones_like(var))
+    return mean.float(), std.float()
 
 
 def _linear_dims(cfg: PredictorConfig) -> tuple[int, ...]:

@@ -76,9 +76,20 @@ KEYS = ("speaker_audio", "speaker_3dmm", "speaker_emotion", "listener_3dmm", "li
 WINDOW_KEYS = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
 
 
+EEG_KEYS = ("listener_eeg", "listener_eeg_mask")  # (T, 14) per-frame EEG targets and mask (predictor.eeg_head)
+
+
 def corpus_keys(cfg: ReactConfig) -> tuple[str, ...]:
-    """What a predictor run loads per sample: :data:`KEYS`, and the listener's traits when the model takes them."""
-    return (*KEYS, PERSONALITY) if cfg.predictor.personality else KEYS
+    """What a predictor run loads per sample: :data:`KEYS`, the listener's traits when the model
+    takes them, the listener's EEG and its mask when it predicts them."""
+    keys = (*KEYS, PERSONALITY) if cfg.predictor.personality else KEYS
+    return (*keys, *EEG_KEYS) if cfg.predictor.eeg_head else keys
+
+
+def window_keys(cfg: ReactConfig) -> tuple[str, ...]:
+    """The per-frame arrays a training window cuts: :data:`WINDOW_KEYS`, plus the EEG ones for an EEG head."""
+    return (*WINDOW_KEYS, *EEG_KEYS) if cfg.predictor.eeg_head else WINDOW_KEYS
+
 IGNORE = -100
 VAL_PIECE_FRAMES = 1024  # validation scores long recordings in consecutive pieces this long
 
@@ -268,13 +279,15 @@ def predictor_steps(
     aligned = device.type == "cuda" if aligned is None else aligned
     valid = valid.to(device)
     patch = model.cfg.patch
+    keys = window_keys(cfg)
+    with_eeg = model.eeg_head is not None
 
     def loss_at(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rows = windows.rows(step)
         batch = batch_to(windows.gather(rows), device)
         plan = plan_batch(rows.real, rows.rngs, windows.window, patch, tc.truncate_prob, tc.listener_dropout)
         if aligned:
-            batch, plan = align_cuts(batch, plan)
+            batch, plan = align_cuts(batch, plan, keys)
         audio, speaker, listener_in, padding, targets = apply_plan(batch, plan, model)
         if aligned:
             padding = None  # all padding follows the real frames: causal attention never reaches it
@@ -284,10 +297,13 @@ def predictor_steps(
             if tc.self_sampling > 0:
                 listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
                                           valid, tc.self_sampling, traits)
-            logits, emotion = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion,
-                                          personality=traits)
+            outputs = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion,
+                                  personality=traits, **({"eeg": True} if with_eeg else {}))
+        logits, emotion = outputs[:2]
         parts = loss_parts(model, logits, emotion, targets, batch["listener_emotion"], weights)
-        return total_loss(parts, tc.emotion_loss_weight), {k: v.detach() for k, v in parts.items()}
+        if with_eeg:
+            parts["eeg_mse"] = eeg_mse(model, outputs[2], targets, batch["listener_eeg"], batch["listener_eeg_mask"])
+        return total_loss(parts, tc.emotion_loss_weight, tc.eeg_loss_weight), {k: v.detach() for k, v in parts.items()}
 
     return loss_at
 
@@ -335,8 +351,23 @@ def emotion_mse(
     return err.sum() / (keep.sum() * target_emotion.shape[-1]).clamp_min(1.0)
 
 
-def total_loss(parts: dict[str, torch.Tensor], emotion_weight: float) -> torch.Tensor:
-    return parts["ce"] + emotion_weight * parts["emotion_mse"] if "emotion_mse" in parts else parts["ce"]
+def eeg_mse(
+    model: ReactionPredictor, eeg: torch.Tensor, targets: torch.Tensor, target_eeg: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """The EEG head's MSE in standardised units over the valid cells only: a cell counts where the
+    EEG mask is set (a present, finite value in the release) on a non-padded frame; masked cells
+    hold 0 in the targets and never reach the loss. Frame t's target is the EEG of the second
+    holding t (``eeg_per_frame``), so every frame trains the head that generation reads once per
+    second at each second's last frame."""
+    keep = (mask > 0.5).float() * (targets != IGNORE).float()[..., None]
+    err = (model.standardize_eeg(eeg.float()) - model.standardize_eeg(target_eeg)) ** 2
+    return (err * keep).sum() / keep.sum().clamp_min(1.0)
+
+
+def total_loss(parts: dict[str, torch.Tensor], emotion_weight: float, eeg_weight: float = 0.3) -> torch.Tensor:
+    loss = parts["ce"] + emotion_weight * parts["emotion_mse"] if "emotion_mse" in parts else parts["ce"]
+    return loss + eeg_weight * parts["eeg_mse"] if "eeg_mse" in parts else loss
 
 
 @torch.no_grad()
@@ -372,7 +403,7 @@ def own_samples(
 @torch.no_grad()
 def validation_loss(
     model: ReactionPredictor, corpus: dict, device: torch.device, emotion_weight: float,
-    weights: torch.Tensor | None = None, batch: int = 8,
+    weights: torch.Tensor | None = None, batch: int = 8, eeg_weight: float = 0.3,
 ) -> dict[str, float]:
     """Loss and its parts over whole clips (teacher forcing, generation's attention), frame-weighted.
 
@@ -385,18 +416,24 @@ def validation_loss(
     sums: dict[str, float] = {}
     count = 0
     keys = ("speaker_audio", "speaker_emotion", "speaker_tokens", "listener_tokens", "listener_emotion")
+    with_eeg = model.eeg_head is not None
+    if with_eeg:
+        keys = (*keys, *EEG_KEYS)
     for pieces in piece_batches(lengths_of(corpus["listener_tokens"]), VAL_PIECE_FRAMES, batch):
         rows = {k: gather(corpus[k], pieces).to(device) for k in keys}
         traits = None
         if PERSONALITY in corpus:
             traits = torch.stack([torch.as_tensor(corpus[PERSONALITY][i]) for i, _, _ in pieces]).to(device)
         tokens = rows["listener_tokens"]
-        logits, emotion = model(
+        outputs = model(
             rows["speaker_audio"], rows["speaker_tokens"], model.shift_listener(tokens),
-            emotion=rows["speaker_emotion"], personality=traits,
+            emotion=rows["speaker_emotion"], personality=traits, **({"eeg": True} if with_eeg else {}),
         )
+        logits, emotion = outputs[:2]
         parts = loss_parts(model, logits, emotion, tokens, rows["listener_emotion"], weights)
-        parts["loss"] = total_loss(parts, emotion_weight)
+        if with_eeg:
+            parts["eeg_mse"] = eeg_mse(model, outputs[2], tokens, rows["listener_eeg"], rows["listener_eeg_mask"])
+        parts["loss"] = total_loss(parts, emotion_weight, eeg_weight)
         if emotion is not None:
             _, unheard = model(
                 rows["speaker_audio"], rows["speaker_tokens"], torch.full_like(tokens, model.mask_id),
@@ -460,7 +497,14 @@ def train_predictor(
         tokenizer.to(device)
         torch.manual_seed(seed)
         edition = training_edition(root, cfg)
+        if cfg.predictor.eeg_head and not edition.has_eeg:
+            raise ReactError(f"predictor.eeg_head: REACT {edition.name} data has no EEG ({root}; the head needs a "
+                             "REACT 2026 MARS root with eeg_processed)")
         train, val = (_tokenized_split(root, split, cfg, tokenizer, device) for split in ("train", "val"))
+        if cfg.predictor.eeg_head and not any(float(np.asarray(m).max(initial=0)) > 0.5
+                                              for m in train["listener_eeg_mask"]):
+            raise file_error(root / "train", "predictor.eeg_head: no train listener has a valid EEG value "
+                             "(eeg_processed is missing or empty); nothing to train the head on")
         if point is None:
             model, valid = build_predictor(cfg, tokenizer, train)
         model.to(device)
@@ -473,7 +517,7 @@ def train_predictor(
             start = point.step
             best = {"best_val": float(point.state["best_val"]), "best_step": int(point.state["best_step"])}
         train_model = compiled(DistributedDataParallel(model) if ctx.distributed else model, tc.compile)
-        arrays = {k: train[k] for k in WINDOW_KEYS}
+        arrays = {k: train[k] for k in window_keys(cfg)}
         windows = WindowBatches(
             arrays, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
             ctx.world, static={k: train[k] for k in (PERSONALITY,) if k in train},
@@ -495,7 +539,8 @@ def train_predictor(
         def on_eval(step: int, train_loss: float) -> dict[str, float] | None:
             figures = None
             if ctx.is_main:
-                figures = validation_loss(model, val, device, tc.emotion_loss_weight, weights)
+                figures = validation_loss(model, val, device, tc.emotion_loss_weight, weights,
+                                          eeg_weight=tc.eeg_loss_weight)
                 losses = {"val_loss": figures["val_loss"], "train_loss": train_loss}
                 if figures[tc.select_by] < best["best_val"]:
                     best.update(best_val=figures[tc.select_by], best_step=step)
@@ -512,6 +557,7 @@ def train_predictor(
             flops=lambda step: step_flops, peak_flops=peak_flops(device, tc.peak_tflops),
         )
         parts = ("ce", "emotion_mse") if model.emotion_head is not None else ("ce",)
+        parts += ("eeg_mse",) if model.eeg_head is not None else ()
         val_parts = tuple(f"val_{p}" for p in parts) + (("val_unheard_mse",) if model.emotion_head is not None else ())
         log = None
         if ctx.is_main:
