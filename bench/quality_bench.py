@@ -14,7 +14,9 @@ metrics, next to the GT, Mime, Random, MeanSeq and Ridge rows and:
   FRDiv rewards reactions that differ, so the model is compared with RidgeRes *at its own
   diversity*: RidgeRes's curve interpolated to the model's FRDiv (:func:`matched_diversity`);
 * speaker shuffle: every val sample gets another sample's speaker input (audio, 3DMM, emotion),
-  scored against its true listener. A model that uses the speaker loses FRC here;
+  scored against its true listener. A model that uses the speaker loses FRC here. RidgeRes gets
+  the same shuffle at every ``s`` (its column ``shuffled / matched``): diversity alone raises
+  the ratio, since K varied reactions find a closer neighbour by chance whatever the speaker;
 * smoothness: mean |frame-to-frame change| of the generated emotion over that of the real
   listeners (1 = as smooth as real reactions; sampling noise shows as >> 1);
 * the tokenizer's reconstruction error and codebook use.
@@ -127,10 +129,16 @@ def matched_diversity(curve: Sequence[dict], frdiv: float) -> dict | None:
         low, high = sorted((a["FRDiv"], b["FRDiv"]))
         if low <= frdiv <= high and high > low:
             w = (frdiv - a["FRDiv"]) / (b["FRDiv"] - a["FRDiv"])
-            return {key: a[key] + w * (b[key] - a[key]) for key in ("x", "FRDiv", "FRC", "FRD")}
+            return {key: a[key] + w * (b[key] - a[key]) for key in _curve_keys(a, b)}
         if low == high == frdiv:
-            return {key: a[key] for key in ("x", "FRDiv", "FRC", "FRD")}
+            return {key: a[key] for key in _curve_keys(a, b)}
     return None
+
+
+def _curve_keys(a: dict, b: dict) -> list[str]:
+    """The figures interpolated along a curve: always x, FRDiv, FRC and FRD; the shuffled ratio
+    where both points have it."""
+    return ["x", "FRDiv", "FRC", "FRD", *(["shuffled"] if "shuffled" in a and "shuffled" in b else [])]
 
 
 def _point(x: float, metrics: dict, k: int, smooth: float | None = None) -> dict:
@@ -158,6 +166,7 @@ def score_seed(
     from reactcli.data.dataset import ReactClipDataset
     from reactcli.data.ideal import ideal_folder
     from reactcli.generate import generate_dataset, load_for_generation
+    from reactcli.metrics.appropriateness import frc, neighbour_lists
     from reactcli.metrics.baselines import baseline_predictions, train_emotion
     from reactcli.metrics.evaluate import evaluate_arrays, load_predictions, load_truth
     from reactcli.metrics.ridge import ridge_from_cache
@@ -192,9 +201,15 @@ def score_seed(
     residuals = np.stack([c["listener_emotion"][:EVAL_FRAMES]
                           - fitted.predict(c["speaker_emotion"][:EVAL_FRAMES], c["speaker_audio"])
                           for c in map(train_set.clip, range(len(train_set)))])
+    # the same draws on another sample's Ridge prediction: RidgeRes with shuffled speakers
+    shuffled_ridge = ridge_residual_predictions(ridge_val[shuffled_speakers(len(ridge_val))], residuals, samples,
+                                                RIDGE_RES_SCALES, 0)
+    neighbours = neighbour_lists(truth.neighbours)
     ridge_res = []
     for s, p in ridge_residual_predictions(ridge_val, residuals, samples, RIDGE_RES_SCALES, 0).items():
-        ridge_res.append(_point(s, evaluate_arrays(p, truth), samples, smoothness(p, truth.listener)))
+        point = _point(s, evaluate_arrays(p, truth), samples, smoothness(p, truth.listener))
+        point["shuffled"] = frc(shuffled_ridge[s], truth.listener, neighbours) / max(point["FRC"] * samples, 1e-12)
+        ridge_res.append(point)
 
     # the model along its knob (the default setting is the "model" row itself)
     key, values = _knob(sweep)
@@ -244,21 +259,28 @@ def curve_table(seed: int, result: dict, k: int) -> str:
     """The seed's figures and both curves as a markdown table (per reaction: FRC and FRD / K)."""
     m, curves = result["metrics"], result["curves"]
     lines = [f"# synth seed {seed}: val N={m['model']['N']}, K={k}; FRC and FRD per reaction", "",
-             "| row | knob | FRC | FRD | FRDiv | smoothness |", "|---|---|---|---|---|---|"]
+             "| row | knob | FRC | FRD | FRDiv | smoothness | shuffled / matched FRC |",
+             "|---|---|---|---|---|---|---|"]
+
+    def ratio(p: dict) -> str:
+        return f"{p['shuffled']:.3f}" if "shuffled" in p else ""
+
+    model_ratio = {"shuffled": m["shuffled"]["FRC"] / m["model"]["FRC"]} if m["model"]["FRC"] else {}
     for p in curves["model"]:
-        mark = " (default)" if p["x"] == curves["default"] else ""
+        default = p["x"] == curves["default"]
+        mark = " (default)" if default else ""
         lines.append(f"| model | {curves['knob']} = {p['x']:g}{mark} | {p['FRC']:.4f} | {p['FRD']:.3f} | "
-                     f"{p['FRDiv']:.5f} | {p['smoothness']:.2f} |")
+                     f"{p['FRDiv']:.5f} | {p['smoothness']:.2f} | {ratio(model_ratio) if default else ''} |")
     for p in curves["RidgeRes"]:
         lines.append(f"| RidgeRes | s = {p['x']:g} | {p['FRC']:.4f} | {p['FRD']:.3f} | {p['FRDiv']:.5f} | "
-                     f"{p['smoothness']:.2f} |")
+                     f"{p['smoothness']:.2f} | {ratio(p)} |")
     matched = result["ridge_res_matched"]
     if matched is not None:
         lines.append(f"| RidgeRes at the model's FRDiv | s = {matched['x']:.3f} | {matched['FRC']:.4f} | "
-                     f"{matched['FRD']:.3f} | {matched['FRDiv']:.5f} | |")
+                     f"{matched['FRD']:.3f} | {matched['FRDiv']:.5f} | | {ratio(matched)} |")
     for name in ("Ridge", "Ideal", "Neighbours", "Mime"):
         r = m[name]
-        lines.append(f"| {name} | | {r['FRC'] / k:.4f} | {r['FRD'] / k:.3f} | {r['FRDiv']:.5f} | |")
+        lines.append(f"| {name} | | {r['FRC'] / k:.4f} | {r['FRD'] / k:.3f} | {r['FRDiv']:.5f} | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -319,8 +341,9 @@ def print_seed(seed: int, result: dict, k: int) -> None:
     if matched is None:
         print("RidgeRes at the model's FRDiv: outside RidgeRes's curve")
     else:
+        shuffled = f", shuffled/matched FRC {matched['shuffled']:.2f}" if "shuffled" in matched else ""
         print(f"RidgeRes at the model's FRDiv (s = {matched['x']:.3f}): FRC {matched['FRC']:.3f} FRD "
-              f"{matched['FRD']:.2f}")
+              f"{matched['FRD']:.2f}{shuffled}")
     t = result["tokenizer"]
     print(f"smoothness {result['smoothness']:.2f} (shuffled {result['smoothness_shuffled']:.2f}); shuffled/matched "
           f"FRC {m['shuffled']['FRC'] / max(m['model']['FRC'], 1e-12):.2f}; FRDiv / ideal "
@@ -379,6 +402,8 @@ def main() -> None:
     parser.add_argument("--ridge-step", type=int, default=2)
     parser.add_argument("--ridge-alpha", type=float, default=0.01)
     args = parser.parse_args()
+    from reactcli.atomic import save_text
+
     _knob(args.sweep)  # a malformed --sweep stops here, before any training
     wall = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -400,12 +425,12 @@ def main() -> None:
         results[seed] = result
         print_seed(seed, result, args.samples)
         stem = args.out / f"curves_{args.tag}_seed{seed}"
-        stem.with_suffix(".md").write_text(curve_table(seed, result, args.samples))
+        save_text(stem.with_suffix(".md"), curve_table(seed, result, args.samples))
         plot_curves(seed, result, args.samples, stem.with_suffix(".png"))
         print(f"curves: {stem}.md, {stem}.png")
         sys.stdout.flush()  # a long run shows each seed as it finishes, also when logged to a file
         partial = {"seeds_done": list(results), "per_seed": {str(s): r for s, r in results.items()}}
-        out.with_suffix(".partial.json").write_text(json.dumps(partial, indent=2, default=float))
+        save_text(out.with_suffix(".partial.json"), json.dumps(partial, indent=2, default=float))
     summ = summary(results, args.samples)
     print(f"\n== over {len(seeds)} seeds ({', '.join(map(str, seeds))}): model figures, mean and worst")
     for name, v in summ.items():
@@ -417,7 +442,7 @@ def main() -> None:
                "generate_sets": args.generate_sets, "config": str(args.config), "K": args.samples, "ridge": ridge,
                "per_seed": {str(s): r for s, r in results.items()}, "summary": summ, "all_targets_met": passed,
                "wall_seconds": elapsed}
-    out.write_text(json.dumps(payload, indent=2, default=float))
+    save_text(out, json.dumps(payload, indent=2, default=float))
     print(f"wrote {out}")
 
 

@@ -53,6 +53,11 @@ def test_matched_diversity_interpolates_the_curve_at_the_models_frdiv() -> None:
         {"x": 0.25, "FRDiv": 0.005, "FRC": 0.195, "FRD": 5.65})
     assert quality_bench.matched_diversity(curve, 0.0)["x"] == 0.0
     assert quality_bench.matched_diversity(curve, 0.05) is None  # beyond the curve: no extrapolation
+    for point, ratio in zip(curve, (0.63, 0.6, 0.67), strict=True):
+        point["shuffled"] = ratio  # RidgeRes's shuffled / matched FRC rides along
+    assert quality_bench.matched_diversity(curve, 0.02)["shuffled"] == pytest.approx(0.63 + 0.04 / 3)
+    curve[0].pop("shuffled")
+    assert "shuffled" not in quality_bench.matched_diversity(curve, 0.02)  # only where both points have it
 
 
 def test_ridge_residual_draws_the_same_clips_for_every_scale() -> None:
@@ -101,12 +106,16 @@ def test_curve_table_and_figure_are_written(tmp_path: Path) -> None:
         "knob": "generation.sampled_emotion_weight", "default": 0.5,
         "model": [{"x": 0.0, "FRC": 0.21, "FRD": 5.6, "FRDiv": 0.002, "smoothness": 0.7},
                   {"x": 0.5, "FRC": 0.2, "FRD": 5.0, "FRDiv": 0.02, "smoothness": 1.1}],
-        "RidgeRes": [{"x": 0.0, "FRC": 0.2, "FRD": 5.5, "FRDiv": 0.0, "smoothness": 0.6},
-                     {"x": 1.0, "FRC": 0.1, "FRD": 6.5, "FRDiv": 0.04, "smoothness": 1.6}],
+        "RidgeRes": [{"x": 0.0, "FRC": 0.2, "FRD": 5.5, "FRDiv": 0.0, "smoothness": 0.6, "shuffled": 0.6},
+                     {"x": 1.0, "FRC": 0.1, "FRD": 6.5, "FRDiv": 0.04, "smoothness": 1.6, "shuffled": 0.7}],
     }
+    result["ridge_res_matched"] = quality_bench.matched_diversity(result["curves"]["RidgeRes"], 0.02)
     table = quality_bench.curve_table(0, result, 10)
-    assert "| model | generation.sampled_emotion_weight = 0.5 (default) | 0.2000 | 5.000 | 0.02000 | 1.10 |" in table
-    assert "| RidgeRes at the model's FRDiv | s = 0.500 | 0.1500 | 6.000 | 0.02000 | |" in table
+    assert ("| model | generation.sampled_emotion_weight = 0.5 (default) | 0.2000 | 5.000 | 0.02000 | 1.10 | "
+            "0.500 |") in table  # shuffled 1.0 over matched 2.0
+    assert "| model | generation.sampled_emotion_weight = 0 | 0.2100 | 5.600 | 0.00200 | 0.70 |  |" in table
+    assert "| RidgeRes | s = 1 | 0.1000 | 6.500 | 0.04000 | 1.60 | 0.700 |" in table
+    assert "| RidgeRes at the model's FRDiv | s = 0.500 | 0.1500 | 6.000 | 0.02000 | | 0.650 |" in table
     png = tmp_path / "curves.png"
     quality_bench.plot_curves(0, result, 10, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
