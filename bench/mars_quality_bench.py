@@ -226,7 +226,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="synthetic dataset seeds (comma-separated)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "mars_quality")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "mars_tiny.toml")
-    parser.add_argument("--dyads", default="12,4,0", help="synth --dyads TRAIN,VAL,TEST (the MARS demo's)")
+    parser.add_argument("--dyads", default="32,4,0", help="synth --dyads TRAIN,VAL,TEST (the MARS demo's)")
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--frames", default="58-600")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="section.key=value for training")
