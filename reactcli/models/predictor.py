@@ -8,14 +8,16 @@ FIBER-style gated blocks in which the face and audio streams attend to each othe
 (LayerNorm) is the speaker memory.
 
 Listener side: past listener tokens -> Embedding (plus, with ``personality``, a learned projection
-of the listener's five traits, the same at every frame), ``self_depth`` blocks, ``cross_depth`` gated
-blocks attending to the speaker memory, LayerNorm; a linear head over codes + PAD + MASK and (with
-``emotion_head``) a linear emotion head on the same state, and (with ``eeg_head``, REACT 2026) a
-linear head estimating the listener's 14 EEG targets at every frame, which generation reads out once
-per second at each second's last frame (``data/eeg_windows.py``): the state at frame t depends on
-speaker frames <= t only, so the 1 Hz output is online too. The emotion head regresses the
-listener's emotion at frame t directly; the sampled token history still makes the K reactions
-differ, while the emotion no longer carries per-frame sampling noise (see docs/quality.md).
+of the listener's five traits, the same at every frame; with ``history_frames``, the vector
+``models/history.py`` pools from the listener's previous recording, added alike), ``self_depth``
+blocks, ``cross_depth`` gated blocks attending to the speaker memory, LayerNorm; a linear head over
+codes + PAD + MASK and (with ``emotion_head``) a linear emotion head on the same state, and (with
+``eeg_head``, REACT 2026) a linear head estimating the listener's 14 EEG targets at every frame,
+which generation reads out once per second at each second's last frame (``data/eeg_windows.py``):
+the state at frame t depends on speaker frames <= t only, so the 1 Hz output is online too. The
+emotion head regresses the listener's emotion at frame t directly; the sampled token history still
+makes the K reactions differ, while the emotion no longer carries per-frame sampling noise (see
+docs/quality.md).
 
 Time alignment (one frame axis for every stream, identical in training and generation): position
 t holds speaker frame t and the listener token of frame ``t - patch`` (MASK for t < patch); its
