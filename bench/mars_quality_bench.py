@@ -5,14 +5,20 @@ For each seed S: ``react synth --edition 2026 --seed S`` at the MARS demo's size
 train-predictor`` with ``configs/mars_tiny.toml`` (training seed 0, as the demo) -> K = 10
 reactions for every val sample -> the MARS metrics (``metrics/mars.py``, ground truths aligned
 with ``resample``: no post-processor checkpoint here, so the figures are non-official), next to
-``react baselines``' rows (B_Mime, B_MeanFr, Ridge, RidgeRes). Plus two ablations, generated
+``react baselines``' rows (B_Mime, B_MeanFr, Ridge, RidgeRes). Plus ablations, generated
 with the same seeds as the matched run:
 
-* trait shuffle: every val sample gets the traits of another listener (the next distinct trait
-  vector of the split, cyclically), with its own speaker. The synthetic listeners' styles follow
-  their traits (``data/synth_mars.py``), so a model that uses them loses FRC here;
+* trait shuffle (a model with ``predictor.personality``): every val sample gets the traits of
+  another listener (the next distinct trait vector of the split, cyclically), with its own
+  speaker. The synthetic listeners' styles follow their traits (``data/synth_mars.py``), so a
+  model that uses them loses FRC here;
 * speaker shuffle: every val sample gets the next sample's speaker (audio, 3DMM, attributes),
-  with its own listener's traits, cut or extended to its own length.
+  with its own listener's traits, cut or extended to its own length;
+* history shuffle (a model trained with ``predictor.history_frames``, ``--set
+  predictor.history_frames=H``): every val sample gets the history of the next sample whose
+  listener is another person (other traits), cyclically, with its own speaker and traits. The
+  history is the listener's previous recording (``data/mars_history.py``), whose style the
+  synthetic listeners keep from session to session.
 
 A model trained with ``predictor.eeg_head`` (``--set predictor.eeg_head=true``) is also scored on
 the EEG metrics (``metrics/mars_eeg.py``, the paired listeners' EEG at each second's last frame as
@@ -43,7 +49,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 REACT = [sys.executable, "-m", "reactcli.cli"]
-MODEL_ROWS = ("model", "traits shuffled", "speaker shuffled")
+MODEL_ROWS = ("model", "traits shuffled", "speaker shuffled", "history shuffled")
 BASELINE_ROWS = ("B_Mime", "B_MeanFr", "Ridge", "RidgeRes")
 SHOWN = ("FRC", "FRD", "FRSyn_fixed", "FRDiv", "FRVar", "MAE")
 EEG_SHOWN = ("EEG_FRC", "EEG_FRD", "EEG_FRSyn", "EEG_FRDiv", "EEG_FRVar")
@@ -85,6 +91,18 @@ def shuffled_traits(traits: list[np.ndarray]) -> list[np.ndarray]:
         raise SystemExit("the val split has one listener personality: nothing to shuffle")
     where = [next(j for j, d in enumerate(distinct) if np.array_equal(t, d)) for t in traits]
     return [distinct[(j + 1) % len(distinct)] for j in where]
+
+
+def other_person(traits: list[np.ndarray]) -> list[int]:
+    """For each sample, the next sample (cyclically) whose listener has other traits: another person's history."""
+    n = len(traits)
+    out = []
+    for i in range(n):
+        j = next((j % n for j in range(i + 1, i + n) if not np.array_equal(traits[j % n], traits[i])), None)
+        if j is None:
+            raise SystemExit("the val split has one listener personality: no other person's history to give")
+        out.append(j)
+    return out
 
 
 def generated(model, mars, samples: int, speaker_of: list[int] | None = None, eeg: list | None = None,  # noqa: ANN001
@@ -139,15 +157,18 @@ def score_seed(root: Path, run: Path, samples: int, log: Path) -> dict:
     model, facts = load_generation_model(run / "predictor.ckpt", torch.device("cpu"))
     edition = generation_edition(root, "val", None, model.config)
     mars = open_mars_split(root, "val", model, edition)
-    if not mars.personality:
-        raise SystemExit(f"{run / 'predictor.ckpt'}: trained without predictor.personality; nothing to ablate")
     preds: dict[str, list[np.ndarray]] = {}
     estimates: list[np.ndarray] | None = [] if model.predictor.eeg_head is not None else None
     preds["model"], gen_seconds = generated(model, mars, samples, eeg=estimates)
-    shuffled = dataclasses.replace(mars.speakers, traits=shuffled_traits(mars.speakers.traits))
-    preds["traits shuffled"], _ = generated(model, dataclasses.replace(mars, speakers=shuffled), samples)
+    if mars.personality:
+        shuffled = dataclasses.replace(mars.speakers, traits=shuffled_traits(mars.speakers.traits))
+        preds["traits shuffled"], _ = generated(model, dataclasses.replace(mars, speakers=shuffled), samples)
     n = len(mars.ids)
     preds["speaker shuffled"], _ = generated(model, mars, samples, [(i + 1) % n for i in range(n)])
+    if mars.speakers.history:
+        people = [mars.speakers.data.personality(s.target) for s in mars.speakers.samples]  # who listens
+        others = dataclasses.replace(mars.speakers, history_of=other_person(people))
+        preds["history shuffled"], _ = generated(model, dataclasses.replace(mars, speakers=others), samples)
     truth = load_mars_truth(root, "val", edition)
     assert truth.ids == mars.ids
     aligned = align_truth(truth, truth.lengths, prepare_alignment(truth, truth.lengths, "resample"))
@@ -177,7 +198,8 @@ def checks(result: dict) -> dict[str, bool]:
         "FRD < B_Mime": model["FRD"] < m["B_Mime"]["FRD"],
         "FRD < B_MeanFr": model["FRD"] < m["B_MeanFr"]["FRD"],
         "FRC >= 0.75 Ridge": model["FRC"] >= 0.75 * m["Ridge"]["FRC"],
-        "traits shuffled FRC <= 0.9": m["traits shuffled"]["FRC"] <= 0.9 * model["FRC"],
+        **({"traits shuffled FRC <= 0.9": m["traits shuffled"]["FRC"] <= 0.9 * model["FRC"]}
+           if "traits shuffled" in m else {}),
     }
 
 
@@ -188,8 +210,11 @@ def ratios(result: dict) -> dict[str, float]:
         "FRC / Ridge FRC": model["FRC"] / max(m["Ridge"]["FRC"], 1e-12),
         "FRD / B_Mime FRD": model["FRD"] / m["B_Mime"]["FRD"],
         "FRD / B_MeanFr FRD": model["FRD"] / m["B_MeanFr"]["FRD"],
-        "traits shuffled / matched FRC": m["traits shuffled"]["FRC"] / max(model["FRC"], 1e-12),
+        **({"traits shuffled / matched FRC": m["traits shuffled"]["FRC"] / max(model["FRC"], 1e-12)}
+           if "traits shuffled" in m else {}),
         "speaker shuffled / matched FRC": m["speaker shuffled"]["FRC"] / max(model["FRC"], 1e-12),
+        **({"history shuffled / matched FRC": m["history shuffled"]["FRC"] / max(model["FRC"], 1e-12)}
+           if "history shuffled" in m else {}),
     }
 
 
@@ -198,7 +223,7 @@ def print_seed(seed: int, result: dict, k: int) -> None:
     print(f"\n== synth seed {seed} (MARS 2026 val N={result['N']}, K={k}, {result['frames']} frames; "
           "resample alignment: non-official)")
     print(f"{'row':18s} " + " ".join(f"{name:>11s}" for name in SHOWN))
-    for name in (*MODEL_ROWS, *BASELINE_ROWS):
+    for name in (*(r for r in MODEL_ROWS if r in m), *BASELINE_ROWS):
         cells = [m[name].get(metric) for metric in SHOWN]
         print(f"{name:18s} " + " ".join(f"{v:11.4f}" if v is not None else f"{'-':>11s}" for v in cells))
     for name, row in result.get("eeg", {}).items():
@@ -212,7 +237,7 @@ def print_seed(seed: int, result: dict, k: int) -> None:
 def summary(results: dict[int, dict]) -> dict:
     """Mean and worst case over seeds of the target ratios."""
     worse_high = {"FRD / B_Mime FRD", "FRD / B_MeanFr FRD", "traits shuffled / matched FRC",
-                  "speaker shuffled / matched FRC"}
+                  "speaker shuffled / matched FRC", "history shuffled / matched FRC"}
     table = [ratios(r) for r in results.values()]
     out = {}
     for name in table[0]:

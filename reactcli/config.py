@@ -180,6 +180,13 @@ class PredictorConfig(Section):
         description="add a learned projection of the listener's five traits ((x - 1) / 4) to the listener stream "
         "(REACT 2026: a MARS root with personality/listener.csv; samples without traits are left out)",
     )
+    history_frames: int = Field(
+        default=0,
+        ge=0,
+        description="frames of the listener's own past (the last frames of their previous recording in the split, "
+        "3DMM and attributes) pooled into one vector added to the listener stream; 0 = off (REACT 2026's history "
+        "condition: MARS roots only, docs/mars.md)",
+    )
     eeg_head: bool = Field(
         default=False,
         description="also predict the listener's 14 EEG targets from the listener state, read out once per second "

@@ -49,9 +49,11 @@ from torch import Tensor
 
 from reactcli.data.eeg_windows import eeg_window_ends
 from reactcli.data.loaders import pad_emotion
+from reactcli.data.mars_history import HISTORY_DIM
 from reactcli.editions import EEG_DIM, PERSONALITY_TRAITS
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import ReactionModel
+from reactcli.models.history import history_model_space
 from reactcli.models.layers import CacheTree
 from reactcli.models.sampled_path import SAMPLED_COUNT, check_sampled_path, sampled_emotion
 from reactcli.models.valid_emotion import project_emotion
@@ -148,6 +150,7 @@ class BatchedReactionStream:
         cache: str = "static",
         capture: bool | None = None,
         personality: Tensor | np.ndarray | None = None,
+        history: Tensor | np.ndarray | None = None,
     ) -> None:
         gen = model.config.generation
         self.model = model
@@ -199,6 +202,13 @@ class BatchedReactionStream:
         if self.takes_personality:
             self._traits = torch.zeros(self.rows, len(PERSONALITY_TRAITS), device=self.device)
         self._set_personality(personality)
+        self.takes_history = self.pred.history_encoder is not None
+        # The listener's history as the (d,) vector the listener stream adds, one row per (clip,
+        # reaction): encoded once per clip (models/history.py), a fixed buffer rewritten in place.
+        self._past = None
+        if self.takes_history:
+            self._past = torch.zeros(self.rows, self.pred.cfg.dim, device=self.device)
+        self._set_history(history)
         if capture is None:
             capture = self.device.type == "cuda" and cache == "static"
         if capture and (self.device.type != "cuda" or cache != "static"):
@@ -255,10 +265,34 @@ class BatchedReactionStream:
                              f"traits (one row per clip), got {tuple(traits.shape)}")
         self._traits.copy_(traits.repeat_interleave(self.samples, 0).to(self.device))
 
-    def reset(self, seeds: Sequence[int] | None = None, personality: Tensor | np.ndarray | None = None) -> None:
+    def _set_history(self, history: Tensor | np.ndarray | None) -> None:
+        """Check the listeners' (B, H, 84) histories (``data/mars_history.py``, raw 3DMM) and store
+        their encoded vectors, in place."""
+        if not self.takes_history:
+            if history is not None:
+                raise ReactError("this model does not take the listener's history (predictor.history_frames is 0)")
+            return
+        frames = self.pred.cfg.history_frames
+        if history is None:
+            raise ReactError(f"this model takes the listener's history (predictor.history_frames = {frames}): pass "
+                             "each clip's history (the last frames of the listener's previous recording, or zeros)")
+        past = torch.as_tensor(np.asarray(history, dtype=np.float32))
+        if past.shape != (self.batch, frames, HISTORY_DIM) or not bool(torch.isfinite(past).all()):
+            raise ReactError(f"listener history: expected finite ({self.batch}, {frames}, {HISTORY_DIM}) values "
+                             f"(one history per clip), got {tuple(past.shape)}")
+        with torch.no_grad():
+            vectors = self.pred.past(history_model_space(past.to(self.device), self.tok))
+        self._past.copy_(vectors.repeat_interleave(self.samples, 0))
+
+    def reset(
+        self,
+        seeds: Sequence[int] | None = None,
+        personality: Tensor | np.ndarray | None = None,
+        history: Tensor | np.ndarray | None = None,
+    ) -> None:
         """Start over at frame 0 (optionally with new seeds, one per clip, and for a model that takes
-        them the new clips' listener traits), keeping every state tensor's address so that captured
-        steps stay valid."""
+        them the new clips' listener traits and histories), keeping every state tensor's address so
+        that captured steps stay valid."""
         if seeds is not None:
             seeds = [int(s) for s in seeds]
             if len(seeds) != self.batch:
@@ -266,6 +300,8 @@ class BatchedReactionStream:
             self.seeds = seeds
         if personality is not None or (self.takes_personality and seeds is not None):
             self._set_personality(personality)
+        if history is not None or (self.takes_history and seeds is not None):
+            self._set_history(history)
         self.received = 0
         self._frame.zero_()
         for tree in (*self._enc_cache, *self._dec_cache["face"], *self._dec_cache["emotion"],
@@ -289,6 +325,8 @@ class BatchedReactionStream:
         out += [self._frame, self._tokens, self._spread]
         if self._traits is not None:
             out.append(self._traits)
+        if self._past is not None:
+            out.append(self._past)
         if self._skip_history is not None:
             out.append(self._skip_history)
         if self._smoothed is not None:
@@ -398,7 +436,8 @@ class BatchedReactionStream:
         memory = self.pred.speaker(audio, tokens, pos, cache=self._spk_cache, emotion=emotion)
         slots = torch.remainder(pos, self.patch)
         listener_in = self._tokens.index_select(1, slots)  # tokens of frames pos - patch (MASK before 0)
-        state = self.pred.listener(listener_in, pos, memory, pos, cache=self._lst_cache, personality=self._traits)
+        state = self.pred.listener(listener_in, pos, memory, pos, cache=self._lst_cache, personality=self._traits,
+                                   past=self._past)
         skip = None
         if self._skip_history is not None:
             features = self.pred.skip_features(audio, emotion)
@@ -426,7 +465,7 @@ class BatchedReactionStream:
         # inputs of positions < hi read tokens < lo only (hi - lo <= patch): the filler is never read
         filler = torch.full((self.rows, hi - lo), self.pred.mask_id, dtype=torch.long, device=self.device)
         listener_in = self.pred.shift_listener(torch.cat((self._history, filler), 1))
-        state = self.pred.listener(listener_in, full, memory, full, personality=self._traits)[:, lo:]
+        state = self.pred.listener(listener_in, full, memory, full, personality=self._traits, past=self._past)[:, lo:]
         skip = None
         if self.pred.emotion_skip is not None:
             skip = self.pred.skip(self.pred.skip_features(audio_all, emotion_all))[:, lo:]
@@ -530,7 +569,8 @@ class ReactionStream:
     """Generate K listener reactions online for one speaker stream (a one-clip
     :class:`BatchedReactionStream`): push (n, A) audio, (n, 58) 3DMM and (n, 25) emotion, get
     (K, n, ...) listener frames. ``use_cache=False`` is ``cache="none"``; ``personality`` is the
-    listener's (5,) traits, for a model trained with ``predictor.personality``."""
+    listener's (5,) traits, for a model trained with ``predictor.personality``; ``history`` the
+    listener's (H, 84) history (``data/mars_history.py``), for one trained with ``predictor.history_frames``."""
 
     def __init__(
         self,
@@ -543,10 +583,12 @@ class ReactionStream:
         cache: str | None = None,
         capture: bool | None = None,
         personality: Tensor | np.ndarray | None = None,
+        history: Tensor | np.ndarray | None = None,
     ) -> None:
         kind = cache or ("static" if use_cache else "none")
         traits = None if personality is None else np.asarray(personality, dtype=np.float32).reshape(1, -1)
-        self.stream = BatchedReactionStream(model, [seed], samples, top_k, temperature, kind, capture, traits)
+        past = None if history is None else np.asarray(history, dtype=np.float32)[None]
+        self.stream = BatchedReactionStream(model, [seed], samples, top_k, temperature, kind, capture, traits, past)
         self.seed = int(seed)
         self.samples = self.stream.samples
         self.patch = self.stream.patch
@@ -615,11 +657,13 @@ def generate_reactions(
     temperature: float | Sequence[float] | None = None,
     cache: str | None = None,
     personality: np.ndarray | None = None,
+    history: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stream one speaker clip through a :class:`ReactionStream`; returns (face3dmm (K,T,58), emotion (K,T,25)).
 
     ``emotion`` is the speaker's (T, 25) emotion, needed by models that take it (``predictor.speaker_emotion``);
-    ``personality`` the listener's (5,) traits, needed by models trained with them (``predictor.personality``).
+    ``personality`` the listener's (5,) traits, needed by models trained with them (``predictor.personality``);
+    ``history`` the listener's (H, 84) history, needed by models trained with ``predictor.history_frames``.
 
     ``chunk`` is how many speaker frames are pushed at a time, as a live system would receive them;
     the result does not depend on it beyond float rounding. Without ``chunk`` the clip runs as a
@@ -633,12 +677,13 @@ def generate_reactions(
     if emotion is not None:
         emotion = pad_emotion(np.asarray(emotion, dtype=np.float32), len(audio))
     if chunk is None:
-        clip = SpeakerClip(audio, face3dmm, emotion, personality)
+        clip = SpeakerClip(audio, face3dmm, emotion, personality, history)
         _, face, emo = next(generate_batch(
             model, [clip], [seed], samples, batch_clips=1, cache=kind, top_k=top_k, temperature=temperature
         ))
         return face, emo
-    stream = ReactionStream(model, samples, top_k, temperature, seed, cache=kind, personality=personality)
+    stream = ReactionStream(model, samples, top_k, temperature, seed, cache=kind, personality=personality,
+                            history=history)
     faces, emotions = [], []
     for lo in range(0, len(audio), chunk):
         out = stream.push(
@@ -655,12 +700,15 @@ class SpeakerClip:
     """One speaker input for :func:`generate_batch`: (T, A) audio features, (T, 58) raw 3DMM and,
     for models that take it, the (T or T - 1, 25) emotion (padded to T as training sees it) and
     the listener's (5,) traits (``predictor.personality``: the condition of REACT 2026's
-    personalised tasks; the same for every frame, so it changes nothing of the online contract)."""
+    personalised tasks; the same for every frame, so it changes nothing of the online contract)
+    and the listener's (H, 84) history (``predictor.history_frames``: the last frames of their
+    previous recording, ``data/mars_history.py``; also before frame 0, so also online)."""
 
     audio: np.ndarray
     face3dmm: np.ndarray
     emotion: np.ndarray | None = None
     personality: np.ndarray | None = None
+    history: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.audio)
@@ -719,7 +767,7 @@ def generate_batch(
     the groups of clip indices ``plan`` lists (:func:`length_plan`), in its order.
     Shorter clips of a batch are padded with zeros after their end, which by causality changes
     none of their frames. Clip i uses stream seed ``seeds[i]`` (and, for a model that takes them,
-    its clip's listener traits): its reactions
+    its clip's listener traits and history): its reactions
     equal ``generate_reactions(..., seed=seeds[i])`` up to float rounding. ``clips`` may be lazy
     (``clips[i]`` is read when its batch starts; pass ``lengths`` to avoid reading every clip
     first); ``batch_clips`` defaults to :func:`auto_batch_clips`; ``top_k`` and ``temperature``
@@ -748,17 +796,19 @@ def generate_batch(
         order = sorted(range(n), key=lambda i: (-lengths[i], i)) if by_length else list(range(n))
         groups = [order[first : first + batch] for first in range(0, n, batch)]
     takes_traits = model.predictor.personality_proj is not None
+    takes_history = model.predictor.history_encoder is not None
     stream: BatchedReactionStream | None = None
     for group in groups:
         needs_emotion = bool(model.predictor.cfg.speaker_emotion)
         group_clips = [clips[i] for i in group]
         inputs = _padded(group_clips, model.predictor.audio_dim, needs_emotion, model.predictor.cfg.patch)
         traits = _traits(group_clips) if takes_traits else None
+        past = _histories(group_clips) if takes_history else None
         seeds_here = [int(seeds[i]) for i in group]
         if stream is not None and stream.batch == len(group):
-            stream.reset(seeds_here, traits)  # keeps the captured steps
+            stream.reset(seeds_here, traits, past)  # keeps the captured steps
         else:
-            stream = BatchedReactionStream(model, seeds_here, k, top_k, temperature, cache, capture, traits)
+            stream = BatchedReactionStream(model, seeds_here, k, top_k, temperature, cache, capture, traits, past)
         frames = inputs[0].shape[1]
         face_out = np.empty((len(group), k, frames, FACE_DIM), np.float32)
         emotion_out = np.empty((len(group), k, frames, EMOTION_DIM), np.float32)
@@ -784,6 +834,16 @@ def _traits(clips: Sequence[SpeakerClip]) -> np.ndarray:
     if any(c.personality is None for c in clips):
         raise ReactError("this model takes the listener's personality (predictor.personality); a clip has none")
     return np.stack([np.asarray(c.personality, dtype=np.float32) for c in clips])
+
+
+def _histories(clips: Sequence[SpeakerClip]) -> np.ndarray:
+    """(B, H, 84) listener histories of a batch's clips, for a model that takes them."""
+    if any(c.history is None for c in clips):
+        raise ReactError("this model takes the listener's history (predictor.history_frames); a clip has none")
+    shapes = sorted({np.shape(c.history) for c in clips})
+    if len(shapes) > 1:
+        raise ReactError(f"listener histories of different shapes in one batch: {shapes}")
+    return np.stack([np.asarray(c.history, dtype=np.float32) for c in clips])
 
 
 #: Host memory the output arrays of one batch may take in :func:`length_plan` (long MARS clips).

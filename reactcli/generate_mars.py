@@ -22,6 +22,9 @@ What differs from REACT 2024 (``generate.generate_split``), and why:
 - **Personality** (2026). A model trained with ``predictor.personality`` gets each sample's
   listener traits (``personality/listener.csv``); a listener without traits is an error naming
   it, since every sample of the split is scored.
+- **History** (2026). A model trained with ``predictor.history_frames`` = H gets each sample's
+  listener history: the last H frames of the same listener's previous recording in the split
+  (``data/mars_history.py``, the rule training used), all zero rows for their first session.
 - **Offline models.** A model trained on the release's own ``audio-features`` (not causal: see
   ``data/features.py``) is an offline model, however online the stream is: the record says
   ``"mode": "offline"`` and ``audio_causal: false``, and so does the command's printout.
@@ -39,6 +42,7 @@ What differs from REACT 2024 (``generate.generate_split``), and why:
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -79,6 +83,11 @@ ORDER_MARS = (
 )
 #: What the record's ``lengths`` says.
 LENGTH_RULE = "the input's facial-attributes length (the naive-baseline script's rule)"
+#: What the record's ``history`` says (a model with the history condition; absent otherwise).
+HISTORY_RULE = (
+    "the last {frames} frames (3DMM, attributes) of the listener's previous recording in the split: same role, "
+    "same stem date, same traits where known, the latest earlier start time; zeros for a first session"
+)
 #: What the record's ``eeg`` says (a model with an EEG head).
 EEG_RULE = (
     "the EEG head's estimate of the listener's 14 EEG targets (raw channels / 1000, band powers) once per second, "
@@ -119,6 +128,8 @@ class MarsSpeakers:
     lengths: list[int]
     traits: list[np.ndarray | None]
     speaker_of: list[int] | None = None  # sample n reads sample speaker_of[n]'s speaker (ablations)
+    history: int = 0  # frames of listener history the model takes (predictor.history_frames; 0: none)
+    history_of: list[int] | None = None  # sample n gets sample history_of[n]'s listener history (ablations)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -128,7 +139,11 @@ class MarsSpeakers:
         frames = self.lengths[n]
         face, emotion = self.data.face(source.input)
         audio = fit_frames(self.data.audio(source.input), frames)
-        return SpeakerClip(audio, fit_frames(face, frames), fit_frames(emotion, frames), self.traits[n])
+        past = None
+        if self.history:
+            owner = self.samples[n if self.history_of is None else self.history_of[n]]
+            past = self.data.history(owner.target, self.history)
+        return SpeakerClip(audio, fit_frames(face, frames), fit_frames(emotion, frames), self.traits[n], past)
 
     def listener(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample n's real listener, (L, 58) raw 3DMM and (L, 25) attributes, fitted to its length
@@ -197,7 +212,8 @@ def open_mars_split(
                     "sample of the split is generated (and scored)",
                 )
     lengths = [data.index.eval_frames(s) for s in data.samples]
-    speakers = MarsSpeakers(data, data.samples, lengths, traits)
+    history = model.predictor.cfg.history_frames if model.predictor.history_encoder is not None else 0
+    speakers = MarsSpeakers(data, data.samples, lengths, traits, history=history)
     return MarsSplit(root, split, edition, direction, speakers, takes_traits)
 
 
@@ -218,6 +234,7 @@ def mars_generation_record(
         "audio_encoder": model.config.audio.encoder,
         "personality": "the listener's traits from personality/listener.csv, (x - 1) / 4" if mars.personality else None,
         "eeg": EEG_RULE if model.predictor.eeg_head is not None else None,
+        **({"history": HISTORY_RULE.format(frames=mars.speakers.history)} if mars.speakers.history else {}),
         "seed": int(seed),
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": sha256_file(checkpoint),
@@ -258,7 +275,7 @@ def iter_mars_reactions(
     k = samples or model.config.generation.samples
     speakers = mars.speakers
     if speaker_of is not None:
-        speakers = MarsSpeakers(speakers.data, speakers.samples, speakers.lengths, speakers.traits, list(speaker_of))
+        speakers = dataclasses.replace(speakers, speaker_of=list(speaker_of))
     lengths = speakers.lengths
     batch = batch_clips or auto_batch_clips(model, k, max(lengths), len(lengths))
     plan = length_plan(lengths, batch, k)

@@ -139,6 +139,8 @@ def _generate_mars(
         console.print("online: every frame from the speaker's frames up to it (causal audio features)")
     if rec.get("personality"):
         console.print(f"personalised: {rec['personality']}")
+    if rec.get("history"):
+        console.print(f"history: {rec['history']}")
     console.print(f"{done.frames} input frames in {done.seconds:.1f} s: {done.realtime_factor:.1f}x real time "
                   f"(K = {rec['K']} reactions each)")
     if done.results_pt is not None:

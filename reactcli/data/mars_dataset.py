@@ -12,6 +12,8 @@ back, per sample, in the shapes the training stages use for REACT 2024 (``data/d
 - ``speaker_3dmm`` / ``listener_3dmm`` (T, 58) raw coefficients (the tokenizer normalises them
   with its stored statistics and rule), ``speaker_emotion`` / ``listener_emotion`` (T, 25);
 - ``listener_personality`` (5,) ``(x - 1) / 4`` where the release has it (2026);
+- ``listener_history`` (H, 84) with ``predictor.history_frames`` = H: the last H frames of the
+  listener's previous recording (``data/mars_history.py``: the history condition of 2026);
 - ``listener_eeg`` and ``listener_eeg_mask`` (T, 14): the cached EEG rows spread over the frames
   (row ``floor(t / 30)``, the last row repeated), where the edition has EEG.
 
@@ -34,6 +36,7 @@ from reactcli.config import ReactConfig
 from reactcli.data.cache import FeatureCache, MarsIndex, load_mars_index
 from reactcli.data.features import RELEASE_ENCODER, feature_tag
 from reactcli.data.mars import MarsSample, Recording
+from reactcli.data.mars_history import empty_history, history_window, previous_recording
 from reactcli.data.mars_loaders import EegTable, eeg_per_frame, load_mars_npy
 from reactcli.editions import EDITIONS, EEG_DIM, Edition, detect_edition
 from reactcli.errors import ReactError, file_error
@@ -151,6 +154,20 @@ class MarsTrainingSet:
         traits = self.index.entries[recording.id].personality
         return None if traits is None else np.asarray(traits, np.float32)
 
+    def previous(self, recording: Recording) -> Recording | None:
+        """The same person's previous recording in this split (``data/mars_history.py``'s rule)."""
+        candidates = self.face_recordings()
+        traits = {r.id: self.index.entries[r.id].personality for r in (*candidates, recording)}
+        return previous_recording(recording, candidates, traits)
+
+    def history(self, recording: Recording, frames: int) -> np.ndarray:
+        """(frames, 84) history of ``recording``'s person: the last frames of their previous recording
+        (``data/mars_history.py``), all zero rows when there is none."""
+        before = self.previous(recording)
+        if before is None:
+            return empty_history(frames)
+        return history_window(*self.face(before), frames)
+
     def eeg(self, recording: Recording, frames: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-frame EEG targets and mask (frames, 14), or None when the edition has no EEG."""
         rows = self.index.entries[recording.id].eeg_rows
@@ -186,6 +203,8 @@ class MarsTrainingSet:
                     f"no traits for {sample.target.id} (the personality condition needs them for every sample)",
                 )
             out["listener_personality"] = traits
+        if want("listener_history"):
+            out["listener_history"] = self.history(sample.target, self.cfg.predictor.history_frames)
         if want("listener_eeg") or want("listener_eeg_mask"):
             eeg = self.eeg(sample.target, frames)
             if eeg is None:

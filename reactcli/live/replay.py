@@ -113,7 +113,8 @@ class ReplayData:
     def clip(self, index: int) -> dict[str, np.ndarray]:
         """The arrays of sample ``index``: speaker audio features, 3DMM, emotion; listener 3DMM and
         emotion (the ground truth shown beside the reactions); on MARS with a personalised model the
-        listener's (5,) traits (``listener_personality``)."""
+        listener's (5,) traits (``listener_personality``), and for a model with the history condition
+        the listener's (H, 84) history (``listener_history``: their previous recording's last frames)."""
         if not 0 <= index < len(self.clips):
             raise ReactError(f"{self.root}: split {self.split} has {len(self.clips)} samples, no sample {index}")
         if not self.is_mars:
@@ -124,6 +125,8 @@ class ReplayData:
                "listener_3dmm": listener_face, "listener_emotion": listener_emotion}  # fmt: skip
         if speaker.personality is not None:
             out["listener_personality"] = speaker.personality
+        if speaker.history is not None:
+            out["listener_history"] = speaker.history
         return out
 
 

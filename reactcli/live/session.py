@@ -28,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
+from reactcli.data.mars_history import empty_history
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream
 from reactcli.live.mediapipe import BLENDSHAPE_DIM
@@ -183,16 +184,19 @@ class StepResult:
 
 class LiveSession:
     """The per-frame loop of one client: its own :class:`ReactionStream`, source and seed (and, for
-    a personalised model, the listener's (5,) ``personality``)."""
+    a personalised model, the listener's (5,) ``personality``; for a model with the history
+    condition the listener's (H, 84) ``history``, all zero rows when none is given: a microphone
+    user has no past recording, docs/live.md)."""
 
     def __init__(
         self, model: ReactionModel, source: FrameSource, samples: int, seed: int,
-        personality: np.ndarray | None = None,
+        personality: np.ndarray | None = None, history: np.ndarray | None = None,
     ) -> None:
         self.source = source
         self.seed = int(seed)
         self.samples = int(samples)
-        self.stream = ReactionStream(model, samples, seed=self.seed, personality=personality)
+        history = _history_or_none(model, history)
+        self.stream = ReactionStream(model, samples, seed=self.seed, personality=personality, history=history)
         self.frames_in = 0
         self.frames_out = 0
         self._server_ms_total = 0.0  # a running sum: a session may last hours
@@ -232,7 +236,15 @@ def replay_session(model: ReactionModel, clip: dict[str, np.ndarray], samples: i
     """A session that replays one dataset clip (with its listener's traits for a personalised model)."""
     source = ReplaySource(clip, bool(model.predictor.cfg.speaker_emotion))
     traits = clip.get("listener_personality") if model.predictor.personality_proj is not None else None
-    return LiveSession(model, source, samples, seed, traits)
+    return LiveSession(model, source, samples, seed, traits, clip.get("listener_history"))
+
+
+def _history_or_none(model: ReactionModel, history: np.ndarray | None) -> np.ndarray | None:
+    """``history``, or for a model with the history condition and no history at hand all zero rows
+    (``data/mars_history.py``: what training gives a listener's first session)."""
+    if history is None and model.predictor.history_encoder is not None:
+        return empty_history(model.predictor.cfg.history_frames)
+    return history
 
 
 def warm_up(model: ReactionModel, samples: int, mic: bool, fps: int = FPS) -> None:
@@ -240,7 +252,7 @@ def warm_up(model: ReactionModel, samples: int, mic: bool, fps: int = FPS) -> No
     pay for torch's lazy kernel setup and numpy's first FFT (measured: 5-6 late frames otherwise)."""
     frames = model.predictor.cfg.patch + 2
     traits = None if model.predictor.personality_proj is None else NEUTRAL_TRAITS
-    stream = ReactionStream(model, samples, seed=0, personality=traits)
+    stream = ReactionStream(model, samples, seed=0, personality=traits, history=_history_or_none(model, None))
     audio = np.zeros((1, model.predictor.audio_dim), np.float32)
     face = np.zeros((1, FACE_DIM), np.float32)
     emotion = np.zeros((1, EMOTION_DIM), np.float32) if model.predictor.cfg.speaker_emotion else None

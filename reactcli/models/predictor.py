@@ -8,14 +8,16 @@ FIBER-style gated blocks in which the face and audio streams attend to each othe
 (LayerNorm) is the speaker memory.
 
 Listener side: past listener tokens -> Embedding (plus, with ``personality``, a learned projection
-of the listener's five traits, the same at every frame), ``self_depth`` blocks, ``cross_depth`` gated
-blocks attending to the speaker memory, LayerNorm; a linear head over codes + PAD + MASK and (with
-``emotion_head``) a linear emotion head on the same state, and (with ``eeg_head``, REACT 2026) a
-linear head estimating the listener's 14 EEG targets at every frame, which generation reads out once
-per second at each second's last frame (``data/eeg_windows.py``): the state at frame t depends on
-speaker frames <= t only, so the 1 Hz output is online too. The emotion head regresses the
-listener's emotion at frame t directly; the sampled token history still makes the K reactions
-differ, while the emotion no longer carries per-frame sampling noise (see docs/quality.md).
+of the listener's five traits, the same at every frame; with ``history_frames``, the vector
+``models/history.py`` pools from the listener's previous recording, added alike), ``self_depth``
+blocks, ``cross_depth`` gated blocks attending to the speaker memory, LayerNorm; a linear head over
+codes + PAD + MASK and (with ``emotion_head``) a linear emotion head on the same state, and (with
+``eeg_head``, REACT 2026) a linear head estimating the listener's 14 EEG targets at every frame,
+which generation reads out once per second at each second's last frame (``data/eeg_windows.py``):
+the state at frame t depends on speaker frames <= t only, so the 1 Hz output is online too. The
+emotion head regresses the listener's emotion at frame t directly; the sampled token history still
+makes the K reactions differ, while the emotion no longer carries per-frame sampling noise (see
+docs/quality.md).
 
 Time alignment (one frame axis for every stream, identical in training and generation): position
 t holds speaker frame t and the listener token of frame ``t - patch`` (MASK for t < patch); its
@@ -38,6 +40,7 @@ from torch import Tensor, nn
 
 from reactcli.config import PredictorConfig, ReactConfig
 from reactcli.editions import EEG_DIM, PERSONALITY_TRAITS
+from reactcli.models.history import HistoryEncoder
 from reactcli.models.layers import Block, CrossBlock
 from reactcli.vocab import EMOTION_DIM, VALENCE_AROUSAL
 
@@ -149,6 +152,12 @@ class ReactionPredictor(nn.Module):
         if self.emotion_skip is not None:
             nn.init.zeros_(self.emotion_skip.weight)  # the plain head until fitted
             self.emotion_skip.weight.requires_grad_(False)
+        # REACT 2026's history condition (models/history.py), built last so that every other
+        # weight starts as it does without it (the ablation compares like with like)
+        self.history_encoder = None
+        if cfg.history_frames > 0:
+            self.history_encoder = HistoryEncoder(d)
+            self.history_encoder.apply(_init)
 
     # -- inputs ----------------------------------------------------------------------------------
     def shift_listener(self, tokens: Tensor) -> Tensor:
@@ -243,14 +252,20 @@ class ReactionPredictor(nn.Module):
         memory_padding: Tensor | None = None,
         cache: dict | None = None,
         personality: Tensor | None = None,
+        past: Tensor | None = None,
     ) -> Tensor:
         """Listener state (B, T, d) for inputs (B, T) at ``pos`` given speaker memory at ``memory_pos``
-        (and, for a model with ``personality``, the listener's (B, 5) traits)."""
+        (and, for a model with ``personality``, the listener's (B, 5) traits; for a model with
+        ``history_frames``, ``past``: the (B, d) vector :meth:`past` makes of the listener's history)."""
         x = self.listener_embed(listener_in)
         if self.personality_proj is not None:
             if personality is None:
                 raise ValueError("this predictor takes the listener's personality (predictor.personality)")
             x = x + self.personality_proj(personality)[:, None, :]
+        if self.history_encoder is not None:
+            if past is None:
+                raise ValueError("this predictor takes the listener's history (predictor.history_frames)")
+            x = x + past[:, None, :]
         for i, block in enumerate(self.listener_blocks):
             x = block(x, pos, padding, _sub(cache, "listener", i))
         for i, block in enumerate(self.listener_cross):
@@ -293,6 +308,17 @@ class ReactionPredictor(nn.Module):
         """EEG targets -> the EEG head's standardised units (where its loss is computed)."""
         return (eeg - self.eeg_mean) / self.eeg_std
 
+    def past(self, history: Tensor | None) -> Tensor | None:
+        """The (B, d) vector of a (B, H, 84) history in model space (``models/history.py``); None
+        for a model without the history condition (which refuses a history)."""
+        if self.history_encoder is None:
+            if history is not None:
+                raise ValueError("this predictor does not take the listener's history (predictor.history_frames = 0)")
+            return None
+        if history is None:
+            raise ValueError("this predictor takes the listener's history (predictor.history_frames)")
+        return self.history_encoder(history)
+
     def forward(
         self,
         audio: Tensor,
@@ -302,14 +328,17 @@ class ReactionPredictor(nn.Module):
         emotion: Tensor | None = None,
         personality: Tensor | None = None,
         eeg: bool = False,
+        history: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
         """Training pass over aligned windows: logits predicting listener token t at position t, and
         the emotion head's estimate of the listener's emotion at t (None without a head); with
-        ``eeg`` also the EEG head's estimate at t (:meth:`eeg`), as a third output."""
+        ``eeg`` also the EEG head's estimate at t (:meth:`eeg`), as a third output. ``history`` is
+        the listener's (B, H, 84) history in model space, for a model with ``history_frames``."""
         pos = torch.arange(audio.shape[1], device=audio.device)
         memory = self.speaker(audio, speaker_tokens, pos, padding, emotion=emotion)
         skip = None if self.emotion_skip is None else self.skip(self.skip_features(audio, emotion, padding))
-        state = self.listener(listener_in, pos, memory, pos, padding, padding, personality=personality)
+        state = self.listener(listener_in, pos, memory, pos, padding, padding, personality=personality,
+                              past=self.past(history))
         if eeg:
             return (*self.heads(state, skip), self.eeg(state))
         return self.heads(state, skip)

@@ -51,6 +51,7 @@ PADDING = "padding"  # the batch key of the (B, W) padded-frame mask
 HISTORY = "_history"  # suffix of the history windows' keys
 HISTORY_PADDING = "history_padding"  # (B, H) True where the history reaches before the recording's start
 PERSONALITY = "listener_personality"  # the listener's (5,) traits, per sample
+PAST = "listener_history"  # the listener's (H, 84) history before the recording, per sample (data/mars_history.py)
 FACE_KEYS = ("listener_3dmm", "listener_emotion")
 
 #: A corpus array: stacked (N, T, ...) for equal lengths (2024), or one array per recording (MARS).
@@ -61,7 +62,7 @@ def load_clips(root: Path, split: str, cfg: ReactConfig, keys: tuple[str, ...]) 
     """The requested arrays of every training sample of ``split``, as float32.
 
     REACT 2024: stacked (N, 751, ...) over the mirrored samples. MARS: lists of (T_i, ...) arrays
-    (per-recording vectors such as ``listener_personality`` as (5,) arrays) in the official sample
+    (per-recording arrays such as ``listener_personality`` (5,) or ``listener_history`` (H, 84)) in the official sample
     order of the configured direction, each cut to its training length.
     """
     edition = training_edition(root, cfg)
@@ -70,6 +71,9 @@ def load_clips(root: Path, split: str, cfg: ReactConfig, keys: tuple[str, ...]) 
         if PERSONALITY in keys:
             raise ReactError(f"predictor.personality: REACT {edition.name} has no personality data (a REACT 2026 "
                              "MARS root with personality/listener.csv has)")
+        if PAST in keys:
+            raise ReactError(f"predictor.history_frames = {cfg.predictor.history_frames}: the history condition "
+                             f"needs a MARS root (REACT {edition.name} clips have no previous recordings)")
         dataset = ReactClipDataset(root, split, cfg)
         if len(dataset) == 0:
             raise ReactError(f"{Path(root) / (split + '.csv')}: the {split} split has no pairs")

@@ -117,6 +117,9 @@ def predictor_forward(cfg: ReactConfig, audio_dim: int, batch: int, frames: int,
         _block(count, rows, batch, frames, d, w, None, grad, cross=True)
     if p.personality:
         count.linear(batch, 5, d, input_grad=False, grad=grad)
+    if p.history_frames > 0:  # models/history.py: per history frame Linear(83 -> d), then one Linear(d -> d)
+        count.linear(batch * p.history_frames, FACE_DIM + EMOTION_DIM, d, input_grad=False, grad=grad)
+        count.linear(batch, d, d, grad=grad)
     for _ in range(p.self_depth):
         _block(count, rows, batch, frames, d, w, None, grad)
     for _ in range(p.cross_depth):

@@ -47,11 +47,13 @@ from reactcli.models.checkpoint import (
     predictor_payload,
     save_checkpoint,
 )
+from reactcli.models.history import history_model_space
 from reactcli.models.layers import count_parameters, frame_aligned
 from reactcli.models.predictor import ReactionPredictor, build_predictor
 from reactcli.models.tokenizer import FaceTokenizer
 from reactcli.training.corpus import (
     PADDING,
+    PAST,
     PERSONALITY,
     WindowBatches,
     batch_to,
@@ -80,9 +82,10 @@ EEG_KEYS = ("listener_eeg", "listener_eeg_mask")  # (T, 14) per-frame EEG target
 
 
 def corpus_keys(cfg: ReactConfig) -> tuple[str, ...]:
-    """What a predictor run loads per sample: :data:`KEYS`, the listener's traits when the model
-    takes them, the listener's EEG and its mask when it predicts them."""
+    """What a predictor run loads per sample: :data:`KEYS`, the listener's traits and history when
+    the model takes them, the listener's EEG and its mask when it predicts them."""
     keys = (*KEYS, PERSONALITY) if cfg.predictor.personality else KEYS
+    keys = (*keys, PAST) if cfg.predictor.history_frames > 0 else keys
     return (*keys, *EEG_KEYS) if cfg.predictor.eeg_head else keys
 
 
@@ -135,7 +138,9 @@ def tokenize_corpus(tokenizer: FaceTokenizer, clips: dict, device: torch.device)
                 tokens[i][lo:hi] = row
         out[f"{side}_tokens"] = torch.stack(tokens) if stacked else tokens
     for key, value in clips.items():
-        if not key.endswith("_3dmm"):
+        if key == PAST:  # the history's 3DMM in the tokenizer's model space (models/history.py)
+            out[key] = [history_model_space(torch.as_tensor(h).to(device), tokenizer).cpu() for h in value]
+        elif not key.endswith("_3dmm"):
             out[key] = torch.from_numpy(value) if stacked else value
     return out
 
@@ -293,12 +298,13 @@ def predictor_steps(
             padding = None  # all padding follows the real frames: causal attention never reaches it
         speaker_emotion = batch["speaker_emotion"]
         traits = batch.get(PERSONALITY)
+        past = {"history": batch[PAST]} if PAST in batch else {}
         with frame_aligned(aligned):
             if tc.self_sampling > 0:
                 listener_in = own_samples(model, audio, speaker, listener_in, padding, speaker_emotion,
-                                          valid, tc.self_sampling, traits)
+                                          valid, tc.self_sampling, traits, past.get("history"))
             outputs = train_model(audio, speaker, listener_in, padding, emotion=speaker_emotion,
-                                  personality=traits, **({"eeg": True} if with_eeg else {}))
+                                  personality=traits, **({"eeg": True} if with_eeg else {}), **past)
         logits, emotion = outputs[:2]
         parts = loss_parts(model, logits, emotion, targets, batch["listener_emotion"], weights)
         if with_eeg:
@@ -381,6 +387,7 @@ def own_samples(
     valid: torch.Tensor,
     rate: float,
     personality: torch.Tensor | None = None,
+    history: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Listener inputs with a fraction ``rate`` of the real tokens replaced by the model's own samples.
 
@@ -391,7 +398,8 @@ def own_samples(
     history it never gets (docs/quality.md). Random draws come from torch's RNG, which the loop
     reseeds from (seed, step, rank), so a resumed run draws the same samples.
     """
-    logits, _ = model(audio, speaker, listener_in, padding, emotion=speaker_emotion, personality=personality)
+    logits, _ = model(audio, speaker, listener_in, padding, emotion=speaker_emotion, personality=personality,
+                      **({} if history is None else {"history": history}))
     logits = logits.float().masked_fill(~valid, float("-inf"))
     sampled = torch.distributions.Categorical(logits=logits).sample()
     own = model.shift_listener(sampled)
@@ -424,10 +432,13 @@ def validation_loss(
         traits = None
         if PERSONALITY in corpus:
             traits = torch.stack([torch.as_tensor(corpus[PERSONALITY][i]) for i, _, _ in pieces]).to(device)
+        past = {}
+        if PAST in corpus:
+            past["history"] = torch.stack([torch.as_tensor(corpus[PAST][i]) for i, _, _ in pieces]).to(device)
         tokens = rows["listener_tokens"]
         outputs = model(
             rows["speaker_audio"], rows["speaker_tokens"], model.shift_listener(tokens),
-            emotion=rows["speaker_emotion"], personality=traits, **({"eeg": True} if with_eeg else {}),
+            emotion=rows["speaker_emotion"], personality=traits, **({"eeg": True} if with_eeg else {}), **past,
         )
         logits, emotion = outputs[:2]
         parts = loss_parts(model, logits, emotion, tokens, rows["listener_emotion"], weights)
@@ -437,7 +448,7 @@ def validation_loss(
         if emotion is not None:
             _, unheard = model(
                 rows["speaker_audio"], rows["speaker_tokens"], torch.full_like(tokens, model.mask_id),
-                emotion=rows["speaker_emotion"], personality=traits,
+                emotion=rows["speaker_emotion"], personality=traits, **past,
             )
             parts["unheard_mse"] = emotion_mse(model, unheard, tokens, rows["listener_emotion"], weights)
         for k, v in parts.items():
@@ -520,7 +531,7 @@ def train_predictor(
         arrays = {k: train[k] for k in window_keys(cfg)}
         windows = WindowBatches(
             arrays, tc.predictor_crop_frames, tc.predictor_batch_size, seed, ctx.rank,
-            ctx.world, static={k: train[k] for k in (PERSONALITY,) if k in train},
+            ctx.world, static={k: train[k] for k in (PERSONALITY, PAST) if k in train},
             device=corpus_device(arrays, device),
         )
         weights = emotion_weights(tc.valence_arousal_weight).to(device)
