@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 from _mars_fixtures import write_mars_val
+from _mars_models import MARS_TINY, REPO, random_mars_model, save_mars_model
 from conftest import run_cli
 
-from reactcli.config import load_config, parse_overrides
-from reactcli.data.features import audio_feature_dim
 from reactcli.data.mars import list_recordings
 from reactcli.errors import ReactError
 from reactcli.generate import (
@@ -28,16 +27,7 @@ from reactcli.generate import (
     sample_seed,
 )
 from reactcli.generate_mars import generation_edition, open_mars_split, round_aus, write_in_order
-from reactcli.models.checkpoint import PREDICTOR_KIND, build_models, predictor_payload, save_checkpoint
 from reactcli.predictions import PredictionSet, PredictionWriter
-
-REPO = Path(__file__).resolve().parents[1]
-MARS_TINY = REPO / "configs" / "mars_tiny.toml"
-SMALL = [
-    "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
-    "predictor.dim=32", "predictor.heads=4", "predictor.context_frames=30", "predictor.dropout=0.0",
-    "generation.samples=3",
-]  # fmt: skip
 
 
 def mars_checkpoint(
@@ -45,22 +35,14 @@ def mars_checkpoint(
     seed: int = 0,
 ) -> Path:
     """A random model of the MARS preset's design (small), saved as train-predictor saves one."""
-    cfg = load_config(MARS_TINY, parse_overrides(
-        [*SMALL, f"predictor.personality={str(personality).lower()}", f"audio.encoder='{encoder}'"]
-    ), environ={})  # fmt: skip
-    torch.manual_seed(seed)
-    tokenizer, predictor = build_models(cfg, audio_feature_dim(cfg.audio))
-    with torch.no_grad():
-        for module in predictor.modules():
-            if hasattr(module, "alpha"):
-                module.alpha.fill_(0.7)  # open gates: the speaker reaches the listener
+
+    def traits_matter(predictor: torch.nn.Module) -> None:
         if predictor.personality_proj is not None:
             predictor.personality_proj.weight.normal_(0.0, 2.0)  # traits that visibly matter
-    valid = torch.zeros(predictor.vocab_size, dtype=torch.bool)
-    valid[: tokenizer.codebook_size] = True
-    payload = predictor_payload(cfg, tokenizer.eval(), predictor.eval(), valid, edition=edition, audio_causal=causal)
-    save_checkpoint(path, PREDICTOR_KIND, payload)
-    return path
+
+    model = random_mars_model(f"predictor.personality={str(personality).lower()}", f"audio.encoder='{encoder}'",
+                              seed=seed, tweak=traits_matter)
+    return save_mars_model(path, model, edition=edition, causal=causal)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import torch
 from _mars_fixtures import write_mars_val
+from _mars_models import FAST as FAST_MARS
+from _mars_models import MARS_TINY, random_mars_model, save_mars_model
+from _mars_models import SMALL as SMALL_MARS
 from conftest import run_cli
 
 from reactcli.config import load_config, parse_overrides
@@ -22,48 +25,25 @@ from reactcli.editions import EEG_DIM
 from reactcli.errors import ReactError
 from reactcli.generate import SpeakerClip, generate_batch, load_generation_model
 from reactcli.models.checkpoint import (
-    PREDICTOR_KIND,
     build_models,
     load_reaction_model,
-    predictor_payload,
-    save_checkpoint,
 )
 from reactcli.predictions import PredictionSet, PredictionWriter
 
-REPO = Path(__file__).resolve().parents[1]
-MARS_TINY = REPO / "configs" / "mars_tiny.toml"
-SMALL = [
-    "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
-    "predictor.dim=32", "predictor.heads=4", "predictor.context_frames=30", "predictor.dropout=0.0",
-    "generation.samples=3", "predictor.eeg_head=true",
-]  # fmt: skip
-FAST = [
-    "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
-    "predictor.dim=32", "predictor.heads=4", "predictor.context_frames=48",
-    "training.tokenizer_max_steps=10", "training.predictor_max_steps=6", "training.tokenizer_batch_size=8",
-    "training.predictor_batch_size=4", "training.predictor_crop_frames=128", "training.val_every=3",
-    "training.log_every=2", "training.tokenizer_warmup_steps=2", "training.predictor_warmup_steps=2",
-]  # fmt: skip
+SMALL = [*SMALL_MARS, "predictor.eeg_head=true"]
+FAST = [*FAST_MARS, "training.tokenizer_max_steps=10", "training.predictor_max_steps=6", "training.val_every=3"]
 
 
 def eeg_checkpoint(path: Path) -> Path:
     """A random 2026 model of the MARS preset's design (small) with an EEG head whose output visibly
     depends on the listener state, saved as train-predictor saves one."""
-    cfg = load_config(MARS_TINY, parse_overrides(SMALL), environ={})
-    torch.manual_seed(0)
-    tokenizer, predictor = build_models(cfg, audio_feature_dim(cfg.audio))
-    with torch.no_grad():
-        for module in predictor.modules():
-            if hasattr(module, "alpha"):
-                module.alpha.fill_(0.7)  # open gates: the speaker reaches the listener
+
+    def eeg_matters(predictor: torch.nn.Module) -> None:
         predictor.eeg_head.weight.normal_(0.0, 1.0)
         predictor.eeg_mean.copy_(torch.linspace(0.1, 0.9, EEG_DIM))
         predictor.eeg_std.fill_(0.2)
-    valid = torch.zeros(predictor.vocab_size, dtype=torch.bool)
-    valid[: tokenizer.codebook_size] = True
-    payload = predictor_payload(cfg, tokenizer.eval(), predictor.eval(), valid, edition="2026", audio_causal=True)
-    save_checkpoint(path, PREDICTOR_KIND, payload)
-    return path
+
+    return save_mars_model(path, random_mars_model("predictor.eeg_head=true", tweak=eeg_matters))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _mars_models import FAST as FAST_MARS
+from _mars_models import MARS_TINY, random_mars_model, save_mars_model
+from _mars_models import SMALL as SMALL_MARS
 
 from reactcli.config import load_config, parse_overrides
 from reactcli.data.features import audio_feature_dim
@@ -25,22 +28,13 @@ from reactcli.data.mars_history import (
 from reactcli.errors import ReactError
 from reactcli.generate import ReactionStream, SpeakerClip, generate_batch, generate_reactions
 from reactcli.models.checkpoint import (
-    PREDICTOR_KIND,
     ReactionModel,
     build_models,
     load_reaction_model,
-    predictor_payload,
-    save_checkpoint,
 )
 from reactcli.vocab import EMOTION_DIM, FACE_DIM
 
-REPO = Path(__file__).resolve().parents[1]
-MARS_TINY = REPO / "configs" / "mars_tiny.toml"
-SMALL = [
-    "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
-    "predictor.dim=32", "predictor.heads=4", "predictor.context_frames=30", "predictor.dropout=0.0",
-    "generation.samples=3", "predictor.personality=false",
-]  # fmt: skip
+SMALL = [*SMALL_MARS, "predictor.personality=false"]
 H = 20
 
 
@@ -85,23 +79,17 @@ def test_history_window_pads_before_and_flags_real_frames() -> None:
 def history_model(path: Path | None = None, frames: int = H, *extra: str) -> ReactionModel:
     """A random MARS model of the preset's design (small) with the history condition, whose listener
     stream visibly depends on the history; saved as train-predictor saves one when ``path`` is given."""
-    cfg = load_config(MARS_TINY, parse_overrides([*SMALL, f"predictor.history_frames={frames}", *extra]), environ={})
-    torch.manual_seed(0)
-    tokenizer, predictor = build_models(cfg, audio_feature_dim(cfg.audio))
-    with torch.no_grad():
-        for module in predictor.modules():
-            if hasattr(module, "alpha"):
-                module.alpha.fill_(0.7)  # open gates: the speaker reaches the listener
+
+    def history_matters(predictor: torch.nn.Module) -> None:
         if predictor.history_encoder is not None:
             for p in predictor.history_encoder.parameters():
                 p.normal_(0.0, 1.0)
-    valid = torch.zeros(predictor.vocab_size, dtype=torch.bool)
-    valid[: tokenizer.codebook_size] = True
-    payload = predictor_payload(cfg, tokenizer.eval(), predictor.eval(), valid, edition="2026", audio_causal=True)
-    if path is not None:
-        save_checkpoint(path, PREDICTOR_KIND, payload)
-        return load_reaction_model(path)[0]
-    return ReactionModel(cfg, tokenizer.eval(), predictor.eval(), valid, Path("random.ckpt"))
+
+    model = random_mars_model("predictor.personality=false", f"predictor.history_frames={frames}", *extra,
+                              tweak=history_matters)
+    if path is None:
+        return model
+    return load_reaction_model(save_mars_model(path, model))[0]
 
 
 def speaker_clip(model: ReactionModel, frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,14 +208,8 @@ def mars_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-FAST = [
-    "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
-    "predictor.dim=32", "predictor.heads=4", "predictor.context_frames=48",
-    "training.tokenizer_max_steps=6", "training.predictor_max_steps=4", "training.tokenizer_batch_size=8",
-    "training.predictor_batch_size=4", "training.predictor_crop_frames=128", "training.val_every=2",
-    "training.log_every=2", "training.tokenizer_warmup_steps=2", "training.predictor_warmup_steps=2",
-    "training.self_sampling=0.3",
-]  # fmt: skip
+FAST = [*FAST_MARS, "training.tokenizer_max_steps=6", "training.predictor_max_steps=4", "training.val_every=2",
+        "training.self_sampling=0.3"]
 
 
 def test_synthetic_listeners_have_their_previous_session(mars_root: Path) -> None:

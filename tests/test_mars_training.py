@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _mars_models import FAST as FAST_MARS
+from _mars_models import MARS_TINY
 from conftest import run_cli
 
 from reactcli.config import ReactConfig, load_config, parse_overrides
@@ -20,16 +22,8 @@ from reactcli.data.mars_dataset import MarsTrainingSet, training_edition
 from reactcli.errors import ReactError
 from reactcli.models.checkpoint import load_reaction_model, load_tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
-MARS_TINY = REPO / "configs" / "mars_tiny.toml"
 # A few seconds of CPU training. Crops of 128 frames on train recordings of 119-134: some are padded.
-FAST = [
-    "tokenizer.dim=32", "tokenizer.depth=1", "tokenizer.decoder_depth=1", "tokenizer.heads=4",
-    "predictor.dim=32", "predictor.heads=4", "predictor.context_frames=48",
-    "training.tokenizer_max_steps=10", "training.predictor_max_steps=8", "training.tokenizer_batch_size=8",
-    "training.predictor_batch_size=4", "training.predictor_crop_frames=128", "training.val_every=4",
-    "training.log_every=2", "training.tokenizer_warmup_steps=2", "training.predictor_warmup_steps=2",
-]
+FAST = [*FAST_MARS, "training.tokenizer_max_steps=10", "training.predictor_max_steps=8", "training.val_every=4"]
 
 
 def set_args(extra: tuple[str, ...] = ()) -> list[str]:
