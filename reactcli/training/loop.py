@@ -29,14 +29,15 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from reactcli.errors import ReactError
+from reactcli.errors import Interrupted, ReactError
 from reactcli.progress import make_progress
 from reactcli.runtime import derive_seed
-from reactcli.training.ddp import DistContext, all_reduce_flag, all_reduce_mean
+from reactcli.training.ddp import DistContext, all_reduce_flag, all_reduce_mean, barrier
 from reactcli.training.log import PHASE, TrainingLog
 from reactcli.training.stop import StopRequest
 
@@ -220,3 +221,28 @@ def stopped_message(description: str, result: LoopResult, max_steps: int, ctx: D
     if not ctx.is_main:
         return f"{description}: rank {ctx.rank} stopped by {by} {where}; rank 0 keeps the checkpoint"
     return f"{description}: stopped by {by} {where}; {kept}"
+
+
+def run_stage(
+    run: Callable[[], LoopResult],
+    cfg: LoopConfig,
+    ctx: DistContext,
+    log: TrainingLog | None,
+    stop: StopRequest,
+    save_last: Callable[[int], None],
+) -> tuple[LoopResult, Path | None]:
+    """``run()`` (the stage's :func:`run_loop` call) as a training stage runs it: the log is closed
+    whatever happens (its curves are returned), and after a stop signal rank 0 keeps the checkpoint
+    of the step the loop stopped after (``save_last(step)``), every rank waits for it, then raises
+    ``Interrupted`` with :func:`stopped_message`. Both stages end their loop this way, so they stop
+    alike."""
+    try:
+        result = run()
+    finally:
+        curves = log.close() if log is not None else None
+    if result.stopped_at is not None:
+        if ctx.is_main:
+            save_last(result.stopped_at)
+        barrier(ctx)
+        raise Interrupted(stopped_message(cfg.description, result, cfg.max_steps, ctx, stop.kept))
+    return result, curves

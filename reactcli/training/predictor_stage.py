@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from reactcli.config import ReactConfig
 from reactcli.data.features import audio_feature_dim, is_causal
 from reactcli.data.mars_dataset import training_edition
-from reactcli.errors import Interrupted, ReactError, file_error
+from reactcli.errors import ReactError, file_error
 from reactcli.models.checkpoint import (
     PREDICTOR_KIND,
     load_reaction_model,
@@ -67,7 +67,7 @@ from reactcli.training.corpus import (
 from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.flops import peak_flops, predictor_step_flops
 from reactcli.training.log import TrainingLog
-from reactcli.training.loop import LoopConfig, compiled, run_loop, stopped_message
+from reactcli.training.loop import LoopConfig, compiled, run_loop, run_stage
 from reactcli.training.resume import read_resume_point, restore_optimizer, training_state
 from reactcli.training.schedule import make_optimizer, make_scheduler
 from reactcli.training.stop import StopRequest
@@ -574,15 +574,10 @@ def train_predictor(
         if ctx.is_main:
             log = TrainingLog(out_dir, "predictor", parts, val_parts, resume_step=start if resume else None,
                               tensorboard=tc.tensorboard)
-        try:
-            result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log, stop)
-        finally:
-            curves = log.close() if log is not None else None
-        if result.stopped_at is not None:
-            if ctx.is_main:
-                save_last(result.stopped_at)
-            barrier(ctx)
-            raise Interrupted(stopped_message("train predictor", result, tc.predictor_max_steps, ctx, stop.kept))
+        result, curves = run_stage(
+            lambda: run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log, stop),
+            loop, ctx, log, stop, save_last,
+        )
     return PredictorReport(
         tc.predictor_max_steps, start, result.final_loss, result.final_steps, best["best_val"], best["best_step"],
         count_parameters(model), int(valid.sum()), time.perf_counter() - t0, log.path if log else None, curves,

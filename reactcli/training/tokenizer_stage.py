@@ -35,7 +35,6 @@ from torch.nn.parallel import DistributedDataParallel
 from reactcli.config import ReactConfig
 from reactcli.data.cache import load_face_stats
 from reactcli.data.mars_dataset import training_edition
-from reactcli.errors import Interrupted
 from reactcli.models.checkpoint import TOKENIZER_KIND, load_tokenizer, save_checkpoint, tokenizer_payload
 from reactcli.models.layers import frame_aligned
 from reactcli.models.tokenizer import FaceTokenizer, codebook_usage
@@ -54,7 +53,7 @@ from reactcli.training.corpus import (
 from reactcli.training.ddp import DistContext, barrier
 from reactcli.training.flops import peak_flops, tokenizer_step_flops
 from reactcli.training.log import TrainingLog
-from reactcli.training.loop import LoopConfig, compiled, run_loop, stopped_message
+from reactcli.training.loop import LoopConfig, compiled, run_loop, run_stage
 from reactcli.training.resume import read_resume_point, restore_optimizer, training_state
 from reactcli.training.schedule import make_optimizer, make_scheduler
 from reactcli.training.stop import StopRequest
@@ -250,15 +249,10 @@ def train_tokenizer(
         log = TrainingLog(out_dir, "tokenizer", ("face_l1", "emotion_l1"), ("val_face_l1", "val_emotion_l1"),
                           resume_step=start if resume else None, tensorboard=tc.tensorboard,
                           phases=True) if ctx.is_main else None
-        try:
-            result = run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log, stop)
-        finally:
-            curves = log.close() if log is not None else None
-        if result.stopped_at is not None:
-            if ctx.is_main:
-                save_last(result.stopped_at)
-            barrier(ctx)
-            raise Interrupted(stopped_message("train tokenizer", result, tc.tokenizer_max_steps, ctx, stop.kept))
+        result, curves = run_stage(
+            lambda: run_loop(loop, ctx, train_model, optimizer, scheduler, loss_at, on_eval, on_step, log, stop),
+            loop, ctx, log, stop, save_last,
+        )
         if not ctx.is_main:
             return None
         groups, face_l1, emo_l1, _ = evaluate_tokenizer(model, held["listener_3dmm"], held["listener_emotion"])
