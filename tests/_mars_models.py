@@ -62,3 +62,32 @@ def save_mars_model(path: Path, model: ReactionModel, edition: str = "2026", cau
                                 edition=edition, audio_causal=causal)
     save_checkpoint(path, PREDICTOR_KIND, payload)
     return path
+
+
+def preprocessed_root(root: Path, write: Callable[[Path], object], *preprocess_args: str) -> Path:
+    """``write(root)`` (a MARS release writer), then ``react preprocess`` with the MARS preset."""
+    from conftest import run_cli
+
+    write(root)
+    assert run_cli(["preprocess", "--data", str(root), "--config", str(MARS_TINY), *preprocess_args]) == 0
+    return root
+
+
+def synthetic_release(root: Path, dyads: dict[str, int], sessions: int) -> Path:
+    """A small synthetic 2026 release (recordings of 58-140 frames, no video), preprocessed."""
+    from reactcli.data.synth_mars import make_mars_dataset
+
+    def write(out: Path) -> None:
+        make_mars_dataset(out, "2026", {"test": 0, **dyads}, sessions=sessions, frames=(58, 140), video="none")
+
+    return preprocessed_root(root, write, "--device", "cpu")
+
+
+def generate_set(checkpoint: Path, root: Path, out: Path, seed: int) -> Path:
+    """``react generate`` of the val split into ``out/pred`` and ``out/results.pt`` (3 clips a batch)."""
+    from conftest import run_cli
+
+    args = ["generate", "--checkpoint", str(checkpoint), "--data", str(root), "--split", "val", "--out",
+            str(out / "pred"), "--results-pt", str(out / "results.pt"), "--seed", str(seed), "--batch-clips", "3"]
+    assert run_cli(args) == 0
+    return out

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from _mars_fixtures import write_mars_val
-from _mars_models import MARS_TINY, REPO, random_mars_model, save_mars_model
+from _mars_models import REPO, generate_set, preprocessed_root, random_mars_model, save_mars_model
 from conftest import run_cli
 
 from reactcli.data.mars import list_recordings
@@ -49,10 +49,7 @@ def mars_checkpoint(
 def mars_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The independent MARS val split (lengths 58-900, sessions sorting as strings, a listener two
     frames short, an unpaired speaker, junk), preprocessed with the MARS preset."""
-    root = tmp_path_factory.mktemp("mars-gen") / "data"
-    write_mars_val(root)
-    assert run_cli(["preprocess", "--data", str(root), "--config", str(MARS_TINY), "--splits", "val"]) == 0
-    return root
+    return preprocessed_root(tmp_path_factory.mktemp("mars-gen") / "data", write_mars_val, "--splits", "val")
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +59,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def generated(mars_root: Path, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mars-out")
-    args = ["generate", "--checkpoint", str(checkpoint), "--data", str(mars_root), "--split", "val", "--out",
-            str(out / "pred"), "--results-pt", str(out / "results.pt"), "--seed", "4", "--batch-clips", "3"]
-    assert run_cli(args) == 0
-    return out
+    return generate_set(checkpoint, mars_root, tmp_path_factory.mktemp("mars-out"), seed=4)
 
 
 def test_a_mars_set_is_ragged_in_the_official_order_at_the_inputs_lengths(mars_root: Path, generated: Path) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _mars_fixtures import write_mars_val
+from _mars_models import MARS_TINY
 from conftest import run_cli
-from test_generate_mars import MARS_TINY, mars_checkpoint
+from test_generate_mars import mars_checkpoint
 
 pytest.importorskip("fastapi", reason="the live extra (fastapi) is not installed")
 pytest.importorskip("httpx", reason="starlette's test client needs httpx")

@@ -12,7 +12,14 @@ import pytest
 import torch
 from _mars_fixtures import write_mars_val
 from _mars_models import FAST as FAST_MARS
-from _mars_models import MARS_TINY, random_mars_model, save_mars_model
+from _mars_models import (
+    MARS_TINY,
+    generate_set,
+    preprocessed_root,
+    random_mars_model,
+    save_mars_model,
+    synthetic_release,
+)
 from _mars_models import SMALL as SMALL_MARS
 from conftest import run_cli
 
@@ -49,10 +56,7 @@ def eeg_checkpoint(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def val_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The independent MARS val split (EEG in the folder, in the tar, missing, with text cells)."""
-    root = tmp_path_factory.mktemp("eeg-val") / "data"
-    write_mars_val(root)
-    assert run_cli(["preprocess", "--data", str(root), "--config", str(MARS_TINY), "--splits", "val"]) == 0
-    return root
+    return preprocessed_root(tmp_path_factory.mktemp("eeg-val") / "data", write_mars_val, "--splits", "val")
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +66,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def generated(val_root: Path, checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("eeg-out")
-    args = ["generate", "--checkpoint", str(checkpoint), "--data", str(val_root), "--split", "val", "--out",
-            str(out / "pred"), "--results-pt", str(out / "results.pt"), "--seed", "2", "--batch-clips", "3"]
-    assert run_cli(args) == 0
-    return out
+    return generate_set(checkpoint, val_root, tmp_path_factory.mktemp("eeg-out"), seed=2)
 
 
 def test_window_ends_are_each_seconds_last_frame() -> None:
@@ -189,12 +189,7 @@ def test_a_set_with_a_wrong_eeg_count_is_refused(val_root: Path, generated: Path
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reactcli.data.synth_mars import make_mars_dataset
-
-    root = tmp_path_factory.mktemp("eeg-synth") / "data"
-    make_mars_dataset(root, "2026", {"train": 2, "val": 1, "test": 0}, sessions=2, frames=(58, 140), video="none")
-    assert run_cli(["preprocess", "--data", str(root), "--config", str(MARS_TINY), "--device", "cpu"]) == 0
-    return root
+    return synthetic_release(tmp_path_factory.mktemp("eeg-synth") / "data", {"train": 2, "val": 1}, sessions=2)
 
 
 def test_training_with_the_eeg_head(synth_root: Path, tmp_path: Path) -> None:

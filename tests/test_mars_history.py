@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _mars_models import FAST as FAST_MARS
-from _mars_models import MARS_TINY, random_mars_model, save_mars_model
+from _mars_models import MARS_TINY, random_mars_model, save_mars_model, synthetic_release
 from _mars_models import SMALL as SMALL_MARS
 
 from reactcli.config import load_config, parse_overrides
@@ -198,14 +198,7 @@ def test_models_without_history_are_unchanged() -> None:
 @pytest.fixture(scope="module")
 def mars_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train and val 2 dyads x 3 sessions each (a listener's later sessions have a past)."""
-    from conftest import run_cli
-
-    from reactcli.data.synth_mars import make_mars_dataset
-
-    root = tmp_path_factory.mktemp("mars-history") / "data"
-    make_mars_dataset(root, "2026", {"train": 2, "val": 2, "test": 0}, sessions=3, frames=(58, 140), video="none")
-    assert run_cli(["preprocess", "--data", str(root), "--config", str(MARS_TINY), "--device", "cpu"]) == 0
-    return root
+    return synthetic_release(tmp_path_factory.mktemp("mars-history") / "data", {"train": 2, "val": 2}, sessions=3)
 
 
 FAST = [*FAST_MARS, "training.tokenizer_max_steps=6", "training.predictor_max_steps=4", "training.val_every=2",
