@@ -21,6 +21,17 @@ def test_shuffle_gives_every_sample_another_speaker() -> None:
         assert sorted(order) == list(range(n)) and not (order == np.arange(n)).any()
 
 
+def test_unrelated_shuffle_avoids_speakers_whose_reactions_are_appropriate() -> None:
+    types = np.array([0, 0, 1, 1, 2, 0])  # appropriate = the speakers share a type
+    appropriate = (types[:, None] == types[None, :]).astype(np.int64)
+    order = quality_bench.unrelated_speakers(appropriate)
+    assert order.tolist() == [2, 2, 4, 4, 5, 2]  # the first later sample of another type, cyclically
+    assert not appropriate[np.arange(6), order].any()
+    np.testing.assert_array_equal(quality_bench.unrelated_speakers(appropriate), order)
+    with pytest.raises(SystemExit, match="appropriate to sample 0"):
+        quality_bench.unrelated_speakers(np.ones((3, 3)))
+
+
 def test_smoothness_is_the_ratio_of_mean_frame_changes() -> None:
     t = np.arange(100, dtype=np.float64)
     real = np.broadcast_to(np.sin(t / 5)[None, :, None], (3, 100, 25))
@@ -102,6 +113,7 @@ def test_curve_table_and_figure_are_written(tmp_path: Path) -> None:
         result["metrics"][name]["N"] = 24
     result["metrics"]["model"]["N"] = 24
     result["metrics"]["Neighbours"] = {"FRC": 6.7, "FRD": 0.0, "FRDiv": 0.05}
+    result["metrics"]["shuffled next"] = {"FRC": 1.5, "FRD": 58.0, "FRDiv": 0.02}
     result["curves"] = {
         "knob": "generation.sampled_emotion_weight", "default": 0.5,
         "model": [{"x": 0.0, "FRC": 0.21, "FRD": 5.6, "FRDiv": 0.002, "smoothness": 0.7},
@@ -110,11 +122,14 @@ def test_curve_table_and_figure_are_written(tmp_path: Path) -> None:
                      {"x": 1.0, "FRC": 0.1, "FRD": 6.5, "FRDiv": 0.04, "smoothness": 1.6, "shuffled": 0.7}],
     }
     result["ridge_res_matched"] = quality_bench.matched_diversity(result["curves"]["RidgeRes"], 0.02)
+    result["ideal_shuffled"] = {"shuffled": 0.42, "shuffled next": 0.61}
     table = quality_bench.curve_table(0, result, 10)
     assert ("| model | generation.sampled_emotion_weight = 0.5 (default) | 0.2000 | 5.000 | 0.02000 | 1.10 | "
             "0.500 |") in table  # shuffled 1.0 over matched 2.0
     assert "| model | generation.sampled_emotion_weight = 0 | 0.2100 | 5.600 | 0.00200 | 0.70 |  |" in table
     assert "| RidgeRes | s = 1 | 0.1000 | 6.500 | 0.04000 | 1.60 | 0.700 |" in table
+    assert "| model, the next sample's speaker (earlier shuffle) | | | | | | 0.750 |" in table  # 1.5 / 2.0
+    assert "| Ideal | | 0.1500 | 6.500 | 0.04000 | | 0.420 (next sample's speaker 0.610) |" in table
     assert "| RidgeRes at the model's FRDiv | s = 0.500 | 0.1500 | 6.000 | 0.02000 | | 0.650 |" in table
     png = tmp_path / "curves.png"
     quality_bench.plot_curves(0, result, 10, png)
