@@ -207,11 +207,9 @@ def score_seed(
     t0 = time.perf_counter()
     matched, _ = generate_dataset(model, dataset, samples, seed=0)
     gen_seconds = time.perf_counter() - t0
-    truth_neighbours = np.asarray(truth.neighbours)
-    unrelated = unrelated_speakers(truth_neighbours)
+    unrelated, next_speakers = unrelated_speakers(np.asarray(truth.neighbours)), shuffled_speakers(len(dataset))
     shuffled, _ = generate_dataset(model, dataset, samples, 0, unrelated, "shuffled speakers")
-    shuffled_next, _ = generate_dataset(model, dataset, samples, 0, shuffled_speakers(len(dataset)),
-                                        "the next sample's speakers")
+    shuffled_next, _ = generate_dataset(model, dataset, samples, 0, next_speakers, "the next sample's speakers")
     preds = {"model": matched, "shuffled": shuffled, "shuffled next": shuffled_next}
     train = train_emotion(root)
     for name in ("GT", "Mime", "Random", "MeanSeq"):
@@ -230,9 +228,8 @@ def score_seed(
     neighbours = neighbour_lists(truth.neighbours)
     # the ideal sampler (true draws) under both shuffles: what a generator that reads the speaker
     # as the data intend keeps of its FRC there
-    ideal_frc = frc(preds["Ideal"], truth.listener, neighbours)
-    ideal_shuffled = {name: frc(preds["Ideal"][order], truth.listener, neighbours) / max(ideal_frc, 1e-12)
-                      for name, order in (("shuffled", unrelated), ("shuffled next", shuffled_speakers(len(dataset))))}
+    ideal_shuffled = {name: frc(preds["Ideal"][order], truth.listener, neighbours) / max(metrics["Ideal"]["FRC"], 1e-12)
+                      for name, order in (("shuffled", unrelated), ("shuffled next", next_speakers))}
 
     # RidgeRes along s: residuals of the train clips against Ridge's own in-sample fit
     train_set = ReactClipDataset(root, "train", data_cfg)
